@@ -1,0 +1,1 @@
+"""strata: build, release and serve layered container images."""
