@@ -1,0 +1,1 @@
+"""The ``strata`` command line: thin commands over the use-cases."""

@@ -1,0 +1,50 @@
+"""Conventions every command follows.
+
+Commands that act on a running server take ``--url`` (default ``$STRATA_URL``, else
+``http://127.0.0.1:5000``) and credentials from ``$STRATA_USER`` / ``$STRATA_PASSWORD``;
+offline tools take ``--data DIR``; ``--json`` gives machine-readable output; errors go to stderr
+with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from strata.config import default_url
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def server_options(fn: F) -> F:
+    fn = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
+    fn = click.option("--password", envvar="STRATA_PASSWORD", default=None, hidden=True)(fn)
+    fn = click.option("--user", envvar="STRATA_USER", default=None,
+                      help="User name (default $STRATA_USER).")(fn)
+    fn = click.option("--url", default=default_url, show_default="$STRATA_URL or "
+                      "http://127.0.0.1:5000", help="The strata server.")(fn)
+    return fn
+
+
+def data_option(fn: F) -> F:
+    return click.option("--data", "data_dir", type=click.Path(path_type=Path),
+                        default=lambda: os.environ.get("STRATA_DATA", "var"),
+                        show_default="$STRATA_DATA or ./var", help="Data directory.")(fn)
+
+
+def emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        click.echo(text(data))
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"strata: error: {message}", err=True)
+    sys.exit(code)

@@ -1,0 +1,27 @@
+"""``strata`` entry point: the command groups."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from strata.cli import registry_cmds, serve_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="strata")
+@click.option("-v", "--verbose", count=True, help="More log output.")
+def cli(verbose: int) -> None:
+    """strata: build, release and serve layered container images."""
+    logging.basicConfig(level=logging.WARNING - 10 * verbose,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+cli.add_command(serve_cmd.serve)
+for command in registry_cmds.COMMANDS:
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="strata")

@@ -1,0 +1,1 @@
+"""An async registry client on aiohttp, used by the CLI, builds, releases and tests."""

@@ -1,0 +1,219 @@
+"""RegistryClient: push and pull blobs and manifests over the OCI Distribution API.
+
+Small and explicit: every method is one spec operation (or a well-known composition: a
+monolithic or chunked blob push, an image copy). Errors come back as :class:`ClientError` with
+the registry's error code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import aiohttp
+
+from strata.oci import mediatypes as mt
+
+ACCEPT_MANIFESTS = ", ".join(sorted(mt.MANIFESTS))
+
+
+class ClientError(Exception):
+    def __init__(self, status: int, code: str | None, message: str) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(f"{status} {code or ''} {message}".strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    digest: str
+    media_type: str
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class RegistryClient:
+    def __init__(self, base_url: str, session: aiohttp.ClientSession, *,
+                 auth: aiohttp.BasicAuth | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = session
+        self.auth = auth
+
+    def _url(self, path: str) -> str:
+        return urljoin(self.base_url + "/", path.lstrip("/"))
+
+    async def _check(self, resp: aiohttp.ClientResponse, *ok: int) -> None:
+        if resp.status in ok:
+            return
+        body = await resp.read()
+        code, message = None, body[:500].decode(errors="replace")
+        try:
+            err = json.loads(body)["errors"][0]
+            code, message = err.get("code"), err.get("message", "")
+            if err.get("detail"):
+                message += f" ({err['detail']})"
+        except (ValueError, KeyError, IndexError, TypeError):
+            pass
+        raise ClientError(resp.status, code, message)
+
+    async def request(self, method: str, path: str, **kw: Any) -> aiohttp.ClientResponse:
+        kw.setdefault("auth", self.auth)
+        return await self.session.request(method, self._url(path), allow_redirects=False, **kw)
+
+    async def ping(self) -> None:
+        async with await self.request("GET", "/v2/") as resp:
+            await self._check(resp, 200)
+
+    # -- blobs ---------------------------------------------------------------------------
+    async def blob_exists(self, repo: str, digest: str) -> int | None:
+        async with await self.request("HEAD", f"/v2/{repo}/blobs/{digest}") as resp:
+            if resp.status == 404:
+                return None
+            await self._check(resp, 200)
+            return int(resp.headers["Content-Length"])
+
+    async def push_blob(self, repo: str, data: bytes, digest: str | None = None) -> str:
+        """Monolithic push (POST then PUT)."""
+        digest = digest or sha256(data)
+        async with await self.request("POST", f"/v2/{repo}/blobs/uploads/") as resp:
+            await self._check(resp, 202)
+            location = resp.headers["Location"]
+        async with await self.request(
+            "PUT", location, params={"digest": digest}, data=data,
+            headers={"Content-Type": "application/octet-stream"}) as resp:
+            await self._check(resp, 201)
+        return digest
+
+    async def push_blob_chunked(self, repo: str, data: bytes, chunk_size: int) -> str:
+        digest = sha256(data)
+        async with await self.request("POST", f"/v2/{repo}/blobs/uploads/") as resp:
+            await self._check(resp, 202)
+            location = resp.headers["Location"]
+        for start in range(0, len(data), chunk_size):
+            chunk = data[start:start + chunk_size]
+            headers = {"Content-Type": "application/octet-stream",
+                       "Content-Range": f"{start}-{start + len(chunk) - 1}"}
+            async with await self.request("PATCH", location, data=chunk,
+                                          headers=headers) as resp:
+                await self._check(resp, 202)
+                location = resp.headers["Location"]
+        async with await self.request("PUT", location, params={"digest": digest}) as resp:
+            await self._check(resp, 201)
+        return digest
+
+    async def mount_blob(self, repo: str, digest: str, source: str) -> bool:
+        async with await self.request("POST", f"/v2/{repo}/blobs/uploads/",
+                                      params={"mount": digest, "from": source}) as resp:
+            await self._check(resp, 201, 202)
+            return resp.status == 201
+
+    async def get_blob(self, repo: str, digest: str) -> bytes:
+        async with await self.request("GET", f"/v2/{repo}/blobs/{digest}") as resp:
+            await self._check(resp, 200)
+            return await resp.read()
+
+    async def stream_blob(self, repo: str, digest: str) -> AsyncIterator[bytes]:
+        async with await self.request("GET", f"/v2/{repo}/blobs/{digest}") as resp:
+            await self._check(resp, 200)
+            async for chunk in resp.content.iter_chunked(1 << 20):
+                yield chunk
+
+    async def delete_blob(self, repo: str, digest: str) -> None:
+        async with await self.request("DELETE", f"/v2/{repo}/blobs/{digest}") as resp:
+            await self._check(resp, 202)
+
+    # -- manifests -----------------------------------------------------------------------
+    async def put_manifest(self, repo: str, reference: str, content: bytes,
+                           media_type: str) -> str:
+        async with await self.request("PUT", f"/v2/{repo}/manifests/{reference}", data=content,
+                                      headers={"Content-Type": media_type}) as resp:
+            await self._check(resp, 201)
+            return resp.headers["Docker-Content-Digest"]
+
+    async def get_manifest(self, repo: str, reference: str) -> Manifest:
+        async with await self.request("GET", f"/v2/{repo}/manifests/{reference}",
+                                      headers={"Accept": ACCEPT_MANIFESTS}) as resp:
+            await self._check(resp, 200)
+            content = await resp.read()
+            return Manifest(resp.headers["Docker-Content-Digest"],
+                            resp.headers["Content-Type"], content)
+
+    async def head_manifest(self, repo: str, reference: str) -> str | None:
+        async with await self.request("HEAD", f"/v2/{repo}/manifests/{reference}",
+                                      headers={"Accept": ACCEPT_MANIFESTS}) as resp:
+            if resp.status == 404:
+                return None
+            await self._check(resp, 200)
+            return resp.headers["Docker-Content-Digest"]
+
+    async def delete_manifest(self, repo: str, reference: str) -> None:
+        async with await self.request("DELETE", f"/v2/{repo}/manifests/{reference}") as resp:
+            await self._check(resp, 202)
+
+    # -- discovery -----------------------------------------------------------------------
+    async def _paged(self, path: str, key: str, page_size: int | None) -> list[str]:
+        items: list[str] = []
+        params: dict[str, str] = {"n": str(page_size)} if page_size else {}
+        url: str | None = path
+        while url is not None:
+            async with await self.request("GET", url, params=params) as resp:
+                await self._check(resp, 200)
+                items += (await resp.json())[key] or []
+                link = resp.headers.get("Link")
+            params = {}
+            url = link.split(";")[0].strip().strip("<>") if link else None
+        return items
+
+    async def tags(self, repo: str, page_size: int | None = None) -> list[str]:
+        return await self._paged(f"/v2/{repo}/tags/list", "tags", page_size)
+
+    async def catalog(self, page_size: int | None = None) -> list[str]:
+        return await self._paged("/v2/_catalog", "repositories", page_size)
+
+    async def referrers(self, repo: str, digest: str,
+                        artifact_type: str | None = None) -> dict[str, Any]:
+        params = {"artifactType": artifact_type} if artifact_type else {}
+        async with await self.request("GET", f"/v2/{repo}/referrers/{digest}",
+                                      params=params) as resp:
+            await self._check(resp, 200)
+            data: dict[str, Any] = await resp.json(content_type=None)
+            return data
+
+    # -- compositions --------------------------------------------------------------------
+    async def push_image(self, repo: str, tag: str | None, layers: list[bytes],
+                         config: bytes, *, subject: dict[str, Any] | None = None,
+                         artifact_type: str | None = None) -> str:
+        """Push a single-platform OCI image (or artifact) and return its manifest digest."""
+        descriptors = []
+        for layer in layers:
+            digest = sha256(layer)
+            if await self.blob_exists(repo, digest) is None:
+                await self.push_blob(repo, layer, digest)
+            descriptors.append({"mediaType": mt.OCI_LAYER_GZIP if artifact_type is None
+                                else "application/octet-stream",
+                                "digest": digest, "size": len(layer)})
+        config_digest = sha256(config)
+        if await self.blob_exists(repo, config_digest) is None:
+            await self.push_blob(repo, config, config_digest)
+        manifest: dict[str, Any] = {
+            "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+            "config": {"mediaType": mt.OCI_CONFIG if artifact_type is None else mt.OCI_EMPTY,
+                       "digest": config_digest, "size": len(config)},
+            "layers": descriptors,
+        }
+        if artifact_type:
+            manifest["artifactType"] = artifact_type
+        if subject:
+            manifest["subject"] = subject
+        body = json.dumps(manifest, separators=(",", ":")).encode()
+        return await self.put_manifest(repo, tag or sha256(body), body, mt.OCI_MANIFEST)

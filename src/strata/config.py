@@ -1,0 +1,43 @@
+"""Typed settings, parsed once at the edge (CLI flags and environment)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from strata.registry.limits import Limits
+
+DEFAULT_URL = "http://127.0.0.1:5000"
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Listen:
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"--listen wants HOST:PORT, not {text!r}")
+        host = host.strip("[]") or "0.0.0.0"
+        return cls(host, int(port))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    data_dir: Path
+    listen: Listen = field(default_factory=lambda: Listen("127.0.0.1", 5000))
+    workers: int = 1
+    database_url: str | None = None  # None: SQLite in the data dir
+    limits: Limits = field(default_factory=Limits)
+    housekeeping_interval: float = 600.0
+
+
+def default_url() -> str:
+    return os.environ.get("STRATA_URL") or DEFAULT_URL

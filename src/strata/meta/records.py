@@ -1,0 +1,43 @@
+"""Frozen records the metadata store hands out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRecord:
+    repository: str
+    digest: str
+    media_type: str
+    size: int
+    content: bytes
+    artifact_type: str | None
+    subject: str | None
+    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A manifest's reference to a blob or (for indexes) a child manifest."""
+
+    digest: str
+    is_manifest: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    id: str
+    repository: str
+    size: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TagRecord:
+    repository: str
+    name: str
+    digest: str
+    updated_at: float

@@ -1,0 +1,395 @@
+"""SqlMetaStore: the registry's metadata on SQLAlchemy Core (SQLite or PostgreSQL).
+
+Every method is one short transaction. Methods are ``async``: on SQLite they run inline (each is
+well under a millisecond and SQLite holds no network round trip); on PostgreSQL they run on a
+worker thread so the event loop never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from strata.errors import Code, RegistryError
+from strata.meta import tables as t
+from strata.meta.records import ManifestRecord, Reference, TagRecord, UploadRecord
+
+T = TypeVar("T")
+
+
+class SqlMetaStore:
+    def __init__(self, engine: sa.Engine, *, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self._inline = engine.dialect.name == "sqlite"
+        self._clock = clock
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._inline:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    def _read(self) -> sa.Connection:
+        return self.engine.connect().execution_options(readonly=True)
+
+    # -- repositories -------------------------------------------------------------------
+    @staticmethod
+    def _repo_id(conn: sa.Connection, name: str) -> int | None:
+        row = conn.execute(
+            sa.select(t.repositories.c.id).where(t.repositories.c.name == name)
+        ).first()
+        return None if row is None else int(row[0])
+
+    def _ensure_repo(self, conn: sa.Connection, name: str) -> int:
+        rid = self._repo_id(conn, name)
+        if rid is not None:
+            return rid
+        result = conn.execute(
+            sa.insert(t.repositories).values(name=name, created_at=self._clock())
+        )
+        pk = result.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
+
+    async def repository_exists(self, name: str) -> bool:
+        def go() -> bool:
+            with self._read() as conn:
+                return self._repo_id(conn, name) is not None
+        return await self._run(go)
+
+    async def list_repositories(self, n: int | None, last: str | None) -> list[str]:
+        def go() -> list[str]:
+            q = sa.select(t.repositories.c.name).order_by(t.repositories.c.name)
+            if last:
+                q = q.where(t.repositories.c.name > last)
+            if n is not None:
+                q = q.limit(n)
+            with self._read() as conn:
+                return [r[0] for r in conn.execute(q)]
+        return await self._run(go)
+
+    # -- blobs --------------------------------------------------------------------------
+    async def blob_size(self, repository: str, digest: str) -> int | None:
+        """Size of ``digest`` if it is linked into ``repository``."""
+        def go() -> int | None:
+            q = (
+                sa.select(t.blobs.c.size)
+                .select_from(t.repository_blobs.join(t.repositories).join(
+                    t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest))
+                .where(t.repositories.c.name == repository, t.repository_blobs.c.digest == digest)
+            )
+            with self._read() as conn:
+                row = conn.execute(q).first()
+            return None if row is None else int(row[0])
+        return await self._run(go)
+
+    async def commit_blob(self, repository: str, digest: str, size: int) -> None:
+        """Record a committed blob and link it into ``repository``."""
+        def go() -> None:
+            now = self._clock()
+            with self.engine.begin() as conn:
+                rid = self._ensure_repo(conn, repository)
+                if conn.execute(sa.select(t.blobs.c.size).where(
+                        t.blobs.c.digest == digest)).first() is None:
+                    conn.execute(sa.insert(t.blobs).values(digest=digest, size=size,
+                                                           created_at=now))
+                self._link(conn, rid, digest, now)
+        await self._run(go)
+
+    @staticmethod
+    def _link(conn: sa.Connection, rid: int, digest: str, now: float) -> None:
+        exists = conn.execute(sa.select(t.repository_blobs.c.digest).where(
+            t.repository_blobs.c.repository_id == rid,
+            t.repository_blobs.c.digest == digest)).first()
+        if exists is None:
+            conn.execute(sa.insert(t.repository_blobs).values(
+                repository_id=rid, digest=digest, created_at=now))
+
+    async def mount_blob(self, source: str, target: str, digest: str) -> int | None:
+        """Link a blob of ``source`` into ``target``; its size, or None if source lacks it."""
+        def go() -> int | None:
+            with self.engine.begin() as conn:
+                q = (
+                    sa.select(t.blobs.c.size)
+                    .select_from(t.repository_blobs.join(t.repositories).join(
+                        t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest))
+                    .where(t.repositories.c.name == source,
+                           t.repository_blobs.c.digest == digest)
+                )
+                row = conn.execute(q).first()
+                if row is None:
+                    return None
+                self._link(conn, self._ensure_repo(conn, target), digest, self._clock())
+                return int(row[0])
+        return await self._run(go)
+
+    async def unlink_blob(self, repository: str, digest: str) -> bool:
+        def go() -> bool:
+            with self.engine.begin() as conn:
+                rid = self._repo_id(conn, repository)
+                if rid is None:
+                    return False
+                result = conn.execute(sa.delete(t.repository_blobs).where(
+                    t.repository_blobs.c.repository_id == rid,
+                    t.repository_blobs.c.digest == digest))
+                return result.rowcount > 0
+        return await self._run(go)
+
+    # -- manifests ----------------------------------------------------------------------
+    async def put_manifest(
+        self, record: ManifestRecord, references: Sequence[Reference], tags: Sequence[str],
+        check_tag: Callable[[str, str | None], None] | None = None,
+    ) -> None:
+        """Store a manifest and point ``tags`` at it, in one transaction.
+
+        Every referenced blob must be linked into the repository and every child manifest
+        present in it, checked inside the same transaction (so garbage collection cannot
+        remove them in between). ``check_tag(tag, current_digest)`` may veto a tag write.
+        """
+        def go() -> None:
+            now = self._clock()
+            with self.engine.begin() as conn:
+                rid = self._ensure_repo(conn, record.repository)
+                self._check_references(conn, rid, references)
+                exists = conn.execute(sa.select(t.manifests.c.digest).where(
+                    t.manifests.c.repository_id == rid,
+                    t.manifests.c.digest == record.digest)).first()
+                if exists is None:
+                    conn.execute(sa.insert(t.manifests).values(
+                        repository_id=rid, digest=record.digest, media_type=record.media_type,
+                        size=record.size, content=record.content,
+                        artifact_type=record.artifact_type, subject=record.subject,
+                        annotations=json.dumps(record.annotations) if record.annotations
+                        else None,
+                        created_at=now))
+                    unique = {ref.digest: ref for ref in references}
+                    if unique:
+                        conn.execute(sa.insert(t.manifest_references), [
+                            {"repository_id": rid, "parent": record.digest, "child": d,
+                             "is_manifest": ref.is_manifest}
+                            for d, ref in unique.items()])
+                for tag in tags:
+                    self._set_tag(conn, rid, tag, record.digest, now, check_tag)
+        await self._run(go)
+
+    @staticmethod
+    def _check_references(conn: sa.Connection, rid: int, refs: Sequence[Reference]) -> None:
+        blob_digests = sorted({r.digest for r in refs if not r.is_manifest})
+        child_digests = sorted({r.digest for r in refs if r.is_manifest})
+        if blob_digests:
+            present = {row[0] for row in conn.execute(sa.select(t.repository_blobs.c.digest).where(
+                t.repository_blobs.c.repository_id == rid,
+                t.repository_blobs.c.digest.in_(blob_digests)))}
+            missing = [d for d in blob_digests if d not in present]
+            if missing:
+                raise RegistryError(Code.MANIFEST_BLOB_UNKNOWN, {"digest": missing[0]},
+                                    message=f"blob unknown to registry: {missing[0]}")
+        if child_digests:
+            present = {row[0] for row in conn.execute(sa.select(t.manifests.c.digest).where(
+                t.manifests.c.repository_id == rid, t.manifests.c.digest.in_(child_digests)))}
+            missing = [d for d in child_digests if d not in present]
+            if missing:
+                raise RegistryError(Code.MANIFEST_UNKNOWN, {"digest": missing[0]},
+                                    message=f"child manifest unknown to registry: {missing[0]}",
+                                    status=400)
+
+    @staticmethod
+    def _set_tag(conn: sa.Connection, rid: int, tag: str, digest: str, now: float,
+                 check_tag: Callable[[str, str | None], None] | None) -> None:
+        row = conn.execute(sa.select(t.tags.c.digest).where(
+            t.tags.c.repository_id == rid, t.tags.c.name == tag)).first()
+        current = None if row is None else str(row[0])
+        if check_tag is not None:
+            check_tag(tag, current)
+        if current is None:
+            conn.execute(sa.insert(t.tags).values(repository_id=rid, name=tag, digest=digest,
+                                                  updated_at=now))
+        elif current != digest:
+            conn.execute(sa.update(t.tags).where(
+                t.tags.c.repository_id == rid, t.tags.c.name == tag).values(
+                    digest=digest, updated_at=now))
+
+    _MANIFEST_COLUMNS = (t.manifests.c.digest, t.manifests.c.media_type, t.manifests.c.size,
+                         t.manifests.c.content, t.manifests.c.artifact_type,
+                         t.manifests.c.subject, t.manifests.c.annotations,
+                         t.manifests.c.created_at)
+
+    @staticmethod
+    def _manifest(repository: str, row: Any) -> ManifestRecord:
+        return ManifestRecord(
+            repository=repository, digest=row[0], media_type=row[1], size=row[2],
+            content=bytes(row[3]), artifact_type=row[4], subject=row[5],
+            annotations=json.loads(row[6]) if row[6] else {}, created_at=row[7])
+
+    async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:
+        def go() -> ManifestRecord | None:
+            q = (sa.select(*self._MANIFEST_COLUMNS)
+                 .select_from(t.manifests.join(t.repositories))
+                 .where(t.repositories.c.name == repository, t.manifests.c.digest == digest))
+            with self._read() as conn:
+                row = conn.execute(q).first()
+            return None if row is None else self._manifest(repository, row)
+        return await self._run(go)
+
+    async def resolve_tag(self, repository: str, tag: str) -> ManifestRecord | None:
+        def go() -> ManifestRecord | None:
+            q = (sa.select(*self._MANIFEST_COLUMNS)
+                 .select_from(t.tags.join(t.repositories).join(t.manifests, sa.and_(
+                     t.manifests.c.repository_id == t.tags.c.repository_id,
+                     t.manifests.c.digest == t.tags.c.digest)))
+                 .where(t.repositories.c.name == repository, t.tags.c.name == tag))
+            with self._read() as conn:
+                row = conn.execute(q).first()
+            return None if row is None else self._manifest(repository, row)
+        return await self._run(go)
+
+    async def delete_manifest(
+        self, repository: str, digest: str,
+        check_tag: Callable[[str, str | None], None] | None = None,
+    ) -> bool:
+        """Delete a manifest and every tag pointing at it."""
+        def go() -> bool:
+            with self.engine.begin() as conn:
+                rid = self._repo_id(conn, repository)
+                if rid is None:
+                    return False
+                tagged = [r[0] for r in conn.execute(sa.select(t.tags.c.name).where(
+                    t.tags.c.repository_id == rid, t.tags.c.digest == digest))]
+                if check_tag is not None:
+                    for tag in tagged:
+                        check_tag(tag, digest)
+                conn.execute(sa.delete(t.tags).where(
+                    t.tags.c.repository_id == rid, t.tags.c.digest == digest))
+                conn.execute(sa.delete(t.manifest_references).where(
+                    t.manifest_references.c.repository_id == rid,
+                    t.manifest_references.c.parent == digest))
+                result = conn.execute(sa.delete(t.manifests).where(
+                    t.manifests.c.repository_id == rid, t.manifests.c.digest == digest))
+                return result.rowcount > 0
+        return await self._run(go)
+
+    # -- tags ---------------------------------------------------------------------------
+    async def delete_tag(
+        self, repository: str, tag: str,
+        check_tag: Callable[[str, str | None], None] | None = None,
+    ) -> bool:
+        def go() -> bool:
+            with self.engine.begin() as conn:
+                rid = self._repo_id(conn, repository)
+                if rid is None:
+                    return False
+                row = conn.execute(sa.select(t.tags.c.digest).where(
+                    t.tags.c.repository_id == rid, t.tags.c.name == tag)).first()
+                if row is None:
+                    return False
+                if check_tag is not None:
+                    check_tag(tag, str(row[0]))
+                conn.execute(sa.delete(t.tags).where(
+                    t.tags.c.repository_id == rid, t.tags.c.name == tag))
+                return True
+        return await self._run(go)
+
+    async def list_tags(self, repository: str, n: int | None, last: str | None
+                        ) -> list[str] | None:
+        """Tags in lexical order after ``last``; None when the repository is unknown."""
+        def go() -> list[str] | None:
+            with self._read() as conn:
+                rid = self._repo_id(conn, repository)
+                if rid is None:
+                    return None
+                q = (sa.select(t.tags.c.name).where(t.tags.c.repository_id == rid)
+                     .order_by(t.tags.c.name))
+                if last:
+                    q = q.where(t.tags.c.name > last)
+                if n is not None:
+                    q = q.limit(n)
+                return [r[0] for r in conn.execute(q)]
+        return await self._run(go)
+
+    async def tags_of(self, repository: str) -> list[TagRecord]:
+        def go() -> list[TagRecord]:
+            q = (sa.select(t.tags.c.name, t.tags.c.digest, t.tags.c.updated_at)
+                 .select_from(t.tags.join(t.repositories))
+                 .where(t.repositories.c.name == repository).order_by(t.tags.c.name))
+            with self._read() as conn:
+                return [TagRecord(repository, r[0], r[1], r[2]) for r in conn.execute(q)]
+        return await self._run(go)
+
+    # -- referrers ----------------------------------------------------------------------
+    async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]:
+        def go() -> list[ManifestRecord]:
+            q = (sa.select(*self._MANIFEST_COLUMNS)
+                 .select_from(t.manifests.join(t.repositories))
+                 .where(t.repositories.c.name == repository, t.manifests.c.subject == subject)
+                 .order_by(t.manifests.c.created_at, t.manifests.c.digest))
+            with self._read() as conn:
+                return [self._manifest(repository, row) for row in conn.execute(q)]
+        return await self._run(go)
+
+    # -- upload sessions ----------------------------------------------------------------
+    async def create_upload(self, repository: str) -> UploadRecord:
+        def go() -> UploadRecord:
+            now = self._clock()
+            rec = UploadRecord(uuid.uuid4().hex, repository, 0, now, now)
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(t.uploads).values(
+                    id=rec.id, repository=repository, size=0, created_at=now, updated_at=now))
+            return rec
+        return await self._run(go)
+
+    async def get_upload(self, upload_id: str) -> UploadRecord | None:
+        def go() -> UploadRecord | None:
+            with self._read() as conn:
+                row = conn.execute(sa.select(
+                    t.uploads.c.id, t.uploads.c.repository, t.uploads.c.size,
+                    t.uploads.c.created_at, t.uploads.c.updated_at).where(
+                        t.uploads.c.id == upload_id)).first()
+            return None if row is None else UploadRecord(*row)
+        return await self._run(go)
+
+    async def advance_upload(self, upload_id: str, old_size: int, new_size: int) -> bool:
+        """Move an upload's offset forward if nobody else moved it meanwhile."""
+        def go() -> bool:
+            with self.engine.begin() as conn:
+                result = conn.execute(sa.update(t.uploads).where(
+                    t.uploads.c.id == upload_id, t.uploads.c.size == old_size).values(
+                        size=new_size, updated_at=self._clock()))
+                return result.rowcount > 0
+        return await self._run(go)
+
+    async def finish_upload(self, upload_id: str, repository: str, digest: str,
+                            size: int) -> None:
+        """Record the committed blob, link it and drop the session, in one transaction."""
+        def go() -> None:
+            now = self._clock()
+            with self.engine.begin() as conn:
+                rid = self._ensure_repo(conn, repository)
+                if conn.execute(sa.select(t.blobs.c.size).where(
+                        t.blobs.c.digest == digest)).first() is None:
+                    conn.execute(sa.insert(t.blobs).values(digest=digest, size=size,
+                                                           created_at=now))
+                self._link(conn, rid, digest, now)
+                conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id))
+        await self._run(go)
+
+    async def delete_upload(self, upload_id: str) -> bool:
+        def go() -> bool:
+            with self.engine.begin() as conn:
+                return conn.execute(sa.delete(t.uploads).where(
+                    t.uploads.c.id == upload_id)).rowcount > 0
+        return await self._run(go)
+
+    async def stale_uploads(self, before: float) -> list[UploadRecord]:
+        def go() -> list[UploadRecord]:
+            with self._read() as conn:
+                rows = conn.execute(sa.select(
+                    t.uploads.c.id, t.uploads.c.repository, t.uploads.c.size,
+                    t.uploads.c.created_at, t.uploads.c.updated_at).where(
+                        t.uploads.c.updated_at < before)).all()
+            return [UploadRecord(*r) for r in rows]
+        return await self._run(go)

@@ -1,0 +1,1 @@
+"""Pure OCI data: digests, names and references, media types, manifests. No I/O."""

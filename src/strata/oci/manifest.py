@@ -1,0 +1,168 @@
+"""Parsing and validating pushed manifests (distribution-spec "Pushing Manifests").
+
+A manifest is kept byte for byte as pushed; :func:`parse_manifest` only reads it to learn its
+media type, what it references (blobs, child manifests) and its ``subject``. Structural checks
+come from the JSON Schemas in :mod:`strata.oci.schemas`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from strata.errors import Code, RegistryError
+from strata.oci import mediatypes as mt
+from strata.oci import schemas
+from strata.oci.digest import Digest
+
+_IMAGE_VALIDATOR = jsonschema.Draft202012Validator(schemas.IMAGE_MANIFEST)
+_INDEX_VALIDATOR = jsonschema.Draft202012Validator(schemas.INDEX)
+_GENERIC_TYPES = frozenset({"", "application/json", "application/octet-stream"})
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    media_type: str
+    digest: Digest
+    size: int
+    artifact_type: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    urls: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Descriptor:
+        return cls(
+            media_type=obj["mediaType"],
+            digest=Digest.parse(obj["digest"]),
+            size=obj["size"],
+            artifact_type=obj.get("artifactType"),
+            annotations=dict(obj.get("annotations") or {}),
+            urls=tuple(obj.get("urls") or ()),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": str(self.digest),
+            "size": self.size,
+        }
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        if self.annotations:
+            out["annotations"] = self.annotations
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedManifest:
+    media_type: str
+    config: Descriptor | None
+    blobs: tuple[Descriptor, ...]  # config + layers that must be present as blobs
+    children: tuple[Descriptor, ...]  # child manifests of an index
+    subject: Descriptor | None
+    artifact_type: str | None  # artifactType, else the config media type (for referrers)
+    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+
+def _invalid(detail: str) -> RegistryError:
+    return RegistryError(Code.MANIFEST_INVALID, detail)
+
+
+def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
+    """Validate ``body`` pushed with ``content_type`` and describe what it references."""
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    if ctype in mt.SCHEMA1:
+        raise _invalid("Docker schema 1 manifests are not supported; push schema 2 or OCI")
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _invalid(f"manifest is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise _invalid("manifest must be a JSON object")
+    if doc.get("schemaVersion") == 1:
+        raise _invalid("Docker schema 1 manifests are not supported; push schema 2 or OCI")
+    field_type = doc.get("mediaType")
+    if field_type is not None and not isinstance(field_type, str):
+        raise _invalid("mediaType must be a string")
+    media_type = _decide_media_type(ctype, field_type, doc)
+    if media_type in mt.INDEXES:
+        return _parse_index(doc, media_type)
+    return _parse_image(doc, media_type)
+
+
+def _decide_media_type(ctype: str, field_type: str | None, doc: dict[str, Any]) -> str:
+    if ctype and ctype not in _GENERIC_TYPES:
+        if ctype not in mt.MANIFESTS:
+            raise RegistryError(
+                Code.MANIFEST_INVALID,
+                f"unsupported manifest media type {ctype!r}",
+                message="manifest invalid: unsupported media type",
+            )
+        if field_type is not None and field_type != ctype:
+            raise _invalid(f"mediaType {field_type!r} does not match Content-Type {ctype!r}")
+        return ctype
+    if field_type is not None:
+        if field_type not in mt.MANIFESTS:
+            raise _invalid(f"unsupported manifest media type {field_type!r}")
+        return field_type
+    if "manifests" in doc:
+        return mt.OCI_INDEX
+    if "config" in doc:
+        return mt.OCI_MANIFEST
+    raise _invalid("cannot tell the manifest's media type: no Content-Type and no mediaType")
+
+
+def _schema_check(validator: jsonschema.Draft202012Validator, doc: dict[str, Any]) -> None:
+    error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "manifest"
+        raise _invalid(f"{where}: {error.message}")
+
+
+def _descriptor(obj: dict[str, Any], where: str) -> Descriptor:
+    try:
+        return Descriptor.from_json(obj)
+    except RegistryError as exc:
+        raise _invalid(f"{where}: {exc.detail}") from None
+
+
+def _parse_image(doc: dict[str, Any], media_type: str) -> ParsedManifest:
+    _schema_check(_IMAGE_VALIDATOR, doc)
+    if media_type == mt.DOCKER_MANIFEST and doc.get("mediaType") != mt.DOCKER_MANIFEST:
+        raise _invalid("Docker schema 2 manifests must carry their mediaType")
+    config = _descriptor(doc["config"], "config")
+    layers = tuple(_descriptor(layer, f"layers/{i}") for i, layer in enumerate(doc["layers"]))
+    subject = _descriptor(doc["subject"], "subject") if "subject" in doc else None
+    # Foreign layers (with urls) are not required to be in the registry.
+    required = (config,) + tuple(layer for layer in layers if not layer.urls)
+    artifact_type = doc.get("artifactType") or config.media_type
+    return ParsedManifest(
+        media_type=media_type,
+        config=config,
+        blobs=required,
+        children=(),
+        subject=subject,
+        artifact_type=artifact_type,
+        annotations=dict(doc.get("annotations") or {}),
+    )
+
+
+def _parse_index(doc: dict[str, Any], media_type: str) -> ParsedManifest:
+    _schema_check(_INDEX_VALIDATOR, doc)
+    children = tuple(
+        _descriptor(child, f"manifests/{i}") for i, child in enumerate(doc["manifests"])
+    )
+    subject = _descriptor(doc["subject"], "subject") if "subject" in doc else None
+    return ParsedManifest(
+        media_type=media_type,
+        config=None,
+        blobs=(),
+        children=children,
+        subject=subject,
+        artifact_type=doc.get("artifactType"),
+        annotations=dict(doc.get("annotations") or {}),
+    )

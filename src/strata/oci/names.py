@@ -1,0 +1,67 @@
+"""Repository names and tags (OCI Distribution Spec v1.1, "Pulling manifests").
+
+Repository name: ``[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(\\/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*``.
+Tag: ``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from strata.errors import Code, RegistryError
+from strata.oci.digest import Digest
+
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+NAME_PATTERN = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+TAG_PATTERN = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+MAX_NAME_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RepositoryName:
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> RepositoryName:
+        if len(text) > MAX_NAME_LENGTH or not NAME_PATTERN.match(text):
+            raise RegistryError(Code.NAME_INVALID, {"name": text[:300]})
+        return cls(text)
+
+    @property
+    def namespace(self) -> str | None:
+        head, sep, _ = self.value.rpartition("/")
+        return head if sep else None
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def is_tag(text: str) -> bool:
+    return TAG_PATTERN.match(text) is not None
+
+
+def parse_tag(text: str) -> str:
+    if not is_tag(text):
+        raise RegistryError(Code.MANIFEST_INVALID, {"tag": text[:200]}, message="invalid tag")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRef:
+    """The ``<reference>`` of a manifest URL: a tag or a digest."""
+
+    tag: str | None = None
+    digest: Digest | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ManifestRef:
+        if ":" in text:
+            return cls(digest=Digest.parse(text))
+        if not is_tag(text):
+            raise RegistryError(Code.MANIFEST_INVALID, {"reference": text[:200]},
+                                message="invalid tag")
+        return cls(tag=text)
+
+    def __str__(self) -> str:
+        return str(self.digest) if self.digest is not None else str(self.tag)

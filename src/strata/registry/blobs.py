@@ -1,0 +1,45 @@
+"""Blob reads and deletes (distribution-spec "Pulling blobs", "Deleting blobs")."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from strata.errors import Code, RegistryError
+from strata.oci.digest import Digest
+from strata.oci.names import RepositoryName
+from strata.registry.ports import MetaStore
+from strata.storage.base import BlobStore, LocalBlobPaths
+
+
+@dataclass(frozen=True, slots=True)
+class BlobHandle:
+    digest: Digest
+    size: int
+    path: Path | None  # set when the store keeps blobs as local files (sendfile)
+
+
+class BlobService:
+    def __init__(self, meta: MetaStore, store: BlobStore) -> None:
+        self._meta = meta
+        self._store = store
+
+    async def open(self, repo: RepositoryName, digest: Digest) -> BlobHandle:
+        size = await self._meta.blob_size(repo.value, str(digest))
+        if size is None:
+            raise RegistryError(Code.BLOB_UNKNOWN, {"digest": str(digest)})
+        path = self._store.blob_path(digest) if isinstance(self._store, LocalBlobPaths) else None
+        return BlobHandle(digest, size, path)
+
+    def stream(self, handle: BlobHandle, start: int, end: int) -> AsyncIterator[bytes]:
+        return self._store.read(handle.digest, start, end)
+
+    async def delete(self, repo: RepositoryName, digest: Digest) -> None:
+        if not await self._meta.unlink_blob(repo.value, str(digest)):
+            raise RegistryError(Code.BLOB_UNKNOWN, {"digest": str(digest)})
+
+    async def mount(self, repo: RepositoryName, source: RepositoryName,
+                    digest: Digest) -> int | None:
+        """Link a blob from ``source``; None when it is not there (caller falls back)."""
+        return await self._meta.mount_blob(source.value, repo.value, str(digest))

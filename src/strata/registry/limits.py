@@ -1,0 +1,15 @@
+"""Limits the registry enforces on what clients send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_manifest_bytes: int = 4 * MIB
+    max_blob_bytes: int = 64 * 1024 * MIB
+    max_page: int = 10_000
+    upload_ttl_seconds: float = 24 * 3600.0

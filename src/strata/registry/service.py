@@ -1,0 +1,34 @@
+"""The registry's use-cases bundled for the HTTP layer and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from strata.registry.blobs import BlobService
+from strata.registry.discovery import DiscoveryService
+from strata.registry.limits import Limits
+from strata.registry.manifests import ManifestService
+from strata.registry.ports import AllowAllTags, MetaStore, TagPolicy
+from strata.registry.uploads import UploadService
+from strata.storage.base import BlobStore
+
+
+@dataclass(frozen=True)
+class Registry:
+    blobs: BlobService
+    uploads: UploadService
+    manifests: ManifestService
+    discovery: DiscoveryService
+    limits: Limits
+
+    @classmethod
+    def build(cls, meta: MetaStore, store: BlobStore, *, limits: Limits | None = None,
+              policy: TagPolicy | None = None) -> Registry:
+        limits = limits or Limits()
+        return cls(
+            blobs=BlobService(meta, store),
+            uploads=UploadService(meta, store, limits),
+            manifests=ManifestService(meta, policy or AllowAllTags(), limits),
+            discovery=DiscoveryService(meta, limits),
+            limits=limits,
+        )

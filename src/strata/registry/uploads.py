@@ -1,0 +1,184 @@
+"""Blob upload sessions (distribution-spec "Pushing blobs": POST, PATCH, PUT, GET, DELETE).
+
+Bytes are hashed while they stream to the store. Each process keeps the running sha256 of the
+sessions it is serving, so a chunked upload is never read back; a session continued by another
+process (or after a restart) re-hashes its stored prefix once. A failed or interrupted request
+leaves the session at the offset it had before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from strata.errors import Code, RegistryError
+from strata.meta.records import UploadRecord
+from strata.oci.digest import Digest
+from strata.oci.names import RepositoryName
+from strata.registry.limits import Limits
+from strata.registry.ports import MetaStore
+from strata.storage.base import BlobStore
+
+_MAX_CACHED_HASHERS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRange:
+    start: int
+    end: int  # inclusive
+
+    @classmethod
+    def parse(cls, header: str) -> ContentRange:
+        text = header.strip()
+        if text.startswith("bytes "):
+            text = text[6:].strip()
+        text = text.split("/", 1)[0]
+        start_s, sep, end_s = text.partition("-")
+        if not sep or not start_s.isdigit() or not end_s.isdigit() or int(end_s) < int(start_s):
+            raise RegistryError(Code.BLOB_UPLOAD_INVALID, f"bad Content-Range {header[:100]!r}",
+                                status=416)
+        return cls(int(start_s), int(end_s))
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+class UploadService:
+    def __init__(self, meta: MetaStore, store: BlobStore, limits: Limits,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._meta = meta
+        self._store = store
+        self._limits = limits
+        self._clock = clock
+        self._hashers: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+
+    async def start(self, repo: RepositoryName) -> UploadRecord:
+        return await self._meta.create_upload(repo.value)
+
+    async def status(self, repo: RepositoryName, upload_id: str) -> UploadRecord:
+        rec = await self._meta.get_upload(upload_id)
+        if rec is None or rec.repository != repo.value:
+            raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id[:100]})
+        if self._clock() - rec.updated_at > self._limits.upload_ttl_seconds:
+            raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, "upload session expired")
+        return rec
+
+    async def append(self, repo: RepositoryName, upload_id: str, body: AsyncIterable[bytes],
+                     content_range: ContentRange | None = None,
+                     content_length: int | None = None) -> UploadRecord:
+        rec = await self.status(repo, upload_id)
+        if content_range is not None:
+            if content_range.start != rec.size:
+                raise RegistryError(
+                    Code.BLOB_UPLOAD_INVALID,
+                    f"chunk starts at {content_range.start}, session is at {rec.size}",
+                    message="chunk out of order", status=416,
+                    headers={"Range": _range(rec.size)})
+            if content_length is not None and content_length != content_range.length:
+                raise RegistryError(Code.SIZE_INVALID,
+                                    "Content-Length does not match Content-Range")
+            content_length = content_range.length
+        return await self._write(rec, body, content_length)
+
+    async def _write(self, rec: UploadRecord, body: AsyncIterable[bytes],
+                     expected: int | None) -> UploadRecord:
+        hasher = await self._take_hasher(rec)
+        limit = self._limits.max_blob_bytes - rec.size
+        received = 0
+
+        async def hashing() -> AsyncIterator[bytes]:
+            nonlocal received
+            async for chunk in body:
+                received += len(chunk)
+                if received > limit:
+                    raise RegistryError(Code.SIZE_INVALID, "blob exceeds the registry's size "
+                                        f"limit of {self._limits.max_blob_bytes} bytes",
+                                        status=413)
+                if expected is not None and received > expected:
+                    raise RegistryError(Code.SIZE_INVALID, "body longer than declared")
+                hasher.update(chunk)
+                yield chunk
+
+        try:
+            new_size = await self._store.upload_write(rec.id, rec.size, hashing())
+        except FileNotFoundError:
+            raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, "upload data is gone") from None
+        if expected is not None and received != expected:
+            await self._store.upload_write(rec.id, rec.size, _nothing())
+            raise RegistryError(Code.SIZE_INVALID,
+                                f"received {received} bytes, declared {expected}")
+        if received and not await self._meta.advance_upload(rec.id, rec.size, new_size):
+            raise RegistryError(Code.BLOB_UPLOAD_INVALID, "upload changed concurrently",
+                                status=416)
+        self._put_hasher(rec.id, new_size, hasher)
+        return UploadRecord(rec.id, rec.repository, new_size, rec.created_at, self._clock())
+
+    async def finish(self, repo: RepositoryName, upload_id: str, digest: Digest,
+                     body: AsyncIterable[bytes] | None = None,
+                     content_length: int | None = None) -> int:
+        """Complete the upload with an optional last chunk; returns the blob's size."""
+        rec = await self.status(repo, upload_id)
+        if body is not None:
+            rec = await self._write(rec, body, content_length)
+        if digest.algorithm == "sha256":
+            hasher = await self._take_hasher(rec)
+        else:
+            hasher = digest.hasher()
+            async for chunk in self._store.upload_read(rec.id, rec.size):
+                hasher.update(chunk)
+        if hasher.hexdigest() != digest.encoded:
+            await self.cancel(repo, upload_id)
+            raise RegistryError(Code.DIGEST_INVALID, {"digest": str(digest)})
+        await self._store.upload_commit(rec.id, digest)
+        await self._meta.finish_upload(rec.id, repo.value, str(digest), rec.size)
+        return rec.size
+
+    async def cancel(self, repo: RepositoryName, upload_id: str) -> None:
+        rec = await self._meta.get_upload(upload_id)
+        if rec is None or rec.repository != repo.value:
+            raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id[:100]})
+        self._hashers.pop(upload_id, None)
+        await self._meta.delete_upload(upload_id)
+        await self._store.upload_abort(upload_id)
+
+    async def expire(self) -> int:
+        """Drop sessions idle for longer than the upload TTL; returns how many."""
+        stale = await self._meta.stale_uploads(self._clock() - self._limits.upload_ttl_seconds)
+        for rec in stale:
+            self._hashers.pop(rec.id, None)
+            await self._meta.delete_upload(rec.id)
+            await self._store.upload_abort(rec.id)
+        return len(stale)
+
+    # -- running hashes --------------------------------------------------------------------
+    async def _take_hasher(self, rec: UploadRecord) -> Any:
+        cached = self._hashers.pop(rec.id, None)
+        if cached is not None and cached[0] == rec.size:
+            return cached[1]
+        hasher = hashlib.sha256()
+        if rec.size:
+            try:
+                async for chunk in self._store.upload_read(rec.id, rec.size):
+                    hasher.update(chunk)
+            except FileNotFoundError:
+                raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, "upload data is gone") from None
+        return hasher
+
+    def _put_hasher(self, upload_id: str, size: int, hasher: Any) -> None:
+        self._hashers[upload_id] = (size, hasher)
+        while len(self._hashers) > _MAX_CACHED_HASHERS:
+            self._hashers.popitem(last=False)
+
+
+def _range(size: int) -> str:
+    return f"0-{max(size - 1, 0)}"
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""

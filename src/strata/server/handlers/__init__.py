@@ -1,0 +1,1 @@
+"""One module per resource; each handler parses, calls one use-case, builds the response."""

@@ -1,0 +1,75 @@
+"""Blob uploads: POST/PATCH/PUT/GET/DELETE ``/v2/<name>/blobs/uploads/[<id>]``
+(distribution-spec "Pushing blobs": monolithic, single-POST, chunked, mount, status, cancel)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from strata.errors import Code, RegistryError
+from strata.oci.digest import Digest
+from strata.oci.names import RepositoryName
+from strata.registry.uploads import ContentRange
+from strata.server.http import body_chunks, empty, has_body
+from strata.server.keys import REGISTRY
+
+
+def _session_headers(repo: RepositoryName, upload_id: str, size: int) -> dict[str, str]:
+    return {"Location": f"/v2/{repo}/blobs/uploads/{upload_id}",
+            "Range": f"0-{max(size - 1, 0)}", "Docker-Upload-UUID": upload_id}
+
+
+def _created(repo: RepositoryName, digest: Digest) -> web.Response:
+    return empty(201, {"Location": f"/v2/{repo}/blobs/{digest}",
+                       "Docker-Content-Digest": str(digest)})
+
+
+async def start_upload(request: web.Request, repo: RepositoryName) -> web.StreamResponse:
+    registry = request.app[REGISTRY]
+    query = request.query
+    mount, source = query.get("mount"), query.get("from")
+    if mount is not None:
+        digest = Digest.parse(mount)
+        if source:
+            if await registry.blobs.mount(repo, RepositoryName.parse(source), digest) is not None:
+                return _created(repo, digest)
+    elif "digest" in query:
+        digest = Digest.parse(query["digest"])
+        session = await registry.uploads.start(repo)
+        await registry.uploads.finish(repo, session.id, digest, body_chunks(request),
+                                      request.content_length)
+        return _created(repo, digest)
+    session = await registry.uploads.start(repo)
+    return empty(202, _session_headers(repo, session.id, 0))
+
+
+async def patch_upload(request: web.Request, repo: RepositoryName,
+                       upload_id: str) -> web.StreamResponse:
+    header = request.headers.get("Content-Range")
+    content_range = ContentRange.parse(header) if header else None
+    rec = await request.app[REGISTRY].uploads.append(
+        repo, upload_id, body_chunks(request), content_range, request.content_length)
+    return empty(202, _session_headers(repo, rec.id, rec.size))
+
+
+async def finish_upload(request: web.Request, repo: RepositoryName,
+                        upload_id: str) -> web.StreamResponse:
+    text = request.query.get("digest")
+    if not text:
+        raise RegistryError(Code.DIGEST_INVALID, "the digest query parameter is required")
+    digest = Digest.parse(text)
+    body = body_chunks(request) if has_body(request) else None
+    await request.app[REGISTRY].uploads.finish(repo, upload_id, digest, body,
+                                               request.content_length)
+    return _created(repo, digest)
+
+
+async def upload_status(request: web.Request, repo: RepositoryName,
+                        upload_id: str) -> web.StreamResponse:
+    rec = await request.app[REGISTRY].uploads.status(repo, upload_id)
+    return empty(204, _session_headers(repo, rec.id, rec.size))
+
+
+async def cancel_upload(request: web.Request, repo: RepositoryName,
+                        upload_id: str) -> web.StreamResponse:
+    await request.app[REGISTRY].uploads.cancel(repo, upload_id)
+    return empty(204)

@@ -1,0 +1,72 @@
+"""The /v2/ route table, as data, and the dispatcher that applies it.
+
+aiohttp routes one catch-all; repository names contain slashes, so the table below matches the
+rest of the path with regular expressions, validates the name (``NAME_INVALID``) and answers
+``UNSUPPORTED`` (405) for a known path with a method it does not serve.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from strata.errors import Code, RegistryError
+from strata.oci.names import RepositoryName
+from strata.server.handlers import blobs, discovery, manifests, uploads
+from strata.server.http import json_response
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: re.Pattern[str]
+    methods: dict[str, Handler]
+
+
+def _r(pattern: str, **methods: Handler) -> Route:
+    return Route(re.compile(pattern), {m.upper(): h for m, h in methods.items()})
+
+
+ROUTES: tuple[Route, ...] = (
+    _r(r"^(?P<name>.+)/blobs/uploads/?$", post=uploads.start_upload),
+    _r(r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$",
+       patch=uploads.patch_upload, put=uploads.finish_upload, get=uploads.upload_status,
+       delete=uploads.cancel_upload),
+    _r(r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$",
+       get=blobs.get_blob, head=blobs.get_blob, delete=blobs.delete_blob),
+    _r(r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$",
+       get=manifests.get_manifest, head=manifests.get_manifest, put=manifests.put_manifest,
+       delete=manifests.delete_manifest),
+    _r(r"^(?P<name>.+)/tags/list$", get=discovery.list_tags),
+    _r(r"^(?P<name>.+)/referrers/(?P<digest>[^/]+)$", get=discovery.referrers),
+)
+
+
+async def base(request: web.Request) -> web.StreamResponse:
+    return json_response({})
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    tail = request.match_info["tail"]
+    if tail == "":
+        return await base(request)
+    if tail == "_catalog":
+        if request.method not in ("GET", "HEAD"):
+            raise RegistryError(Code.UNSUPPORTED, {"method": request.method})
+        return await discovery.catalog(request)
+    for route in ROUTES:
+        m = route.pattern.match(tail)
+        if m is None:
+            continue
+        handler = route.methods.get(request.method)
+        if handler is None:
+            raise RegistryError(Code.UNSUPPORTED, {"method": request.method})
+        params: dict[str, Any] = m.groupdict()
+        params["repo"] = RepositoryName.parse(params.pop("name"))
+        return await handler(request, **params)
+    raise RegistryError(Code.NOT_FOUND, {"path": request.path[:200]})

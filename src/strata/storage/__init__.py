@@ -1,0 +1,1 @@
+"""Blob stores: bytes by digest. They know nothing of repositories, manifests or tags."""

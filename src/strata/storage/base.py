@@ -1,0 +1,51 @@
+"""The BlobStore protocol (and its optional powers).
+
+A blob store keeps committed blobs, keyed by digest, and the bytes of unfinished uploads, keyed
+by upload id. It does no hashing and no bookkeeping: the registry use-cases hash while they
+stream, check digest and size, and only then ask the store to commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from strata.oci.digest import Digest
+
+
+class BlobStore(Protocol):
+    async def stat(self, digest: Digest) -> int | None:
+        """Size of the committed blob, or None."""
+        ...
+
+    def read(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes ``[start, end)`` of a committed blob."""
+        ...
+
+    async def delete(self, digest: Digest) -> bool: ...
+
+    def digests(self) -> AsyncIterator[tuple[Digest, int, float]]:
+        """Every committed blob as (digest, size, modification time), for garbage collection."""
+        ...
+
+    async def upload_write(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
+        """Write ``chunks`` at ``offset`` (dropping anything after it); return the new size."""
+        ...
+
+    def upload_read(self, upload_id: str, end: int) -> AsyncIterator[bytes]:
+        """The first ``end`` bytes of an unfinished upload (to resume hashing)."""
+        ...
+
+    async def upload_commit(self, upload_id: str, digest: Digest) -> None:
+        """Make the upload's bytes the blob ``digest``, durably and atomically."""
+        ...
+
+    async def upload_abort(self, upload_id: str) -> None: ...
+
+
+@runtime_checkable
+class LocalBlobPaths(Protocol):
+    """Optional power: committed blobs are local files (lets the server use sendfile)."""
+
+    def blob_path(self, digest: Digest) -> Path: ...

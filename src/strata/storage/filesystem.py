@@ -1,0 +1,134 @@
+"""Filesystem blob store: ``blobs/<alg>/<2 hex>/<hex>`` and ``uploads/<id>``.
+
+Uploads are appended in place; committing fsyncs the file, renames it atomically into its
+content address and fsyncs the directory, so a crash leaves either no blob or a whole one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+
+from strata.oci.digest import Digest
+
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_READ_CHUNK = 1 << 20
+
+
+class FilesystemBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._blobs = root / "blobs"
+        self._uploads = root / "uploads"
+        self._blobs.mkdir(parents=True, exist_ok=True)
+        self._uploads.mkdir(parents=True, exist_ok=True)
+
+    # -- committed blobs -------------------------------------------------------------------
+    def blob_path(self, digest: Digest) -> Path:
+        return self._blobs / digest.algorithm / digest.encoded[:2] / digest.encoded
+
+    async def stat(self, digest: Digest) -> int | None:
+        try:
+            return self.blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    async def read(
+        self, digest: Digest, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        with self.blob_path(digest).open("rb") as f:
+            f.seek(start)
+            remaining = None if end is None else end - start
+            while remaining is None or remaining > 0:
+                n = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
+                data = f.read(n)
+                if not data:
+                    break
+                if remaining is not None:
+                    remaining -= len(data)
+                yield data
+
+    async def delete(self, digest: Digest) -> bool:
+        try:
+            self.blob_path(digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def digests(self) -> AsyncIterator[tuple[Digest, int, float]]:
+        for alg_dir in sorted(self._blobs.iterdir()):
+            if not alg_dir.is_dir():
+                continue
+            for prefix in sorted(alg_dir.iterdir()):
+                for path in sorted(prefix.iterdir()) if prefix.is_dir() else []:
+                    try:
+                        st = path.stat()
+                    except FileNotFoundError:
+                        continue
+                    yield Digest(alg_dir.name, path.name), st.st_size, st.st_mtime
+                await asyncio.sleep(0)
+
+    # -- uploads ---------------------------------------------------------------------------
+    def _upload_path(self, upload_id: str) -> Path:
+        if not _UPLOAD_ID.match(upload_id):
+            raise ValueError(f"bad upload id {upload_id!r}")
+        return self._uploads / upload_id
+
+    async def upload_write(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
+        path = self._upload_path(upload_id)
+        # A session past offset 0 must still have its file: never re-create it as zeros.
+        flags = os.O_RDWR | (os.O_CREAT if offset == 0 else 0)
+        fd = os.open(path, flags, 0o644)
+        with os.fdopen(fd, "r+b", buffering=0) as f:
+            f.truncate(offset)
+            f.seek(offset)
+            size = offset
+            try:
+                async for chunk in chunks:
+                    f.write(chunk)
+                    size += len(chunk)
+            except BaseException:
+                # Whatever arrived of an interrupted chunk is dropped: the session stays at
+                # the offset it had before this request.
+                f.truncate(offset)
+                raise
+            return size
+
+    async def upload_read(self, upload_id: str, end: int) -> AsyncIterator[bytes]:
+        with self._upload_path(upload_id).open("rb") as f:
+            remaining = end
+            while remaining > 0:
+                data = f.read(min(_READ_CHUNK, remaining))
+                if not data:
+                    break
+                remaining -= len(data)
+                yield data
+
+    async def upload_commit(self, upload_id: str, digest: Digest) -> None:
+        await asyncio.to_thread(self._commit_sync, self._upload_path(upload_id), digest)
+
+    def _commit_sync(self, source: Path, digest: Digest) -> None:
+        target = self.blob_path(digest)
+        if target.exists():
+            source.unlink(missing_ok=True)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(source, target)
+        dfd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    async def upload_abort(self, upload_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._upload_path(upload_id).unlink()
