@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from strata.cli import registry_cmds, serve_cmd
+from strata.cli import demo, registry_cmds, serve_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +19,7 @@ def cli(verbose: int) -> None:
 
 
 cli.add_command(serve_cmd.serve)
+cli.add_command(demo.demo)
 for command in registry_cmds.COMMANDS:
     cli.add_command(command)
 

@@ -1,0 +1,1 @@
+"""Catalog: browse and search pages and the JSON API over released images (later issue)."""
