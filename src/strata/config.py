@@ -37,6 +37,8 @@ class ServerSettings:
     database_url: str | None = None  # None: SQLite in the data dir
     limits: Limits = field(default_factory=Limits)
     housekeeping_interval: float = 600.0
+    gc_interval: float = 3600.0  # seconds between in-server collections; 0 disables
+    gc_grace: float = 3600.0  # nothing younger than this (or asked for since) is collected
 
 
 def default_url() -> str:

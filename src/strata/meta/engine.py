@@ -45,9 +45,9 @@ def create_engine(url: str) -> sa.Engine:
 
 
 def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision of every branch (idempotent)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")

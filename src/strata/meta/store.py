@@ -19,15 +19,18 @@ import sqlalchemy as sa
 from strata.errors import Code, RegistryError
 from strata.meta import tables as t
 from strata.meta.records import ManifestRecord, Reference, TagRecord, UploadRecord
+from strata.meta.release_tables import record_tag_event
 
 T = TypeVar("T")
 
 
 class SqlMetaStore:
-    def __init__(self, engine: sa.Engine, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engine: sa.Engine, *, clock: Callable[[], float] = time.time,
+                 touch_interval: float = 300.0) -> None:
         self.engine = engine
         self._inline = engine.dialect.name == "sqlite"
         self._clock = clock
+        self._touch_interval = touch_interval
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._inline:
@@ -75,18 +78,48 @@ class SqlMetaStore:
 
     # -- blobs --------------------------------------------------------------------------
     async def blob_size(self, repository: str, digest: str) -> int | None:
-        """Size of ``digest`` if it is linked into ``repository``."""
+        """Size of ``digest`` if it is linked into ``repository``.
+
+        Asking marks the link as used (at most once per ``touch_interval``), so that garbage
+        collection leaves it alone while a push that found it finishes.
+        """
         def go() -> int | None:
             q = (
-                sa.select(t.blobs.c.size)
+                sa.select(t.blobs.c.size, t.repository_blobs.c.touched_at,
+                          t.repository_blobs.c.repository_id)
                 .select_from(t.repository_blobs.join(t.repositories).join(
                     t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest))
                 .where(t.repositories.c.name == repository, t.repository_blobs.c.digest == digest)
             )
             with self._read() as conn:
                 row = conn.execute(q).first()
-            return None if row is None else int(row[0])
+            if row is None:
+                return None
+            now = self._clock()
+            if row[1] < now - self._touch_interval:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.update(t.repository_blobs).where(
+                        t.repository_blobs.c.repository_id == row[2],
+                        t.repository_blobs.c.digest == digest).values(touched_at=now))
+            return int(row[0])
         return await self._run(go)
+
+    async def reserve_blob(self, digest: str, size: int) -> None:
+        """Record a blob about to be placed in the store (before its bytes are moved there).
+
+        Garbage collection deletes a blob's row and file in one transaction; registering the
+        row first means a collection either finishes before this (and the bytes placed next
+        stay) or waits for it (and sees a fresh row it must not touch).
+        """
+        def go() -> None:
+            now = self._clock()
+            with self.engine.begin() as conn:
+                updated = conn.execute(sa.update(t.blobs).where(t.blobs.c.digest == digest)
+                                       .values(created_at=now)).rowcount
+                if not updated:
+                    conn.execute(sa.insert(t.blobs).values(digest=digest, size=size,
+                                                           created_at=now))
+        await self._run(go)
 
     async def commit_blob(self, repository: str, digest: str, size: int) -> None:
         """Record a committed blob and link it into ``repository``."""
@@ -108,7 +141,11 @@ class SqlMetaStore:
             t.repository_blobs.c.digest == digest)).first()
         if exists is None:
             conn.execute(sa.insert(t.repository_blobs).values(
-                repository_id=rid, digest=digest, created_at=now))
+                repository_id=rid, digest=digest, created_at=now, touched_at=now))
+        else:
+            conn.execute(sa.update(t.repository_blobs).where(
+                t.repository_blobs.c.repository_id == rid,
+                t.repository_blobs.c.digest == digest).values(touched_at=now))
 
     async def mount_blob(self, source: str, target: str, digest: str) -> int | None:
         """Link a blob of ``source`` into ``target``; its size, or None if source lacks it."""
@@ -155,7 +192,7 @@ class SqlMetaStore:
             now = self._clock()
             with self.engine.begin() as conn:
                 rid = self._ensure_repo(conn, record.repository)
-                self._check_references(conn, rid, references)
+                self._check_references(conn, rid, references, now)
                 exists = conn.execute(sa.select(t.manifests.c.digest).where(
                     t.manifests.c.repository_id == rid,
                     t.manifests.c.digest == record.digest)).first()
@@ -178,7 +215,8 @@ class SqlMetaStore:
         await self._run(go)
 
     @staticmethod
-    def _check_references(conn: sa.Connection, rid: int, refs: Sequence[Reference]) -> None:
+    def _check_references(conn: sa.Connection, rid: int, refs: Sequence[Reference],
+                          now: float) -> None:
         blob_digests = sorted({r.digest for r in refs if not r.is_manifest})
         child_digests = sorted({r.digest for r in refs if r.is_manifest})
         if blob_digests:
@@ -189,6 +227,10 @@ class SqlMetaStore:
             if missing:
                 raise RegistryError(Code.MANIFEST_BLOB_UNKNOWN, {"digest": missing[0]},
                                     message=f"blob unknown to registry: {missing[0]}")
+            # Referenced now: garbage collection must leave these links alone.
+            conn.execute(sa.update(t.repository_blobs).where(
+                t.repository_blobs.c.repository_id == rid,
+                t.repository_blobs.c.digest.in_(blob_digests)).values(touched_at=now))
         if child_digests:
             present = {row[0] for row in conn.execute(sa.select(t.manifests.c.digest).where(
                 t.manifests.c.repository_id == rid, t.manifests.c.digest.in_(child_digests)))}
@@ -213,6 +255,7 @@ class SqlMetaStore:
             conn.execute(sa.update(t.tags).where(
                 t.tags.c.repository_id == rid, t.tags.c.name == tag).values(
                     digest=digest, updated_at=now))
+        record_tag_event(conn, rid, tag, current, digest, now)
 
     _MANIFEST_COLUMNS = (t.manifests.c.digest, t.manifests.c.media_type, t.manifests.c.size,
                          t.manifests.c.content, t.manifests.c.artifact_type,
@@ -265,6 +308,8 @@ class SqlMetaStore:
                         check_tag(tag, digest)
                 conn.execute(sa.delete(t.tags).where(
                     t.tags.c.repository_id == rid, t.tags.c.digest == digest))
+                for tag in tagged:
+                    record_tag_event(conn, rid, tag, digest, None, self._clock())
                 conn.execute(sa.delete(t.manifest_references).where(
                     t.manifest_references.c.repository_id == rid,
                     t.manifest_references.c.parent == digest))
@@ -291,6 +336,7 @@ class SqlMetaStore:
                     check_tag(tag, str(row[0]))
                 conn.execute(sa.delete(t.tags).where(
                     t.tags.c.repository_id == rid, t.tags.c.name == tag))
+                record_tag_event(conn, rid, tag, str(row[0]), None, self._clock())
                 return True
         return await self._run(go)
 

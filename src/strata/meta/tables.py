@@ -32,6 +32,9 @@ repository_blobs = sa.Table(
     sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
     sa.Column("digest", sa.String(200), primary_key=True),
     sa.Column("created_at", sa.Float, nullable=False),
+    # Last time a client asked for this blob here (HEAD/GET/mount): protects it from garbage
+    # collection for a grace period while a push that found it goes on.
+    sa.Column("touched_at", sa.Float, nullable=False),
     sa.Index("ix_repository_blobs_digest", "digest"),
 )
 
@@ -82,3 +85,5 @@ uploads = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+from strata.meta import release_tables as release_tables  # noqa: E402  (same metadata)

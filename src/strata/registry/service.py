@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from strata.registry.blobs import BlobService
 from strata.registry.discovery import DiscoveryService
+from strata.registry.gc import GarbageCollector
 from strata.registry.limits import Limits
 from strata.registry.manifests import ManifestService
-from strata.registry.ports import AllowAllTags, MetaStore, TagPolicy
+from strata.registry.ports import AllowAllTags, GarbageStore, MetaStore, TagPolicy
 from strata.registry.uploads import UploadService
 from strata.storage.base import BlobStore
 
@@ -20,15 +21,20 @@ class Registry:
     manifests: ManifestService
     discovery: DiscoveryService
     limits: Limits
+    gc: GarbageCollector | None = None
 
     @classmethod
     def build(cls, meta: MetaStore, store: BlobStore, *, limits: Limits | None = None,
-              policy: TagPolicy | None = None) -> Registry:
+              policy: TagPolicy | None = None, garbage: GarbageStore | None = None,
+              gc_grace_seconds: float = 3600.0) -> Registry:
         limits = limits or Limits()
+        uploads = UploadService(meta, store, limits)
         return cls(
             blobs=BlobService(meta, store),
-            uploads=UploadService(meta, store, limits),
+            uploads=uploads,
             manifests=ManifestService(meta, policy or AllowAllTags(), limits),
             discovery=DiscoveryService(meta, limits),
             limits=limits,
+            gc=GarbageCollector(garbage, store, uploads, grace_seconds=gc_grace_seconds)
+            if garbage is not None else None,
         )

@@ -134,6 +134,7 @@ class UploadService:
         if hasher.hexdigest() != digest.encoded:
             await self.cancel(repo, upload_id)
             raise RegistryError(Code.DIGEST_INVALID, {"digest": str(digest)})
+        await self._meta.reserve_blob(str(digest), rec.size)
         await self._store.upload_commit(rec.id, digest)
         await self._meta.finish_upload(rec.id, repo.value, str(digest), rec.size)
         return rec.size

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from aiohttp import web
 
 from strata.registry.service import Registry
+from strata.server.background import periodic, try_lock
 from strata.server.errors import add_api_version, error_middleware
 from strata.server.keys import REGISTRY
 from strata.server.routes import dispatch
@@ -18,6 +17,7 @@ log = logging.getLogger("strata.server")
 
 
 def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
+               gc_interval: float = 0.0, lock_dir: Path | None = None,
                client_max_size: int = 1 << 20) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size)
     app[REGISTRY] = registry
@@ -25,33 +25,23 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
     app.router.add_route("*", "/v2/{tail:.*}", dispatch)
     app.on_response_prepare.append(add_api_version)
     if housekeeping_interval > 0:
-        app.cleanup_ctx.append(_housekeeping(registry, housekeeping_interval))
+        async def expire_uploads() -> None:
+            expired = await registry.uploads.expire()
+            if expired:
+                log.info("expired %d stale upload sessions", expired)
+        app.cleanup_ctx.append(periodic("expire-uploads", housekeeping_interval,
+                                        expire_uploads))
+    collector = registry.gc
+    if gc_interval > 0 and collector is not None and lock_dir is not None:
+        async def collect() -> None:
+            with try_lock(lock_dir / "gc.lock") as mine:
+                if mine:
+                    report = await collector.collect()
+                    log.info("gc: %s", {k: v for k, v in report.to_json().items()
+                                        if k in ("links", "bytes", "seconds")})
+        app.cleanup_ctx.append(periodic("gc", gc_interval, collect))
     return app
 
 
 async def dispatch_base(request: web.Request) -> web.StreamResponse:
     raise web.HTTPMovedPermanently("/v2/")
-
-
-def _housekeeping(
-    registry: Registry, interval: float
-) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
-    @contextlib.asynccontextmanager
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    expired = await registry.uploads.expire()
-                    if expired:
-                        log.info("expired %d stale upload sessions", expired)
-                except Exception:
-                    log.exception("housekeeping failed")
-
-        task = asyncio.create_task(loop())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx

@@ -8,7 +8,7 @@ rest of the path with regular expressions, validates the name (``NAME_INVALID``)
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,21 +51,25 @@ async def base(request: web.Request) -> web.StreamResponse:
     return json_response({})
 
 
+def _unsupported(request: web.Request, allowed: Iterable[str]) -> RegistryError:
+    """405 with the ``Allow`` header RFC 9110 requires."""
+    return RegistryError(Code.UNSUPPORTED, {"method": request.method},
+                         headers={"Allow": ", ".join(allowed)})
+
+
 async def dispatch(request: web.Request) -> web.StreamResponse:
     tail = request.match_info["tail"]
-    if tail == "":
-        return await base(request)
-    if tail == "_catalog":
+    if tail in ("", "_catalog"):
         if request.method not in ("GET", "HEAD"):
-            raise RegistryError(Code.UNSUPPORTED, {"method": request.method})
-        return await discovery.catalog(request)
+            raise _unsupported(request, ("GET", "HEAD"))
+        return await (base(request) if tail == "" else discovery.catalog(request))
     for route in ROUTES:
         m = route.pattern.match(tail)
         if m is None:
             continue
         handler = route.methods.get(request.method)
         if handler is None:
-            raise RegistryError(Code.UNSUPPORTED, {"method": request.method})
+            raise _unsupported(request, route.methods)
         params: dict[str, Any] = m.groupdict()
         params["repo"] = RepositoryName.parse(params.pop("name"))
         return await handler(request, **params)

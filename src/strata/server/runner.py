@@ -17,6 +17,7 @@ from aiohttp import web
 
 from strata.config import ServerSettings
 from strata.meta.engine import create_engine, migrate, sqlite_url
+from strata.meta.gc_store import SqlGarbageStore
 from strata.meta.store import SqlMetaStore
 from strata.registry.service import Registry
 from strata.server.app import create_app
@@ -29,7 +30,8 @@ def build_registry(settings: ServerSettings) -> Registry:
     engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
     meta = SqlMetaStore(engine)
     store = FilesystemBlobStore(settings.data_dir)
-    return Registry.build(meta, store, limits=settings.limits)
+    return Registry.build(meta, store, limits=settings.limits,
+                          garbage=SqlGarbageStore(engine), gc_grace_seconds=settings.gc_grace)
 
 
 def prepare(settings: ServerSettings) -> None:
@@ -41,7 +43,8 @@ def prepare(settings: ServerSettings) -> None:
 
 def run_worker(settings: ServerSettings) -> None:
     app = create_app(build_registry(settings),
-                     housekeeping_interval=settings.housekeeping_interval)
+                     housekeeping_interval=settings.housekeeping_interval,
+                     gc_interval=settings.gc_interval, lock_dir=settings.data_dir)
     web.run_app(app, host=settings.listen.host, port=settings.listen.port,
                 reuse_port=settings.workers > 1, access_log=None, print=None,
                 handle_signals=True, shutdown_timeout=5)

@@ -25,6 +25,11 @@ class BlobStore(Protocol):
 
     async def delete(self, digest: Digest) -> bool: ...
 
+    def remove_now(self, digest: Digest) -> None:
+        """Delete a committed blob synchronously (garbage collection calls this inside the
+        metadata transaction that drops the blob's row)."""
+        ...
+
     def digests(self) -> AsyncIterator[tuple[Digest, int, float]]:
         """Every committed blob as (digest, size, modification time), for garbage collection."""
         ...

@@ -59,6 +59,10 @@ class FilesystemBlobStore:
             return False
         return True
 
+    def remove_now(self, digest: Digest) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.blob_path(digest).unlink()
+
     async def digests(self) -> AsyncIterator[tuple[Digest, int, float]]:
         for alg_dir in sorted(self._blobs.iterdir()):
             if not alg_dir.is_dir():

@@ -34,6 +34,7 @@ def upgrade() -> None:
                   primary_key=True),
         sa.Column("digest", sa.String(200), primary_key=True),
         sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("touched_at", sa.Float, nullable=False),
     )
     op.create_index("ix_repository_blobs_digest", "repository_blobs", ["digest"])
     op.create_table(

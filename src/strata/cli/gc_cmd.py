@@ -1,0 +1,45 @@
+"""``strata gc [--dry-run]``: online garbage collection over a data dir."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from strata.cli.common import data_option, emit
+from strata.config import ServerSettings
+from strata.registry.gc import GcReport
+from strata.server.runner import build_registry, prepare
+
+
+def _text(report: GcReport) -> str:
+    verb = "would remove" if report.dry_run else "removed"
+    lines = [f"{verb} {len(report.manifests)} manifest(s), {report.links} blob link(s), "
+             f"{len(report.blobs) + len(report.orphan_files)} blob(s), "
+             f"{report.bytes} bytes ({report.bytes / (1 << 20):.1f} MiB)"]
+    lines += [f"  manifest {repo}@{digest}" for repo, digest in report.manifests]
+    lines += [f"  blob {digest} {size}" for digest, size in report.blobs]
+    lines += [f"  orphan file {digest} {size}" for digest, size in report.orphan_files]
+    if not report.dry_run:
+        lines.append(f"expired {report.uploads} upload session(s)")
+    return "\n".join(lines)
+
+
+@click.command()
+@data_option
+@click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None)
+@click.option("--dry-run", is_flag=True, help="Print what would go and how many bytes.")
+@click.option("--grace", type=float, default=3600.0, show_default=True,
+              help="Keep anything created or used within this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def gc(data_dir: Path, database_url: str | None, dry_run: bool, grace: float,
+       as_json: bool) -> None:
+    """Remove blobs and manifests that no tag, index or live subject refers to."""
+    settings = ServerSettings(data_dir=data_dir.resolve(), database_url=database_url,
+                              gc_grace=grace)
+    prepare(settings)
+    collector = build_registry(settings).gc
+    assert collector is not None
+    report = asyncio.run(collector.collect(dry_run=dry_run))
+    emit(report.to_json(), as_json, lambda _: _text(report))

@@ -1,0 +1,177 @@
+"""Garbage collection in SQL: what no tag, index or live subject refers to any more.
+
+Each step is one short transaction, so pushes and pulls go on while a collection runs:
+
+1. per repository: manifests that are not tagged, not a child of a live index, not a referrer
+   of a live manifest and older than the grace cutoff go; then blob links that no remaining
+   manifest references and that nobody created or asked for since the cutoff;
+2. blobs with no link left and older than the cutoff go — row and bytes together, the bytes
+   removed inside the transaction (see ``SqlMetaStore.reserve_blob`` for why);
+3. files in the blob store with no row (left by a crash between placing bytes and recording
+   them) go once they are older than the cutoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from strata.meta import tables as t
+
+T = TypeVar("T")
+
+
+@dataclass
+class RepositorySweep:
+    repository: str
+    manifests: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+
+
+class SqlGarbageStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._inline = engine.dialect.name == "sqlite"
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._inline:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    async def repositories(self) -> list[tuple[int, str]]:
+        def go() -> list[tuple[int, str]]:
+            with self.engine.connect().execution_options(readonly=True) as conn:
+                rows = conn.execute(sa.select(t.repositories.c.id, t.repositories.c.name)
+                                    .order_by(t.repositories.c.name)).all()
+            return [(int(r[0]), str(r[1])) for r in rows]
+        return await self._run(go)
+
+    async def sweep_repository(self, rid: int, name: str, cutoff: float,
+                               dry_run: bool) -> RepositorySweep:
+        def go() -> RepositorySweep:
+            with self.engine.begin() as conn:
+                sweep = _sweep(conn, rid, name, cutoff)
+                if not dry_run:
+                    _apply(conn, rid, sweep, cutoff)
+            return sweep
+        return await self._run(go)
+
+    async def simulate(self, cutoff: float) -> tuple[list[RepositorySweep], list[tuple[str, int]]]:
+        """A dry run: every sweep applied in one transaction that is then rolled back."""
+        def go() -> tuple[list[RepositorySweep], list[tuple[str, int]]]:
+            sweeps: list[RepositorySweep] = []
+            with self.engine.connect() as conn:
+                trans = conn.begin()
+                try:
+                    repos = conn.execute(sa.select(t.repositories.c.id, t.repositories.c.name)
+                                         .order_by(t.repositories.c.name)).all()
+                    for rid, name in repos:
+                        sweep = _sweep(conn, int(rid), str(name), cutoff)
+                        _apply(conn, int(rid), sweep, cutoff)
+                        sweeps.append(sweep)
+                    blobs = _unlinked_blobs(conn, cutoff)
+                finally:
+                    trans.rollback()
+            return sweeps, blobs
+        return await self._run(go)
+
+    async def sweep_blobs(self, cutoff: float, dry_run: bool,
+                          remove: Callable[[str], None]) -> list[tuple[str, int]]:
+        """Delete unlinked blobs older than ``cutoff``; ``remove`` deletes the bytes."""
+        def go() -> list[tuple[str, int]]:
+            with self.engine.begin() as conn:
+                gone = _unlinked_blobs(conn, cutoff)
+                if not dry_run and gone:
+                    for chunk in _chunks([d for d, _ in gone], 500):
+                        conn.execute(sa.delete(t.blobs).where(t.blobs.c.digest.in_(chunk)))
+                    for digest, _ in gone:
+                        remove(digest)
+            return gone
+        return await self._run(go)
+
+    async def sweep_orphan_files(self, candidates: list[tuple[str, int]], dry_run: bool,
+                                 remove: Callable[[str], None]) -> list[tuple[str, int]]:
+        """Of files (digest, size) old enough to go, delete those with no blob row."""
+        def go() -> list[tuple[str, int]]:
+            gone: list[tuple[str, int]] = []
+            with self.engine.begin() as conn:
+                for chunk in _chunks(candidates, 500):
+                    known = {r[0] for r in conn.execute(sa.select(t.blobs.c.digest).where(
+                        t.blobs.c.digest.in_([d for d, _ in chunk])))}
+                    for digest, size in chunk:
+                        if digest not in known:
+                            gone.append((digest, size))
+                            if not dry_run:
+                                remove(digest)
+            return gone
+        return await self._run(go)
+
+
+def _unlinked_blobs(conn: sa.Connection, cutoff: float) -> list[tuple[str, int]]:
+    linked = sa.select(t.repository_blobs.c.digest).where(
+        t.repository_blobs.c.digest == t.blobs.c.digest).exists()
+    rows = conn.execute(sa.select(t.blobs.c.digest, t.blobs.c.size).where(
+        ~linked, t.blobs.c.created_at < cutoff).order_by(t.blobs.c.digest)).all()
+    return [(str(r[0]), int(r[1])) for r in rows]
+
+
+def _chunks(items: list[T], n: int) -> Iterable[list[T]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def _sweep(conn: sa.Connection, rid: int, name: str, cutoff: float) -> RepositorySweep:
+    manifests = {str(r[0]): (r[1], float(r[2])) for r in conn.execute(sa.select(
+        t.manifests.c.digest, t.manifests.c.subject, t.manifests.c.created_at).where(
+            t.manifests.c.repository_id == rid))}
+    refs = conn.execute(sa.select(
+        t.manifest_references.c.parent, t.manifest_references.c.child,
+        t.manifest_references.c.is_manifest).where(
+            t.manifest_references.c.repository_id == rid)).all()
+    children: dict[str, list[str]] = {}
+    blobs_of: dict[str, list[str]] = {}
+    for parent, child, is_manifest in refs:
+        (children if is_manifest else blobs_of).setdefault(parent, []).append(child)
+    live = {str(r[0]) for r in conn.execute(sa.select(t.tags.c.digest).where(
+        t.tags.c.repository_id == rid))}
+    live |= {d for d, (_, created) in manifests.items() if created >= cutoff}
+    changed = True
+    while changed:
+        changed = False
+        for digest, (subject, _) in manifests.items():
+            if digest in live:
+                for child in children.get(digest, ()):
+                    if child not in live:
+                        live.add(child)
+                        changed = True
+            elif subject is not None and subject in live:
+                live.add(digest)
+                changed = True
+    sweep = RepositorySweep(name, sorted(d for d in manifests if d not in live))
+    used = {b for d in manifests if d in live for b in blobs_of.get(d, ())}
+    for digest, created, touched in conn.execute(sa.select(
+            t.repository_blobs.c.digest, t.repository_blobs.c.created_at,
+            t.repository_blobs.c.touched_at).where(t.repository_blobs.c.repository_id == rid)):
+        if digest not in used and max(created, touched) < cutoff:
+            sweep.links.append(str(digest))
+    return sweep
+
+
+def _apply(conn: sa.Connection, rid: int, sweep: RepositorySweep, cutoff: float) -> None:
+    # The age conditions are repeated in the DELETEs: on PostgreSQL a concurrent push that
+    # touched a row makes the DELETE re-check it and leave it alone.
+    for chunk in _chunks(sweep.manifests, 500):
+        conn.execute(sa.delete(t.manifest_references).where(
+            t.manifest_references.c.repository_id == rid,
+            t.manifest_references.c.parent.in_(chunk)))
+        conn.execute(sa.delete(t.manifests).where(
+            t.manifests.c.repository_id == rid, t.manifests.c.digest.in_(chunk),
+            t.manifests.c.created_at < cutoff))
+    for chunk in _chunks(sweep.links, 500):
+        conn.execute(sa.delete(t.repository_blobs).where(
+            t.repository_blobs.c.repository_id == rid, t.repository_blobs.c.digest.in_(chunk),
+            t.repository_blobs.c.touched_at < cutoff, t.repository_blobs.c.created_at < cutoff))
