@@ -10,6 +10,7 @@ import click
 from strata.cli.common import data_option, emit
 from strata.config import ServerSettings
 from strata.registry.gc import GcReport
+from strata.registry.limits import Limits
 from strata.server.runner import build_registry, prepare
 
 
@@ -32,12 +33,14 @@ def _text(report: GcReport) -> str:
 @click.option("--dry-run", is_flag=True, help="Print what would go and how many bytes.")
 @click.option("--grace", type=float, default=3600.0, show_default=True,
               help="Keep anything created or used within this many seconds.")
+@click.option("--upload-ttl", type=float, default=86400.0, show_default=True,
+              help="Upload sessions idle longer than this expire.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def gc(data_dir: Path, database_url: str | None, dry_run: bool, grace: float,
-       as_json: bool) -> None:
+       upload_ttl: float, as_json: bool) -> None:
     """Remove blobs and manifests that no tag, index or live subject refers to."""
     settings = ServerSettings(data_dir=data_dir.resolve(), database_url=database_url,
-                              gc_grace=grace)
+                              gc_grace=grace, limits=Limits(upload_ttl_seconds=upload_ttl))
     prepare(settings)
     collector = build_registry(settings).gc
     assert collector is not None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from strata.cli.common import data_option
 from strata.config import Listen, ServerSettings
+from strata.registry.limits import Limits
 from strata.server.runner import serve as run_server
 
 
@@ -15,15 +17,45 @@ from strata.server.runner import serve as run_server
 @data_option
 @click.option("--listen", default="127.0.0.1:5000", show_default=True,
               help="HOST:PORT to listen on.")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Worker processes sharing the port (SO_REUSEPORT).")
+@click.option("--workers", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Worker processes sharing the port (SO_REUSEPORT); 0 = one per core.")
 @click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None,
               help="SQLAlchemy URL of the metadata database (default: SQLite in --data).")
-def serve(data_dir: Path, listen: str, workers: int, database_url: str | None) -> None:
+@click.option("--gc-interval", type=float, default=3600.0, show_default=True,
+              help="Seconds between online garbage collections (0 disables).")
+@click.option("--gc-grace", type=float, default=3600.0, show_default=True,
+              help="Garbage collection keeps anything created or used this recently.")
+@click.option("--upload-ttl", type=float, default=86400.0, show_default=True,
+              help="Seconds an idle upload session lives.")
+@click.option("--max-uploads", type=click.IntRange(1), default=256, show_default=True,
+              help="Concurrent blob uploads per worker; more get 429 TOOMANYREQUESTS.")
+@click.option("--max-blob-size", type=click.IntRange(1), default=Limits().max_blob_bytes,
+              show_default=True, help="Largest blob accepted, in bytes.")
+@click.option("--body-timeout", type=float, default=120.0, show_default=True,
+              help="Seconds a client may send no body bytes before its request is dropped.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="One JSON line per request on stderr.")
+@click.option("--auth/--no-auth", "auth", default=True, show_default=True,
+              help="Token authentication: anyone may pull, only accounts with a role push.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="PEM certificate (chain) to serve HTTPS; needs --tls-key.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="PEM private key of --tls-cert.")
+def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
+          gc_interval: float, gc_grace: float, upload_ttl: float, max_uploads: int,
+          max_blob_size: int, body_timeout: float, access_log: bool, auth: bool,
+          tls_cert: Path | None, tls_key: Path | None) -> None:
     """Serve the registry (OCI Distribution v1.1 at /v2/)."""
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     try:
         address = Listen.parse(listen)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
-    run_server(ServerSettings(data_dir=data_dir.resolve(), listen=address, workers=workers,
-                              database_url=database_url))
+    limits = Limits(max_blob_bytes=max_blob_size, upload_ttl_seconds=upload_ttl,
+                    max_concurrent_uploads=max_uploads, body_timeout_seconds=body_timeout)
+    run_server(ServerSettings(
+        data_dir=data_dir.resolve(), listen=address, workers=workers or os.cpu_count() or 1,
+        database_url=database_url, limits=limits, gc_interval=gc_interval, gc_grace=gc_grace,
+        access_log=access_log, auth=auth, tls_cert=tls_cert and tls_cert.resolve(),
+        tls_key=tls_key and tls_key.resolve()))

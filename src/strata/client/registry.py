@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,12 +43,32 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def _repository_of(path: str) -> str:
+    """The repository a /v2/ path is about ("" for /v2/ and the catalog)."""
+    rest = path.split("?", 1)[0]
+    start = rest.find("/v2/")
+    rest = rest[start + 4:] if start >= 0 else rest
+    for marker in ("/blobs/", "/manifests/", "/tags/", "/referrers/"):
+        if marker in rest:
+            return rest.split(marker, 1)[0]
+    return ""
+
+
+def _parse_challenge(text: str) -> dict[str, str]:
+    """``realm="…",service="…",scope="…"`` (values may contain commas inside quotes)."""
+    out: dict[str, str] = {}
+    for m in re.finditer(r'(\w+)="([^"]*)"', text):
+        out[m.group(1)] = m.group(2)
+    return out
+
+
 class RegistryClient:
     def __init__(self, base_url: str, session: aiohttp.ClientSession, *,
                  auth: aiohttp.BasicAuth | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
         self.auth = auth
+        self._tokens: dict[str, str] = {}
 
     def _url(self, path: str) -> str:
         return urljoin(self.base_url + "/", path.lstrip("/"))
@@ -67,8 +88,46 @@ class RegistryClient:
         raise ClientError(resp.status, code, message)
 
     async def request(self, method: str, path: str, **kw: Any) -> aiohttp.ClientResponse:
-        kw.setdefault("auth", self.auth)
-        return await self.session.request(method, self._url(path), allow_redirects=False, **kw)
+        """One request; on a 401 challenge, get a token (Docker token auth) and retry once."""
+        repo = _repository_of(path)
+        headers = dict(kw.pop("headers", None) or {})
+        token = self._tokens.get(repo)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        url = self._url(path)
+        resp = await self.session.request(method, url, allow_redirects=False,
+                                          headers=headers, **kw)
+        if resp.status != 401 or isinstance(kw.get("data"), AsyncIterator):
+            return resp
+        challenge = resp.headers.get("WWW-Authenticate", "")
+        scheme, _, params_text = challenge.partition(" ")
+        if scheme.lower() == "basic" and self.auth is not None:
+            resp.release()
+            headers["Authorization"] = self.auth.encode()
+        elif scheme.lower() == "bearer":
+            params = _parse_challenge(params_text)
+            new_token = await self._fetch_token(params)
+            if new_token is None:
+                return resp
+            resp.release()
+            self._tokens[repo] = new_token
+            headers["Authorization"] = f"Bearer {new_token}"
+        else:
+            return resp
+        return await self.session.request(method, url, allow_redirects=False,
+                                          headers=headers, **kw)
+
+    async def _fetch_token(self, params: dict[str, str]) -> str | None:
+        realm = params.get("realm")
+        if not realm:
+            return None
+        query = {k: v for k, v in params.items() if k in ("service", "scope")}
+        async with self.session.get(realm, params=query, auth=self.auth) as resp:
+            if resp.status != 200:
+                return None
+            data = await resp.json(content_type=None)
+        token = data.get("token") or data.get("access_token")
+        return str(token) if token else None
 
     async def ping(self) -> None:
         async with await self.request("GET", "/v2/") as resp:

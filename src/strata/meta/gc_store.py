@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from strata.meta import release_tables as rt
 from strata.meta import tables as t
 
 T = TypeVar("T")
@@ -138,6 +139,9 @@ def _sweep(conn: sa.Connection, rid: int, name: str, cutoff: float) -> Repositor
         (children if is_manifest else blobs_of).setdefault(parent, []).append(child)
     live = {str(r[0]) for r in conn.execute(sa.select(t.tags.c.digest).where(
         t.tags.c.repository_id == rid))}
+    # Registered builds (release candidates) are untagged until released: keep them.
+    live |= {str(r[0]) for r in conn.execute(sa.select(rt.candidates.c.digest).where(
+        rt.candidates.c.repository == name))}
     live |= {d for d, (_, created) in manifests.items() if created >= cutoff}
     changed = True
     while changed:

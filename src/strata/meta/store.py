@@ -98,9 +98,11 @@ class SqlMetaStore:
             now = self._clock()
             if row[1] < now - self._touch_interval:
                 with self.engine.begin() as conn:
-                    conn.execute(sa.update(t.repository_blobs).where(
+                    touched = conn.execute(sa.update(t.repository_blobs).where(
                         t.repository_blobs.c.repository_id == row[2],
-                        t.repository_blobs.c.digest == digest).values(touched_at=now))
+                        t.repository_blobs.c.digest == digest).values(touched_at=now)).rowcount
+                if not touched:  # a collection took it between our read and our write
+                    return None
             return int(row[0])
         return await self._run(go)
 

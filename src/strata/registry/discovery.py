@@ -23,10 +23,12 @@ class Page:
 def parse_page_size(text: str | None, limits: Limits) -> int | None:
     if text is None or text == "":
         return None
-    if not text.isdigit():
+    # ASCII digits only ("²".isdigit() is true, int("²") fails); a long one is just "many"
+    # (int() refuses more than 4300 digits).
+    if not (text.isascii() and text.isdigit()):
         raise RegistryError(Code.INVALID, f"n must be a non-negative integer, not {text[:50]!r}",
                             message="invalid pagination parameter")
-    return min(int(text), limits.max_page)
+    return min(int(text) if len(text) <= 18 else limits.max_page, limits.max_page)
 
 
 class DiscoveryService:

@@ -123,6 +123,8 @@ class UploadService:
                      content_length: int | None = None) -> int:
         """Complete the upload with an optional last chunk; returns the blob's size."""
         rec = await self.status(repo, upload_id)
+        if body is None and rec.size == 0:
+            body = _nothing()  # the empty blob: no PATCH ever created the upload's data
         if body is not None:
             rec = await self._write(rec, body, content_length)
         if digest.algorithm == "sha256":

@@ -8,9 +8,13 @@ from pathlib import Path
 from aiohttp import web
 
 from strata.registry.service import Registry
+from strata.server.api import ReleaseApi, add_release_api
+from strata.server.auth import TokenAuth
 from strata.server.background import periodic, try_lock
 from strata.server.errors import add_api_version, error_middleware
+from strata.server.gate import UPLOAD_GATE, UploadGate
 from strata.server.keys import REGISTRY
+from strata.server.metrics import ACCESS_LOG, METRICS, Metrics, metrics_handler, observe
 from strata.server.routes import dispatch
 
 log = logging.getLogger("strata.server")
@@ -18,12 +22,24 @@ log = logging.getLogger("strata.server")
 
 def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
                gc_interval: float = 0.0, lock_dir: Path | None = None,
-               client_max_size: int = 1 << 20) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size)
+               client_max_size: int = 1 << 20, metrics: Metrics | None = None,
+               access_log: bool = False, release: ReleaseApi | None = None,
+               auth: TokenAuth | None = None) -> web.Application:
+    app = web.Application(middlewares=[observe, error_middleware],
+                          client_max_size=client_max_size)
     app[REGISTRY] = registry
+    app[UPLOAD_GATE] = UploadGate(registry.limits.max_concurrent_uploads)
+    app[ACCESS_LOG] = access_log
+    if metrics is not None:
+        app[METRICS] = metrics
+        app.router.add_get("/metrics", metrics_handler)
     app.router.add_route("*", "/v2", dispatch_base)
     app.router.add_route("*", "/v2/{tail:.*}", dispatch)
     app.on_response_prepare.append(add_api_version)
+    if auth is not None:  # None: an open registry (the in-process api tests)
+        auth.install(app)
+    if release is not None:
+        add_release_api(app, release)
     if housekeeping_interval > 0:
         async def expire_uploads() -> None:
             expired = await registry.uploads.expire()
@@ -36,7 +52,15 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
         async def collect() -> None:
             with try_lock(lock_dir / "gc.lock") as mine:
                 if mine:
-                    report = await collector.collect()
+                    try:
+                        report = await collector.collect()
+                    except Exception:
+                        if metrics is not None:
+                            metrics.gc_runs.labels("error").inc()
+                        raise
+                    if metrics is not None:
+                        metrics.gc_runs.labels("ok").inc()
+                        metrics.gc_bytes.inc(report.bytes)
                     log.info("gc: %s", {k: v for k, v in report.to_json().items()
                                         if k in ("links", "bytes", "seconds")})
         app.cleanup_ctx.append(periodic("gc", gc_interval, collect))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -31,8 +32,19 @@ def has_body(request: web.Request) -> bool:
     return request.headers.get("Transfer-Encoding", "").lower() == "chunked"
 
 
-async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    async for chunk in request.content.iter_chunked(BODY_CHUNK):
+async def body_chunks(request: web.Request, timeout: float = 120.0) -> AsyncIterator[bytes]:
+    """The request body as it arrives; a client silent for ``timeout`` seconds is dropped."""
+    content = request.content
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                chunk = await content.read(BODY_CHUNK)
+        except TimeoutError:
+            raise RegistryError(Code.BLOB_UPLOAD_INVALID,
+                                f"no request body bytes for {timeout:g} seconds",
+                                message="request body timed out", status=408) from None
+        if not chunk:
+            return
         yield chunk
 
 

@@ -7,3 +7,5 @@ from aiohttp import web
 from strata.registry.service import Registry
 
 REGISTRY = web.AppKey("registry", Registry)
+# The route a request matched (for metrics and logs); a RequestKey, since string keys warn.
+ROUTE = web.RequestKey("route", str)

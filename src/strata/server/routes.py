@@ -18,6 +18,7 @@ from strata.errors import Code, RegistryError
 from strata.oci.names import RepositoryName
 from strata.server.handlers import blobs, discovery, manifests, uploads
 from strata.server.http import json_response
+from strata.server.keys import ROUTE
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
@@ -62,6 +63,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if tail in ("", "_catalog"):
         if request.method not in ("GET", "HEAD"):
             raise _unsupported(request, ("GET", "HEAD"))
+        request[ROUTE] = "base" if tail == "" else "catalog"
         return await (base(request) if tail == "" else discovery.catalog(request))
     for route in ROUTES:
         m = route.pattern.match(tail)
@@ -70,6 +72,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         handler = route.methods.get(request.method)
         if handler is None:
             raise _unsupported(request, route.methods)
+        request[ROUTE] = handler.__name__
         params: dict[str, Any] = m.groupdict()
         params["repo"] = RepositoryName.parse(params.pop("name"))
         return await handler(request, **params)

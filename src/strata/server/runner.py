@@ -13,6 +13,7 @@ import signal
 import sys
 from types import FrameType
 
+import sqlalchemy as sa
 from aiohttp import web
 
 from strata.config import ServerSettings
@@ -20,18 +21,25 @@ from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.gc_store import SqlGarbageStore
 from strata.meta.store import SqlMetaStore
 from strata.registry.service import Registry
+from strata.release.policy import ReleaseTagPolicy
+from strata.server.api import release_api_from_env
 from strata.server.app import create_app
+from strata.server.auth_setup import build_auth, prepare_auth, tls_context
+from strata.server.metrics import Metrics, prepare_multiprocess_dir
 from strata.storage.filesystem import FilesystemBlobStore
 
 log = logging.getLogger("strata.server")
 
 
-def build_registry(settings: ServerSettings) -> Registry:
-    engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
-    meta = SqlMetaStore(engine)
+def build_registry(settings: ServerSettings, engine: sa.Engine | None = None) -> Registry:
+    engine = engine or create_engine(settings.database_url or sqlite_url(settings.data_dir))
+    # A blob asked for is marked used at most this often; a quarter of the grace period leaves
+    # a push that found it plenty of time to reference it before a collection could take it.
+    meta = SqlMetaStore(engine, touch_interval=min(300.0, settings.gc_grace / 4))
     store = FilesystemBlobStore(settings.data_dir)
     return Registry.build(meta, store, limits=settings.limits,
-                          garbage=SqlGarbageStore(engine), gc_grace_seconds=settings.gc_grace)
+                          garbage=SqlGarbageStore(engine), gc_grace_seconds=settings.gc_grace,
+                          policy=ReleaseTagPolicy(engine))
 
 
 def prepare(settings: ServerSettings) -> None:
@@ -42,17 +50,26 @@ def prepare(settings: ServerSettings) -> None:
 
 
 def run_worker(settings: ServerSettings) -> None:
-    app = create_app(build_registry(settings),
+    engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
+    registry = build_registry(settings, engine)
+    release = release_api_from_env(engine, registry, default_host=str(settings.listen))
+    app = create_app(registry, release=release,
                      housekeeping_interval=settings.housekeeping_interval,
-                     gc_interval=settings.gc_interval, lock_dir=settings.data_dir)
+                     gc_interval=settings.gc_interval, lock_dir=settings.data_dir,
+                     metrics=Metrics.create(), access_log=settings.access_log,
+                     auth=build_auth(settings, engine))
     web.run_app(app, host=settings.listen.host, port=settings.listen.port,
                 reuse_port=settings.workers > 1, access_log=None, print=None,
+                ssl_context=tls_context(settings),
                 handle_signals=True, shutdown_timeout=5)
 
 
 def serve(settings: ServerSettings) -> None:
     prepare(settings)
-    print(f"strata: serving {settings.data_dir} on http://{settings.listen} "
+    prepare_auth(settings)
+    prepare_multiprocess_dir(str(settings.data_dir / "metrics"))
+    scheme = "https" if settings.tls_cert else "http"
+    print(f"strata: serving {settings.data_dir} on {scheme}://{settings.listen} "
           f"with {settings.workers} worker(s)", file=sys.stderr, flush=True)
     if settings.workers <= 1:
         run_worker(settings)

@@ -4,8 +4,9 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
+from strata.errors import Code, RegistryError
 from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName
 from strata.registry.blobs import BlobHandle
@@ -27,9 +28,28 @@ async def get_blob(request: web.Request, repo: RepositoryName,
     if request.method == "HEAD":
         headers["Content-Length"] = str(handle.size)
         return web.Response(status=200, headers=headers)
+    _check_range(request, handle.size)
     if handle.path is not None:
         return web.FileResponse(handle.path, headers=headers)
     return await _stream(request, registry, handle, headers)
+
+
+def _check_range(request: web.Request, size: int) -> None:
+    """Answer a malformed or unsatisfiable ``Range`` with the JSON error (416).
+
+    ``web.FileResponse`` would send an empty 416 of its own, and ``_stream`` cannot parse it.
+    """
+    if hdrs.RANGE not in request.headers:
+        return
+    try:
+        start = request.http_range.start or 0
+    except ValueError:
+        start = size
+    if start < 0:
+        start = max(size + start, 0)
+    if start >= size:
+        raise RegistryError(Code.RANGE_INVALID, {"range": request.headers[hdrs.RANGE][:100]},
+                            headers={"Content-Range": f"bytes */{size}"})
 
 
 async def _stream(request: web.Request, registry: Registry, handle: BlobHandle,

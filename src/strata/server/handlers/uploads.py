@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from strata.errors import Code, RegistryError
@@ -10,12 +12,17 @@ from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName
 from strata.registry.uploads import ContentRange
 from strata.server.http import body_chunks, empty, has_body
+from strata.server.gate import UPLOAD_GATE
 from strata.server.keys import REGISTRY
 
 
 def _session_headers(repo: RepositoryName, upload_id: str, size: int) -> dict[str, str]:
     return {"Location": f"/v2/{repo}/blobs/uploads/{upload_id}",
             "Range": f"0-{max(size - 1, 0)}", "Docker-Upload-UUID": upload_id}
+
+
+def _body(request: web.Request) -> AsyncIterator[bytes]:
+    return body_chunks(request, request.app[REGISTRY].limits.body_timeout_seconds)
 
 
 def _created(repo: RepositoryName, digest: Digest) -> web.Response:
@@ -29,14 +36,17 @@ async def start_upload(request: web.Request, repo: RepositoryName) -> web.Stream
     mount, source = query.get("mount"), query.get("from")
     if mount is not None:
         digest = Digest.parse(mount)
-        if source:
-            if await registry.blobs.mount(repo, RepositoryName.parse(source), digest) is not None:
-                return _created(repo, digest)
+        # A source we cannot mount from (absent, invalid, lacking the blob) falls back to an
+        # upload session (spec: "unable to mount the requested blob, it SHOULD return a 202").
+        if (source and RepositoryName.is_valid(source) and await registry.blobs.mount(
+                repo, RepositoryName.parse(source), digest) is not None):
+            return _created(repo, digest)
     elif "digest" in query:
         digest = Digest.parse(query["digest"])
-        session = await registry.uploads.start(repo)
-        await registry.uploads.finish(repo, session.id, digest, body_chunks(request),
-                                      request.content_length)
+        with request.app[UPLOAD_GATE].enter(request):
+            session = await registry.uploads.start(repo)
+            await registry.uploads.finish(repo, session.id, digest, _body(request),
+                                          request.content_length)
         return _created(repo, digest)
     session = await registry.uploads.start(repo)
     return empty(202, _session_headers(repo, session.id, 0))
@@ -46,8 +56,9 @@ async def patch_upload(request: web.Request, repo: RepositoryName,
                        upload_id: str) -> web.StreamResponse:
     header = request.headers.get("Content-Range")
     content_range = ContentRange.parse(header) if header else None
-    rec = await request.app[REGISTRY].uploads.append(
-        repo, upload_id, body_chunks(request), content_range, request.content_length)
+    with request.app[UPLOAD_GATE].enter(request):
+        rec = await request.app[REGISTRY].uploads.append(
+            repo, upload_id, _body(request), content_range, request.content_length)
     return empty(202, _session_headers(repo, rec.id, rec.size))
 
 
@@ -57,9 +68,10 @@ async def finish_upload(request: web.Request, repo: RepositoryName,
     if not text:
         raise RegistryError(Code.DIGEST_INVALID, "the digest query parameter is required")
     digest = Digest.parse(text)
-    body = body_chunks(request) if has_body(request) else None
-    await request.app[REGISTRY].uploads.finish(repo, upload_id, digest, body,
-                                               request.content_length)
+    body = _body(request) if has_body(request) else None
+    with request.app[UPLOAD_GATE].enter(request):
+        await request.app[REGISTRY].uploads.finish(repo, upload_id, digest, body,
+                                                   request.content_length)
     return _created(repo, digest)
 
 

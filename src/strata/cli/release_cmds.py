@@ -1,0 +1,364 @@
+"""Release commands over a running server's ``/api/v1``: ``strata namespace``, ``image``,
+``candidate``, ``release``, ``stream``, ``history`` and ``webhook``.
+
+Every command takes ``--url`` / ``$STRATA_URL``, ``$STRATA_USER`` / ``$STRATA_PASSWORD`` and
+``--json``; errors go to stderr with exit status 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+import click
+
+from strata.cli.common import emit, fail, server_options
+from strata.client.api import ApiClient
+from strata.client.registry import ClientError
+
+T = TypeVar("T")
+
+
+def run_api(url: str, user: str | None, password: str | None,
+            fn: Callable[[ApiClient], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with aiohttp.ClientSession() as session:
+            return await fn(ApiClient(url, session, user=user, password=password))
+    try:
+        return asyncio.run(go())
+    except ClientError as exc:
+        fail(str(exc))
+    except aiohttp.ClientError as exc:
+        fail(f"cannot reach {url}: {exc}")
+    raise AssertionError("unreachable")
+
+
+def _short(digest: str | None) -> str:
+    return "-" if digest is None else digest.split(":", 1)[-1][:12]
+
+
+def _tag_of(nvr: str | None) -> str:
+    if nvr is None:
+        return "(none)"
+    parts = nvr.rsplit("-", 2)
+    return f"{parts[1]}-{parts[2]}" if len(parts) == 3 else nvr
+
+
+# -- namespace --------------------------------------------------------------------------------
+@click.group()
+def namespace() -> None:
+    """Namespaces: the distribution releases images are built for (f25 -> f25docker)."""
+
+
+@namespace.command("add")
+@server_options
+@click.argument("name")
+@click.option("--dist-tag", required=True, help="Suffix of every release label (f25docker).")
+@click.option("--interval-days", type=click.IntRange(1, 3650), default=14, show_default=True,
+              help="Days between scheduled releases.")
+@click.option("--anchor", default=None, help="First scheduled date (YYYY-MM-DD; default: "
+              "one interval from today).")
+@click.option("--base-image", default=None, help="The base image reference, if any.")
+def namespace_add(url: str, user: str | None, password: str | None, as_json: bool, name: str,
+                  dist_tag: str, interval_days: int, anchor: str | None,
+                  base_image: str | None) -> None:
+    """Add namespace NAME."""
+    data = run_api(url, user, password, lambda c: c.add_namespace(
+        name, dist_tag, interval_days=interval_days, anchor=anchor, base_image=base_image))
+    emit(data, as_json, lambda d: f"namespace {d['name']}: dist tag {d['dist_tag']}, a release "
+         f"every {d['interval_days']} days from {d['anchor']}")
+
+
+@namespace.command("list")
+@server_options
+def namespace_list(url: str, user: str | None, password: str | None, as_json: bool) -> None:
+    """List namespaces."""
+    data = run_api(url, user, password, lambda c: c.namespaces())
+    emit(data, as_json, lambda d: "\n".join(
+        f"{n['name']}\t{n['dist_tag']}\tevery {n['interval_days']}d from {n['anchor']}"
+        for n in d["namespaces"]))
+
+
+# -- image ------------------------------------------------------------------------------------
+@click.group()
+def image() -> None:
+    """Images (components): <namespace>/<name>, with maintainers, source and status."""
+
+
+@image.command("add")
+@server_options
+@click.argument("repository")
+@click.option("--maintainer", "maintainers", multiple=True, help="Maintainer (repeatable).")
+@click.option("--source-url", default=None, help="Git URL of the image's source.")
+@click.option("--source-branch", default=None, help="Branch of the source.")
+@click.option("--status", type=click.Choice(["in-review", "active", "retired"]),
+              default="active", show_default=True)
+def image_add(url: str, user: str | None, password: str | None, as_json: bool, repository: str,
+              maintainers: tuple[str, ...], source_url: str | None, source_branch: str | None,
+              status: str) -> None:
+    """Add image REPOSITORY (<namespace>/<name>)."""
+    data = run_api(url, user, password, lambda c: c.add_image(
+        repository, maintainers=maintainers, source_url=source_url,
+        source_branch=source_branch, status=status))
+    emit(data, as_json, lambda d: f"image {d['repository']} ({d['status']}), maintainers: "
+         f"{', '.join(d['maintainers']) or '-'}")
+
+
+@image.command("list")
+@server_options
+@click.option("--namespace", default=None)
+def image_list(url: str, user: str | None, password: str | None, as_json: bool,
+               namespace: str | None) -> None:
+    """List images."""
+    data = run_api(url, user, password, lambda c: c.images(namespace))
+    emit(data, as_json, lambda d: "\n".join(f"{i['repository']}\t{i['status']}"
+                                            for i in d["images"]))
+
+
+@image.command("show")
+@server_options
+@click.argument("repository")
+def image_show(url: str, user: str | None, password: str | None, as_json: bool,
+               repository: str) -> None:
+    """Show an image, its streams and its tags."""
+    data = run_api(url, user, password, lambda c: c.image(repository))
+
+    def text(d: dict[str, Any]) -> str:
+        lines = [f"{d['repository']} ({d['status']})"]
+        lines += [f"  stream {s['version']}" + (" (end-of-life)" if s["eol"] else "")
+                  for s in d["streams"]]
+        lines += [f"  {t['tag']}\t{_short(t['digest'])}\t{t['nvr'] or ''}" for t in d["tags"]]
+        return "\n".join(lines)
+    emit(data, as_json, text)
+
+
+# -- candidate --------------------------------------------------------------------------------
+@click.group()
+def candidate() -> None:
+    """Candidate builds: pushed by digest, waiting for a release."""
+
+
+@candidate.command("add")
+@server_options
+@click.argument("reference")
+@click.option("--advisory", "advisories", multiple=True, help="Advisory ID this build fixes.")
+@click.option("--reason", default=None, help="Why this build (shown in the release notes).")
+def candidate_add(url: str, user: str | None, password: str | None, as_json: bool,
+                  reference: str, advisories: tuple[str, ...], reason: str | None) -> None:
+    """Register REFERENCE (<namespace>/<name>@<digest>) as a release candidate."""
+    data = run_api(url, user, password, lambda c: c.add_candidate(
+        reference, advisories=advisories, reason=reason))
+    emit(data, as_json, lambda d: f"{d['repository']}@{d['digest']}: {d['nvr']} ({d['status']})")
+
+
+@candidate.command("list")
+@server_options
+@click.option("--namespace", default=None)
+@click.option("--repository", default=None)
+@click.option("--status", type=click.Choice(["candidate", "released", "all"]),
+              default="candidate", show_default=True)
+def candidate_list(url: str, user: str | None, password: str | None, as_json: bool,
+                   namespace: str | None, repository: str | None, status: str) -> None:
+    """List builds (waiting candidates by default)."""
+    data = run_api(url, user, password, lambda c: c.candidates(
+        namespace=namespace, repository=repository, status=status))
+    emit(data, as_json, lambda d: "\n".join(
+        f"{b['repository']}\t{b['nvr']}\t{_short(b['digest'])}\t{b['status']}"
+        for b in d["candidates"]))
+
+
+# -- release ----------------------------------------------------------------------------------
+@click.group()
+def release() -> None:
+    """Scheduled and out-of-band releases."""
+
+
+def _plan_text(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for plan in data["plans"]:
+        ns = plan["namespace"]
+        lines.append(f"{ns['name']} (dist tag {ns['dist_tag']}, every {ns['interval_days']} "
+                     f"days from {ns['anchor']}; last published: "
+                     f"{plan['last_published'] or 'never'})")
+        lines.append("  next: " + ", ".join(
+            f"{n['date']} ({n['name']}{', due now' if n['due'] else ''})" for n in plan["next"]))
+        lines.append(f"  {plan['release']} would move:" if plan["images"]
+                     else f"  {plan['release']}: no candidates")
+        for image in plan["images"]:
+            if image["problem"]:
+                lines.append(f"    {image['repository']}: CANNOT PUBLISH: {image['problem']}")
+                continue
+            lines.append(f"    {image['repository']}")
+            lines += [f"      {m['tag']:<20} {_tag_of(m['old_nvr']):<20} -> "
+                      f"{_tag_of(m['new_nvr']):<20} {_short(m['old_digest'])} -> "
+                      f"{_short(m['new_digest'])}" for m in image["moves"]]
+            lines += [f"      {s['tag']:<20} unchanged: {s['reason']}" for s in image["skips"]]
+        lines += [f"  waiting (image not active): {b['repository']} {b['nvr']}"
+                  for b in plan["waiting"]]
+    return "\n".join(lines) or "no namespaces"
+
+
+@release.command("plan")
+@server_options
+@click.option("--namespace", default=None)
+@click.option("--count", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="How many scheduled dates to show.")
+def release_plan(url: str, user: str | None, password: str | None, as_json: bool,
+                 namespace: str | None, count: int) -> None:
+    """Show the next scheduled dates and exactly which tags the next release moves."""
+    data = run_api(url, user, password, lambda c: c.plan(namespace, count))
+    emit(data, as_json, _plan_text)
+
+
+def _release_text(d: dict[str, Any]) -> str:
+    return (f"{d['name']}\t{d['kind']}\t{d['status']}\t"
+            f"{d['published_at'] or d['scheduled_for'] or '-'}\t{d['actor'] or '-'}")
+
+
+def _published_text(d: dict[str, Any]) -> str:
+    lines = [f"published {d['name']} ({d['kind']})"]
+    for image in (d.get("notes") or {}).get("images", []):
+        lines += [f"  {image['repository']}:{t['tag']}  {_tag_of(t['old_nvr'])} -> "
+                  f"{_tag_of(t['new_nvr'])}" for t in image["tags"]]
+    return "\n".join(lines)
+
+
+@release.command("publish")
+@server_options
+@click.argument("name", required=False)
+@click.option("--namespace", default=None, help="Whose next release (if several namespaces).")
+def release_publish(url: str, user: str | None, password: str | None, as_json: bool,
+                    name: str | None, namespace: str | None) -> None:
+    """Publish release NAME now (default: the next scheduled one, even before its date)."""
+    data = run_api(url, user, password, lambda c: c.publish(name, namespace))
+    emit(data, as_json, _published_text)
+
+
+@release.command("list")
+@server_options
+@click.option("--namespace", default=None)
+def release_list(url: str, user: str | None, password: str | None, as_json: bool,
+                 namespace: str | None) -> None:
+    """List releases, newest first."""
+    data = run_api(url, user, password, lambda c: c.releases(namespace))
+    emit(data, as_json, lambda d: "\n".join(_release_text(r) for r in d["releases"]))
+
+
+@release.command("show")
+@server_options
+@click.argument("name")
+def release_show(url: str, user: str | None, password: str | None, as_json: bool,
+                 name: str) -> None:
+    """Show release NAME with its notes (Markdown; --json for everything)."""
+    data = run_api(url, user, password, lambda c: c.release(name))
+    emit(data, as_json, lambda d: d["notes_markdown"] or _release_text(d))
+
+
+@release.command("oob")
+@server_options
+@click.argument("references", nargs=-1, required=True)
+@click.option("--advisory", "advisories", multiple=True, required=True,
+              help="Advisory ID (repeatable).")
+@click.option("--reason", required=True, help="Why this cannot wait for the schedule.")
+@click.option("--name", default=None, help="Release name (default <ns>-security-<date>-<n>).")
+def release_oob(url: str, user: str | None, password: str | None, as_json: bool,
+                references: tuple[str, ...], advisories: tuple[str, ...], reason: str,
+                name: str | None) -> None:
+    """Publish an out-of-band security release of REFERENCES (<ns>/<name>@<digest>) now."""
+    data = run_api(url, user, password, lambda c: c.oob(
+        references, advisories=advisories, reason=reason, name=name))
+    emit(data, as_json, _published_text)
+
+
+@release.command("rollback")
+@server_options
+@click.argument("reference")
+@click.option("--to", "target", required=True, help="The older released NVR (130-1.f25docker).")
+@click.option("--reason", required=True, help="Why (recorded in the tag history).")
+def release_rollback(url: str, user: str | None, password: str | None, as_json: bool,
+                     reference: str, target: str, reason: str) -> None:
+    """Move floating tag REFERENCE (<ns>/<name>:<tag>) back to an older release."""
+    data = run_api(url, user, password, lambda c: c.rollback(reference, to=target,
+                                                             reason=reason))
+    emit(data, as_json, lambda d: f"{d['repository']}:{d['tag']} {_short(d['old_digest'])} -> "
+         f"{_short(d['new_digest'])} ({d['reason']})")
+
+
+# -- stream, history, webhook -----------------------------------------------------------------
+@click.group()
+def stream() -> None:
+    """Version streams of an image."""
+
+
+@stream.command("eol")
+@server_options
+@click.argument("reference")
+def stream_eol(url: str, user: str | None, password: str | None, as_json: bool,
+               reference: str) -> None:
+    """End the stream REFERENCE (<ns>/<name>:<version>): its tag stays, frozen."""
+    data = run_api(url, user, password, lambda c: c.eol(reference))
+    emit(data, as_json, lambda d: f"{d['repository']}:{d['version']} is end-of-life "
+         f"(since {d['eol_at']}, by {d['eol_by']})")
+
+
+@stream.command("list")
+@server_options
+@click.argument("repository")
+def stream_list(url: str, user: str | None, password: str | None, as_json: bool,
+                repository: str) -> None:
+    """List the version streams of REPOSITORY."""
+    data = run_api(url, user, password, lambda c: c.streams(repository))
+    emit(data, as_json, lambda d: "\n".join(
+        f"{s['version']}\t{'end-of-life' if s['eol'] else 'supported'}" for s in d["streams"]))
+
+
+@click.command()
+@server_options
+@click.argument("reference")
+@click.option("--at", default=None, help="A time (ISO 8601, UTC by default, or Unix seconds): "
+              "show what the tag pointed to then.")
+def history(url: str, user: str | None, password: str | None, as_json: bool, reference: str,
+            at: str | None) -> None:
+    """Show the moves of tag REFERENCE (<ns>/<name>:<tag>), or where it pointed --at a time."""
+    data = run_api(url, user, password, lambda c: c.history(reference, at))
+
+    def text(d: dict[str, Any]) -> str:
+        if at is not None:
+            return f"{reference} at {at}: {d['digest'] or '(no such tag then)'}" + (
+                f" ({d['nvr']})" if d.get("nvr") else "")
+        return "\n".join(f"{e['at']}\t{_short(e['old_digest'])} -> {_short(e['new_digest'])}"
+                         f"\t{e['actor']}\t{e['release'] or e['reason'] or ''}"
+                         for e in d["events"])
+    emit(data, as_json, text)
+
+
+@click.group()
+def webhook() -> None:
+    """Webhooks: where release events are POSTed."""
+
+
+@webhook.command("add")
+@server_options
+@click.argument("target")
+@click.option("--event", "events", multiple=True, help="Event to send (default: all).")
+@click.option("--secret", default=None, help="HMAC-SHA256 key for X-Strata-Signature.")
+def webhook_add(url: str, user: str | None, password: str | None, as_json: bool, target: str,
+                events: tuple[str, ...], secret: str | None) -> None:
+    """Send release events to TARGET (an http(s) URL)."""
+    data = run_api(url, user, password, lambda c: c.add_webhook(target, events=events,
+                                                                secret=secret))
+    emit(data, as_json, lambda d: f"webhook {d['id']}: {d['url']}")
+
+
+@webhook.command("list")
+@server_options
+def webhook_list(url: str, user: str | None, password: str | None, as_json: bool) -> None:
+    """List webhooks."""
+    data = run_api(url, user, password, lambda c: c.webhooks())
+    emit(data, as_json, lambda d: "\n".join(
+        f"{h['id']}\t{h['url']}\t{','.join(h['events']) or 'all'}" for h in d["webhooks"]))
+
+
+COMMANDS = (namespace, image, candidate, release, stream, history, webhook)

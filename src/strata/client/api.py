@@ -1,0 +1,159 @@
+"""ApiClient: the release engine's JSON API (``/api/v1``), as the CLI uses it.
+
+One method per route; answers are the decoded JSON. Failures raise
+:class:`strata.client.registry.ClientError` with the server's error code and message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from strata.client.registry import ClientError
+
+
+def _image_path(repository: str) -> str:
+    namespace, _, name = repository.partition("/")
+    if not namespace or not name or "/" in name:
+        raise ClientError(400, "INVALID", f"{repository!r} is not <namespace>/<name>")
+    return f"/api/v1/images/{quote(namespace, safe='')}/{quote(name, safe='')}"
+
+
+def _split_tag(reference: str) -> tuple[str, str]:
+    repository, sep, tag = reference.rpartition(":")
+    if not sep or "/" in tag or not repository:
+        raise ClientError(400, "INVALID", f"{reference!r} is not <namespace>/<name>:<tag>")
+    return repository, tag
+
+
+class ApiClient:
+    def __init__(self, base_url: str, session: aiohttp.ClientSession, *,
+                 user: str | None = None, password: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = session
+        self.headers: dict[str, str] = {}
+        if user:
+            self.headers["Authorization"] = aiohttp.encode_basic_auth(user, password or "")
+
+    async def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                    body: Any = None, raw: bool = False) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        headers = dict(self.headers)
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        async with self.session.request(method, self.base_url + path, params=params or None,
+                                        data=data, headers=headers,
+                                        allow_redirects=False) as resp:
+            content = await resp.read()
+            if resp.status >= 400:
+                code, message = None, content[:500].decode(errors="replace")
+                try:
+                    err = json.loads(content)["errors"][0]
+                    code, message = err.get("code"), err.get("message", "")
+                except (ValueError, KeyError, IndexError, TypeError):
+                    pass
+                raise ClientError(resp.status, code, message)
+            return content.decode() if raw else json.loads(content)
+
+    # -- namespaces and images -------------------------------------------------------------
+    async def namespaces(self) -> Any:
+        return await self._call("GET", "/api/v1/namespaces")
+
+    async def add_namespace(self, name: str, dist_tag: str, *, interval_days: int = 14,
+                            anchor: str | None = None, base_image: str | None = None) -> Any:
+        return await self._call("POST", "/api/v1/namespaces", body={
+            "name": name, "dist_tag": dist_tag, "interval_days": interval_days,
+            "anchor": anchor, "base_image": base_image})
+
+    async def images(self, namespace: str | None = None) -> Any:
+        return await self._call("GET", "/api/v1/images",
+                                params={"namespace": namespace} if namespace else None)
+
+    async def image(self, repository: str) -> Any:
+        return await self._call("GET", _image_path(repository))
+
+    async def add_image(self, repository: str, *, maintainers: Sequence[str] = (),
+                        source_url: str | None = None, source_branch: str | None = None,
+                        status: str | None = None) -> Any:
+        return await self._call("POST", "/api/v1/images", body={
+            "repository": repository, "maintainers": list(maintainers),
+            "source_url": source_url, "source_branch": source_branch, "status": status})
+
+    # -- candidates ------------------------------------------------------------------------
+    async def candidates(self, *, namespace: str | None = None, repository: str | None = None,
+                         status: str = "candidate") -> Any:
+        params = {"status": status}
+        if namespace:
+            params["namespace"] = namespace
+        if repository:
+            params["repository"] = repository
+        return await self._call("GET", "/api/v1/candidates", params=params)
+
+    async def add_candidate(self, reference: str, *, advisories: Sequence[str] = (),
+                            reason: str | None = None) -> Any:
+        return await self._call("POST", "/api/v1/candidates", body={
+            "reference": reference, "advisories": list(advisories), "reason": reason})
+
+    # -- releases --------------------------------------------------------------------------
+    async def plan(self, namespace: str | None = None, count: int = 3) -> Any:
+        params = {"count": str(count)}
+        if namespace:
+            params["namespace"] = namespace
+        return await self._call("GET", "/api/v1/plan", params=params)
+
+    async def publish(self, name: str | None = None, namespace: str | None = None) -> Any:
+        return await self._call("POST", "/api/v1/releases/publish",
+                                body={"name": name, "namespace": namespace})
+
+    async def oob(self, references: Sequence[str], *, advisories: Sequence[str], reason: str,
+                  name: str | None = None) -> Any:
+        return await self._call("POST", "/api/v1/releases/oob", body={
+            "references": list(references), "advisories": list(advisories),
+            "reason": reason, "name": name})
+
+    async def releases(self, namespace: str | None = None) -> Any:
+        return await self._call("GET", "/api/v1/releases",
+                                params={"namespace": namespace} if namespace else None)
+
+    async def release(self, name: str) -> Any:
+        return await self._call("GET", f"/api/v1/releases/{quote(name, safe='')}")
+
+    async def notes_markdown(self, name: str) -> str:
+        text: str = await self._call("GET", f"/api/v1/releases/{quote(name, safe='')}/notes.md",
+                                     raw=True)
+        return text
+
+    async def rollback(self, reference: str, *, to: str, reason: str) -> Any:
+        return await self._call("POST", "/api/v1/rollback", body={
+            "reference": reference, "to": to, "reason": reason})
+
+    # -- streams and history ---------------------------------------------------------------
+    async def streams(self, repository: str) -> Any:
+        return await self._call("GET", _image_path(repository) + "/streams")
+
+    async def eol(self, reference: str) -> Any:
+        repository, version = _split_tag(reference)
+        return await self._call(
+            "POST", f"{_image_path(repository)}/streams/{quote(version, safe='')}/eol")
+
+    async def history(self, reference: str, at: str | None = None) -> Any:
+        repository, tag = _split_tag(reference)
+        return await self._call(
+            "GET", f"{_image_path(repository)}/tags/{quote(tag, safe='')}/history",
+            params={"at": at} if at else None)
+
+    # -- webhooks --------------------------------------------------------------------------
+    async def webhooks(self) -> Any:
+        return await self._call("GET", "/api/v1/webhooks")
+
+    async def add_webhook(self, url: str, *, events: Sequence[str] = (),
+                          secret: str | None = None) -> Any:
+        return await self._call("POST", "/api/v1/webhooks", body={
+            "url": url, "events": list(events), "secret": secret})
+
+    async def deliveries(self) -> Any:
+        return await self._call("GET", "/api/v1/webhooks/deliveries")

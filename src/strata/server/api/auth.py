@@ -1,0 +1,67 @@
+"""The authorisation seam of the /api/v1 handlers.
+
+Every handler calls :func:`authorize` with the role its use-case needs, before doing anything:
+
+* ``releng`` (or ``admin``): publish, out-of-band releases, rollbacks, end-of-life, namespaces,
+  images, webhooks;
+* ``maintainer`` (of the image, or ``releng``/``admin``): candidate add;
+* ``reader``: everything that only reads (open to anonymous users today).
+
+With authentication on, the auth middleware (:mod:`strata.server.auth`) has resolved the
+request's principal (Basic or bearer; anonymous without credentials): a call without the role
+is refused with ``UNAUTHORIZED`` when anonymous and ``DENIED`` otherwise (``maintainer`` must
+also maintain ``resource``, the image's repository; ``admin`` may do everything), and
+:func:`actor` is the verified account name. With authentication off (``--no-auth``, or an app
+built without ``auth``) every call is allowed and :func:`actor` records the user name the
+client *claims* (Basic auth), unverified.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from enum import StrEnum
+
+from aiohttp import web
+
+from strata.auth.policy import Role
+from strata.errors import Code, RegistryError
+from strata.server.auth import request_principal
+
+
+class Need(StrEnum):
+    READER = "reader"
+    MAINTAINER = "maintainer"
+    RELENG = "releng"
+    ADMIN = "admin"
+
+
+def authorize(request: web.Request, role: Need, resource: str | None = None) -> None:
+    """Refuse the request unless its principal has ``role`` (a no-op with auth off)."""
+    principal = request_principal(request)
+    if principal is None or role is Need.READER:
+        return None
+    if principal.is_anonymous:
+        raise RegistryError(Code.UNAUTHORIZED,
+                            headers={"WWW-Authenticate": 'Basic realm="strata", charset="UTF-8"'})
+    roles = principal.roles
+    if Role.ADMIN in roles or (role is not Need.ADMIN and Role.RELENG in roles):
+        return None
+    if role is Need.MAINTAINER and Role.MAINTAINER in roles and resource in principal.images:
+        return None
+    raise RegistryError(Code.DENIED)
+
+
+def actor(request: web.Request) -> str:
+    """Who is acting, for the records (the claimed Basic-auth user when auth is off)."""
+    principal = request_principal(request)
+    if principal is not None:
+        return principal.name or "anonymous"
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return "anonymous"
+    try:
+        login = base64.b64decode(value.strip(), validate=True).decode().partition(":")[0]
+    except (ValueError, binascii.Error):
+        return "anonymous"
+    return login[:255] or "anonymous"

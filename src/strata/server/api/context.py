@@ -1,0 +1,31 @@
+"""What the /api/v1 handlers reach through the application (no module-level singletons)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from strata.release.engine import ReleaseEngine
+from strata.release.webhooks import WebhookSender
+
+
+@dataclass(frozen=True)
+class ReleaseApi:
+    """The release engine, the webhook sender and how often the server runs them.
+
+    ``scheduler_interval``: seconds between checks for due scheduled releases (0: never);
+    ``webhook_interval``: seconds between webhook delivery rounds (0: never).
+    """
+
+    engine: ReleaseEngine
+    webhooks: WebhookSender
+    scheduler_interval: float = 60.0
+    webhook_interval: float = 2.0
+
+
+RELEASE_API = web.AppKey("release_api", ReleaseApi)
+
+
+def engine_of(request: web.Request) -> ReleaseEngine:
+    return request.app[RELEASE_API].engine

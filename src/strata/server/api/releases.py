@@ -1,0 +1,67 @@
+"""/api/v1/plan, /api/v1/releases and /api/v1/rollback: the release engine's use-cases."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from strata.release.model import invalid
+from strata.server.api import parse
+from strata.server.api.auth import Need, actor, authorize
+from strata.server.api.context import engine_of
+from strata.server.http import json_response
+
+
+async def plan(request: web.Request) -> web.Response:
+    authorize(request, Need.READER)
+    count = parse.integer(request.query, "count", 3)
+    if not 1 <= count <= 100:
+        raise invalid("count must be 1 to 100")
+    plans = await engine_of(request).plan(request.query.get("namespace") or None, count)
+    return json_response({"plans": plans})
+
+
+async def list_releases(request: web.Request) -> web.Response:
+    authorize(request, Need.READER)
+    items = await engine_of(request).releases(request.query.get("namespace") or None)
+    return json_response({"releases": [r.to_json() for r in items]})
+
+
+async def show_release(request: web.Request) -> web.Response:
+    authorize(request, Need.READER)
+    return json_response(await engine_of(request).release(request.match_info["name"]))
+
+
+async def release_notes(request: web.Request) -> web.Response:
+    authorize(request, Need.READER)
+    release = await engine_of(request).release(request.match_info["name"])
+    if request.match_info["format"] == "json":
+        return json_response(release["notes"])
+    return web.Response(text=release["notes_markdown"] or "", content_type="text/markdown")
+
+
+async def publish(request: web.Request) -> web.Response:
+    authorize(request, Need.RELENG)
+    data = await parse.json_body(request)
+    release = await engine_of(request).publish(
+        parse.text(data, "name"), namespace=parse.text(data, "namespace"),
+        actor=actor(request))
+    return json_response(await engine_of(request).release(release.name), status=201)
+
+
+async def oob(request: web.Request) -> web.Response:
+    authorize(request, Need.RELENG)
+    data = await parse.json_body(request)
+    release = await engine_of(request).oob(
+        parse.strings(data, "references"), advisories=parse.strings(data, "advisories"),
+        reason=parse.text(data, "reason") or "", actor=actor(request),
+        name=parse.text(data, "name"))
+    return json_response(await engine_of(request).release(release.name), status=201)
+
+
+async def rollback(request: web.Request) -> web.Response:
+    authorize(request, Need.RELENG)
+    data = await parse.json_body(request)
+    event = await engine_of(request).rollback(
+        parse.required(data, "reference"), to=parse.required(data, "to"),
+        reason=parse.text(data, "reason") or "", actor=actor(request))
+    return json_response(event.to_json())

@@ -1,0 +1,140 @@
+"""Wiring the release engine into the app: the /api/v1 route table and background tasks.
+
+Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``):
+
+========================================================  ==========================
+``GET|POST /api/v1/namespaces``, ``GET .../{ns}``          namespaces
+``GET|POST /api/v1/images``, ``GET .../{ns}/{name}``       images (with streams, tags)
+``GET .../images/{ns}/{name}/streams``                     version streams (EOL flags)
+``POST .../images/{ns}/{name}/streams/{version}/eol``      end a stream
+``GET .../images/{ns}/{name}/history[?tag=&at=]``          tag events of the image
+``GET .../images/{ns}/{name}/tags/{tag}/history[?at=]``    one tag; with ``at``: its digest then
+``GET|POST /api/v1/candidates``                            candidate builds
+``GET /api/v1/plan[?namespace=&count=]``                   next dates and tag moves
+``GET /api/v1/releases``, ``GET .../{name}``               releases (with notes and builds)
+``GET /api/v1/releases/{name}/notes.{md|json}``            release notes
+``POST /api/v1/releases/publish``                          publish a scheduled release now
+``POST /api/v1/releases/oob``                              out-of-band release
+``POST /api/v1/rollback``                                  move a floating tag back
+``GET|POST /api/v1/webhooks``, ``GET .../deliveries``      webhooks
+========================================================  ==========================
+
+Background tasks, one set per server process: publish scheduled releases that are due (the
+engine guarantees that one process publishes each), and deliver webhook events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import sqlalchemy as sa
+from aiohttp import web
+
+from strata.registry.service import Registry
+from strata.release.engine import ReleaseEngine, sleep_after_first_write
+from strata.release.webhooks import RetryPolicy, WebhookSender
+from strata.server.api import candidates, namespaces, releases, streams, webhooks
+from strata.server.api.context import RELEASE_API, ReleaseApi
+
+log = logging.getLogger("strata.server")
+
+_IMAGE = "/api/v1/images/{ns}/{name}"
+
+
+def _routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/v1/namespaces", namespaces.list_namespaces),
+        web.post("/api/v1/namespaces", namespaces.add_namespace),
+        web.get("/api/v1/namespaces/{ns}", namespaces.show_namespace),
+        web.get("/api/v1/images", namespaces.list_images),
+        web.post("/api/v1/images", namespaces.add_image),
+        web.get(_IMAGE, namespaces.show_image),
+        web.get(_IMAGE + "/streams", streams.list_streams),
+        web.post(_IMAGE + "/streams/{version}/eol", streams.end_stream),
+        web.get(_IMAGE + "/history", streams.history),
+        web.get(_IMAGE + "/tags/{tag}/history", streams.history),
+        web.get("/api/v1/candidates", candidates.list_candidates),
+        web.post("/api/v1/candidates", candidates.add_candidate),
+        web.get("/api/v1/plan", releases.plan),
+        web.post("/api/v1/releases/publish", releases.publish),
+        web.post("/api/v1/releases/oob", releases.oob),
+        web.get("/api/v1/releases", releases.list_releases),
+        web.get("/api/v1/releases/{name}/notes.{format:md|json}", releases.release_notes),
+        web.get("/api/v1/releases/{name}", releases.show_release),
+        web.post("/api/v1/rollback", releases.rollback),
+        web.get("/api/v1/webhooks", webhooks.list_webhooks),
+        web.post("/api/v1/webhooks", webhooks.add_webhook),
+        web.get("/api/v1/webhooks/deliveries", webhooks.deliveries),
+    ]
+
+
+def add_release_api(app: web.Application, api: ReleaseApi) -> None:
+    """The one hook ``create_app`` calls: routes, engine and background tasks."""
+    app[RELEASE_API] = api
+    app.router.add_routes(_routes())
+    app.cleanup_ctx.append(_background)
+
+
+async def _every(interval: float, what: str, step: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        try:
+            await step()
+        except Exception:
+            log.exception("%s failed", what)
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
+    api = app[RELEASE_API]
+    tasks: list[asyncio.Task[None]] = []
+    async with aiohttp.ClientSession() as session:
+        if api.scheduler_interval > 0:
+            tasks.append(asyncio.create_task(_every(
+                api.scheduler_interval, "scheduled publishing", api.engine.publish_due)))
+        if api.webhook_interval > 0:
+            tasks.append(asyncio.create_task(_every(
+                api.webhook_interval, "webhook delivery",
+                lambda: api.webhooks.deliver_due(session))))
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _background(app: web.Application) -> contextlib.AbstractAsyncContextManager[None]:
+    return _background_ctx(app)
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def release_api_from_env(engine: sa.Engine, registry: Registry, *,
+                         default_host: str) -> ReleaseApi:
+    """The server's release API, tuned by the environment.
+
+    ``STRATA_PUBLIC_HOST`` (host[:port] in pull commands of release notes; default: the listen
+    address), ``STRATA_SCHEDULER_INTERVAL`` (seconds, default 60), ``STRATA_WEBHOOK_INTERVAL``
+    (seconds, default 2), ``STRATA_WEBHOOK_RETRY_BASE`` (seconds, default 2) and, for tests
+    only, ``STRATA_FAULT_PUBLISH_DELAY`` (seconds to hold the process's first publish transaction
+    open after its first tag write).
+    """
+    delay = _env_float("STRATA_FAULT_PUBLISH_DELAY", 0.0)
+    hook = sleep_after_first_write(delay) if delay > 0 else None
+    release = ReleaseEngine(engine, registry,
+                            public_host=os.environ.get("STRATA_PUBLIC_HOST") or default_host,
+                            after_tag_write=hook)
+    sender = WebhookSender(engine, policy=RetryPolicy(
+        base_delay=_env_float("STRATA_WEBHOOK_RETRY_BASE", 2.0)))
+    return ReleaseApi(release, sender,
+                      scheduler_interval=_env_float("STRATA_SCHEDULER_INTERVAL", 60.0),
+                      webhook_interval=_env_float("STRATA_WEBHOOK_INTERVAL", 2.0))

@@ -1,0 +1,36 @@
+"""/api/v1/images/{ns}/{name}/streams and .../history: version streams and tag history."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from strata.server.api import parse
+from strata.server.api.auth import Need, actor, authorize
+from strata.server.api.context import engine_of
+from strata.server.http import json_response
+
+
+def _repository(request: web.Request) -> str:
+    return f"{request.match_info['ns']}/{request.match_info['name']}"
+
+
+async def list_streams(request: web.Request) -> web.Response:
+    authorize(request, Need.READER)
+    streams = await engine_of(request).inventory.streams(_repository(request))
+    return json_response({"repository": _repository(request),
+                          "streams": [s.to_json() for s in streams]})
+
+
+async def end_stream(request: web.Request) -> web.Response:
+    authorize(request, Need.RELENG)
+    stream = await engine_of(request).eol(
+        f"{_repository(request)}:{request.match_info['version']}", actor=actor(request))
+    return json_response(stream.to_json())
+
+
+async def history(request: web.Request) -> web.Response:
+    authorize(request, Need.READER)
+    at = parse.timestamp(request.query.get("at"))
+    tag = request.match_info.get("tag") or request.query.get("tag") or None
+    result = await engine_of(request).inventory.history(_repository(request), tag, at)
+    return json_response(result)

@@ -1,0 +1,33 @@
+"""/api/v1/webhooks: where release events are POSTed, and how deliveries went."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from strata.server.api import parse
+from strata.server.api.auth import Need, authorize
+from strata.server.api.context import engine_of
+from strata.server.http import json_response
+
+
+async def list_webhooks(request: web.Request) -> web.Response:
+    authorize(request, Need.RELENG)
+    hooks = await engine_of(request).webhooks()
+    return json_response({"webhooks": [h.to_json() for h in hooks]})
+
+
+async def add_webhook(request: web.Request) -> web.Response:
+    authorize(request, Need.ADMIN)
+    data = await parse.json_body(request)
+    hook = await engine_of(request).add_webhook(
+        parse.required(data, "url"), events=parse.strings(data, "events"),
+        secret=parse.text(data, "secret"))
+    return json_response(hook.to_json(), status=201)
+
+
+async def deliveries(request: web.Request) -> web.Response:
+    authorize(request, Need.RELENG)
+    webhook = request.query.get("webhook")
+    items = await engine_of(request).deliveries(
+        int(webhook) if webhook and webhook.isdigit() else None)
+    return json_response({"deliveries": items})

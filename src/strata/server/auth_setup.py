@@ -1,0 +1,85 @@
+"""What ``strata serve`` does for authentication and TLS (called from :mod:`strata.server.runner`).
+
+Files in the data dir (directory ``DATA/auth``, mode 0700):
+
+- ``signing-key.pem``: the EC P-256 token-signing key, created on first start (mode 0600) and
+  shared by every worker;
+- ``admin-password``: written on first start only when ``$STRATA_ADMIN_PASSWORD`` is unset: the
+  generated password of the ``admin`` account (mode 0600). Delete it once it is safe elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from strata.auth.keys import load_or_create_signing_key
+from strata.auth.passwords import PasswordHashing
+from strata.auth.service import AuthService
+from strata.auth.store import AuthStore
+from strata.config import ServerSettings
+from strata.meta.engine import create_engine, sqlite_url
+from strata.server.auth import TokenAuth
+
+ADMIN_PASSWORD_ENV = "STRATA_ADMIN_PASSWORD"
+
+
+def auth_dir(data_dir: Path) -> Path:
+    return data_dir / "auth"
+
+
+def signing_key_path(data_dir: Path) -> Path:
+    return auth_dir(data_dir) / "signing-key.pem"
+
+
+def admin_password_path(data_dir: Path) -> Path:
+    return auth_dir(data_dir) / "admin-password"
+
+
+def prepare_auth(settings: ServerSettings) -> None:
+    """Once, before the workers start: the signing key and the first ``admin`` account."""
+    if not settings.auth:
+        print("strata: authentication is OFF (--no-auth): anyone may push and delete",
+              file=sys.stderr, flush=True)
+        return
+    auth_dir(settings.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    load_or_create_signing_key(signing_key_path(settings.data_dir))
+    engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
+    try:
+        service = AuthService(AuthStore(engine), PasswordHashing())
+        created = service.bootstrap_admin(os.environ.get(ADMIN_PASSWORD_ENV) or None,
+                                          admin_password_path(settings.data_dir))
+    finally:
+        engine.dispose()
+    if created is None:
+        return
+    if created.password_file is None:
+        where = f"its password is ${ADMIN_PASSWORD_ENV}"
+    else:
+        where = f"its password is in {created.password_file} (readable only by you)"
+    print(f"strata: created the administrator account {created.user!r}; {where}",
+          file=sys.stderr, flush=True)
+
+
+def build_auth(settings: ServerSettings, engine: sa.Engine) -> TokenAuth | None:
+    """The token-auth component of one worker, or None for an open registry."""
+    if not settings.auth:
+        return None
+    key = load_or_create_signing_key(signing_key_path(settings.data_dir))
+    return TokenAuth.create(AuthService(AuthStore(engine), PasswordHashing()), key)
+
+
+def tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
+    """The server TLS context for ``--tls-cert``/``--tls-key``, or None (plain HTTP)."""
+    if settings.tls_cert is None and settings.tls_key is None:
+        return None
+    if settings.tls_cert is None or settings.tls_key is None:
+        raise ValueError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
