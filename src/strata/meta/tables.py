@@ -86,4 +86,5 @@ uploads = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+from strata.meta import auth_tables as auth_tables  # noqa: E402  (same metadata)
 from strata.meta import release_tables as release_tables  # noqa: E402  (same metadata)

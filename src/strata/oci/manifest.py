@@ -69,7 +69,9 @@ class ParsedManifest:
 
 
 def _invalid(detail: str) -> RegistryError:
-    return RegistryError(Code.MANIFEST_INVALID, detail)
+    # Clients (containers/image, docker) show the message, not the detail: say what is wrong.
+    return RegistryError(Code.MANIFEST_INVALID, detail,
+                         message=f"{Code.MANIFEST_INVALID.message}: {detail[:300]}")
 
 
 def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
@@ -79,8 +81,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
         raise _invalid("Docker schema 1 manifests are not supported; push schema 2 or OCI")
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _invalid(f"manifest is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # also too deep, or an int too long
+        raise _invalid(f"manifest is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(doc, dict):
         raise _invalid("manifest must be a JSON object")
     if doc.get("schemaVersion") == 1:
@@ -138,7 +140,7 @@ def _parse_image(doc: dict[str, Any], media_type: str) -> ParsedManifest:
     layers = tuple(_descriptor(layer, f"layers/{i}") for i, layer in enumerate(doc["layers"]))
     subject = _descriptor(doc["subject"], "subject") if "subject" in doc else None
     # Foreign layers (with urls) are not required to be in the registry.
-    required = (config,) + tuple(layer for layer in layers if not layer.urls)
+    required = (config, *(layer for layer in layers if not layer.urls))
     artifact_type = doc.get("artifactType") or config.media_type
     return ParsedManifest(
         media_type=media_type,

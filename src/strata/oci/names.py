@@ -28,6 +28,10 @@ class RepositoryName:
             raise RegistryError(Code.NAME_INVALID, {"name": text[:300]})
         return cls(text)
 
+    @classmethod
+    def is_valid(cls, text: str) -> bool:
+        return len(text) <= MAX_NAME_LENGTH and NAME_PATTERN.match(text) is not None
+
     @property
     def namespace(self) -> str | None:
         head, sep, _ = self.value.rpartition("/")

@@ -32,16 +32,16 @@ def has_body(request: web.Request) -> bool:
     return request.headers.get("Transfer-Encoding", "").lower() == "chunked"
 
 
-async def body_chunks(request: web.Request, timeout: float = 120.0) -> AsyncIterator[bytes]:
-    """The request body as it arrives; a client silent for ``timeout`` seconds is dropped."""
+async def body_chunks(request: web.Request, idle_limit: float = 120.0) -> AsyncIterator[bytes]:
+    """The request body as it arrives; a client silent for ``idle_limit`` seconds is dropped."""
     content = request.content
     while True:
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(idle_limit):
                 chunk = await content.read(BODY_CHUNK)
         except TimeoutError:
             raise RegistryError(Code.BLOB_UPLOAD_INVALID,
-                                f"no request body bytes for {timeout:g} seconds",
+                                f"no request body bytes for {idle_limit:g} seconds",
                                 message="request body timed out", status=408) from None
         if not chunk:
             return

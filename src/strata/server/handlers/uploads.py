@@ -11,8 +11,8 @@ from strata.errors import Code, RegistryError
 from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName
 from strata.registry.uploads import ContentRange
-from strata.server.http import body_chunks, empty, has_body
 from strata.server.gate import UPLOAD_GATE
+from strata.server.http import body_chunks, empty, has_body
 from strata.server.keys import REGISTRY
 
 
