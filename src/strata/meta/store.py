@@ -18,10 +18,17 @@ import sqlalchemy as sa
 
 from strata.errors import Code, RegistryError
 from strata.meta import tables as t
+from strata.meta.fastread import CompiledRead, FastReader
 from strata.meta.records import ManifestRecord, Reference, TagRecord, UploadRecord
 from strata.meta.release_tables import record_tag_event
 
 T = TypeVar("T")
+
+
+def _manifest_select() -> sa.Select[Any]:
+    return sa.select(t.manifests.c.digest, t.manifests.c.media_type, t.manifests.c.size,
+                     t.manifests.c.content, t.manifests.c.artifact_type, t.manifests.c.subject,
+                     t.manifests.c.annotations, t.manifests.c.created_at)
 
 
 class SqlMetaStore:
@@ -31,6 +38,25 @@ class SqlMetaStore:
         self._inline = engine.dialect.name == "sqlite"
         self._clock = clock
         self._touch_interval = touch_interval
+        self._fast = FastReader(engine)
+        self._q_tag = CompiledRead(engine, _manifest_select().select_from(
+            t.tags.join(t.repositories).join(t.manifests, sa.and_(
+                t.manifests.c.repository_id == t.tags.c.repository_id,
+                t.manifests.c.digest == t.tags.c.digest)))
+            .where(t.repositories.c.name == sa.bindparam("repo"),
+                   t.tags.c.name == sa.bindparam("tag")))
+        self._q_manifest = CompiledRead(engine, _manifest_select().select_from(
+            t.manifests.join(t.repositories))
+            .where(t.repositories.c.name == sa.bindparam("repo"),
+                   t.manifests.c.digest == sa.bindparam("digest")))
+        self._q_blob = CompiledRead(engine, sa.select(
+            t.blobs.c.size, t.repository_blobs.c.touched_at, t.repository_blobs.c.repository_id)
+            .select_from(t.repository_blobs.join(t.repositories).join(
+                t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest))
+            .where(t.repositories.c.name == sa.bindparam("repo"),
+                   t.repository_blobs.c.digest == sa.bindparam("digest")))
+        self._q_repo = CompiledRead(engine, sa.select(t.repositories.c.id).where(
+            t.repositories.c.name == sa.bindparam("repo")))
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._inline:
@@ -61,8 +87,7 @@ class SqlMetaStore:
 
     async def repository_exists(self, name: str) -> bool:
         def go() -> bool:
-            with self._read() as conn:
-                return self._repo_id(conn, name) is not None
+            return self._fast.first(self._q_repo, repo=name) is not None
         return await self._run(go)
 
     async def list_repositories(self, n: int | None, last: str | None) -> list[str]:
@@ -84,15 +109,7 @@ class SqlMetaStore:
         collection leaves it alone while a push that found it finishes.
         """
         def go() -> int | None:
-            q = (
-                sa.select(t.blobs.c.size, t.repository_blobs.c.touched_at,
-                          t.repository_blobs.c.repository_id)
-                .select_from(t.repository_blobs.join(t.repositories).join(
-                    t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest))
-                .where(t.repositories.c.name == repository, t.repository_blobs.c.digest == digest)
-            )
-            with self._read() as conn:
-                row = conn.execute(q).first()
+            row = self._fast.first(self._q_blob, repo=repository, digest=digest)
             if row is None:
                 return None
             now = self._clock()
@@ -273,23 +290,13 @@ class SqlMetaStore:
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:
         def go() -> ManifestRecord | None:
-            q = (sa.select(*self._MANIFEST_COLUMNS)
-                 .select_from(t.manifests.join(t.repositories))
-                 .where(t.repositories.c.name == repository, t.manifests.c.digest == digest))
-            with self._read() as conn:
-                row = conn.execute(q).first()
+            row = self._fast.first(self._q_manifest, repo=repository, digest=digest)
             return None if row is None else self._manifest(repository, row)
         return await self._run(go)
 
     async def resolve_tag(self, repository: str, tag: str) -> ManifestRecord | None:
         def go() -> ManifestRecord | None:
-            q = (sa.select(*self._MANIFEST_COLUMNS)
-                 .select_from(t.tags.join(t.repositories).join(t.manifests, sa.and_(
-                     t.manifests.c.repository_id == t.tags.c.repository_id,
-                     t.manifests.c.digest == t.tags.c.digest)))
-                 .where(t.repositories.c.name == repository, t.tags.c.name == tag))
-            with self._read() as conn:
-                row = conn.execute(q).first()
+            row = self._fast.first(self._q_tag, repo=repository, tag=tag)
             return None if row is None else self._manifest(repository, row)
         return await self._run(go)
 

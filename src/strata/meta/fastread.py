@@ -1,0 +1,64 @@
+"""Hot read queries compiled once and run on the DBAPI connection directly.
+
+A manifest or blob lookup is one indexed SELECT that SQLite answers in ~10 µs; building and
+executing it through SQLAlchemy's expression layer costs ~150 µs more, which would dominate a
+pull. The statements are still written with SQLAlchemy Core (one schema, both dialects); they
+are compiled once per dialect and executed with the driver's own parameter style.
+
+On SQLite each store keeps one reader connection of its own (autocommit: each SELECT is its
+own consistent snapshot), used only from the event loop thread. On PostgreSQL a pooled
+connection is taken per call (the call runs on a worker thread).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+
+class CompiledRead:
+    def __init__(self, engine: sa.Engine, stmt: sa.Select[Any]) -> None:
+        compiled = stmt.compile(dialect=engine.dialect)
+        self.sql = str(compiled)
+        self._order: Sequence[str] | None = compiled.positiontup
+
+    def params(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+        if self._order is not None:
+            return tuple(values[name] for name in self._order)
+        return values
+
+
+class FastReader:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._sqlite_path = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._local = threading.local()
+
+    def _sqlite(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            assert self._sqlite_path is not None
+            conn = sqlite3.connect(self._sqlite_path, isolation_level=None, timeout=60)
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+        return conn
+
+    def first(self, query: CompiledRead, **values: Any) -> tuple[Any, ...] | None:
+        if self._sqlite_path is not None:
+            row: tuple[Any, ...] | None = self._sqlite().execute(
+                query.sql, query.params(values)).fetchone()
+            return row
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute(query.sql, query.params(values))
+            result = cur.fetchone()
+            cur.close()
+            raw.rollback()
+            return None if result is None else tuple(result)
+        finally:
+            raw.close()
