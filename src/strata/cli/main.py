@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from strata.cli import demo, gc_cmd, registry_cmds, release_cmds, serve_cmd, user_cmds
+from strata.cli import build_cmds, demo, gc_cmd, registry_cmds, release_cmds, serve_cmd, user_cmds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +23,7 @@ cli.add_command(user_cmds.user)
 cli.add_command(user_cmds.robot)
 cli.add_command(demo.demo)
 cli.add_command(gc_cmd.gc)
-for command in (*registry_cmds.COMMANDS, *release_cmds.COMMANDS):
+for command in (*registry_cmds.COMMANDS, *release_cmds.COMMANDS, *build_cmds.COMMANDS):
     cli.add_command(command)
 
 

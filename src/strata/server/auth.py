@@ -27,9 +27,10 @@ The gate (a middleware on every route under ``/v2``)
       (``podman login`` relies on it);
     - ``Bearer``: the token's signature, ``kid``, issuer, audience, expiry and not-before are
       checked (``401 … error="invalid_token"`` otherwise) and its ``access`` must cover the
-      request. If it does not, the answer is ``401 … error="insufficient_scope"`` when the
-      token's subject could obtain that scope (the client should fetch a new token) and
-      ``403 DENIED`` when it could not;
+      request. If it does not: ``403 DENIED`` with ``WWW-Authenticate: Bearer …,scope=…,
+      error="insufficient_scope"`` (RFC 6750 section 3.1), whether or not the token's subject
+      could obtain that scope (the answer does not depend on who asks, and clients that hold
+      a token for another repository, like oras, fetch a new one on that challenge);
     - ``Basic``: accepted directly, for simple clients (curl, ``strata`` commands); the same
       login as the token endpoint (rate limited, argon2 cached briefly), then ``403 DENIED`` if
       the account may not.
@@ -181,10 +182,12 @@ class TokenAuth:
 
     def challenge(self, request: web.Request, need: Requirement,
                   error: str | None = None) -> RegistryError:
+        """401 UNAUTHORIZED, or 403 DENIED for ``insufficient_scope``, with the challenge."""
         scopes = _challenge_scopes(need)
         header = format_challenge(self.realm_for(request), self.issuer.audience, scopes, error)
         detail = [str(s) for s in need.scopes] or None
-        return RegistryError(Code.UNAUTHORIZED, detail, headers={"WWW-Authenticate": header})
+        code = Code.DENIED if error == "insufficient_scope" else Code.UNAUTHORIZED
+        return RegistryError(code, detail, headers={"WWW-Authenticate": header})
 
     async def login(self, request: web.Request, username: str, password: str,
                     on_failure: Callable[[], RegistryError]) -> Principal:
@@ -301,12 +304,8 @@ async def _check_bearer(auth: TokenAuth, request: web.Request, token: str,
         raise auth.challenge(request, need, "invalid_token") from None
     if need.invalid:
         raise _denied()
-    if _token_covers(claims, need):
-        return
-    principal = await auth.service.principal(claims.subject)
-    if principal is not None and all(auth.service.allows(principal, s) for s in need.scopes):
+    if not _token_covers(claims, need):
         raise auth.challenge(request, need, "insufficient_scope")
-    raise _denied()
 
 
 async def _check_basic(auth: TokenAuth, request: web.Request, header: str,

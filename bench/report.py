@@ -1,0 +1,126 @@
+"""Medians, ratios, targets, and the Markdown table."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+NAMES = ("strata", "distribution")
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    fmt: str = "{:.0f}"
+    target: float | None = None  # on strata/distribution
+    lower_is_better: bool = False
+    target_text: str = "—"
+
+
+def metrics(args: argparse.Namespace) -> list[Metric]:
+    b, ch, big = args.blob_mib, args.chunk_mib, args.big_mib
+    out = [
+        Metric("mono_push_mib_s", f"Monolithic push {b} MiB (POST+PUT), MiB/s", target=2.5),
+        Metric("chunked_push_mib_s", f"Chunked push {b} MiB ({ch} MiB PATCHes), MiB/s",
+               target=2.5),
+        Metric("blob_get_mib_s", f"Blob GET warm {b} MiB, MiB/s", target=1.0),
+        Metric("blob_get_curl_mib_s", f"Blob GET warm {b} MiB with curl, MiB/s"),
+    ]
+    for c in [int(x) for x in args.concurrency.split(",") if x]:
+        for ref in ("tag", "digest"):
+            out.append(Metric(f"manifest_{ref}_c{c}_rps", f"Manifest GET by {ref} c={c}, req/s",
+                              target=3.0))
+            out.append(Metric(f"manifest_{ref}_c{c}_p99_ms",
+                              f"Manifest GET by {ref} c={c}, p99 ms", fmt="{:.2f}",
+                              target=1.0, lower_is_better=True, target_text="lower"))
+    out += [
+        Metric("head_blob_c64_rps", "HEAD blob (empty blob) c=64, req/s"),
+        Metric("head_blob_c64_p99_ms", "HEAD blob (empty blob) c=64, p99 ms", fmt="{:.2f}",
+               lower_is_better=True),
+        Metric("small_image_pushes_per_s",
+               f"{args.images} small-image pushes by {args.pushers} workers, images/s",
+               fmt="{:.1f}", target=2.0),
+        Metric("tag_put_per_s", f"Manifest PUT under {args.tags} tags, c=16 (setup, once), "
+               "tags/s"),
+        Metric("tag_walk_ms", f"Tag list walk, {args.tags} tags with n={args.page}, ms",
+               fmt="{:.1f}", lower_is_better=True),
+        Metric("mono_push_peak_rss_mib", f"Peak server RSS, {b} MiB monolithic push, MiB",
+               lower_is_better=True),
+        Metric("chunked_push_peak_rss_mib", f"Peak server RSS, {b} MiB chunked push, MiB",
+               lower_is_better=True),
+        Metric("blob_get_peak_rss_mib", f"Peak server RSS, {b} MiB GETs, MiB",
+               lower_is_better=True),
+        Metric("big_push_mib_s", f"Monolithic push {big} MiB (once), MiB/s"),
+        Metric("big_get_mib_s", f"Blob GET {big} MiB (once), MiB/s"),
+        Metric("big_push_peak_rss_mib", f"Peak server RSS, {big} MiB push, MiB",
+               lower_is_better=True),
+        Metric("big_get_peak_rss_mib", f"Peak server RSS, {big} MiB GET, MiB",
+               lower_is_better=True),
+        Metric("big_push_peak_pss_mib", f"Peak server PSS, {big} MiB push, MiB",
+               lower_is_better=True),
+        Metric("big_get_peak_pss_mib", f"Peak server PSS, {big} MiB GET, MiB",
+               lower_is_better=True),
+    ]
+    return out
+
+
+def summarize(samples: dict[str, dict[str, list[float]]], info: dict[str, dict[str, Any]],
+              errors: list[str]) -> dict[str, Any]:
+    medians: dict[str, dict[str, float | None]] = {}
+    ratios: dict[str, float | None] = {}
+    for key, per in samples.items():
+        medians[key] = {n: (statistics.median(per[n]) if per.get(n) else None) for n in NAMES}
+        s, d = medians[key]["strata"], medians[key]["distribution"]
+        ratios[key] = (s / d) if s is not None and d else None
+    return {"samples": samples, "medians": medians, "ratios": ratios, "info": info,
+            "errors": errors}
+
+
+def _met(m: Metric, ratio: float | None) -> str:
+    if m.target is None:
+        return m.target_text
+    text = m.target_text if m.lower_is_better else f"≥ {m.target:g}×"  # noqa: RUF001
+    if ratio is None:
+        return text
+    ok = ratio < m.target if m.lower_is_better else ratio >= m.target
+    return f"{text} {'✅' if ok else '❌'}"
+
+
+def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
+    med, ratios, info = results["medians"], results["ratios"], results["info"]
+    lines = ["| metric | strata | distribution | ratio | target |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    for m in metrics(args):
+        if m.key not in med:
+            continue
+        vals = [med[m.key][n] for n in NAMES]
+        cells = [m.fmt.format(v) if v is not None else "—" for v in vals]
+        ratio = ratios.get(m.key)
+        rcell = f"{ratio:.2f}×" if ratio is not None else "—"  # noqa: RUF001
+        lines.append(f"| {m.label} | {cells[0]} | {cells[1]} | {rcell} | {_met(m, ratio)} |")
+    if any("pagination_honoured" in info.get(n, {}) for n in NAMES):
+        cells = []
+        for n in NAMES:
+            i = info.get(n, {})
+            pages = i.get("tag_walk_pages", [])
+            cells.append(f"{'yes' if i.get('pagination_honoured') else 'no'} "
+                         f"({len(pages)} page{'s' if len(pages) != 1 else ''}, "
+                         f"max {max(pages, default=0)})")
+        lines.append(f"| Tag list n={args.page} honoured | {cells[0]} | {cells[1]} | — | "
+                     f"n honoured {'✅' if info['strata'].get('pagination_honoured') else '❌'} |")
+    out = "\n".join(lines)
+    notes = [f"Medians over {args.rounds} round(s); strata --workers {args.workers}; "
+             f"ratio = strata / distribution (for p99, RSS and times lower is better)."]
+    loads = results.get("loadavg_per_round") or []
+    if loads:
+        notes.append("1-min load average at the start of each round: "
+                     + ", ".join(f"{la[0]:.1f}" for la in loads)
+                     + f" (on {results.get('machine', {}).get('cpus', '?')} CPUs).")
+    if results.get("errors"):
+        notes.append("ERRORS: " + "; ".join(results["errors"]))
+    if results.get("failed"):
+        notes.append(f"FAILED: {results['failed']}")
+    return out + "\n\n" + "\n".join(notes)

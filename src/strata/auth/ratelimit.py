@@ -1,0 +1,113 @@
+"""A keyed token-bucket rate limiter with bounded memory and an injectable clock.
+
+Each key (typically :func:`rate_limit_key` of client IP and username) owns a
+bucket holding up to ``burst`` tokens, refilled continuously at
+``rate_per_minute``; a request spends one token.  A bucket that has refilled
+completely carries no information (it behaves exactly like a brand-new one),
+so it is forgotten: idle keys are evicted lazily, least recently used first.
+If more than ``max_keys`` keys are still active, the least recently used is
+evicted anyway -- memory stays bounded, at the price of resetting that key's
+bucket under a key-spraying flood.
+
+A lock guards the table, so one limiter can be shared between the event loop
+and worker threads; no call blocks for longer than a dictionary update.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+__all__ = ["RateLimiter", "rate_limit_key"]
+
+
+def rate_limit_key(client_ip: str, username: str | None) -> str:
+    """The limiter key for a login attempt: IP and username (``""`` when absent)."""
+    return f"{client_ip}\n{username or ''}"
+
+
+class _Bucket:
+    __slots__ = ("tokens", "updated")
+
+    def __init__(self, tokens: float, updated: float) -> None:
+        self.tokens = tokens
+        self.updated = updated
+
+
+class RateLimiter:
+    """Token bucket per key: *burst* requests at once, then *rate_per_minute* sustained."""
+
+    def __init__(
+        self,
+        rate_per_minute: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_keys: int = 10_000,
+    ) -> None:
+        if not rate_per_minute > 0:
+            raise ValueError("rate_per_minute must be positive")
+        if burst < 1:
+            raise ValueError("burst must be at least 1")
+        if max_keys < 1:
+            raise ValueError("max_keys must be at least 1")
+        self._rate = rate_per_minute / 60.0  # tokens per second
+        self._burst = float(burst)
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _refill(self, bucket: _Bucket, now: float) -> None:
+        elapsed = max(0.0, now - bucket.updated)  # tolerate a clock going backwards
+        bucket.tokens = min(self._burst, bucket.tokens + elapsed * self._rate)
+        bucket.updated = max(bucket.updated, now)
+
+    def _is_idle(self, bucket: _Bucket, now: float) -> bool:
+        elapsed = max(0.0, now - bucket.updated)
+        return bucket.tokens + elapsed * self._rate >= self._burst
+
+    def _evict(self, now: float) -> None:
+        # The front of the OrderedDict is the least recently used key.
+        while self._buckets:
+            key, bucket = next(iter(self._buckets.items()))
+            if self._is_idle(bucket, now) or len(self._buckets) > self._max_keys:
+                del self._buckets[key]
+            else:
+                break
+
+    def hit(self, key: str) -> bool:
+        """Spend one token for *key*: True = allowed, False = rate limited."""
+        with self._lock:
+            now = self._clock()
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = _Bucket(self._burst, now)
+                self._buckets[key] = bucket
+            else:
+                self._refill(bucket, now)
+                self._buckets.move_to_end(key)
+            allowed = bucket.tokens >= 1.0
+            if allowed:
+                bucket.tokens -= 1.0
+            self._evict(now)
+            return allowed
+
+    def retry_after(self, key: str) -> int:
+        """Whole seconds until *key* may hit again (0 = now); for a ``Retry-After`` header."""
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return 0
+            now = self._clock()
+            elapsed = max(0.0, now - bucket.updated)
+            tokens = min(self._burst, bucket.tokens + elapsed * self._rate)
+            if tokens >= 1.0:
+                return 0
+            return max(1, math.ceil((1.0 - tokens) / self._rate))

@@ -1,0 +1,309 @@
+"""The authentication use-cases: accounts, logins, grants, and the first administrator.
+
+:class:`AuthService` is what the CLI (``strata user …``, ``strata robot …``) and the HTTP layer
+(the token endpoint and the ``/v2/`` gate in :mod:`strata.server.auth`) call; it composes the
+building blocks of this package and knows no HTTP.
+
+Logins (:meth:`AuthService.login`) take a user name and a password or a robot secret:
+
+* a password is verified with argon2id; an unknown user, a robot name or a revoked account
+  costs the same argon2 work (:meth:`PasswordHashing.verify_or_dummy`), so the time taken does
+  not tell which accounts exist;
+* a robot secret (``strata_robot_…``) is looked up by its SHA-256 and must belong to the named
+  robot; a user password may therefore never start with that prefix;
+* failures are rate limited per client IP + user name, and per client IP (password spraying);
+  only failures spend from the buckets, and attempts for one IP + user name are serialised, so
+  concurrent guesses cannot slip past the check while the first ones are still hashing. A
+  throttled login raises :class:`LoginThrottled` with the seconds to wait;
+* a password login that succeeded is remembered for ``cache_ttl`` seconds under an HMAC of the
+  credentials (keyed with a per-process random key), so clients that send Basic credentials
+  with every ``/v2/`` request do not pay argon2 each time; a password change therefore reaches
+  logins with the old password within ``cache_ttl``. Robot logins (one indexed lookup) are not
+  cached: a revoked robot cannot log in any more at once. Bearer tokens already issued live
+  until they expire (five minutes).
+
+Rate limits and the cache live in the serving process: with ``--workers N`` each worker keeps
+its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from strata.auth.passwords import (
+    PasswordHashing,
+    hash_robot_secret,
+    is_robot_secret,
+    new_robot_secret,
+)
+from strata.auth.policy import Principal, Role, everything_public, grant
+from strata.auth.ratelimit import RateLimiter, rate_limit_key
+from strata.auth.scope import CATALOG, REGISTRY, Scope
+from strata.auth.store import (
+    Account,
+    AccountExists,
+    AccountKind,
+    AccountNotFound,
+    AuthStore,
+)
+
+__all__ = [
+    "ADMIN_USER",
+    "MIN_PASSWORD_LENGTH",
+    "AccountExists",
+    "AccountNotFound",
+    "AuthService",
+    "Bootstrap",
+    "InvalidCredentials",
+    "LoginLimits",
+    "LoginThrottled",
+]
+
+ADMIN_USER = "admin"
+MIN_PASSWORD_LENGTH = 8
+#: Roles that see every repository (and so may list the catalog when some are private).
+_SEES_ALL = frozenset({Role.ADMIN, Role.RELENG, Role.REVIEWER})
+
+
+class InvalidCredentials(Exception):
+    """Unknown user, wrong password, revoked robot: deliberately one answer for all."""
+
+
+class LoginThrottled(Exception):
+    """Too many failed logins from this client (for this user); retry after ``retry_after`` s."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins; retry after {retry_after} s")
+        self.retry_after = max(1, retry_after)
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """Failed-login budgets: per client IP + user name, and per client IP."""
+
+    per_user_burst: int = 10
+    per_user_per_minute: float = 10.0
+    per_ip_burst: int = 100
+    per_ip_per_minute: float = 60.0
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """What the first start did: the admin it created and where its password is (if generated)."""
+
+    user: str
+    password_file: Path | None
+
+
+def check_password(password: str) -> None:
+    """Refuse passwords the service will not store (``ValueError`` with the reason)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if is_robot_secret(password):
+        raise ValueError("a password must not look like a robot token")
+
+
+class _KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class _LoginCache:
+    """Recent successful logins: HMAC(credentials) -> (principal, expiry); bounded, LRU."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float], max_entries: int = 1024) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._max = max_entries
+        self._key = secrets.token_bytes(32)
+        self._entries: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
+
+    def _digest(self, username: str, password: str) -> bytes:
+        message = username.encode("utf-8", "surrogatepass") + b"\0" + \
+            password.encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def get(self, username: str, password: str) -> Principal | None:
+        if self._ttl <= 0:
+            return None
+        key = self._digest(username, password)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= self._clock():
+            del self._entries[key]
+            return None
+        return entry[0]
+
+    def put(self, username: str, password: str, principal: Principal) -> None:
+        if self._ttl <= 0:
+            return
+        key = self._digest(username, password)
+        self._entries[key] = (principal, self._clock() + self._ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+
+class AuthService:
+    """Accounts, logins and grants over an :class:`AuthStore`.
+
+    *public* says which repositories anonymous clients may pull (default: all). When it is not
+    :func:`everything_public`, ``registry:catalog:*`` is granted only to admin, releng and
+    reviewer accounts, so the catalog cannot reveal private repository names.
+    """
+
+    def __init__(self, store: AuthStore, hashing: PasswordHashing, *,
+                 public: Callable[[str], bool] = everything_public,
+                 limits: LoginLimits | None = None,
+                 cache_ttl: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        limits = limits or LoginLimits()
+        self.store = store
+        self.hashing = hashing
+        self.public = public
+        self._catalog_for_all = public is everything_public
+        self._per_user = RateLimiter(limits.per_user_per_minute, limits.per_user_burst, clock)
+        self._per_ip = RateLimiter(limits.per_ip_per_minute, limits.per_ip_burst, clock)
+        self._locks = _KeyedLocks()
+        self._cache = _LoginCache(cache_ttl, clock)
+
+    # -- administration (CLI) ----------------------------------------------------------------
+    def add_user(self, name: str, password: str, role: Role,
+                 images: Iterable[str] = ()) -> Account:
+        check_password(password)
+        return self.store.create(name, AccountKind.USER, roles=[role], images=images,
+                                 password_hash=self.hashing.hash(password))
+
+    def set_password(self, name: str, password: str) -> None:
+        check_password(password)
+        account = self.store.get(name)
+        if account is None or account.kind is not AccountKind.USER:
+            raise AccountNotFound(name)
+        self.store.set_password_hash(name, self.hashing.hash(password))
+
+    def accounts(self) -> list[Account]:
+        return self.store.accounts()
+
+    def add_robot(self, name: str, role: Role, images: Iterable[str] = ()) -> tuple[Account, str]:
+        """Create a robot; returns it and its secret (shown once, stored only as a hash)."""
+        secret = new_robot_secret()
+        account = self.store.create(name, AccountKind.ROBOT, roles=[role], images=images,
+                                    secret_hash=hash_robot_secret(secret))
+        return account, secret
+
+    def revoke_robot(self, name: str) -> None:
+        self.store.revoke_robot(name)
+
+    def bootstrap_admin(self, password: str | None, password_file: Path) -> Bootstrap | None:
+        """First start: create ``admin`` (role admin) unless it exists.
+
+        With *password* (``$STRATA_ADMIN_PASSWORD``) that is its password; without, one is
+        generated and written to *password_file* (mode 0600, directory 0700). Returns None
+        when ``admin`` existed already.
+        """
+        if self.store.get(ADMIN_USER) is not None:
+            return None
+        generated = not password
+        secret = password or secrets.token_urlsafe(24)
+        try:
+            self.add_user(ADMIN_USER, secret, Role.ADMIN)
+        except AccountExists:
+            return None
+        if not generated:
+            return Bootstrap(ADMIN_USER, None)
+        password_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            password_file.unlink()
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret + "\n")
+        return Bootstrap(ADMIN_USER, password_file)
+
+    # -- authentication --------------------------------------------------------------------
+    def verify_credentials(self, username: str, password: str) -> Principal | None:
+        """The principal for these credentials, or None (CPU-heavy: argon2; call in a thread)."""
+        if is_robot_secret(password):
+            robot = self.store.find_robot(hash_robot_secret(password))
+            if robot is None or not hmac.compare_digest(robot.name.encode(), username.encode()):
+                return None
+            return robot.principal()
+        account = self.store.get(username)
+        usable = account is not None and account.kind is AccountKind.USER and account.active
+        stored = account.password_hash if usable and account is not None else None
+        if not self.hashing.verify_or_dummy(stored, password):
+            return None
+        assert account is not None and stored is not None
+        if self.hashing.needs_rehash(stored):
+            with contextlib.suppress(AccountNotFound, ValueError):
+                self.store.set_password_hash(account.name, self.hashing.hash(password))
+        return account.principal()
+
+    async def login(self, username: str, password: str, client_ip: str) -> Principal:
+        """Authenticate; raises :class:`InvalidCredentials` or :class:`LoginThrottled`."""
+        robot = is_robot_secret(password)
+        cached = None if robot else self._cache.get(username, password)
+        if cached is not None:
+            return cached
+        user_key = rate_limit_key(client_ip, username)
+        ip_key = rate_limit_key(client_ip, None)
+        async with self._locks.hold(user_key):
+            wait = max(self._per_user.retry_after(user_key), self._per_ip.retry_after(ip_key))
+            if wait > 0:
+                raise LoginThrottled(wait)
+            principal = await asyncio.to_thread(self.verify_credentials, username, password)
+            if principal is None:
+                self._per_user.hit(user_key)
+                self._per_ip.hit(ip_key)
+                raise InvalidCredentials()
+        if not robot:  # a robot login is one indexed lookup: revocation acts at once
+            self._cache.put(username, password, principal)
+        return principal
+
+    async def principal(self, subject: str) -> Principal | None:
+        """The principal a token's ``sub`` names now (``""`` = anonymous); None if gone."""
+        if subject == "":
+            return Principal.anonymous()
+        account = await asyncio.to_thread(self.store.get, subject)
+        if account is None or not account.active:
+            return None
+        return account.principal()
+
+    # -- authorisation ---------------------------------------------------------------------
+    def grant(self, principal: Principal, requested: Iterable[Scope]) -> tuple[Scope, ...]:
+        """Requested ∩ allowed, as :func:`strata.auth.policy.grant`, minus a private catalog."""
+        granted = grant(principal, requested, public=self.public)
+        if self._catalog_for_all or principal.roles & _SEES_ALL:
+            return granted
+        return tuple(s for s in granted if (s.type, s.name) != (REGISTRY, CATALOG))
+
+    def allows(self, principal: Principal, scope: Scope) -> bool:
+        """True when *principal* may do every action of *scope*."""
+        granted = self.grant(principal, [scope])
+        return bool(granted) and granted[0].actions >= scope.actions

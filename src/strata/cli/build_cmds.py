@@ -1,0 +1,165 @@
+"""``strata build`` and ``strata base import``: build images and push them to the server.
+
+Both take ``--url`` / ``$STRATA_URL``, ``$STRATA_USER`` / ``$STRATA_PASSWORD`` and ``--json``.
+``SOURCE_DATE_EPOCH`` (or ``--source-date-epoch``) fixes every timestamp; without it a build
+uses the source commit's time.  Progress and ``RUN`` output go to stderr, the result to stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import click
+
+from strata.build.base import import_base
+from strata.build.builder import BuildOptions
+from strata.build.errors import BuildError
+from strata.build.publish import Registry, SourceSpec, run_build
+from strata.cli.common import emit, fail, server_options
+from strata.client.api import ApiClient
+from strata.client.registry import ClientError, RegistryClient
+
+T = TypeVar("T")
+
+
+def default_cache() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "strata" / "build"
+
+
+def _run(url: str, user: str | None, password: str | None,
+         fn: Callable[[Registry], Awaitable[T]], quiet: bool) -> T:
+    async def go() -> T:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            auth = aiohttp.BasicAuth(user, password or "") if user else None
+            registry = Registry(url, RegistryClient(url, session, auth=auth),
+                                ApiClient(url, session, user=user, password=password))
+            return await fn(registry)
+    try:
+        return asyncio.run(go())
+    except BuildError as exc:
+        if exc.output and quiet:
+            click.echo(exc.output.rstrip("\n"), err=True)
+        where = f"line {exc.line}: " if exc.line is not None else ""
+        click.echo(f"strata: error: {where}{exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except ClientError as exc:
+        fail(str(exc))
+    except aiohttp.ClientError as exc:
+        fail(f"cannot reach {url}: {exc}")
+    raise AssertionError("unreachable")
+
+
+def _pairs(values: tuple[str, ...], what: str, *, from_env: bool = False) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=what)
+        if not sep:
+            if not from_env:
+                raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=what)
+            if key not in os.environ:
+                continue
+            value = os.environ[key]
+        out[key] = value
+    return out
+
+
+def _progress(quiet: bool) -> tuple[Callable[[str], None], Callable[[bytes], None]]:
+    def log(text: str) -> None:
+        if not quiet:
+            click.echo(text, err=True)
+
+    def output(data: bytes) -> None:
+        if not quiet:
+            sys.stderr.buffer.write(data)
+            sys.stderr.flush()
+    return log, output
+
+
+def _build_text(data: dict[str, Any]) -> str:
+    return f"{data['nvr']} {data['digest']}\n{data['reference']}"
+
+
+@click.command("build")
+@server_options
+@click.argument("source")
+@click.option("-f", "--file", "containerfile", default=None,
+              help="Containerfile, relative to the source (default Containerfile, Dockerfile).")
+@click.option("--namespace", default=None, help="Namespace (default: from the name label).")
+@click.option("--source-commit", default=None, help="Commit to record (and check out for a "
+              "git URL); default: the source's HEAD.")
+@click.option("--ref", default=None, help="Branch or tag of a git URL (or URL#ref[:subdir]).")
+@click.option("--build-arg", "build_args", multiple=True, help="ARG value, KEY=VALUE.")
+@click.option("--target", default=None, help="Build this stage instead of the last one.")
+@click.option("--network", type=click.Choice(["none", "host"]), default="none",
+              show_default=True, help="Network of RUN commands.")
+@click.option("--verify", is_flag=True, help="Build twice in fresh directories; fail unless "
+              "the digests are identical.")
+@click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip",
+              show_default=True)
+@click.option("--source-date-epoch", type=int, envvar="SOURCE_DATE_EPOCH", default=None,
+              help="Clamp every timestamp (default $SOURCE_DATE_EPOCH, else the commit time).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              envvar="STRATA_BUILD_CACHE",
+              help="Base image cache (default $STRATA_BUILD_CACHE, else ~/.cache/strata/build).")
+@click.option("--work-dir", type=click.Path(path_type=Path), default=None,
+              help="Where temporary build directories go (default $TMPDIR).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def build(url: str, user: str | None, password: str | None, as_json: bool, source: str,
+          containerfile: str | None, namespace: str | None, source_commit: str | None,
+          ref: str | None, build_args: tuple[str, ...], target: str | None, network: str,
+          verify: bool, compression: str, source_date_epoch: int | None,
+          cache_dir: Path | None, work_dir: Path | None, quiet: bool) -> None:
+    """Build SOURCE (a directory or a git URL) and push it as a release candidate."""
+    opts = BuildOptions(
+        cache_dir=cache_dir or default_cache(), containerfile=containerfile,
+        namespace=namespace, build_args=_pairs(build_args, "--build-arg", from_env=True),
+        target=target, network="host" if network == "host" else "none",
+        compression="zstd" if compression == "zstd" else "gzip",
+        level=3 if compression == "zstd" else 1)
+    spec = SourceSpec(source, ref=ref, commit=source_commit,
+                      source_date_epoch=source_date_epoch)
+    log, output = _progress(quiet or as_json)
+    data = _run(url, user, password, lambda registry: run_build(
+        registry, spec, opts, verify=verify, work_parent=work_dir, log=log, output=output),
+        quiet or as_json)
+    emit(data, as_json, _build_text)
+
+
+@click.group()
+def base() -> None:
+    """Base images: root filesystems imported as one-layer images."""
+
+
+@base.command("import")
+@server_options
+@click.argument("rootfs", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--name", required=True, help="Repository and name label (e.g. fedora).")
+@click.option("--version", "version", required=True, help="Version label (e.g. 25).")
+@click.option("--namespace", default=None, help="Namespace whose dist tag to use (and FGC).")
+@click.option("--dist-tag", default=None, help="Dist tag (default: the namespace's).")
+@click.option("--label", "labels", multiple=True, help="Extra label, KEY=VALUE.")
+@click.option("--source-date-epoch", type=int, envvar="SOURCE_DATE_EPOCH", default=0,
+              show_default=True, help="Clamp every timestamp.")
+@click.option("--work-dir", type=click.Path(path_type=Path), default=None)
+def base_import(url: str, user: str | None, password: str | None, as_json: bool, rootfs: Path,
+                name: str, version: str, namespace: str | None, dist_tag: str | None,
+                labels: tuple[str, ...], source_date_epoch: int, work_dir: Path | None) -> None:
+    """Import ROOTFS (a tarball, possibly compressed) as base image NAME."""
+    extra = _pairs(labels, "--label")
+    data = _run(url, user, password, lambda registry: import_base(
+        registry, rootfs, name=name, version=version, namespace=namespace, dist_tag=dist_tag,
+        labels=extra, source_date_epoch=source_date_epoch, work_parent=work_dir), True)
+    emit(data, as_json, lambda d: f"{d['nvr']} {d['digest']}\n{d['reference']}")
+
+
+COMMANDS = [build, base]

@@ -1,0 +1,246 @@
+"""Namespaces, images, candidate builds, streams and tag history (use-cases, no HTTP).
+
+Decisions:
+
+* A namespace's default anchor is ``today + interval_days``: a new namespace's first scheduled
+  release is one interval away, not today.
+* Images may be added explicitly (``strata image add``, with maintainers and source) or are
+  created ``active`` by their first candidate. A repository is *managed* (the registry's
+  stream write policy applies) from the moment its image exists.
+* ``candidate add`` reads the NVR labels of the build from the registry. The ``name`` label
+  may be the image name (``cockpit``) or the repository (``f25/cockpit``); the NVR is stored
+  with the image name. When the namespace has a dist tag, the ``release`` label must end with
+  ``.<dist tag>`` (``1.f25docker``). The NVR must be usable as tags. Registering the same
+  digest again answers the existing build; the same NVR with another digest is a CONFLICT.
+  Retired images take no candidates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from strata.oci.digest import Digest
+from strata.oci.names import RepositoryName
+from strata.registry.service import Registry
+from strata.release import store
+from strata.release.db import Database
+from strata.release.labels import read_labels
+from strata.release.model import (
+    Build,
+    BuildStatus,
+    Image,
+    ImageStatus,
+    Namespace,
+    Stream,
+    TagEvent,
+    conflict,
+    image_name_of,
+    invalid,
+    namespace_of,
+    not_found,
+    parse_repository,
+)
+from strata.release.nvr import NVR, InvalidNVR
+from strata.release.streams import TagKind, classify_tag
+from strata.release.webhooks import enqueue
+
+_NAMESPACE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_DIST_TAG = re.compile(r"^[A-Za-z0-9._]*$")
+
+
+def _namespace_or_fail(conn: sa.Connection, name: str) -> Namespace:
+    ns = store.get_namespace(conn, name)
+    if ns is None:
+        raise not_found(f"unknown namespace {name!r} (strata namespace add {name} ...)")
+    return ns
+
+
+def _image_or_fail(conn: sa.Connection, repository: str) -> Image:
+    image = store.get_image(conn, repository)
+    if image is None:
+        raise not_found(f"unknown image {repository!r}")
+    return image
+
+
+def check_nvr(labels: dict[str, str], repo: RepositoryName, ns: Namespace) -> NVR:
+    """The build's NVR from its labels, checked against its repository and namespace."""
+    name = image_name_of(repo)
+    try:
+        nvr = NVR.from_labels(labels)
+    except InvalidNVR as exc:
+        raise invalid(f"{repo}: {exc}") from None
+    if nvr.name not in (name, repo.value):
+        raise invalid(f"label name={nvr.name!r} does not match the repository {repo} "
+                      f"(want {name!r} or {repo.value!r})")
+    if ns.dist_tag and not nvr.release.endswith(f".{ns.dist_tag}"):
+        raise invalid(f"label release={nvr.release!r} does not end with the dist tag of "
+                      f"namespace {ns.name} (.{ns.dist_tag})")
+    nvr = NVR(name, nvr.version, nvr.release)
+    problem = nvr.tag_safety_problem()
+    if problem is not None:
+        raise invalid(f"{nvr}: {problem}")
+    return nvr
+
+
+class Inventory:
+    def __init__(self, db: Database, registry: Registry) -> None:
+        self.db = db
+        self.registry = registry
+
+    # -- namespaces ------------------------------------------------------------------------
+    async def add_namespace(self, name: str, dist_tag: str, *, interval_days: int = 14,
+                            anchor: dt.date | None = None,
+                            base_image: str | None = None) -> Namespace:
+        if not _NAMESPACE.match(name) or len(name) > 64:
+            raise invalid(f"invalid namespace name {name!r}")
+        if not _DIST_TAG.match(dist_tag) or len(dist_tag) > 64:
+            raise invalid(f"invalid dist tag {dist_tag!r} (letters, digits, '.', '_')")
+        if not 1 <= interval_days <= 3650:
+            raise invalid(f"interval must be 1 to 3650 days, not {interval_days}")
+        today = self.db.today()
+        ns = Namespace(name, dist_tag, interval_days,
+                       anchor or today + dt.timedelta(days=interval_days), base_image,
+                       self.db.now())
+
+        def go(conn: sa.Connection) -> Namespace:
+            if store.get_namespace(conn, name) is not None:
+                raise conflict(f"namespace {name} already exists")
+            store.insert_namespace(conn, ns)
+            return ns
+        return await self.db.write(go)
+
+    async def namespaces(self) -> list[Namespace]:
+        return await self.db.read(store.list_namespaces)
+
+    async def namespace(self, name: str) -> Namespace:
+        return await self.db.read(lambda conn: _namespace_or_fail(conn, name))
+
+    # -- images ----------------------------------------------------------------------------
+    async def add_image(self, repository: str, *, maintainers: Sequence[str] = (),
+                        source_url: str | None = None, source_branch: str | None = None,
+                        status: ImageStatus = ImageStatus.ACTIVE) -> Image:
+        repo = parse_repository(repository)
+
+        def go(conn: sa.Connection) -> Image:
+            _namespace_or_fail(conn, namespace_of(repo))
+            if store.get_image(conn, repo.value) is not None:
+                raise conflict(f"image {repo} already exists")
+            image = Image(repo.value, namespace_of(repo), image_name_of(repo), status,
+                          tuple(dict.fromkeys(maintainers)), source_url, source_branch,
+                          self.db.now())
+            store.insert_image(conn, image)
+            return image
+        return await self.db.write(go)
+
+    async def images(self, namespace: str | None = None) -> list[Image]:
+        return await self.db.read(lambda conn: store.list_images(conn, namespace))
+
+    async def image(self, repository: str) -> dict[str, Any]:
+        """The image with its streams and tags (what the API shows)."""
+        repo = parse_repository(repository)
+
+        def go(conn: sa.Connection) -> dict[str, Any]:
+            image = _image_or_fail(conn, repo.value)
+            rid = store.repository_id(conn, repo.value)
+            digests = store.tag_digests(conn, rid) if rid is not None else {}
+            states = store.tag_states(conn, repo.value, image.name, digests)
+            return {**image.to_json(),
+                    "streams": [s.to_json() for s in self._streams(conn, repo.value)],
+                    "tags": [{"tag": tag, "stream": classify_tag(tag).value, "digest": digest,
+                              "nvr": str(states[tag].nvr) if tag in states else None}
+                             for tag, digest in sorted(digests.items())]}
+        return await self.db.read(go)
+
+    # -- candidates ------------------------------------------------------------------------
+    async def add_candidate(self, repository: str, digest: str, *, actor: str,
+                            advisories: Sequence[str] = (),
+                            reason: str | None = None) -> Build:
+        repo = parse_repository(repository)
+        parsed = Digest.parse(digest)
+
+        def before(conn: sa.Connection) -> tuple[Namespace, Build | None]:
+            ns = _namespace_or_fail(conn, namespace_of(repo))
+            return ns, store.get_build(conn, repo.value, str(parsed))
+
+        ns, existing = await self.db.read(before)
+        if existing is not None:
+            return existing
+        nvr = check_nvr(await read_labels(self.registry, repo, parsed), repo, ns)
+        build = Build(repo.value, str(parsed), nvr, BuildStatus.CANDIDATE,
+                      tuple(dict.fromkeys(advisories)), reason, None, self.db.now(), actor)
+
+        def go(conn: sa.Connection) -> Build:
+            image = store.get_image(conn, repo.value, lock=True)
+            if image is None:
+                image = Image(repo.value, ns.name, image_name_of(repo), ImageStatus.ACTIVE, (),
+                              None, None, build.created_at)
+                store.insert_image(conn, image)
+            elif image.status is ImageStatus.RETIRED:
+                raise conflict(f"image {repo} is retired and takes no new builds")
+            again = store.get_build(conn, repo.value, build.digest)
+            if again is not None:
+                return again
+            same = store.get_build_by_nvr(conn, repo.value, nvr.version, nvr.release)
+            if same is not None:
+                raise conflict(f"{nvr} is already registered as {same.digest}")
+            rid = store.repository_id(conn, repo.value)
+            tagged = store.tag_digests(conn, rid).get(nvr.tag) if rid is not None else None
+            if tagged is not None and tagged != build.digest:
+                raise conflict(f"tag {nvr.tag} of {repo} already points to {tagged}; "
+                               f"{nvr} cannot be {build.digest}")
+            store.insert_build(conn, build)
+            enqueue(conn, "candidate.added", build.to_json(), build.created_at)
+            return build
+        return await self.db.write(go)
+
+    async def candidates(self, *, namespace: str | None = None, repository: str | None = None,
+                         status: BuildStatus | None = BuildStatus.CANDIDATE) -> list[Build]:
+        return await self.db.read(lambda conn: store.list_builds(
+            conn, namespace=namespace, repository=repository, status=status))
+
+    # -- streams and history ---------------------------------------------------------------
+    @staticmethod
+    def _streams(conn: sa.Connection, repository: str) -> list[Stream]:
+        rows = {s.version: s for s in store.list_streams(conn, repository)}
+        versions = {b.nvr.version for b in store.list_builds(conn, repository=repository)}
+        rid = store.repository_id(conn, repository)
+        if rid is not None:
+            versions |= {tag for tag in store.tag_digests(conn, rid)
+                         if classify_tag(tag) is TagKind.VERSION}
+        return [rows.get(v) or Stream(repository, v, False) for v in sorted(versions | set(rows))]
+
+    async def streams(self, repository: str) -> list[Stream]:
+        repo = parse_repository(repository)
+
+        def go(conn: sa.Connection) -> list[Stream]:
+            _image_or_fail(conn, repo.value)
+            return self._streams(conn, repo.value)
+        return await self.db.read(go)
+
+    async def history(self, repository: str, tag: str | None = None,
+                      at: float | None = None) -> dict[str, Any]:
+        """The events of a tag (or of every tag) and, with ``at``, what it pointed to then."""
+        repo = parse_repository(repository)
+
+        def go(conn: sa.Connection) -> dict[str, Any]:
+            events = store.tag_history(conn, repo.value, tag, until=at)
+            out: dict[str, Any] = {"repository": repo.value, "tag": tag,
+                                   "events": [e.to_json() for e in events]}
+            if tag is not None and at is not None:
+                out.update(self._pointee(conn, repo.value, events, at))
+            return out
+        return await self.db.read(go)
+
+    @staticmethod
+    def _pointee(conn: sa.Connection, repository: str, events: list[TagEvent],
+                 at: float) -> dict[str, Any]:
+        last = events[-1] if events else None
+        digest = last.new_digest if last is not None else None
+        build = store.get_build(conn, repository, digest) if digest else None
+        return {"at": at, "digest": digest, "nvr": str(build.nvr) if build else None,
+                "since": last.to_json() if last is not None else None}

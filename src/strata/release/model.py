@@ -1,0 +1,225 @@
+"""Values of the release domain (frozen records) and the references users type.
+
+A managed repository is always ``<namespace>/<name>`` (two components). References:
+
+* ``f25/cockpit@sha256:…`` names a build (:func:`parse_build_ref`);
+* ``f25/cockpit:130`` names a tag (:func:`parse_tag_ref`);
+* ``f25/cockpit:130`` also names a version stream (:func:`parse_stream_ref`).
+
+Parsing failures raise ``RegistryError(Code.INVALID)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from strata.errors import Code, RegistryError
+from strata.oci.digest import Digest
+from strata.oci.names import RepositoryName, is_tag
+from strata.release.nvr import NVR
+
+
+class ImageStatus(StrEnum):
+    IN_REVIEW = "in-review"
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+class BuildStatus(StrEnum):
+    CANDIDATE = "candidate"
+    RELEASED = "released"
+
+
+class ReleaseKind(StrEnum):
+    SCHEDULED = "scheduled"
+    OOB = "oob"
+
+
+class ReleaseStatus(StrEnum):
+    PLANNED = "planned"
+    PUBLISHED = "published"
+
+
+COSIGN_TAG = re.compile(r"^sha256-[0-9a-f]{64}(?:\.(?:sig|att|sbom))?$")
+
+
+def is_cosign_tag(tag: str) -> bool:
+    """A cosign / referrers-API fallback tag (``sha256-<hex>[.sig|.att|.sbom]``): no stream."""
+    return COSIGN_TAG.match(tag) is not None
+
+
+def invalid(message: str, detail: Any = None) -> RegistryError:
+    return RegistryError(Code.INVALID, detail, message=message)
+
+
+def conflict(message: str, detail: Any = None) -> RegistryError:
+    return RegistryError(Code.CONFLICT, detail, message=message)
+
+
+def not_found(message: str, detail: Any = None) -> RegistryError:
+    return RegistryError(Code.NOT_FOUND, detail, message=message)
+
+
+def iso_time(at: float | None) -> str | None:
+    if at is None:
+        return None
+    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+
+
+# -- references ------------------------------------------------------------------------------
+def parse_repository(text: str) -> RepositoryName:
+    """A managed repository name: exactly ``<namespace>/<name>``."""
+    try:
+        repo = RepositoryName.parse(text)
+    except RegistryError:
+        raise invalid(f"invalid repository name {text!r}") from None
+    if repo.value.count("/") != 1:
+        raise invalid(f"repository {text!r} must be <namespace>/<name>")
+    return repo
+
+
+def parse_build_ref(text: str) -> tuple[RepositoryName, Digest]:
+    repo, sep, digest = text.partition("@")
+    if not sep:
+        raise invalid(f"{text!r} is not <namespace>/<name>@<digest>")
+    try:
+        parsed = Digest.parse(digest)
+    except RegistryError:
+        raise invalid(f"invalid digest in {text!r}") from None
+    return parse_repository(repo), parsed
+
+
+def parse_tag_ref(text: str) -> tuple[RepositoryName, str]:
+    repo, sep, tag = text.rpartition(":")
+    if not sep or "/" in tag or not is_tag(tag):
+        raise invalid(f"{text!r} is not <namespace>/<name>:<tag>")
+    return parse_repository(repo), tag
+
+
+def namespace_of(repo: RepositoryName) -> str:
+    return repo.value.split("/", 1)[0]
+
+
+def image_name_of(repo: RepositoryName) -> str:
+    return repo.value.split("/", 1)[1]
+
+
+# -- records ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    dist_tag: str
+    interval_days: int
+    anchor: dt.date
+    base_image: str | None
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dist_tag": self.dist_tag,
+                "interval_days": self.interval_days, "anchor": self.anchor.isoformat(),
+                "base_image": self.base_image, "created_at": iso_time(self.created_at)}
+
+
+@dataclass(frozen=True)
+class Image:
+    repository: str
+    namespace: str
+    name: str
+    status: ImageStatus
+    maintainers: tuple[str, ...]
+    source_url: str | None
+    source_branch: str | None
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"repository": self.repository, "namespace": self.namespace, "name": self.name,
+                "status": self.status.value, "maintainers": list(self.maintainers),
+                "source": {"url": self.source_url, "branch": self.source_branch},
+                "created_at": iso_time(self.created_at)}
+
+
+@dataclass(frozen=True)
+class Build:
+    """A registered build: a candidate until a release publishes it."""
+
+    repository: str
+    digest: str
+    nvr: NVR
+    status: BuildStatus
+    advisories: tuple[str, ...]
+    reason: str | None
+    release_name: str | None
+    created_at: float
+    created_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"repository": self.repository, "digest": self.digest, "nvr": str(self.nvr),
+                "name": self.nvr.name, "version": self.nvr.version,
+                "release": self.nvr.release, "tag": self.nvr.version_release,
+                "status": self.status.value, "advisories": list(self.advisories),
+                "reason": self.reason, "release_name": self.release_name,
+                "created_at": iso_time(self.created_at), "created_by": self.created_by}
+
+
+@dataclass(frozen=True)
+class Stream:
+    repository: str
+    version: str
+    eol: bool
+    eol_at: float | None = None
+    eol_by: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"repository": self.repository, "version": self.version, "eol": self.eol,
+                "eol_at": iso_time(self.eol_at), "eol_by": self.eol_by}
+
+
+@dataclass(frozen=True)
+class TagEvent:
+    repository: str
+    tag: str
+    old_digest: str | None
+    new_digest: str | None
+    actor: str
+    release_name: str | None
+    reason: str | None
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"repository": self.repository, "tag": self.tag,
+                "old_digest": self.old_digest, "new_digest": self.new_digest,
+                "actor": self.actor, "release": self.release_name, "reason": self.reason,
+                "at": iso_time(self.at), "at_epoch": self.at}
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    kind: ReleaseKind
+    namespace: str
+    scheduled_for: dt.date | None
+    status: ReleaseStatus
+    created_at: float
+    published_at: float | None
+    actor: str | None
+    advisories: tuple[str, ...]
+    reason: str | None
+    notes_md: str | None = None
+    notes: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+
+    def to_json(self, *, with_notes: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name, "kind": self.kind.value, "namespace": self.namespace,
+            "scheduled_for": self.scheduled_for.isoformat() if self.scheduled_for else None,
+            "status": self.status.value, "created_at": iso_time(self.created_at),
+            "published_at": iso_time(self.published_at), "actor": self.actor,
+            "advisories": list(self.advisories), "reason": self.reason}
+        if with_notes:
+            out["notes"] = self.notes
+            out["notes_markdown"] = self.notes_md
+        return out

@@ -1,0 +1,78 @@
+"""The api tier: the whole /v2/ surface, in-process, over a fresh SQLite DB and data dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from strata.meta.engine import create_engine, migrate, sqlite_url
+from strata.meta.store import SqlMetaStore
+from strata.registry.limits import Limits
+from strata.registry.service import Registry
+from strata.server.app import create_app
+from strata.storage.filesystem import FilesystemBlobStore
+
+Client = TestClient[web.Request, web.Application]
+AppFactory = Callable[[], web.Application]
+ClientFactory = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test starts from a copy (migrating is the slow part)."""
+    template = tmp_path_factory.mktemp("template")
+    engine = create_engine(sqlite_url(template))
+    migrate(engine)
+    engine.dispose()
+    return template / "strata.db"
+
+
+@pytest.fixture(autouse=True)
+def _skip_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Durability is the server tier's subject (crash tests); here fsync only costs time."""
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, migrated_db: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copyfile(migrated_db, data / "strata.db")
+    return data
+
+
+def _no_fsync(dbapi_conn: Any, _record: Any) -> None:
+    """Durability is the server tier's subject; here it only costs fsync waits."""
+    dbapi_conn.execute("PRAGMA synchronous=OFF")
+
+
+@pytest.fixture
+def make_app(data_dir: Path) -> Iterator[Callable[..., web.Application]]:
+    """Build an app over ``data_dir`` (the same DB and blobs each time: a "restart")."""
+    engines: list[sa.Engine] = []
+
+    def build(limits: Limits | None = None) -> web.Application:
+        engine = create_engine(sqlite_url(data_dir))
+        sa.event.listen(engine, "connect", _no_fsync)
+        engines.append(engine)
+        registry = Registry.build(SqlMetaStore(engine), FilesystemBlobStore(data_dir),
+                                  limits=limits)
+        return create_app(registry, housekeeping_interval=0)
+
+    yield build
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory,
+                 make_app: Callable[..., web.Application]) -> Client:
+    return await aiohttp_client(make_app())

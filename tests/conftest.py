@@ -1,0 +1,47 @@
+"""Fixtures shared by every tier.
+
+``tests/`` has no ``__init__.py``; pytest puts this directory on ``sys.path`` for this conftest,
+which makes the ``support`` package importable from any test module.
+
+- ``strata_server``: a fresh ``strata serve`` process for one test (own port, own data dir).
+- ``strata_server_factory``: start servers with extra CLI args, e.g. ``factory("--workers", "2")``;
+  each is stopped when the test ends.
+- ``shared_strata_server``: one server (two workers, auth on) for the whole session (interop
+  tier); tests that use it must use repository names of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from support.server import StrataServer
+
+ServerFactory = Callable[..., StrataServer]
+
+
+@pytest.fixture
+def strata_server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    started: list[StrataServer] = []
+
+    def make(*extra_args: str) -> StrataServer:
+        server = StrataServer(tmp_path / f"server{len(started)}", *extra_args)
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def strata_server(strata_server_factory: ServerFactory) -> StrataServer:
+    return strata_server_factory()
+
+
+@pytest.fixture(scope="session")
+def shared_strata_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataServer]:
+    with StrataServer(tmp_path_factory.mktemp("shared-server"), "--workers", "2") as server:
+        yield server

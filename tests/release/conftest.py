@@ -1,0 +1,56 @@
+"""Release engine fixtures: a migrated SQLite database, a registry with the stream policy, an
+engine on a fake clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from strata.meta.engine import create_engine, migrate, sqlite_url
+from strata.meta.store import SqlMetaStore
+from strata.registry.service import Registry
+from strata.release.engine import ReleaseEngine
+from strata.release.policy import ReleaseTagPolicy
+from strata.storage.filesystem import FilesystemBlobStore
+
+START = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC).timestamp()  # a Monday
+
+
+class Clock:
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, *, days: float = 0, seconds: float = 0) -> float:
+        self.now += days * 86400 + seconds
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = create_engine(sqlite_url(tmp_path))
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def registry(db: sa.Engine, tmp_path: Path) -> Registry:
+    return Registry.build(SqlMetaStore(db), FilesystemBlobStore(tmp_path / "blobs"),
+                          policy=ReleaseTagPolicy(db))
+
+
+@pytest.fixture
+def engine(db: sa.Engine, registry: Registry, clock: Clock) -> ReleaseEngine:
+    return ReleaseEngine(db, registry, public_host="registry.example", clock=clock)

@@ -1,0 +1,311 @@
+"""The release engine on SQLite: candidates, scheduled and out-of-band releases, streams,
+end-of-life, rollback, history, all-or-nothing publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from strata.errors import Code, RegistryError
+from strata.meta import release_tables as rt
+from strata.registry.service import Registry
+from strata.release.engine import ReleaseEngine
+from strata.release.model import BuildStatus, ReleaseKind, ReleaseStatus
+
+from .conftest import Clock
+from .helpers import make_image, push, push_build, tag_map
+
+REPO = "f25/x"
+ANCHOR = dt.date(2025, 6, 10)
+
+
+async def tags(registry: Registry, repo: str = REPO) -> dict[str, str]:
+    return await tag_map(registry, repo)
+
+
+async def setup_ns(engine: ReleaseEngine) -> None:
+    await engine.inventory.add_namespace("f25", "f25docker", anchor=ANCHOR)
+
+
+async def candidate(engine: ReleaseEngine, registry: Registry, version: str, release: str,
+                    repo: str = REPO, **kw: Any) -> str:
+    digest = await push_build(registry, repo, version, f"{release}.f25docker")
+    await engine.inventory.add_candidate(repo, digest, actor="maint", **kw)
+    return digest
+
+
+async def test_candidate_add_reads_labels_and_writes_no_tag(
+        engine: ReleaseEngine, registry: Registry) -> None:
+    await setup_ns(engine)
+    digest = await push_build(registry, REPO, "130", "1.f25docker")
+    build = await engine.inventory.add_candidate(REPO, digest, actor="maint")
+    assert str(build.nvr) == "x-130-1.f25docker"
+    assert build.status is BuildStatus.CANDIDATE
+    assert await tags(registry) == {}
+    again = await engine.inventory.add_candidate(REPO, digest, actor="other")
+    assert again == build
+    images = await engine.inventory.images("f25")
+    assert [i.repository for i in images] == [REPO]
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    (("x", "130", None), "missing label"),
+    (("y", "130", "1.f25docker"), "does not match the repository"),
+    (("x", "130", "1.fc25"), "dist tag"),
+    (("x", "1~rc", "1.f25docker"), "not allowed in a tag"),
+])
+async def test_candidate_add_refuses_bad_labels(
+        engine: ReleaseEngine, registry: Registry, labels: tuple[str, str, str | None],
+        message: str) -> None:
+    await setup_ns(engine)
+    digest = await push(registry, REPO, make_image(*labels))
+    with pytest.raises(RegistryError) as err:
+        await engine.inventory.add_candidate(REPO, digest, actor="maint")
+    assert err.value.code is Code.INVALID
+    assert message in err.value.message
+
+
+async def test_candidate_add_name_may_be_the_repository(
+        engine: ReleaseEngine, registry: Registry) -> None:
+    await setup_ns(engine)
+    digest = await push(registry, REPO, make_image(REPO, "130", "1.f25docker"))
+    build = await engine.inventory.add_candidate(REPO, digest, actor="maint")
+    assert str(build.nvr) == "x-130-1.f25docker"
+
+
+async def test_candidate_add_conflicts_and_unknowns(engine: ReleaseEngine,
+                                                    registry: Registry) -> None:
+    digest = await push_build(registry, REPO, "130", "1.f25docker")
+    with pytest.raises(RegistryError) as err:
+        await engine.inventory.add_candidate(REPO, digest, actor="maint")
+    assert err.value.code is Code.NOT_FOUND  # no namespace yet
+    await setup_ns(engine)
+    await engine.inventory.add_candidate(REPO, digest, actor="maint")
+    other = await push_build(registry, REPO, "130", "1.f25docker", salt="rebuilt")
+    with pytest.raises(RegistryError) as err:
+        await engine.inventory.add_candidate(REPO, other, actor="maint")
+    assert err.value.code is Code.CONFLICT
+    with pytest.raises(RegistryError) as err:
+        await engine.inventory.add_candidate(REPO, "sha256:" + "0" * 64, actor="maint")
+    assert err.value.code is Code.MANIFEST_UNKNOWN
+
+
+async def test_plan_shows_dates_and_moves(engine: ReleaseEngine, registry: Registry) -> None:
+    await setup_ns(engine)
+    d129 = await candidate(engine, registry, "129", "1")
+    d130 = await candidate(engine, registry, "130", "1")
+    [plan] = await engine.plan()
+    assert [n["date"] for n in plan["next"]] == ["2025-06-10", "2025-06-24", "2025-07-08"]
+    assert plan["release"] == "f25-2025-06-10"
+    [image] = plan["images"]
+    moves = {m["tag"]: (m["old_digest"], m["new_digest"]) for m in image["moves"]}
+    assert moves == {"129-1.f25docker": (None, d129), "130-1.f25docker": (None, d130),
+                     "129": (None, d129), "130": (None, d130), "latest": (None, d130)}
+    assert await tags(registry) == {}
+
+
+async def test_publish_scheduled_release(engine: ReleaseEngine, registry: Registry,
+                                         db: sa.Engine) -> None:
+    await setup_ns(engine)
+    d129 = await candidate(engine, registry, "129", "1")
+    d130 = await candidate(engine, registry, "130", "1")
+    release = await engine.publish(actor="releng")
+    assert (release.name, release.kind, release.status) == (
+        "f25-2025-06-10", ReleaseKind.SCHEDULED, ReleaseStatus.PUBLISHED)
+    assert await tags(registry) == {"129-1.f25docker": d129, "130-1.f25docker": d130,
+                                    "129": d129, "130": d130, "latest": d130}
+    assert await engine.inventory.candidates(namespace="f25") == []
+    shown = await engine.release(release.name)
+    assert {b["nvr"] for b in shown["builds"]} == {"x-129-1.f25docker", "x-130-1.f25docker"}
+    notes = shown["notes"]
+    [image] = notes["images"]
+    assert image["new_nvr"] == "x-130-1.f25docker" and image["old_nvr"] is None
+    assert "podman pull registry.example/f25/x:latest" in image["pull"]
+    assert "# Release f25-2025-06-10" in shown["notes_markdown"]
+    with db.connect() as conn:
+        events = conn.execute(sa.select(rt.tag_events.c.tag, rt.tag_events.c.actor,
+                                        rt.tag_events.c.release_name)).all()
+    assert sorted(events) == sorted((t, "releng", release.name) for t in (
+        "129-1.f25docker", "130-1.f25docker", "129", "130", "latest"))
+    with pytest.raises(RegistryError) as err:
+        await engine.publish(release.name, actor="releng")
+    assert err.value.code is Code.CONFLICT
+    [plan] = await engine.plan()
+    assert plan["release"] == "f25-2025-06-24"
+
+
+async def test_oob_respin_of_older_version_moves_its_stream_not_latest(
+        engine: ReleaseEngine, registry: Registry) -> None:
+    await setup_ns(engine)
+    await candidate(engine, registry, "129", "1")
+    d130 = await candidate(engine, registry, "130", "1")
+    await engine.publish(actor="releng")
+    d129_2 = await push_build(registry, REPO, "129", "2.f25docker")
+    release = await engine.oob([f"{REPO}@{d129_2}"], advisories=["FEDORA-2025-1"],
+                               reason="CVE-2025-0001", actor="releng")
+    assert release.kind is ReleaseKind.OOB
+    assert release.name == "f25-security-2025-06-02-1"
+    current = await tags(registry)
+    assert current["129"] == d129_2 and current["129-2.f25docker"] == d129_2
+    assert current["latest"] == d130
+    notes = (await engine.release(release.name))["notes"]
+    [image] = notes["images"]
+    assert image["advisories"] == ["FEDORA-2025-1"]
+    assert image["old_nvr"] == "x-129-1.f25docker" and image["new_nvr"] == "x-129-2.f25docker"
+    assert {s["tag"] for s in image["skipped"]} == {"latest"}
+    with pytest.raises(RegistryError) as err:
+        await engine.oob([f"{REPO}@{d129_2}"], advisories=["A"], reason="again", actor="r")
+    assert err.value.code is Code.CONFLICT
+
+
+async def test_oob_needs_advisory_and_reason(engine: ReleaseEngine, registry: Registry) -> None:
+    await setup_ns(engine)
+    digest = await push_build(registry, REPO, "130", "1.f25docker")
+    for advisories, reason in (([], "why"), (["A-1"], " ")):
+        with pytest.raises(RegistryError) as err:
+            await engine.oob([f"{REPO}@{digest}"], advisories=advisories, reason=reason,
+                             actor="r")
+        assert err.value.code is Code.INVALID
+
+
+async def test_eol_freezes_stream_and_keeps_latest(engine: ReleaseEngine,
+                                                   registry: Registry) -> None:
+    await setup_ns(engine)
+    await candidate(engine, registry, "129", "1")
+    d130 = await candidate(engine, registry, "130", "1")
+    await engine.publish(actor="releng")
+    stream = await engine.eol(f"{REPO}:130", actor="maint")
+    assert stream.eol
+    d130_2 = await candidate(engine, registry, "130", "2")
+    await engine.publish(actor="releng")
+    current = await tags(registry)
+    assert current["130-2.f25docker"] == d130_2
+    assert current["130"] == d130 and current["latest"] == d130
+    streams = {s.version: s.eol for s in await engine.inventory.streams(REPO)}
+    assert streams == {"129": False, "130": True}
+    d131 = await candidate(engine, registry, "131", "1")
+    await engine.publish(actor="releng")
+    assert (await tags(registry))["latest"] == d131
+    with pytest.raises(RegistryError) as err:
+        await engine.eol(f"{REPO}:latest", actor="maint")
+    assert err.value.code is Code.INVALID
+
+
+async def test_rollback_is_recorded(engine: ReleaseEngine, registry: Registry,
+                                    clock: Clock) -> None:
+    await setup_ns(engine)
+    d130_1 = await candidate(engine, registry, "130", "1")
+    await engine.publish(actor="releng")
+    d130_2 = await candidate(engine, registry, "130", "2")
+    await engine.publish(actor="releng")
+    clock.advance(seconds=60)
+    event = await engine.rollback(f"{REPO}:latest", to="130-1.f25docker",
+                                  reason="130-2 crashes on start", actor="releng")
+    assert (event.old_digest, event.new_digest) == (d130_2, d130_1)
+    assert (await tags(registry))["latest"] == d130_1
+    history = await engine.inventory.history(REPO, "latest")
+    last = history["events"][-1]
+    assert last["actor"] == "releng" and last["reason"] == "rollback: 130-2 crashes on start"
+    for tag, to in (("latest", "x-130-2.f25docker"), ("130-2.f25docker", "130-1.f25docker"),
+                    ("130", "131-1.f25docker")):
+        with pytest.raises(RegistryError) as err:
+            await engine.rollback(f"{REPO}:{tag}", to=to, reason="r", actor="releng")
+        assert err.value.code is Code.CONFLICT
+        assert "rule rollback-" in err.value.message
+
+
+async def test_history_at_time(engine: ReleaseEngine, registry: Registry, clock: Clock) -> None:
+    await setup_ns(engine)
+    before = clock.now - 1
+    d1 = await candidate(engine, registry, "130", "1")
+    await engine.publish(actor="releng")
+    t1 = clock.advance(days=1)
+    clock.advance(days=13)
+    d2 = await candidate(engine, registry, "130", "2")
+    await engine.publish(actor="releng")
+    t2 = clock.advance(days=1)
+    at1 = await engine.inventory.history(REPO, "130", t1)
+    assert at1["digest"] == d1 and at1["nvr"] == "x-130-1.f25docker"
+    at2 = await engine.inventory.history(REPO, "130", t2)
+    assert at2["digest"] == d2 and len(at2["events"]) == 2
+    assert (await engine.inventory.history(REPO, "130", before))["digest"] is None
+
+
+async def test_publish_is_all_or_nothing(engine: ReleaseEngine, registry: Registry,
+                                         db: sa.Engine, clock: Clock) -> None:
+    await setup_ns(engine)
+    await candidate(engine, registry, "129", "1")
+    await candidate(engine, registry, "130", "1")
+    await candidate(engine, registry, "1", "1", repo="f25/y")
+    writes: list[str] = []
+
+    def fail_on_fourth(repository: str, tag: str) -> None:
+        writes.append(f"{repository}:{tag}")
+        if len(writes) == 4:
+            raise RuntimeError("disk on fire")
+
+    broken = ReleaseEngine(db, registry, clock=clock, after_tag_write=fail_on_fourth)
+    with pytest.raises(RuntimeError):
+        await broken.publish(actor="releng")
+    assert len(writes) == 4
+    assert await tags(registry) == {} and await tags(registry, "f25/y") == {}
+    assert len(await engine.inventory.candidates(namespace="f25")) == 3
+    assert await engine.releases() == []
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(rt.tag_events)).scalar() == 0
+    release = await engine.publish(actor="releng")
+    assert release.status is ReleaseStatus.PUBLISHED
+    assert set(await tags(registry)) == {"129-1.f25docker", "130-1.f25docker", "129", "130",
+                                         "latest"}
+
+
+async def test_release_refused_whole_when_one_repository_breaks_a_rule(
+        engine: ReleaseEngine, registry: Registry) -> None:
+    await setup_ns(engine)
+    await candidate(engine, registry, "1", "1", repo="f25/y")
+    await candidate(engine, registry, "130", "1")
+    # Someone pushes the NVR tag of the candidate through /v2/, with another image.
+    await push(registry, REPO, make_image("x", "130", "1.f25docker", salt="evil"),
+               tag="130-1.f25docker")
+    with pytest.raises(RegistryError) as err:
+        await engine.publish(actor="releng")
+    assert err.value.code is Code.CONFLICT
+    assert "nvr-immutable" in err.value.message
+    assert await tags(registry, "f25/y") == {}
+    [plan] = await engine.plan()
+    problems = {i["repository"]: i["problem"] for i in plan["images"]}
+    assert problems["f25/y"] is None and problems[REPO].startswith("nvr-immutable")
+
+
+async def test_scheduler_publishes_when_due_and_only_once(
+        engine: ReleaseEngine, registry: Registry, db: sa.Engine, clock: Clock) -> None:
+    await setup_ns(engine)
+    await candidate(engine, registry, "130", "1")
+    assert await engine.publish_due() == []
+    clock.now = dt.datetime(2025, 6, 10, 0, 0, 1, tzinfo=dt.UTC).timestamp()
+    other = ReleaseEngine(db, registry, clock=clock)
+    results = await asyncio.gather(engine.publish_due(), other.publish_due())
+    published = [r for batch in results for r in batch]
+    assert [r.name for r in published] == ["f25-2025-06-10"]
+    assert published[0].actor == "scheduler"
+    assert await engine.publish_due() == []
+    clock.now = dt.datetime(2025, 7, 30, tzinfo=dt.UTC).timestamp()  # server was down
+    [late] = await engine.publish_due()
+    assert late.name == "f25-2025-07-22"
+    [plan] = await engine.plan()
+    assert plan["release"] == "f25-2025-08-05"
+
+
+async def test_webhook_event_is_queued_with_the_release(engine: ReleaseEngine,
+                                                        registry: Registry,
+                                                        db: sa.Engine) -> None:
+    await setup_ns(engine)
+    await engine.add_webhook("http://127.0.0.1:9/hook", events=["release.published"])
+    await candidate(engine, registry, "130", "1")
+    await engine.publish(actor="releng")
+    deliveries = await engine.deliveries()
+    assert [(d["event"], d["status"]) for d in deliveries] == [("release.published", "pending")]
