@@ -47,8 +47,9 @@ typecheck: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# A fresh pytest base dir per run: podman may leave busy mounts in old ones.
 test: install debs-test lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --basetemp="$$(mktemp -d /tmp/strata-test-XXXXXX)"
 
 unit: install
 	$(BIN)/pytest -q tests/unit tests/api
@@ -57,15 +58,19 @@ run: install debs-run
 	@mkdir -p $(DATA)
 	@set -m; $(BIN)/strata serve --data $(DATA) --listen $(LISTEN) & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; exit 0' INT TERM; \
-	$(BIN)/strata demo seed --url http://$(LISTEN) --wait 30 || { kill $$pid; exit 1; }; \
+	token=$$($(BIN)/strata robot add demo-seed --data $(DATA) 2>/dev/null); \
+	STRATA_USER=demo-seed STRATA_PASSWORD=$$token \
+	  $(BIN)/strata demo seed --url http://$(LISTEN) --wait 30 || { kill $$pid; exit 1; }; \
+	$(BIN)/strata robot revoke demo-seed --data $(DATA) >/dev/null; \
 	echo; \
 	echo "strata is serving $(DATA)/ on http://$(LISTEN)  (Ctrl-C stops it)"; \
 	echo; \
 	echo "  pull:   skopeo inspect --tls-verify=false docker://$(LISTEN)/demo/busybox:latest"; \
 	echo "          podman pull --tls-verify=false $(LISTEN)/demo/busybox:latest"; \
 	echo "          podman run --rm --tls-verify=false $(LISTEN)/demo/busybox:latest"; \
-	echo "  push:   skopeo copy --dest-tls-verify=false docker-archive:IMAGE.tar docker://$(LISTEN)/demo/mine:1"; \
-	echo "          podman push --tls-verify=false IMAGE $(LISTEN)/demo/mine:1"; \
+	echo "  push:   skopeo copy --dest-tls-verify=false --dest-creds admin:PASSWORD docker-archive:IMAGE.tar docker://$(LISTEN)/demo/mine:1"; \
+	echo "          podman login --tls-verify=false -u admin $(LISTEN) && podman push --tls-verify=false IMAGE $(LISTEN)/demo/mine:1"; \
+	echo "          (admin's password: \$$STRATA_ADMIN_PASSWORD, or $(DATA)/auth/admin-password)"; \
 	echo "  browse: $(BIN)/strata catalog --url http://$(LISTEN)"; \
 	echo "          $(BIN)/strata tags demo/busybox --url http://$(LISTEN)"; \
 	echo; \

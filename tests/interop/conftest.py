@@ -28,7 +28,8 @@ def busybox_layout(request: pytest.FixtureRequest,
 
     One per module, not per session: podman and buildah push recompressed copies of a layout's
     layer, and the clients' shared blob-info cache (root's ``/var/lib/containers/cache``, which
-    no option moves) then lets skopeo substitute those for the layout's own layer. Distinct
+    skopeo 1.9 and podman 4.3 offer no option to move) then lets skopeo substitute those for the
+    layout's own layer. Distinct
     content per module keeps each module's digests its own.
     """
     require_tool("umoci")

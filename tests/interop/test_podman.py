@@ -61,9 +61,8 @@ def test_push_pull_run(containers: Containers, fresh: Containers, registry: Stra
     assert inspected["Labels"]["name"] == "busybox"
 
 
-def test_push_docker_v2s2(containers: Containers, fresh: Containers,
-                                   registry: StrataServer, busybox_layout: OciLayout,
-                                   tmp_path: Path) -> None:
+def test_push_docker_v2s2(containers: Containers, fresh: Containers, registry: StrataServer,
+                          busybox_layout: OciLayout, tmp_path: Path) -> None:
     host = registry.host_port
     image_id = pull_local(containers, busybox_layout)
 
@@ -73,8 +72,7 @@ def test_push_docker_v2s2(containers: Containers, fresh: Containers,
     resp = get_manifest(registry, "podman/formats", "v2s2")
     assert resp.header("Content-Type") == DOCKER_MANIFEST
     assert resp.header("Docker-Content-Digest") == (tmp_path / "v2s2").read_text().strip()
-
-
+    assert json.loads(resp.body)["mediaType"] == DOCKER_MANIFEST
     pull_and_run(fresh, v2s2, busybox_layout.message)
 
 

@@ -1,5 +1,6 @@
 """skopeo against a real ``strata serve``: copy between oci:, dir: and docker:// (OCI and Docker
-schema 2), inspect, list-tags, delete; digests and blobs compared end to end."""
+schema 2, an index with --all, a large layer), inspect, list-tags, delete, the release-stream
+rules of a managed repository; digests and blobs compared end to end."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from interop_checks import (
     manifest_json,
 )
 
-from support.clients import Containers, OciLayout, build_busybox_layout, sha256_digest
-from support.server import StrataServer
+from support.clients import Containers, OciLayout, build_busybox_layout, run, sha256_digest
+from support.server import StrataServer, strata_command
 
 pytestmark = pytest.mark.interop
 
@@ -211,3 +212,38 @@ def test_large_layer_roundtrip(containers: Containers, registry: StrataServer,
     assert (plain / layer.split(":", 1)[1]).read_bytes() == layout.blob(layer)
     assert (plain / "manifest.json").read_bytes() == layout.manifest_bytes()
 
+
+
+def test_managed_repository_stream_rules(containers: Containers, registry: StrataServer,
+                                         busybox_layout: OciLayout, tmp_path: Path) -> None:
+    """In an image's repository the release rules hold for skopeo too, with readable errors:
+    an NVR tag is written once, floating tags belong to the release engine, candidates go in
+    by digest."""
+    env = {**os.environ, "STRATA_URL": registry.url, "STRATA_USER": registry.admin_user,
+           "STRATA_PASSWORD": registry.admin_password}
+    for args in (["namespace", "add", "skopeo", "--dist-tag", "f99skopeo"],
+                 ["image", "add", "skopeo/managed"]):
+        run([*strata_command(), *args], env=env)
+    host = registry.host_port
+    other = build_busybox_layout(tmp_path / "other", tag="v1", message="other")
+    nvr = f"docker://{host}/skopeo/managed:130-1.f99skopeo"
+    push_layout(containers, busybox_layout, nvr, tmp_path / "nvr")
+
+    moved = containers.skopeo("copy", other.ref, nvr, check=False)
+    assert moved.returncode != 0
+    assert "denied" in moved.stderr and "immutable" in moved.stderr, moved.stderr
+    floating = containers.skopeo("copy", busybox_layout.ref,
+                                 f"docker://{host}/skopeo/managed:latest", check=False)
+    assert floating.returncode != 0
+    assert "release engine" in floating.stderr, floating.stderr
+    deleted = containers.skopeo("delete", nvr, check=False)
+    assert deleted.returncode != 0
+    assert "can never be deleted" in deleted.stderr, deleted.stderr
+
+    candidate = f"docker://{host}/skopeo/managed@{other.manifest_digest}"
+    containers.skopeo("copy", other.ref, candidate)
+    get_manifest(registry, "skopeo/managed", other.manifest_digest)
+    assert get_manifest(registry, "skopeo/managed", "130-1.f99skopeo").body == \
+        busybox_layout.manifest_bytes()
+    tags = json.loads(containers.skopeo("list-tags", f"docker://{host}/skopeo/managed").stdout)
+    assert tags["Tags"] == ["130-1.f99skopeo"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +39,7 @@ def _run(url: str, user: str | None, password: str | None,
     async def go() -> T:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            auth = aiohttp.BasicAuth(user, password or "") if user else None
+            auth = _basic_auth(user, password)
             registry = Registry(url, RegistryClient(url, session, auth=auth),
                                 ApiClient(url, session, user=user, password=password))
             return await fn(registry)
@@ -55,6 +56,16 @@ def _run(url: str, user: str | None, password: str | None,
     except aiohttp.ClientError as exc:
         fail(f"cannot reach {url}: {exc}")
     raise AssertionError("unreachable")
+
+
+def _basic_auth(user: str | None, password: str | None) -> aiohttp.BasicAuth | None:
+    """What :class:`RegistryClient` takes for the token endpoint (aiohttp deprecates the
+    class, the client still uses it)."""
+    if not user:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return aiohttp.BasicAuth(user, password or "")
 
 
 def _pairs(values: tuple[str, ...], what: str, *, from_env: bool = False) -> dict[str, str]:

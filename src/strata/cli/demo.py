@@ -60,11 +60,11 @@ def demo_image() -> tuple[bytes, bytes]:
     return layer, json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
 
 
-async def seed(url: str, wait: float) -> str:
+async def seed(url: str, wait: float, auth: aiohttp.BasicAuth | None = None) -> str:
     layer, config = demo_image()
     deadline = time.monotonic() + wait
     async with aiohttp.ClientSession() as session:
-        client = RegistryClient(url, session)
+        client = RegistryClient(url, session, auth=auth)
         while True:
             try:
                 await client.ping()
@@ -92,7 +92,8 @@ def seed_cmd(url: str, user: str | None, password: str | None, as_json: bool,
              wait: float) -> None:
     """Push demo/busybox:latest (a runnable busybox image when busybox is installed)."""
     try:
-        digest = asyncio.run(seed(url, wait))
+        auth = aiohttp.BasicAuth(user, password or "") if user else None
+        digest = asyncio.run(seed(url, wait, auth))
     except (aiohttp.ClientError, ClientError) as exc:
         fail(f"cannot seed {url}: {exc}")
         return

@@ -122,7 +122,8 @@ class RegistryClient:
         if not realm:
             return None
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
-        async with self.session.get(realm, params=query, auth=self.auth) as resp:
+        headers = {"Authorization": self.auth.encode()} if self.auth is not None else {}
+        async with self.session.get(realm, params=query, headers=headers) as resp:
             if resp.status != 200:
                 return None
             data = await resp.json(content_type=None)
