@@ -141,7 +141,8 @@ def build(url: str, user: str | None, password: str | None, as_json: bool, sourc
                       source_date_epoch=source_date_epoch)
     log, output = _progress(quiet or as_json)
     data = _run(url, user, password, lambda registry: run_build(
-        registry, spec, opts, verify=verify, work_parent=work_dir, log=log, output=output),
+        registry, spec, opts, verify=verify, work_parent=work_dir, log=log, output=output,
+        clean_in_background=True),
         quiet or as_json)
     emit(data, as_json, _build_text)
 

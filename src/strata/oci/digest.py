@@ -24,7 +24,7 @@ class Digest:
 
     @classmethod
     def parse(cls, text: str) -> Digest:
-        m = _GRAMMAR.match(text)
+        m = _GRAMMAR.fullmatch(text)
         if m is None:
             raise RegistryError(Code.DIGEST_INVALID, f"malformed digest {text[:200]!r}",
                                 message="invalid digest")
@@ -33,7 +33,7 @@ class Digest:
         if length is None:
             raise RegistryError(Code.DIGEST_INVALID, f"unsupported digest algorithm {algorithm!r}",
                                 message="unsupported digest algorithm")
-        if len(encoded) != length or not _HEX.match(encoded):
+        if len(encoded) != length or not _HEX.fullmatch(encoded):
             raise RegistryError(Code.DIGEST_INVALID, f"malformed {algorithm} digest {text[:200]!r}",
                                 message="invalid digest")
         return cls(algorithm, encoded)

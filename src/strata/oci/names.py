@@ -24,13 +24,13 @@ class RepositoryName:
 
     @classmethod
     def parse(cls, text: str) -> RepositoryName:
-        if len(text) > MAX_NAME_LENGTH or not NAME_PATTERN.match(text):
+        if len(text) > MAX_NAME_LENGTH or not NAME_PATTERN.fullmatch(text):
             raise RegistryError(Code.NAME_INVALID, {"name": text[:300]})
         return cls(text)
 
     @classmethod
     def is_valid(cls, text: str) -> bool:
-        return len(text) <= MAX_NAME_LENGTH and NAME_PATTERN.match(text) is not None
+        return len(text) <= MAX_NAME_LENGTH and NAME_PATTERN.fullmatch(text) is not None
 
     @property
     def namespace(self) -> str | None:
@@ -42,7 +42,7 @@ class RepositoryName:
 
 
 def is_tag(text: str) -> bool:
-    return TAG_PATTERN.match(text) is not None
+    return TAG_PATTERN.fullmatch(text) is not None
 
 
 def parse_tag(text: str) -> str:
