@@ -6,7 +6,8 @@ Run as root from the project's venv:  .venv/bin/python bench/build_bench.py [--r
 One ``strata serve`` (auth on, the test harness's admin) serves both builders.  A busybox base
 image is imported with ``strata base import``; two Containerfiles are built on it:
 
-* COPY-heavy: ``COPY files/ /data/`` of ~300 MiB of real files from /usr/lib and /usr/share;
+* COPY-heavy: ``COPY files/ /data/`` of ~300 MiB of real files from /usr/lib and /usr/share
+  (plus a file naming the round, so every round uploads a new layer);
 * RUN-heavy: five RUN steps, four writing 1,000 small files each, one a 50 MiB file.
 
 buildah runs as the issue measured it: ``buildah build --isolation chroot --timestamp 0
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "build"))
 
 from build_support import make_rootfs  # noqa: E402
+
 from support.clients import Containers, require_tool  # noqa: E402
 from support.server import StrataServer, strata_command  # noqa: E402
 
@@ -156,6 +158,8 @@ def main() -> None:
             n: {"strata": [], "buildah": [], "buildah_build": [], "buildah_push": []}
             for n in names}
         for round_no in range(args.runs + 1):  # round 0 warms both caches, untimed
+            # New content every round, so both builders really upload their COPY layer.
+            (ctxs["copy-heavy"] / "files" / "ROUND").write_text(f"{round_no}\n")
             for name in names:
                 order = ["strata", "buildah"] if round_no % 2 else ["buildah", "strata"]
                 for who in order:

@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "--strata-arg=--max-uploads=512")
     p.add_argument("--blob-mib", type=int, default=256, help="size of the big blob (MiB)")
     p.add_argument("--chunk-mib", type=int, default=16, help="PATCH chunk size (MiB)")
-    p.add_argument("--get-repeats", type=int, default=2,
+    p.add_argument("--get-repeats", type=int, default=4,
                    help="timed GETs of the big blob per round (after one verifying GET)")
     p.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
     p.add_argument("--concurrency", default="1,16,64",
@@ -216,6 +216,7 @@ class Bench:
         blobdata.digest(seed, size)
         for name in NAMES:
             c = self.clients[name]
+            await asyncio.to_thread(os.sync)
             self.log(f"{name}: {a.big_mib} MiB push")
             async with procmem.RssSampler(self.servers[name].pid) as rss:
                 t0 = time.perf_counter()
@@ -242,6 +243,10 @@ class Bench:
         order = NAMES if rnd % 2 == 0 else NAMES[::-1]
         for name in order:
             self.log(f"round {rnd + 1}: {label} on {name}")
+            # Flush what the previous workload left dirty (distribution never fsyncs its
+            # blobs): the kernel's writeback would otherwise land on whoever runs next, and
+            # on ext4 it stalls the next fsync (strata's SQLite commits) in particular.
+            await asyncio.to_thread(os.sync)
             await fn(name)
 
     async def run(self) -> None:

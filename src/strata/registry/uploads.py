@@ -86,7 +86,7 @@ class UploadService:
         return await self._write(rec, body, content_length)
 
     async def _write(self, rec: UploadRecord, body: AsyncIterable[bytes],
-                     expected: int | None) -> UploadRecord:
+                     expected: int | None, *, record: bool = True) -> UploadRecord:
         hasher = await self._take_hasher(rec)
         limit = self._limits.max_blob_bytes - rec.size
         received = 0
@@ -112,7 +112,10 @@ class UploadService:
             await self._store.upload_write(rec.id, rec.size, _nothing())
             raise RegistryError(Code.SIZE_INVALID,
                                 f"received {received} bytes, declared {expected}")
-        if received and not await self._meta.advance_upload(rec.id, rec.size, new_size):
+        # The last chunk of a finishing upload needs no bookkeeping: the session ends now, and
+        # if the process dies first the next request truncates back to the recorded offset.
+        if received and record and not await self._meta.advance_upload(rec.id, rec.size,
+                                                                       new_size):
             raise RegistryError(Code.BLOB_UPLOAD_INVALID, "upload changed concurrently",
                                 status=416)
         self._put_hasher(rec.id, new_size, hasher)
@@ -126,7 +129,7 @@ class UploadService:
         if body is None and rec.size == 0:
             body = _nothing()  # the empty blob: no PATCH ever created the upload's data
         if body is not None:
-            rec = await self._write(rec, body, content_length)
+            rec = await self._write(rec, body, content_length, record=False)
         if digest.algorithm == "sha256":
             hasher = await self._take_hasher(rec)
         else:
