@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,28 @@ def create_engine(url: str) -> sa.Engine:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+@contextlib.contextmanager
+def locked_begin(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction; on a SQLite file, under an exclusive ``flock`` beside the database.
+
+    Every writer of the data dir (all worker processes, ``strata gc``) takes it, so writers
+    queue in the kernel and wake the moment it is free rather than polling SQLite's busy
+    handler; garbage collection relies on it too (see ``SqlMetaStore.finish_upload``).
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        with engine.begin() as conn:
+            yield conn
+        return
+    fd = os.open(f"{database}.writelock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def migrate(engine: sa.Engine) -> None:

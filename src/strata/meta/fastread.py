@@ -21,10 +21,12 @@ import sqlalchemy as sa
 
 
 class CompiledRead:
-    def __init__(self, engine: sa.Engine, stmt: sa.Select[Any]) -> None:
+    """A statement compiled once for the engine's dialect (any statement, despite the name)."""
+
+    def __init__(self, engine: sa.Engine, stmt: sa.ClauseElement) -> None:
         compiled = stmt.compile(dialect=engine.dialect)
         self.sql = str(compiled)
-        self._order: Sequence[str] | None = compiled.positiontup
+        self._order: Sequence[str] | None = getattr(compiled, "positiontup", None)
 
     def params(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
         if self._order is not None:
@@ -62,3 +64,13 @@ class FastReader:
             return None if result is None else tuple(result)
         finally:
             raw.close()
+
+
+def run_in(conn: sa.Connection, query: CompiledRead, **values: Any) -> Any:
+    """Execute a compiled statement on the DBAPI connection under ``conn``'s transaction;
+    returns the DBAPI cursor (``rowcount``, ``fetchone``)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cur = raw.cursor()
+    cur.execute(query.sql, query.params(values))
+    return cur

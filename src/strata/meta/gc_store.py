@@ -6,7 +6,7 @@ Each step is one short transaction, so pushes and pulls go on while a collection
    of a live manifest and older than the grace cutoff go; then blob links that no remaining
    manifest references and that nobody created or asked for since the cutoff;
 2. blobs with no link left and older than the cutoff go — row and bytes together, the bytes
-   removed inside the transaction (see ``SqlMetaStore.reserve_blob`` for why);
+   removed inside the transaction (see ``SqlMetaStore.finish_upload`` for why);
 3. files in the blob store with no row (left by a crash between placing bytes and recording
    them) go once they are older than the cutoff.
 """
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from strata.meta import release_tables as rt
 from strata.meta import tables as t
+from strata.meta.engine import locked_begin
 
 T = TypeVar("T")
 
@@ -54,7 +55,7 @@ class SqlGarbageStore:
     async def sweep_repository(self, rid: int, name: str, cutoff: float,
                                dry_run: bool) -> RepositorySweep:
         def go() -> RepositorySweep:
-            with self.engine.begin() as conn:
+            with locked_begin(self.engine) as conn:
                 sweep = _sweep(conn, rid, name, cutoff)
                 if not dry_run:
                     _apply(conn, rid, sweep, cutoff)
@@ -84,7 +85,7 @@ class SqlGarbageStore:
                           remove: Callable[[str], None]) -> list[tuple[str, int]]:
         """Delete unlinked blobs older than ``cutoff``; ``remove`` deletes the bytes."""
         def go() -> list[tuple[str, int]]:
-            with self.engine.begin() as conn:
+            with locked_begin(self.engine) as conn:
                 gone = _unlinked_blobs(conn, cutoff)
                 if not dry_run and gone:
                     for chunk in _chunks([d for d, _ in gone], 500):
@@ -99,7 +100,7 @@ class SqlGarbageStore:
         """Of files (digest, size) old enough to go, delete those with no blob row."""
         def go() -> list[tuple[str, int]]:
             gone: list[tuple[str, int]] = []
-            with self.engine.begin() as conn:
+            with locked_begin(self.engine) as conn:
                 for chunk in _chunks(candidates, 500):
                     known = {r[0] for r in conn.execute(sa.select(t.blobs.c.digest).where(
                         t.blobs.c.digest.in_([d for d, _ in chunk])))}

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 
 from strata.errors import Code, RegistryError
 from strata.meta import tables as t
-from strata.meta.fastread import CompiledRead, FastReader
+from strata.meta.engine import locked_begin
+from strata.meta.fastread import CompiledRead, FastReader, run_in
 from strata.meta.records import ManifestRecord, Reference, TagRecord, UploadRecord
 from strata.meta.release_tables import record_tag_event
 
@@ -44,8 +45,6 @@ class SqlMetaStore:
         self._clock = clock
         self._touch_interval = touch_interval
         self._fast = FastReader(engine)
-        database = engine.url.database if self._inline else None
-        self._lock_path = f"{database}.writelock" if database and database != ":memory:" else None
         self._writer = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
                         if self._inline else None)
         self._q_tag = CompiledRead(engine, _manifest_select().select_from(
@@ -66,6 +65,24 @@ class SqlMetaStore:
                    t.repository_blobs.c.digest == sa.bindparam("digest")))
         self._q_repo = CompiledRead(engine, sa.select(t.repositories.c.id).where(
             t.repositories.c.name == sa.bindparam("repo")))
+        self._q_upload = CompiledRead(engine, sa.select(
+            t.uploads.c.id, t.uploads.c.repository, t.uploads.c.size, t.uploads.c.created_at,
+            t.uploads.c.updated_at).where(t.uploads.c.id == sa.bindparam("id")))
+        self._w_repo_add = CompiledRead(engine, sa.insert(t.repositories).values(
+            name=sa.bindparam("repo"), created_at=sa.bindparam("now")))
+        self._w_blob_touch = CompiledRead(engine, sa.update(t.blobs).where(
+            t.blobs.c.digest == sa.bindparam("d")).values(created_at=sa.bindparam("now")))
+        self._w_blob_add = CompiledRead(engine, sa.insert(t.blobs).values(
+            digest=sa.bindparam("d"), size=sa.bindparam("size"), created_at=sa.bindparam("now")))
+        self._w_link_touch = CompiledRead(engine, sa.update(t.repository_blobs).where(
+            t.repository_blobs.c.repository_id == sa.bindparam("rid"),
+            t.repository_blobs.c.digest == sa.bindparam("d")).values(
+                touched_at=sa.bindparam("now")))
+        self._w_link_add = CompiledRead(engine, sa.insert(t.repository_blobs).values(
+            repository_id=sa.bindparam("rid"), digest=sa.bindparam("d"),
+            created_at=sa.bindparam("now"), touched_at=sa.bindparam("now")))
+        self._w_upload_drop = CompiledRead(engine, sa.delete(t.uploads).where(
+            t.uploads.c.id == sa.bindparam("id")))
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """A read: inline on SQLite (microseconds), on a worker thread on PostgreSQL."""
@@ -86,19 +103,8 @@ class SqlMetaStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, functools.partial(fn, *args))
 
-    @contextlib.contextmanager
-    def _begin(self) -> Iterator[sa.Connection]:
-        if self._lock_path is None:
-            with self.engine.begin() as conn:
-                yield conn
-            return
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            with self.engine.begin() as conn:
-                yield conn
-        finally:
-            os.close(fd)  # closing releases the lock
+    def _begin(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        return locked_begin(self.engine)
 
     def _read(self) -> sa.Connection:
         return self.engine.connect().execution_options(readonly=True)
@@ -160,23 +166,6 @@ class SqlMetaStore:
             if not await self._tx(touch):  # a collection took it between our read and write
                 return None
         return int(row[0])
-
-    async def reserve_blob(self, digest: str, size: int) -> None:
-        """Record a blob about to be placed in the store (before its bytes are moved there).
-
-        Garbage collection deletes a blob's row and file in one transaction; registering the
-        row first means a collection either finishes before this (and the bytes placed next
-        stay) or waits for it (and sees a fresh row it must not touch).
-        """
-        def go() -> None:
-            now = self._clock()
-            with self._begin() as conn:
-                updated = conn.execute(sa.update(t.blobs).where(t.blobs.c.digest == digest)
-                                       .values(created_at=now)).rowcount
-                if not updated:
-                    conn.execute(sa.insert(t.blobs).values(digest=digest, size=size,
-                                                           created_at=now))
-        await self._tx(go)
 
     @staticmethod
     def _link(conn: sa.Connection, rid: int, digest: str, now: float) -> None:
@@ -412,49 +401,61 @@ class SqlMetaStore:
         return await self._run(go)
 
     # -- upload sessions ----------------------------------------------------------------
-    async def create_upload(self, repository: str) -> UploadRecord:
-        def go() -> UploadRecord:
-            now = self._clock()
-            rec = UploadRecord(uuid.uuid4().hex, repository, 0, now, now)
-            with self._begin() as conn:
-                conn.execute(sa.insert(t.uploads).values(
-                    id=rec.id, repository=repository, size=0, created_at=now, updated_at=now))
-            return rec
-        return await self._tx(go)
-
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
         def go() -> UploadRecord | None:
-            with self._read() as conn:
-                row = conn.execute(sa.select(
-                    t.uploads.c.id, t.uploads.c.repository, t.uploads.c.size,
-                    t.uploads.c.created_at, t.uploads.c.updated_at).where(
-                        t.uploads.c.id == upload_id)).first()
+            row = self._fast.first(self._q_upload, id=upload_id)
             return None if row is None else UploadRecord(*row)
         return await self._run(go)
 
-    async def advance_upload(self, upload_id: str, old_size: int, new_size: int) -> bool:
-        """Move an upload's offset forward if nobody else moved it meanwhile."""
+    async def advance_upload(self, upload_id: str, repository: str, old_size: int,
+                             new_size: int) -> bool:
+        """Move an upload's offset forward if nobody else moved it meanwhile.
+
+        A session has a row only once a chunk has been recorded: starting one costs no
+        transaction, and a monolithic push (POST, then PUT with the body) never needs one.
+        """
         def go() -> bool:
+            now = self._clock()
             with self._begin() as conn:
                 result = conn.execute(sa.update(t.uploads).where(
                     t.uploads.c.id == upload_id, t.uploads.c.size == old_size).values(
-                        size=new_size, updated_at=self._clock()))
-                return result.rowcount > 0
+                        size=new_size, updated_at=now))
+                if result.rowcount > 0:
+                    return True
+                if old_size != 0 or conn.execute(sa.select(t.uploads.c.id).where(
+                        t.uploads.c.id == upload_id)).first() is not None:
+                    return False
+                conn.execute(sa.insert(t.uploads).values(
+                    id=upload_id, repository=repository, size=new_size, created_at=now,
+                    updated_at=now))
+                return True
         return await self._tx(go)
 
-    async def finish_upload(self, upload_id: str, repository: str, digest: str,
-                            size: int) -> None:
-        """Record the committed blob, link it and drop the session, in one transaction."""
+    async def finish_upload(self, upload_id: str, repository: str, digest: str, size: int,
+                            place: Callable[[], None]) -> None:
+        """Record the blob, place its bytes (``place``), link it and end the session: one
+        transaction.
+
+        Garbage collection deletes a blob's row and its bytes in one transaction under the
+        same write lock (row locks on PostgreSQL), so the two never interleave: either the
+        collection finishes first and the bytes placed here stay, or it runs after and finds
+        the blob linked.
+        """
         def go() -> None:
             now = self._clock()
             with self._begin() as conn:
-                rid = self._ensure_repo(conn, repository)
-                if conn.execute(sa.select(t.blobs.c.size).where(
-                        t.blobs.c.digest == digest)).first() is None:
-                    conn.execute(sa.insert(t.blobs).values(digest=digest, size=size,
-                                                           created_at=now))
-                self._link(conn, rid, digest, now)
-                conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id))
+                # The hottest write of a push: statements compiled once, run on the driver.
+                row = run_in(conn, self._q_repo, repo=repository).fetchone()
+                if row is None:
+                    run_in(conn, self._w_repo_add, repo=repository, now=now)
+                    row = run_in(conn, self._q_repo, repo=repository).fetchone()
+                rid = int(row[0])
+                if not run_in(conn, self._w_blob_touch, d=digest, now=now).rowcount:
+                    run_in(conn, self._w_blob_add, d=digest, size=size, now=now)
+                place()
+                if not run_in(conn, self._w_link_touch, rid=rid, d=digest, now=now).rowcount:
+                    run_in(conn, self._w_link_add, rid=rid, d=digest, now=now)
+                run_in(conn, self._w_upload_drop, id=upload_id)
         await self._tx(go)
 
     async def delete_upload(self, upload_id: str) -> bool:

@@ -9,7 +9,9 @@ leaves the session at the offset it had before it.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from strata.registry.ports import MetaStore
 from strata.storage.base import BlobStore
 
 _MAX_CACHED_HASHERS = 4096
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +61,19 @@ class UploadService:
         self._hashers: OrderedDict[str, tuple[int, Any]] = OrderedDict()
 
     async def start(self, repo: RepositoryName) -> UploadRecord:
-        return await self._meta.create_upload(repo.value)
+        now = self._clock()
+        rec = UploadRecord(uuid.uuid4().hex, repo.value, 0, now, now)
+        await self._store.upload_start(rec.id, repo.value)
+        return rec
 
     async def status(self, repo: RepositoryName, upload_id: str) -> UploadRecord:
+        if not _UPLOAD_ID.fullmatch(upload_id):
+            raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id[:100]})
         rec = await self._meta.get_upload(upload_id)
+        if rec is None:  # no chunk recorded yet: the session is its (empty) upload
+            owner = await self._store.upload_owner(upload_id)
+            if owner is not None:
+                rec = UploadRecord(upload_id, owner[0], 0, owner[1], owner[1])
         if rec is None or rec.repository != repo.value:
             raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id[:100]})
         if self._clock() - rec.updated_at > self._limits.upload_ttl_seconds:
@@ -114,8 +126,8 @@ class UploadService:
                                 f"received {received} bytes, declared {expected}")
         # The last chunk of a finishing upload needs no bookkeeping: the session ends now, and
         # if the process dies first the next request truncates back to the recorded offset.
-        if received and record and not await self._meta.advance_upload(rec.id, rec.size,
-                                                                       new_size):
+        if received and record and not await self._meta.advance_upload(
+                rec.id, rec.repository, rec.size, new_size):
             raise RegistryError(Code.BLOB_UPLOAD_INVALID, "upload changed concurrently",
                                 status=416)
         self._put_hasher(rec.id, new_size, hasher)
@@ -139,27 +151,30 @@ class UploadService:
         if hasher.hexdigest() != digest.encoded:
             await self.cancel(repo, upload_id)
             raise RegistryError(Code.DIGEST_INVALID, {"digest": str(digest)})
-        await self._meta.reserve_blob(str(digest), rec.size)
-        await self._store.upload_commit(rec.id, digest)
-        await self._meta.finish_upload(rec.id, repo.value, str(digest), rec.size)
+        await self._store.upload_sync(rec.id)
+        await self._meta.finish_upload(rec.id, repo.value, str(digest), rec.size,
+                                       lambda: self._store.upload_place(rec.id, digest))
         return rec.size
 
     async def cancel(self, repo: RepositoryName, upload_id: str) -> None:
-        rec = await self._meta.get_upload(upload_id)
-        if rec is None or rec.repository != repo.value:
-            raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id[:100]})
+        rec = await self.status(repo, upload_id)
         self._hashers.pop(upload_id, None)
-        await self._meta.delete_upload(upload_id)
-        await self._store.upload_abort(upload_id)
+        await self._meta.delete_upload(rec.id)
+        await self._store.upload_abort(rec.id)
 
     async def expire(self) -> int:
         """Drop sessions idle for longer than the upload TTL; returns how many."""
-        stale = await self._meta.stale_uploads(self._clock() - self._limits.upload_ttl_seconds)
-        for rec in stale:
-            self._hashers.pop(rec.id, None)
-            await self._meta.delete_upload(rec.id)
-            await self._store.upload_abort(rec.id)
-        return len(stale)
+        cutoff = self._clock() - self._limits.upload_ttl_seconds
+        gone = {rec.id for rec in await self._meta.stale_uploads(cutoff)}
+        for upload_id in await self._store.uploads_started_before(cutoff):
+            rec = await self._meta.get_upload(upload_id)
+            if rec is None or rec.updated_at < cutoff:
+                gone.add(upload_id)
+        for upload_id in gone:
+            self._hashers.pop(upload_id, None)
+            await self._meta.delete_upload(upload_id)
+            await self._store.upload_abort(upload_id)
+        return len(gone)
 
     # -- running hashes --------------------------------------------------------------------
     async def _take_hasher(self, rec: UploadRecord) -> Any:

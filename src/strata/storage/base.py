@@ -34,6 +34,14 @@ class BlobStore(Protocol):
         """Every committed blob as (digest, size, modification time), for garbage collection."""
         ...
 
+    async def upload_start(self, upload_id: str, repository: str) -> None:
+        """Create an empty upload owned by ``repository``."""
+        ...
+
+    async def upload_owner(self, upload_id: str) -> tuple[str, float] | None:
+        """(repository, start time) of an unfinished upload, or None."""
+        ...
+
     async def upload_write(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
         """Write ``chunks`` at ``offset`` (dropping anything after it); return the new size."""
         ...
@@ -42,11 +50,20 @@ class BlobStore(Protocol):
         """The first ``end`` bytes of an unfinished upload (to resume hashing)."""
         ...
 
-    async def upload_commit(self, upload_id: str, digest: Digest) -> None:
-        """Make the upload's bytes the blob ``digest``, durably and atomically."""
+    async def upload_sync(self, upload_id: str) -> None:
+        """Make the upload's bytes durable (before they are placed)."""
+        ...
+
+    def upload_place(self, upload_id: str, digest: Digest) -> None:
+        """Make the upload's bytes the blob ``digest``, atomically; synchronous, because it runs
+        inside the metadata transaction that records the blob."""
         ...
 
     async def upload_abort(self, upload_id: str) -> None: ...
+
+    async def uploads_started_before(self, cutoff: float) -> list[str]:
+        """Ids of unfinished uploads started before ``cutoff`` (for expiry)."""
+        ...
 
 
 @runtime_checkable

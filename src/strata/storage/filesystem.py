@@ -112,27 +112,57 @@ class FilesystemBlobStore:
                 remaining -= len(data)
                 yield data
 
-    async def upload_commit(self, upload_id: str, digest: Digest) -> None:
-        await asyncio.to_thread(self._commit_sync, self._upload_path(upload_id), digest)
+    async def upload_sync(self, upload_id: str) -> None:
+        path = self._upload_path(upload_id)
 
-    def _commit_sync(self, source: Path, digest: Digest) -> None:
+        def sync() -> None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        await asyncio.to_thread(sync)
+
+    def upload_place(self, upload_id: str, digest: Digest) -> None:
+        source = self._upload_path(upload_id)
         target = self.blob_path(digest)
-        if target.exists():
-            source.unlink(missing_ok=True)
-            return
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(source, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(source, target)
+        os.replace(source, target)  # same bytes if it was there: replacing is harmless
         dfd = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+        with contextlib.suppress(FileNotFoundError):
+            self._owner_path(upload_id).unlink()
 
     async def upload_abort(self, upload_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._upload_path(upload_id).unlink()
+        for path in (self._upload_path(upload_id), self._owner_path(upload_id)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    # An upload's owner is a small file beside its bytes: starting a session writes no
+    # metadata transaction (the session gets a row once a chunk is recorded).
+    def _owner_path(self, upload_id: str) -> Path:
+        return self._upload_path(upload_id).with_suffix(".owner")
+
+    async def upload_start(self, upload_id: str, repository: str) -> None:
+        fd = os.open(self._upload_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.close(fd)
+        self._owner_path(upload_id).write_text(repository)
+
+    async def upload_owner(self, upload_id: str) -> tuple[str, float] | None:
+        try:
+            path = self._owner_path(upload_id)
+            return path.read_text(), path.stat().st_mtime
+        except (FileNotFoundError, ValueError):
+            return None
+
+    async def uploads_started_before(self, cutoff: float) -> list[str]:
+        stale = []
+        for path in self._uploads.glob("*.owner"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    stale.append(path.stem)
+        return stale
