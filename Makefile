@@ -49,7 +49,7 @@ typecheck: install
 
 # A fresh pytest base dir per run: podman may leave busy mounts in old ones.
 test: install debs-test lint typecheck
-	$(BIN)/pytest -q --basetemp="$$(mktemp -d /tmp/strata-test-XXXXXX)"
+	$(BIN)/pytest -q --basetemp=/tmp/strata-test-$$(date +%s%N)
 
 unit: install
 	$(BIN)/pytest -q tests/unit tests/api

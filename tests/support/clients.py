@@ -262,8 +262,20 @@ class OciLayout:
 
     @property
     def ref(self) -> str:
-        """The skopeo/podman reference: ``oci:PATH:TAG``."""
-        return f"oci:{self.path}:{self.tag}"
+        """The skopeo/podman reference: ``oci:PATH:TAG``.
+
+        podman and buildah name an image pulled from a layout after its path, which must then
+        be lower case: a path with capitals (a temp dir's random suffix) goes through a
+        lower-case symlink.
+        """
+        path = str(self.path)
+        if path != path.lower():
+            digest = hashlib.sha256(path.encode()).hexdigest()[:16]
+            link = Path("/tmp") / f"strata-oci-{digest}"
+            if not link.is_symlink():
+                link.symlink_to(self.path)
+            path = str(link)
+        return f"oci:{path}:{self.tag}"
 
     def blob(self, digest: str) -> bytes:
         algorithm, encoded = digest.split(":", 1)
