@@ -8,18 +8,21 @@ with a non-zero exit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import click
 
 from strata.config import default_url
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def server_options(fn: F) -> F:
@@ -48,3 +51,17 @@ def emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
 def fail(message: str, code: int = 1) -> None:
     click.echo(f"strata: error: {message}", err=True)
     sys.exit(code)
+
+
+def run_remote(url: str, go: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run one async conversation with the server at ``url``; its failures end the command
+    with a message on stderr."""
+    from strata.client.registry import ClientError
+
+    try:
+        return asyncio.run(go())
+    except ClientError as exc:
+        fail(str(exc))
+    except aiohttp.ClientError as exc:
+        fail(f"cannot reach {url}: {exc}")
+    raise AssertionError("unreachable")

@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
 import click
 
-from strata.cli.common import emit, fail, server_options
-from strata.client.registry import ClientError, RegistryClient
+from strata.cli.common import emit, run_remote, server_options
+from strata.client.registry import RegistryClient
 
 T = TypeVar("T")
 
@@ -22,13 +21,7 @@ def run_client(url: str, user: str | None, password: str | None,
         auth = aiohttp.BasicAuth(user, password or "") if user else None
         async with aiohttp.ClientSession() as session:
             return await fn(RegistryClient(url, session, auth=auth))
-    try:
-        return asyncio.run(go())
-    except ClientError as exc:
-        fail(str(exc))
-    except aiohttp.ClientError as exc:
-        fail(f"cannot reach {url}: {exc}")
-    raise AssertionError("unreachable")
+    return run_remote(url, go)
 
 
 @click.command()

@@ -7,16 +7,14 @@ Every command takes ``--url`` / ``$STRATA_URL``, ``$STRATA_USER`` / ``$STRATA_PA
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
 import click
 
-from strata.cli.common import emit, fail, server_options
+from strata.cli.common import emit, run_remote, server_options
 from strata.client.api import ApiClient
-from strata.client.registry import ClientError
 
 T = TypeVar("T")
 
@@ -26,13 +24,7 @@ def run_api(url: str, user: str | None, password: str | None,
     async def go() -> T:
         async with aiohttp.ClientSession() as session:
             return await fn(ApiClient(url, session, user=user, password=password))
-    try:
-        return asyncio.run(go())
-    except ClientError as exc:
-        fail(str(exc))
-    except aiohttp.ClientError as exc:
-        fail(f"cannot reach {url}: {exc}")
-    raise AssertionError("unreachable")
+    return run_remote(url, go)
 
 
 def _short(digest: str | None) -> str:

@@ -8,6 +8,7 @@ leaves the session at the offset it had before it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
@@ -26,6 +27,7 @@ from strata.registry.ports import MetaStore
 from strata.storage.base import BlobStore
 
 _MAX_CACHED_HASHERS = 4096
+_HASH_BATCH = 1 << 20
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -104,17 +106,39 @@ class UploadService:
         received = 0
 
         async def hashing() -> AsyncIterator[bytes]:
+            # Bytes are gathered into batches; each batch is hashed on a thread (hashlib lets
+            # go of the GIL) while the loop writes it and reads the next one from the socket.
             nonlocal received
-            async for chunk in body:
-                received += len(chunk)
-                if received > limit:
-                    raise RegistryError(Code.SIZE_INVALID, "blob exceeds the registry's size "
-                                        f"limit of {self._limits.max_blob_bytes} bytes",
-                                        status=413)
-                if expected is not None and received > expected:
-                    raise RegistryError(Code.SIZE_INVALID, "body longer than declared")
-                hasher.update(chunk)
-                yield chunk
+            loop = asyncio.get_running_loop()
+            pending: asyncio.Future[None] | None = None
+            batch: list[bytes] = []
+            batched = 0
+            try:
+                async for chunk in body:
+                    received += len(chunk)
+                    if received > limit:
+                        raise RegistryError(Code.SIZE_INVALID, "blob exceeds the registry's "
+                                            f"size limit of {self._limits.max_blob_bytes} bytes",
+                                            status=413)
+                    if expected is not None and received > expected:
+                        raise RegistryError(Code.SIZE_INVALID, "body longer than declared")
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    if batched < _HASH_BATCH:
+                        continue
+                    data = b"".join(batch)
+                    batch, batched = [], 0
+                    if pending is not None:
+                        await pending
+                    pending = loop.run_in_executor(None, hasher.update, data)
+                    yield data
+            finally:
+                if pending is not None:
+                    await asyncio.shield(pending)  # never leave a thread updating the hasher
+            if batch:
+                data = b"".join(batch)
+                hasher.update(data)
+                yield data
 
         try:
             new_size = await self._store.upload_write(rec.id, rec.size, hashing())
