@@ -1,0 +1,120 @@
+"""The layer stack of a stage while it is being built.
+
+Each :class:`Slot` is one layer: how its filesystem can be looked at (:mod:`fsview`), the
+directory it is unpacked in (if any; an overlay lower directory) and its blob -- for new
+layers a future, because blobs are written (tar, sha256, compress, sha256) on worker
+threads while the next steps run.  ``sha256`` and ISA-L release the GIL, so a ``RUN`` and
+the compression of the previous step's layer really overlap.
+
+A ``COPY`` layer is never unpacked unless a later ``RUN`` needs it as a lower directory;
+then its blob is applied (``unpack_layer(..., whiteouts="overlay")``) -- the blob, not the
+context, so what runs is exactly what is shipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strata.build.errors import BuildError
+from strata.build.fsview import DirLayer, EntryLayer, FsLayer
+from strata.build.remote import BlobRef
+from strata.image.layer import Compression, LayerError, TarEntry, unpack_layer, write_layer
+
+__all__ = ["LayerWriter", "Slot"]
+
+
+@dataclass
+class Slot:
+    fs: FsLayer
+    directory: Path | None
+    blob: BlobRef | Future[BlobRef | None]
+    history: dict[str, Any] | None = field(default=None)
+
+    def result(self) -> BlobRef | None:
+        """The written blob, or None for a layer that turned out empty."""
+        if isinstance(self.blob, BlobRef):
+            return self.blob
+        return self.blob.result()
+
+
+class _Counting:
+    def __init__(self, entries: Iterable[TarEntry]) -> None:
+        self._entries = entries
+        self.count = 0
+
+    def __iter__(self) -> Iterator[TarEntry]:
+        for entry in self._entries:
+            self.count += 1
+            yield entry
+
+
+class LayerWriter:
+    """Writes layer blobs into ``work/blobs`` on a small thread pool."""
+
+    def __init__(self, work: Path, *, compression: Compression = "gzip", level: int = 1,
+                 workers: int = 2) -> None:
+        self.work = work
+        self.compression = compression
+        self.level = level
+        self.blobs = work / "blobs"
+        self.unpacked = work / "layers"
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.unpacked.mkdir(parents=True, exist_ok=True)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer")
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _next(self) -> int:
+        with self._lock:
+            return next(self._counter)
+
+    def _write(self, entries: Iterable[TarEntry], number: int, keep_empty: bool
+               ) -> BlobRef | None:
+        counting = _Counting(entries)
+        path = self.blobs / f"layer-{number}"
+        try:
+            layer = write_layer(counting, path, compression=self.compression, level=self.level)
+        except LayerError as exc:
+            raise BuildError(f"writing a layer failed: {exc}") from exc
+        if not counting.count and not keep_empty:
+            path.unlink()
+            return None
+        return BlobRef(layer.digest, layer.size, layer.media_type, layer.diff_id, layer.path)
+
+    def submit(self, entries: Iterable[TarEntry], *, keep_empty: bool = False
+               ) -> Future[BlobRef | None]:
+        """Write *entries* (consumed on the worker thread) as the next layer blob."""
+        return self._pool.submit(self._write, entries, self._next(), keep_empty)
+
+    def entry_slot(self, entries: list[TarEntry]) -> Slot:
+        """A layer known by its entries (COPY, ADD, WORKDIR, the help file)."""
+        return Slot(EntryLayer(entries), None, self.submit(entries, keep_empty=True))
+
+    def dir_slot(self, directory: Path, entries: Iterable[TarEntry]) -> Slot:
+        """A layer whose overlay-format directory already exists (a RUN's upper)."""
+        return Slot(DirLayer(directory), directory, self.submit(entries))
+
+    def materialize(self, slot: Slot) -> Path:
+        """The slot's overlay-format directory, unpacking its blob if needed."""
+        if slot.directory is not None:
+            return slot.directory
+        blob = slot.result()
+        target = self.unpacked / f"u{self._next()}"
+        target.mkdir(mode=0o755)
+        if blob is not None:
+            try:
+                unpack_layer(blob.path, target, whiteouts="overlay")
+            except LayerError as exc:
+                raise BuildError(f"unpacking layer {blob.digest} failed: {exc}") from exc
+        slot.directory = target
+        slot.fs = DirLayer(target)
+        return target

@@ -1,0 +1,239 @@
+"""``strata build``: source -> label policy -> release number -> image -> registry -> candidate.
+
+1. open the source (clone a git URL), plan the build (pull base images);
+2. check the label policy (:mod:`strata.build.labels`) before anything is built;
+3. pick the repository ``<namespace>/<name>`` and the release: the namespace's dist tag
+   comes from the release API, used numbers from the tag list and the candidates;
+4. build (twice with ``verify``, in fresh work directories, failing unless the digests
+   are equal), push the layers, config and manifest (by digest: a candidate);
+5. push the build record as an OCI artifact referring to the image, then register the
+   candidate with ``POST /api/v1/candidates`` (the release engine reads its NVR labels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from strata.build.builder import (
+    BuildOptions,
+    LocalBuild,
+    build_image,
+    help_file,
+    plan_build,
+    remove_work,
+)
+from strata.build.context import Source, open_source
+from strata.build.errors import BuildError
+from strata.build.labels import check_labels, next_release, split_name
+from strata.build.record import EMPTY_JSON, record_manifest
+from strata.build.remote import Puller, push_blob_file, push_manifest
+from strata.client.api import ApiClient
+from strata.client.registry import ClientError, RegistryClient, sha256
+from strata.oci import mediatypes as mt
+from strata.release.nvr import NVR
+
+__all__ = ["Registry", "SourceSpec", "run_build"]
+
+
+@dataclass(frozen=True)
+class Registry:
+    url: str
+    client: RegistryClient
+    api: ApiClient
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    location: str  # a directory or a git URL
+    ref: str | None = None
+    commit: str | None = None
+    source_date_epoch: int | None = None
+
+
+async def dist_tag_of(api: ApiClient, namespace: str) -> str:
+    try:
+        data = await api.namespaces()
+    except ClientError as exc:
+        raise BuildError(f"cannot read the namespaces from the release API: {exc}") from exc
+    for item in data.get("namespaces", []):
+        if item.get("name") == namespace:
+            return str(item.get("dist_tag") or "")
+    raise BuildError(f"unknown namespace {namespace!r}: add it first "
+                     f"(strata namespace add {namespace} --dist-tag ...)")
+
+
+async def used_tags(client: RegistryClient, repo: str) -> list[str]:
+    try:
+        return await client.tags(repo)
+    except ClientError as exc:
+        if exc.status == 404:
+            return []
+        raise BuildError(f"cannot list the tags of {repo}: {exc}") from exc
+
+
+async def _used_releases(api: ApiClient, repo: str, version: str) -> list[str]:
+    try:
+        data = await api.candidates(repository=repo, status="all")
+    except ClientError as exc:
+        if exc.status == 404:
+            return []
+        raise BuildError(f"cannot list the builds of {repo}: {exc}") from exc
+    return [str(b.get("release")) for b in data.get("candidates", [])
+            if b.get("version") == version]
+
+
+def _repository(labels: dict[str, str], namespace: str | None) -> tuple[str, str]:
+    label_ns, short = split_name(labels["name"].strip())
+    if label_ns is not None and namespace is not None and label_ns != namespace:
+        raise BuildError(f"label name={labels['name']!r} is in namespace {label_ns!r}, "
+                         f"not {namespace!r}")
+    namespace = namespace or label_ns
+    if namespace is None:
+        raise BuildError("no namespace: give --namespace or a name label like 'f25/NAME'")
+    return namespace, short
+
+
+async def push_image(client: RegistryClient, repo: str, built: LocalBuild) -> None:
+    gate = asyncio.Semaphore(4)
+    layers = {layer.digest: layer for layer in built.image.layers}
+
+    async def one(digest: str) -> None:
+        layer = layers[digest]
+        async with gate:
+            await push_blob_file(client, repo, digest, layer.path, layer.repository)
+
+    try:
+        await asyncio.gather(*(one(digest) for digest in layers))
+        config_digest = sha256(built.image.config)
+        if await client.blob_exists(repo, config_digest) is None:
+            await client.push_blob(repo, built.image.config, config_digest)
+    except ClientError as exc:
+        raise BuildError(f"pushing to {repo} failed: {exc}") from exc
+    await push_manifest(client, repo, built.image.manifest, built.image.digest)
+
+
+async def push_record(client: RegistryClient, repo: str, built: LocalBuild,
+                      record: dict[str, Any]) -> str:
+    body = json.dumps(record, indent=1, sort_keys=True).encode()
+    subject = {"mediaType": mt.OCI_MANIFEST, "digest": built.image.digest,
+               "size": len(built.image.manifest)}
+    manifest = record_manifest(body, subject)
+    try:
+        for blob in (EMPTY_JSON, body):
+            if await client.blob_exists(repo, sha256(blob)) is None:
+                await client.push_blob(repo, blob)
+    except ClientError as exc:
+        raise BuildError(f"pushing the build record failed: {exc}") from exc
+    return await push_manifest(client, repo, manifest, sha256(manifest))
+
+
+def _record(source: Source, built: LocalBuild, *, repo: str, nvr: NVR, duration: float,
+            verified: bool) -> dict[str, Any]:
+    base = built.base
+    return {
+        "schema": "strata.build.record/v1",
+        "image": {"repository": repo, "digest": built.image.digest, "nvr": str(nvr),
+                  "labels": built.image.labels,
+                  "layers": [layer.descriptor() for layer in built.image.layers]},
+        "source": {"url": source.url or source.root.as_uri(), "ref": source.ref,
+                   "commit": source.commit, "dirty": source.dirty,
+                   "containerfile": source.containerfile.name,
+                   "containerfile_digest": sha256(source.containerfile.read_bytes())},
+        "base": {"reference": base.reference, "digest": base.digest} if base else None,
+        "source_date_epoch": source.source_date_epoch,
+        "duration_seconds": round(duration, 3),
+        "verified_reproducible": verified,
+        "steps": built.steps,
+        "packages": built.packages,
+    }
+
+
+async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
+                    verify: bool = False, work_parent: Path | None = None,
+                    clean_in_background: bool = False,
+                    log: Callable[[str], None] = lambda _: None,
+                    output: Callable[[bytes], None] = lambda _: None) -> dict[str, Any]:
+    """Build, push and register one candidate; returns what ``--json`` prints."""
+    started = time.monotonic()
+    top = Path(tempfile.mkdtemp(prefix="strata-build.", dir=work_parent))
+    try:
+        source = await asyncio.to_thread(
+            open_source, spec.location, file=opts.containerfile, ref=spec.ref,
+            commit=spec.commit, source_date_epoch=spec.source_date_epoch,
+            clone_dir=top / "source")
+        plan = await plan_build(source, opts, Puller(registry.client, opts.cache_dir),
+                                registry.url)
+        report = check_labels(plan.labels, help_file=(
+            None if help_file(source.root) is None else "help"))
+        if report.warnings or report.problems:
+            log(report.text())
+        if not report.ok:
+            raise BuildError(report.text(), exit_code=2)
+        namespace, name = _repository(plan.labels, opts.namespace)
+        repo = f"{namespace}/{name}"
+        version = plan.labels["version"].strip()
+        dist_tag = await dist_tag_of(registry.api, namespace)
+        release = next_release(version, dist_tag, await used_tags(registry.client, repo),
+                               await _used_releases(registry.api, repo, version))
+        nvr = NVR(name, version, release)
+        extra = {"release": release}
+        if source.commit:
+            extra.update({"vcs-ref": source.commit, "vcs-type": "git"})
+        log(f"building {repo} {nvr} (SOURCE_DATE_EPOCH={source.source_date_epoch})")
+        runs = 2 if verify else 1
+        builds: list[LocalBuild] = []
+        for index in range(runs):
+            work = top / f"work{index}"
+            work.mkdir()
+            builds.append(await asyncio.to_thread(
+                build_image, plan, opts, work, extra_labels=extra, log=log, output=output))
+        if verify and builds[0].image.digest != builds[1].image.digest:
+            raise BuildError(_difference(builds[0], builds[1]))
+        built = builds[-1]
+        log(f"pushing {repo}@{built.image.digest}")
+        await push_image(registry.client, repo, built)
+        duration = time.monotonic() - started
+        record = _record(source, built, repo=repo, nvr=nvr, duration=duration,
+                         verified=verify)
+        record_digest = await push_record(registry.client, repo, built, record)
+        try:
+            candidate = await registry.api.add_candidate(f"{repo}@{built.image.digest}")
+        except ClientError as exc:
+            raise BuildError(f"the image was pushed as {repo}@{built.image.digest} but "
+                             f"registering it as a candidate failed: {exc}") from exc
+        return {"nvr": str(nvr), "digest": built.image.digest, "repository": repo,
+                "reference": f"{registry.host}/{repo}@{built.image.digest}",
+                "name": name, "version": version, "release": release,
+                "tag": nvr.version_release, "record": record_digest,
+                "base": record["base"], "source": record["source"],
+                "verified": verify, "duration_seconds": round(duration, 3),
+                "candidate": candidate}
+    finally:
+        await asyncio.to_thread(remove_work, top, background=clean_in_background)
+
+
+def _difference(first: LocalBuild, second: LocalBuild) -> str:
+    lines = [f"not reproducible: {first.image.digest} != {second.image.digest}"]
+    a, b = first.image.layers, second.image.layers
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x.diff_id != y.diff_id:
+            lines.append(f"  layer {index}: diff_id {x.diff_id} != {y.diff_id}")
+        elif x.digest != y.digest:
+            lines.append(f"  layer {index}: same tar, different compression")
+    if len(a) != len(b):
+        lines.append(f"  {len(a)} layers != {len(b)} layers")
+    if first.image.config != second.image.config:
+        lines.append("  the image configs differ")
+    return "\n".join(lines)
