@@ -10,9 +10,11 @@ calls it inside its tag-write transactions, the release engine inside its publis
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 
-from strata.meta.tables import metadata, repositories
+from strata.meta.tables import metadata, repositories, tags
 
 namespaces = sa.Table(
     "namespaces",
@@ -154,3 +156,29 @@ def record_tag_event(conn: sa.Connection, repository_id: int, tag: str, old: str
     conn.execute(sa.insert(tag_events).values(
         repository=name, tag=tag, old_digest=old, new_digest=new, actor=actor,
         release_name=release, reason=reason, at=at))
+
+
+def write_tag(conn: sa.Connection, repository_id: int, tag: str, digest: str, at: float, *,
+              check: Callable[[str, str | None], None] | None = None,
+              actor: str = REGISTRY_ACTOR, release: str | None = None,
+              reason: str | None = None) -> str | None:
+    """Point ``tag`` at ``digest`` and record the move; returns the digest it had.
+
+    The one tag write: pushes through ``/v2/`` pass the registry policy as ``check(tag,
+    current)``; the release engine passes none (it applies the stream rules itself).
+    """
+    row = conn.execute(sa.select(tags.c.digest).where(
+        tags.c.repository_id == repository_id, tags.c.name == tag)).first()
+    old = None if row is None else str(row[0])
+    if check is not None:
+        check(tag, old)
+    if old is None:
+        conn.execute(sa.insert(tags).values(repository_id=repository_id, name=tag,
+                                            digest=digest, updated_at=at))
+    elif old != digest:
+        conn.execute(sa.update(tags).where(
+            tags.c.repository_id == repository_id, tags.c.name == tag).values(
+                digest=digest, updated_at=at))
+    record_tag_event(conn, repository_id, tag, old, digest, at, actor=actor, release=release,
+                     reason=reason)
+    return old

@@ -23,7 +23,7 @@ from strata.meta import tables as t
 from strata.meta.engine import locked_begin
 from strata.meta.fastread import CompiledRead, FastReader, run_in
 from strata.meta.records import ManifestRecord, Reference, TagRecord, UploadRecord
-from strata.meta.release_tables import record_tag_event
+from strata.meta.release_tables import record_tag_event, write_tag
 
 T = TypeVar("T")
 
@@ -241,7 +241,7 @@ class SqlMetaStore:
                              "is_manifest": ref.is_manifest}
                             for d, ref in unique.items()])
                 for tag in tags:
-                    self._set_tag(conn, rid, tag, record.digest, now, check_tag)
+                    write_tag(conn, rid, tag, record.digest, now, check=check_tag)
         await self._tx(go)
 
     @staticmethod
@@ -269,23 +269,6 @@ class SqlMetaStore:
                 raise RegistryError(Code.MANIFEST_UNKNOWN, {"digest": missing[0]},
                                     message=f"child manifest unknown to registry: {missing[0]}",
                                     status=400)
-
-    @staticmethod
-    def _set_tag(conn: sa.Connection, rid: int, tag: str, digest: str, now: float,
-                 check_tag: Callable[[str, str | None], None] | None) -> None:
-        row = conn.execute(sa.select(t.tags.c.digest).where(
-            t.tags.c.repository_id == rid, t.tags.c.name == tag)).first()
-        current = None if row is None else str(row[0])
-        if check_tag is not None:
-            check_tag(tag, current)
-        if current is None:
-            conn.execute(sa.insert(t.tags).values(repository_id=rid, name=tag, digest=digest,
-                                                  updated_at=now))
-        elif current != digest:
-            conn.execute(sa.update(t.tags).where(
-                t.tags.c.repository_id == rid, t.tags.c.name == tag).values(
-                    digest=digest, updated_at=now))
-        record_tag_event(conn, rid, tag, current, digest, now)
 
     _MANIFEST_COLUMNS = (t.manifests.c.digest, t.manifests.c.media_type, t.manifests.c.size,
                          t.manifests.c.content, t.manifests.c.artifact_type,

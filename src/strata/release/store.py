@@ -1,6 +1,7 @@
 """SQL of the release engine: plain functions on a connection (the caller owns the transaction).
 
-Tag writes go straight to the registry's ``tags`` table (:func:`write_tag`), with their
+Tag writes go straight to the registry's ``tags`` table (:func:`write_tag`, shared with the
+registry's own tag writes), with their
 ``tag_events`` row, inside the caller's transaction: this is how the release engine moves tags
 past the registry's write policy, which guards only the ``/v2/`` path.
 """
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 
 from strata.meta import release_tables as r
 from strata.meta import tables as t
+from strata.meta.release_tables import write_tag as write_tag
 from strata.release.model import (
     Build,
     BuildStatus,
@@ -287,24 +289,6 @@ def tag_states(conn: sa.Connection, repository: str, image_name: str,
                 continue
     return {tag: TagState(tag, digest, nvr_of[digest])
             for tag, digest in digests.items() if digest in nvr_of and not is_cosign_tag(tag)}
-
-
-def write_tag(conn: sa.Connection, rid: int, tag: str, digest: str, at: float, *,
-              actor: str, release: str | None, reason: str | None) -> str | None:
-    """Point ``tag`` at ``digest`` (bypassing the registry policy); returns the old digest."""
-    row = conn.execute(sa.select(t.tags.c.digest).where(
-        t.tags.c.repository_id == rid, t.tags.c.name == tag)).first()
-    old = None if row is None else str(row[0])
-    if old is None:
-        conn.execute(sa.insert(t.tags).values(repository_id=rid, name=tag, digest=digest,
-                                              updated_at=at))
-    elif old != digest:
-        conn.execute(sa.update(t.tags).where(
-            t.tags.c.repository_id == rid, t.tags.c.name == tag).values(
-                digest=digest, updated_at=at))
-    r.record_tag_event(conn, rid, tag, old, digest, at, actor=actor, release=release,
-                       reason=reason)
-    return old
 
 
 def _event(row: Any) -> TagEvent:
