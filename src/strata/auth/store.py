@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from strata.auth.policy import Principal, Role
 from strata.auth.scope import is_valid_repository_name
 from strata.meta.auth_tables import auth_accounts, auth_role_grants
+from strata.meta.engine import locked_begin
 
 __all__ = [
     "Account",
@@ -173,7 +174,7 @@ class AuthStore:
             raise ValueError("a user has a password hash, a robot a secret hash")
         now = self._clock()
         try:
-            with self.engine.begin() as conn:
+            with locked_begin(self.engine) as conn:
                 old = conn.execute(sa.select(auth_accounts.c.id, auth_accounts.c.kind,
                                              auth_accounts.c.revoked_at)
                                    .where(auth_accounts.c.name == name)).first()
@@ -199,7 +200,7 @@ class AuthStore:
 
     def set_password_hash(self, name: str, password_hash: str) -> None:
         """Replace a user's password hash; raises :class:`AccountNotFound`."""
-        with self.engine.begin() as conn:
+        with locked_begin(self.engine) as conn:
             result = conn.execute(
                 sa.update(auth_accounts)
                 .where(auth_accounts.c.name == name,
@@ -211,7 +212,7 @@ class AuthStore:
     def revoke_robot(self, name: str) -> None:
         """Revoke an active robot (its secret stops working at once); :class:`AccountNotFound`."""
         now = self._clock()
-        with self.engine.begin() as conn:
+        with locked_begin(self.engine) as conn:
             result = conn.execute(
                 sa.update(auth_accounts)
                 .where(auth_accounts.c.name == name,

@@ -11,6 +11,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from strata.errors import Code, RegistryError
+from strata.meta.engine import locked_begin
 
 T = TypeVar("T")
 
@@ -19,7 +20,8 @@ class Database:
     """A SQLAlchemy engine plus a clock; ``read``/``write`` run ``fn(conn)`` in a thread.
 
     Transactions run on a worker thread (not inline, as the registry's short ones do) because a
-    publish may write many tags, and SQLite's ``BEGIN IMMEDIATE`` may wait for the write lock.
+    publish may write many tags and may wait for the data dir's write lock (``locked_begin``,
+    which every writer takes).
     """
 
     def __init__(self, engine: sa.Engine, *, clock: Callable[[], float] = time.time) -> None:
@@ -39,7 +41,7 @@ class Database:
     def write_sync(self, fn: Callable[[sa.Connection], T]) -> T:
         """``fn`` in one write transaction; a uniqueness race becomes a CONFLICT."""
         try:
-            with self.engine.begin() as conn:
+            with locked_begin(self.engine) as conn:
                 return fn(conn)
         except sa.exc.IntegrityError as exc:
             raise RegistryError(Code.CONFLICT, str(exc.orig)[:300],

@@ -26,6 +26,7 @@ import aiohttp
 import sqlalchemy as sa
 
 from strata.meta import release_tables as r
+from strata.meta.engine import locked_begin
 from strata.release.model import invalid, iso_time
 
 EVENTS = frozenset({"release.published", "tag.rolled_back", "stream.eol", "candidate.added"})
@@ -137,7 +138,7 @@ class WebhookSender:
             rows = conn.execute(due).all()  # idle rounds take no write lock
         if not rows:
             return claimed
-        with self._db.begin() as conn:
+        with locked_begin(self._db) as conn:
             for row in rows:
                 won = conn.execute(sa.update(r.webhook_outbox).where(
                     o.id == row.id, o.status == PENDING, free).values(
@@ -157,7 +158,7 @@ class WebhookSender:
             values.update(status=FAILED)
         else:
             values.update(next_attempt_at=now + self.policy.delay(attempts))
-        with self._db.begin() as conn:
+        with locked_begin(self._db) as conn:
             conn.execute(sa.update(r.webhook_outbox).where(
                 r.webhook_outbox.c.id == item.id).values(**values))
 
