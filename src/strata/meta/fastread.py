@@ -20,8 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 
 
-class CompiledRead:
-    """A statement compiled once for the engine's dialect (any statement, despite the name)."""
+class CompiledSql:
+    """A statement (select, insert, update, delete) compiled once for the engine's dialect."""
 
     def __init__(self, engine: sa.Engine, stmt: sa.ClauseElement) -> None:
         compiled = stmt.compile(dialect=engine.dialect)
@@ -49,7 +49,7 @@ class FastReader:
             self._local.conn = conn
         return conn
 
-    def first(self, query: CompiledRead, **values: Any) -> tuple[Any, ...] | None:
+    def first(self, query: CompiledSql, **values: Any) -> tuple[Any, ...] | None:
         if self._sqlite_path is not None:
             row: tuple[Any, ...] | None = self._sqlite().execute(
                 query.sql, query.params(values)).fetchone()
@@ -66,7 +66,7 @@ class FastReader:
             raw.close()
 
 
-def run_in(conn: sa.Connection, query: CompiledRead, **values: Any) -> Any:
+def run_in(conn: sa.Connection, query: CompiledSql, **values: Any) -> Any:
     """Execute a compiled statement on the DBAPI connection under ``conn``'s transaction;
     returns the DBAPI cursor (``rowcount``, ``fetchone``)."""
     raw = conn.connection.driver_connection

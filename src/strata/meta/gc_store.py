@@ -37,11 +37,10 @@ class RepositorySweep:
 class SqlGarbageStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self._inline = engine.dialect.name == "sqlite"
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._inline:
-            return fn(*args)
+        # Always on a thread: a sweep may wait for the write lock or unlink many files, and a
+        # collector running inside ``strata serve`` must not stall the worker's requests.
         return await asyncio.to_thread(fn, *args)
 
     async def repositories(self) -> list[tuple[int, str]]:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from strata.errors import Code, RegistryError
 from strata.meta import tables as t
 from strata.meta.engine import locked_begin
-from strata.meta.fastread import CompiledRead, FastReader, run_in
+from strata.meta.fastread import CompiledSql, FastReader, run_in
 from strata.meta.records import ManifestRecord, Reference, TagRecord, UploadRecord
 from strata.meta.release_tables import record_tag_event, write_tag
 
@@ -44,41 +44,41 @@ class SqlMetaStore:
         self._fast = FastReader(engine)
         self._writer = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
                         if self._inline else None)
-        self._q_tag = CompiledRead(engine, _manifest_select().select_from(
+        self._q_tag = CompiledSql(engine, _manifest_select().select_from(
             t.tags.join(t.repositories).join(t.manifests, sa.and_(
                 t.manifests.c.repository_id == t.tags.c.repository_id,
                 t.manifests.c.digest == t.tags.c.digest)))
             .where(t.repositories.c.name == sa.bindparam("repo"),
                    t.tags.c.name == sa.bindparam("tag")))
-        self._q_manifest = CompiledRead(engine, _manifest_select().select_from(
+        self._q_manifest = CompiledSql(engine, _manifest_select().select_from(
             t.manifests.join(t.repositories))
             .where(t.repositories.c.name == sa.bindparam("repo"),
                    t.manifests.c.digest == sa.bindparam("digest")))
-        self._q_blob = CompiledRead(engine, sa.select(
+        self._q_blob = CompiledSql(engine, sa.select(
             t.blobs.c.size, t.repository_blobs.c.touched_at, t.repository_blobs.c.repository_id)
             .select_from(t.repository_blobs.join(t.repositories).join(
                 t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest))
             .where(t.repositories.c.name == sa.bindparam("repo"),
                    t.repository_blobs.c.digest == sa.bindparam("digest")))
-        self._q_repo = CompiledRead(engine, sa.select(t.repositories.c.id).where(
+        self._q_repo = CompiledSql(engine, sa.select(t.repositories.c.id).where(
             t.repositories.c.name == sa.bindparam("repo")))
-        self._q_upload = CompiledRead(engine, sa.select(
+        self._q_upload = CompiledSql(engine, sa.select(
             t.uploads.c.id, t.uploads.c.repository, t.uploads.c.size, t.uploads.c.created_at,
             t.uploads.c.updated_at).where(t.uploads.c.id == sa.bindparam("id")))
-        self._w_repo_add = CompiledRead(engine, sa.insert(t.repositories).values(
+        self._w_repo_add = CompiledSql(engine, sa.insert(t.repositories).values(
             name=sa.bindparam("repo"), created_at=sa.bindparam("now")))
-        self._w_blob_touch = CompiledRead(engine, sa.update(t.blobs).where(
+        self._w_blob_touch = CompiledSql(engine, sa.update(t.blobs).where(
             t.blobs.c.digest == sa.bindparam("d")).values(created_at=sa.bindparam("now")))
-        self._w_blob_add = CompiledRead(engine, sa.insert(t.blobs).values(
+        self._w_blob_add = CompiledSql(engine, sa.insert(t.blobs).values(
             digest=sa.bindparam("d"), size=sa.bindparam("size"), created_at=sa.bindparam("now")))
-        self._w_link_touch = CompiledRead(engine, sa.update(t.repository_blobs).where(
+        self._w_link_touch = CompiledSql(engine, sa.update(t.repository_blobs).where(
             t.repository_blobs.c.repository_id == sa.bindparam("rid"),
             t.repository_blobs.c.digest == sa.bindparam("d")).values(
                 touched_at=sa.bindparam("now")))
-        self._w_link_add = CompiledRead(engine, sa.insert(t.repository_blobs).values(
+        self._w_link_add = CompiledSql(engine, sa.insert(t.repository_blobs).values(
             repository_id=sa.bindparam("rid"), digest=sa.bindparam("d"),
             created_at=sa.bindparam("now"), touched_at=sa.bindparam("now")))
-        self._w_upload_drop = CompiledRead(engine, sa.delete(t.uploads).where(
+        self._w_upload_drop = CompiledSql(engine, sa.delete(t.uploads).where(
             t.uploads.c.id == sa.bindparam("id")))
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
