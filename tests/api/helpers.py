@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -10,6 +9,7 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from strata.errors import Code
+from support.raw_http import raw_request as raw_request
 
 from .oci_fixtures import Blob, Manifest
 
@@ -70,20 +70,3 @@ async def start_upload(client: Client, repo: str) -> str:
     return location
 
 
-async def raw_request(client: Client, method: str,
-                      target: str) -> tuple[int, dict[str, str], bytes]:
-    """Send ``target`` byte for byte (aiohttp's client would normalise ``..`` away)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
-    try:
-        writer.write(f"{method} {target} HTTP/1.1\r\nHost: registry\r\nContent-Length: 0\r\n"
-                     "Connection: close\r\n\r\n".encode())
-        await writer.drain()
-        data = await reader.read()
-    finally:
-        writer.close()
-        await writer.wait_closed()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = dict(line.split(": ", 1) for line in lines[1:])
-    return status, headers, body

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+
+from support.raw_http import raw_request as raw_request
 
 Client = TestClient[web.Request, web.Application]
 
@@ -97,22 +97,3 @@ async def assert_refused(resp: ClientResponse, status: int, code: str) -> dict[s
     return doc
 
 
-async def raw_request(client: Client, method: str, target: str,
-                      headers: Mapping[str, str] | None = None
-                      ) -> tuple[int, dict[str, str], bytes]:
-    """Send the request line ``target`` byte for byte (no client-side normalisation)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
-    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    try:
-        writer.write(f"{method} {target} HTTP/1.1\r\nHost: registry\r\nContent-Length: 0\r\n"
-                     f"{extra}Connection: close\r\n\r\n".encode())
-        await writer.drain()
-        data = await reader.read()
-    finally:
-        writer.close()
-        await writer.wait_closed()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    parsed = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
-    return status, parsed, body
