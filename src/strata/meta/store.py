@@ -22,7 +22,7 @@ from strata.errors import Code, RegistryError
 from strata.meta import tables as t
 from strata.meta.engine import locked_begin
 from strata.meta.fastread import CompiledSql, FastReader, run_in
-from strata.meta.records import ManifestRecord, Reference, TagRecord, UploadRecord
+from strata.meta.records import ManifestRecord, Reference, UploadRecord
 from strata.meta.release_tables import record_tag_event, write_tag
 
 T = TypeVar("T")
@@ -358,15 +358,6 @@ class SqlMetaStore:
                 if n is not None:
                     q = q.limit(n)
                 return [r[0] for r in conn.execute(q)]
-        return await self._run(go)
-
-    async def tags_of(self, repository: str) -> list[TagRecord]:
-        def go() -> list[TagRecord]:
-            q = (sa.select(t.tags.c.name, t.tags.c.digest, t.tags.c.updated_at)
-                 .select_from(t.tags.join(t.repositories))
-                 .where(t.repositories.c.name == repository).order_by(t.tags.c.name))
-            with self._read() as conn:
-                return [TagRecord(repository, r[0], r[1], r[2]) for r in conn.execute(q)]
         return await self._run(go)
 
     # -- referrers ----------------------------------------------------------------------

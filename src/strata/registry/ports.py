@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from strata.meta.records import ManifestRecord, Reference, TagRecord, UploadRecord
+from strata.meta.records import ManifestRecord, Reference, UploadRecord
 
 TagCheck = Callable[[str, str | None], None]
 
@@ -30,7 +30,6 @@ class MetaStore(Protocol):
                          check_tag: TagCheck | None = None) -> bool: ...
     async def list_tags(self, repository: str, n: int | None,
                         last: str | None) -> list[str] | None: ...
-    async def tags_of(self, repository: str) -> list[TagRecord]: ...
     async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
     async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
     async def advance_upload(self, upload_id: str, repository: str, old_size: int,

@@ -15,15 +15,9 @@ from strata.oci.digest import Digest
 
 
 class BlobStore(Protocol):
-    async def stat(self, digest: Digest) -> int | None:
-        """Size of the committed blob, or None."""
-        ...
-
     def read(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of a committed blob."""
         ...
-
-    async def delete(self, digest: Digest) -> bool: ...
 
     def remove_now(self, digest: Digest) -> None:
         """Delete a committed blob synchronously (garbage collection calls this inside the

@@ -31,12 +31,6 @@ class FilesystemBlobStore:
     def blob_path(self, digest: Digest) -> Path:
         return self._blobs / digest.algorithm / digest.encoded[:2] / digest.encoded
 
-    async def stat(self, digest: Digest) -> int | None:
-        try:
-            return self.blob_path(digest).stat().st_size
-        except FileNotFoundError:
-            return None
-
     async def read(
         self, digest: Digest, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
@@ -51,13 +45,6 @@ class FilesystemBlobStore:
                 if remaining is not None:
                     remaining -= len(data)
                 yield data
-
-    async def delete(self, digest: Digest) -> bool:
-        try:
-            self.blob_path(digest).unlink()
-        except FileNotFoundError:
-            return False
-        return True
 
     def remove_now(self, digest: Digest) -> None:
         with contextlib.suppress(FileNotFoundError):
