@@ -48,7 +48,7 @@ def db(tmp_path: Path) -> Iterator[sa.Engine]:
 @pytest.fixture
 def registry(db: sa.Engine, tmp_path: Path) -> Registry:
     return Registry.build(SqlMetaStore(db), FilesystemBlobStore(tmp_path / "blobs"),
-                          policy=ReleaseTagPolicy(db))
+                          policy=ReleaseTagPolicy())
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,8 +23,9 @@ import sqlalchemy as sa
 class CompiledSql:
     """A statement (select, insert, update, delete) compiled once for the engine's dialect."""
 
-    def __init__(self, engine: sa.Engine, stmt: sa.ClauseElement) -> None:
-        compiled = stmt.compile(dialect=engine.dialect)
+    def __init__(self, engine: sa.Engine | sa.Dialect, stmt: sa.ClauseElement) -> None:
+        dialect = engine.dialect if isinstance(engine, sa.Engine) else engine
+        compiled = stmt.compile(dialect=dialect)
         self.sql = str(compiled)
         self._order: Sequence[str] | None = getattr(compiled, "positiontup", None)
 
@@ -74,3 +75,32 @@ def run_in(conn: sa.Connection, query: CompiledSql, **values: Any) -> Any:
     cur = raw.cursor()
     cur.execute(query.sql, query.params(values))
     return cur
+
+
+# Statements built by module-level functions, compiled once per dialect on first use. The memo
+# holds SQL text only (a pure function of the builder and the dialect), like SQLAlchemy's own
+# compiled cache, minus the per-call statement construction and cache-key work.
+_PREPARED: dict[tuple[str, Callable[[], sa.ClauseElement]], CompiledSql] = {}
+
+
+def prepared(conn: sa.Connection, build: Callable[[], sa.ClauseElement]) -> CompiledSql:
+    key = (conn.dialect.name, build)
+    sql = _PREPARED.get(key)
+    if sql is None:
+        sql = _PREPARED[key] = CompiledSql(conn.dialect, build())
+    return sql
+
+
+def run(conn: sa.Connection, build: Callable[[], sa.ClauseElement], **values: Any) -> Any:
+    """``run_in`` for a statement built by ``build`` (compiled on first use)."""
+    return run_in(conn, prepared(conn, build), **values)
+
+
+def run_many(conn: sa.Connection, build: Callable[[], sa.ClauseElement],
+             rows: Sequence[Mapping[str, Any]]) -> None:
+    """Execute ``build``'s statement once per row (DBAPI ``executemany``)."""
+    sql = prepared(conn, build)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cur = raw.cursor()
+    cur.executemany(sql.sql, [sql.params(row) for row in rows])

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from strata.meta.fastread import run
 from strata.meta.tables import metadata, repositories, tags
 
 namespaces = sa.Table(
@@ -142,7 +143,48 @@ webhook_outbox = sa.Table(
     sa.Index("ix_webhook_outbox_due", "status", "next_attempt_at"),
 )
 
+# check(tag, current digest or None, repository is release-managed): raises to veto a write.
+TagCheck = Callable[[str, str | None, bool], None]
+
 REGISTRY_ACTOR = "registry"
+
+
+# The tag write runs on every push; its statements are built once and run on the driver.
+def _q_tag() -> sa.ClauseElement:
+    return sa.select(tags.c.digest).where(tags.c.repository_id == sa.bindparam("rid"),
+                                          tags.c.name == sa.bindparam("tag"))
+
+
+def _w_tag_add() -> sa.ClauseElement:
+    return sa.insert(tags).values(repository_id=sa.bindparam("rid"), name=sa.bindparam("tag"),
+                                  digest=sa.bindparam("digest"), updated_at=sa.bindparam("at"))
+
+
+def _w_tag_move() -> sa.ClauseElement:
+    return sa.update(tags).where(
+        tags.c.repository_id == sa.bindparam("rid"), tags.c.name == sa.bindparam("tag")).values(
+            digest=sa.bindparam("digest"), updated_at=sa.bindparam("at"))
+
+
+def _w_tag_event() -> sa.ClauseElement:
+    name = sa.select(repositories.c.name).where(
+        repositories.c.id == sa.bindparam("rid")).scalar_subquery()
+    return sa.insert(tag_events).values(
+        repository=name, tag=sa.bindparam("tag"), old_digest=sa.bindparam("old"),
+        new_digest=sa.bindparam("new"), actor=sa.bindparam("actor"),
+        release_name=sa.bindparam("release"), reason=sa.bindparam("reason"),
+        at=sa.bindparam("at"))
+
+
+def _q_managed() -> sa.ClauseElement:
+    return sa.select(images.c.repository).select_from(
+        images.join(repositories, repositories.c.name == images.c.repository)).where(
+            repositories.c.id == sa.bindparam("rid"))
+
+
+def is_managed(conn: sa.Connection, repository_id: int) -> bool:
+    """Whether the repository is a release-managed image (has a row in ``images``)."""
+    return run(conn, _q_managed, rid=repository_id).fetchone() is not None
 
 
 def record_tag_event(conn: sa.Connection, repository_id: int, tag: str, old: str | None,
@@ -151,34 +193,28 @@ def record_tag_event(conn: sa.Connection, repository_id: int, tag: str, old: str
     """Append one tag move (``old`` None: created; ``new`` None: deleted) to the history."""
     if old == new:
         return
-    name = sa.select(repositories.c.name).where(
-        repositories.c.id == repository_id).scalar_subquery()
-    conn.execute(sa.insert(tag_events).values(
-        repository=name, tag=tag, old_digest=old, new_digest=new, actor=actor,
-        release_name=release, reason=reason, at=at))
+    run(conn, _w_tag_event, rid=repository_id, tag=tag, old=old, new=new, actor=actor,
+        release=release, reason=reason, at=at)
 
 
 def write_tag(conn: sa.Connection, repository_id: int, tag: str, digest: str, at: float, *,
-              check: Callable[[str, str | None], None] | None = None,
+              check: TagCheck | None = None,
               actor: str = REGISTRY_ACTOR, release: str | None = None,
               reason: str | None = None) -> str | None:
     """Point ``tag`` at ``digest`` and record the move; returns the digest it had.
 
     The one tag write: pushes through ``/v2/`` pass the registry policy as ``check(tag,
-    current)``; the release engine passes none (it applies the stream rules itself).
+    current, managed)``, decided on this transaction's view of the repository; the release
+    engine passes none (it applies the stream rules itself).
     """
-    row = conn.execute(sa.select(tags.c.digest).where(
-        tags.c.repository_id == repository_id, tags.c.name == tag)).first()
+    row = run(conn, _q_tag, rid=repository_id, tag=tag).fetchone()
     old = None if row is None else str(row[0])
     if check is not None:
-        check(tag, old)
+        check(tag, old, is_managed(conn, repository_id))
     if old is None:
-        conn.execute(sa.insert(tags).values(repository_id=repository_id, name=tag,
-                                            digest=digest, updated_at=at))
+        run(conn, _w_tag_add, rid=repository_id, tag=tag, digest=digest, at=at)
     elif old != digest:
-        conn.execute(sa.update(tags).where(
-            tags.c.repository_id == repository_id, tags.c.name == tag).values(
-                digest=digest, updated_at=at))
+        run(conn, _w_tag_move, rid=repository_id, tag=tag, digest=digest, at=at)
     record_tag_event(conn, repository_id, tag, old, digest, at, actor=actor, release=release,
                      reason=reason)
     return old

@@ -8,9 +8,6 @@ worker thread so the event loop never waits on the network.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
-import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -20,12 +17,18 @@ import sqlalchemy as sa
 
 from strata.errors import Code, RegistryError
 from strata.meta import tables as t
-from strata.meta.engine import locked_begin
-from strata.meta.fastread import CompiledSql, FastReader, run_in
+from strata.meta.fastread import CompiledSql, FastReader, run_in, run_many
+from strata.meta.groupcommit import Batch, GroupWriter, Job
 from strata.meta.records import ManifestRecord, Reference, UploadRecord
-from strata.meta.release_tables import record_tag_event, write_tag
+from strata.meta.release_tables import TagCheck, is_managed, record_tag_event, write_tag
 
 T = TypeVar("T")
+
+
+def _w_reference_add() -> sa.ClauseElement:
+    return sa.insert(t.manifest_references).values(
+        repository_id=sa.bindparam("rid"), parent=sa.bindparam("parent"),
+        child=sa.bindparam("child"), is_manifest=sa.bindparam("is_manifest"))
 
 
 def _manifest_select() -> sa.Select[Any]:
@@ -42,8 +45,7 @@ class SqlMetaStore:
         self._clock = clock
         self._touch_interval = touch_interval
         self._fast = FastReader(engine)
-        self._writer = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-                        if self._inline else None)
+        self._writes = GroupWriter(engine)
         self._q_tag = CompiledSql(engine, _manifest_select().select_from(
             t.tags.join(t.repositories).join(t.manifests, sa.and_(
                 t.manifests.c.repository_id == t.tags.c.repository_id,
@@ -78,6 +80,15 @@ class SqlMetaStore:
         self._w_link_add = CompiledSql(engine, sa.insert(t.repository_blobs).values(
             repository_id=sa.bindparam("rid"), digest=sa.bindparam("d"),
             created_at=sa.bindparam("now"), touched_at=sa.bindparam("now")))
+        self._q_manifest_exists = CompiledSql(engine, sa.select(t.manifests.c.digest).where(
+            t.manifests.c.repository_id == sa.bindparam("rid"),
+            t.manifests.c.digest == sa.bindparam("digest")))
+        self._w_manifest_add = CompiledSql(engine, sa.insert(t.manifests).values(
+            repository_id=sa.bindparam("rid"), digest=sa.bindparam("digest"),
+            media_type=sa.bindparam("media_type"), size=sa.bindparam("size"),
+            content=sa.bindparam("content"), artifact_type=sa.bindparam("artifact_type"),
+            subject=sa.bindparam("subject"), annotations=sa.bindparam("annotations"),
+            created_at=sa.bindparam("now")))
         self._w_upload_drop = CompiledSql(engine, sa.delete(t.uploads).where(
             t.uploads.c.id == sa.bindparam("id")))
 
@@ -87,21 +98,15 @@ class SqlMetaStore:
             return fn(*args)
         return await asyncio.to_thread(fn, *args)
 
-    async def _tx(self, fn: Callable[..., T], *args: Any) -> T:
-        """A write transaction, never on the event loop thread.
+    async def _tx(self, fn: Job[T]) -> T:
+        """A write, never on the event loop thread: ``fn(conn, batch)`` inside a transaction.
 
-        On SQLite one writer thread per process runs them, each under an exclusive ``flock``
-        shared by every process on the data dir: writers queue in the kernel and wake the
-        moment the lock is free, instead of polling SQLite's busy handler (which sleeps
-        1, 2, 5, 10… ms and, on the loop thread, would stall every request of the worker).
+        On SQLite one writer thread per process runs them under an exclusive ``flock`` shared
+        by every process on the data dir (writers queue in the kernel instead of polling
+        SQLite's busy handler), and writes queued meanwhile share one commit (group commit,
+        see ``meta.groupcommit``); the result is returned once the commit is durable.
         """
-        if self._writer is None:
-            return await asyncio.to_thread(fn, *args)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, functools.partial(fn, *args))
-
-    def _begin(self) -> contextlib.AbstractContextManager[sa.Connection]:
-        return locked_begin(self.engine)
+        return await self._writes.run(fn)
 
     def _read(self) -> sa.Connection:
         return self.engine.connect().execution_options(readonly=True)
@@ -114,16 +119,12 @@ class SqlMetaStore:
         ).first()
         return None if row is None else int(row[0])
 
-    def _ensure_repo(self, conn: sa.Connection, name: str) -> int:
-        rid = self._repo_id(conn, name)
-        if rid is not None:
-            return rid
-        result = conn.execute(
-            sa.insert(t.repositories).values(name=name, created_at=self._clock())
-        )
-        pk = result.inserted_primary_key
-        assert pk is not None
-        return int(pk[0])
+    def _ensure_repo(self, conn: sa.Connection, name: str, now: float) -> int:
+        row = run_in(conn, self._q_repo, repo=name).fetchone()
+        if row is None:
+            run_in(conn, self._w_repo_add, repo=name, now=now)
+            row = run_in(conn, self._q_repo, repo=name).fetchone()
+        return int(row[0])
 
     async def repository_exists(self, name: str) -> bool:
         def go() -> bool:
@@ -155,11 +156,10 @@ class SqlMetaStore:
             return None
         now = self._clock()
         if row[1] < now - self._touch_interval:
-            def touch() -> int:
-                with self._begin() as conn:
-                    return int(conn.execute(sa.update(t.repository_blobs).where(
-                        t.repository_blobs.c.repository_id == row[2],
-                        t.repository_blobs.c.digest == digest).values(touched_at=now)).rowcount)
+            def touch(conn: sa.Connection, batch: Batch) -> int:
+                return int(conn.execute(sa.update(t.repository_blobs).where(
+                    t.repository_blobs.c.repository_id == row[2],
+                    t.repository_blobs.c.digest == digest).values(touched_at=now)).rowcount)
             if not await self._tx(touch):  # a collection took it between our read and write
                 return None
         return int(row[0])
@@ -179,95 +179,77 @@ class SqlMetaStore:
 
     async def mount_blob(self, source: str, target: str, digest: str) -> int | None:
         """Link a blob of ``source`` into ``target``; its size, or None if source lacks it."""
-        def go() -> int | None:
-            with self._begin() as conn:
-                q = (
-                    sa.select(t.blobs.c.size)
-                    .select_from(t.repository_blobs.join(t.repositories).join(
-                        t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest))
-                    .where(t.repositories.c.name == source,
-                           t.repository_blobs.c.digest == digest)
-                )
-                row = conn.execute(q).first()
-                if row is None:
-                    return None
-                self._link(conn, self._ensure_repo(conn, target), digest, self._clock())
-                return int(row[0])
+        def go(conn: sa.Connection, batch: Batch) -> int | None:
+            q = (
+                sa.select(t.blobs.c.size)
+                .select_from(t.repository_blobs.join(t.repositories).join(
+                    t.blobs, t.blobs.c.digest == t.repository_blobs.c.digest))
+                .where(t.repositories.c.name == source,
+                       t.repository_blobs.c.digest == digest)
+            )
+            row = conn.execute(q).first()
+            if row is None:
+                return None
+            now = self._clock()
+            self._link(conn, self._ensure_repo(conn, target, now), digest, now)
+            return int(row[0])
         return await self._tx(go)
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:
-        def go() -> bool:
-            with self._begin() as conn:
-                rid = self._repo_id(conn, repository)
-                if rid is None:
-                    return False
-                result = conn.execute(sa.delete(t.repository_blobs).where(
-                    t.repository_blobs.c.repository_id == rid,
-                    t.repository_blobs.c.digest == digest))
-                return result.rowcount > 0
+        def go(conn: sa.Connection, batch: Batch) -> bool:
+            rid = self._repo_id(conn, repository)
+            if rid is None:
+                return False
+            result = conn.execute(sa.delete(t.repository_blobs).where(
+                t.repository_blobs.c.repository_id == rid,
+                t.repository_blobs.c.digest == digest))
+            return result.rowcount > 0
         return await self._tx(go)
 
     # -- manifests ----------------------------------------------------------------------
     async def put_manifest(
         self, record: ManifestRecord, references: Sequence[Reference], tags: Sequence[str],
-        check_tag: Callable[[str, str | None], None] | None = None,
+        check_tag: TagCheck | None = None,
     ) -> None:
         """Store a manifest and point ``tags`` at it, in one transaction.
 
         Every referenced blob must be linked into the repository and every child manifest
         present in it, checked inside the same transaction (so garbage collection cannot
-        remove them in between). ``check_tag(tag, current_digest)`` may veto a tag write.
+        remove them in between). ``check_tag(tag, current, managed)`` may veto a tag write.
         """
-        def go() -> None:
+        annotations = json.dumps(record.annotations) if record.annotations else None
+        unique = {ref.digest: ref for ref in references}
+
+        def go(conn: sa.Connection, batch: Batch) -> None:
+            # A push's manifest write: every statement compiled once, run on the driver.
             now = self._clock()
-            with self._begin() as conn:
-                rid = self._ensure_repo(conn, record.repository)
-                self._check_references(conn, rid, references, now)
-                exists = conn.execute(sa.select(t.manifests.c.digest).where(
-                    t.manifests.c.repository_id == rid,
-                    t.manifests.c.digest == record.digest)).first()
-                if exists is None:
-                    conn.execute(sa.insert(t.manifests).values(
-                        repository_id=rid, digest=record.digest, media_type=record.media_type,
-                        size=record.size, content=record.content,
-                        artifact_type=record.artifact_type, subject=record.subject,
-                        annotations=json.dumps(record.annotations) if record.annotations
-                        else None,
-                        created_at=now))
-                    unique = {ref.digest: ref for ref in references}
-                    if unique:
-                        conn.execute(sa.insert(t.manifest_references), [
-                            {"repository_id": rid, "parent": record.digest, "child": d,
-                             "is_manifest": ref.is_manifest}
-                            for d, ref in unique.items()])
-                for tag in tags:
-                    write_tag(conn, rid, tag, record.digest, now, check=check_tag)
+            rid = self._ensure_repo(conn, record.repository, now)
+            self._check_references(conn, rid, references, now)
+            if run_in(conn, self._q_manifest_exists, rid=rid,
+                      digest=record.digest).fetchone() is None:
+                run_in(conn, self._w_manifest_add, rid=rid, digest=record.digest,
+                       media_type=record.media_type, size=record.size, content=record.content,
+                       artifact_type=record.artifact_type, subject=record.subject,
+                       annotations=annotations, now=now)
+                if unique:
+                    run_many(conn, _w_reference_add, [
+                        {"rid": rid, "parent": record.digest, "child": d,
+                         "is_manifest": ref.is_manifest} for d, ref in unique.items()])
+            for tag in tags:
+                write_tag(conn, rid, tag, record.digest, now, check=check_tag)
         await self._tx(go)
 
-    @staticmethod
-    def _check_references(conn: sa.Connection, rid: int, refs: Sequence[Reference],
+    def _check_references(self, conn: sa.Connection, rid: int, refs: Sequence[Reference],
                           now: float) -> None:
-        blob_digests = sorted({r.digest for r in refs if not r.is_manifest})
-        child_digests = sorted({r.digest for r in refs if r.is_manifest})
-        if blob_digests:
-            present = {row[0] for row in conn.execute(sa.select(t.repository_blobs.c.digest).where(
-                t.repository_blobs.c.repository_id == rid,
-                t.repository_blobs.c.digest.in_(blob_digests)))}
-            missing = [d for d in blob_digests if d not in present]
-            if missing:
-                raise RegistryError(Code.MANIFEST_BLOB_UNKNOWN, {"digest": missing[0]},
-                                    message=f"blob unknown to registry: {missing[0]}")
+        for digest in sorted({r.digest for r in refs if not r.is_manifest}):
             # Referenced now: garbage collection must leave these links alone.
-            conn.execute(sa.update(t.repository_blobs).where(
-                t.repository_blobs.c.repository_id == rid,
-                t.repository_blobs.c.digest.in_(blob_digests)).values(touched_at=now))
-        if child_digests:
-            present = {row[0] for row in conn.execute(sa.select(t.manifests.c.digest).where(
-                t.manifests.c.repository_id == rid, t.manifests.c.digest.in_(child_digests)))}
-            missing = [d for d in child_digests if d not in present]
-            if missing:
-                raise RegistryError(Code.MANIFEST_UNKNOWN, {"digest": missing[0]},
-                                    message=f"child manifest unknown to registry: {missing[0]}",
+            if not run_in(conn, self._w_link_touch, rid=rid, d=digest, now=now).rowcount:
+                raise RegistryError(Code.MANIFEST_BLOB_UNKNOWN, {"digest": digest},
+                                    message=f"blob unknown to registry: {digest}")
+        for digest in sorted({r.digest for r in refs if r.is_manifest}):
+            if run_in(conn, self._q_manifest_exists, rid=rid, digest=digest).fetchone() is None:
+                raise RegistryError(Code.MANIFEST_UNKNOWN, {"digest": digest},
+                                    message=f"child manifest unknown to registry: {digest}",
                                     status=400)
 
     _MANIFEST_COLUMNS = (t.manifests.c.digest, t.manifests.c.media_type, t.manifests.c.size,
@@ -296,51 +278,50 @@ class SqlMetaStore:
 
     async def delete_manifest(
         self, repository: str, digest: str,
-        check_tag: Callable[[str, str | None], None] | None = None,
+        check_tag: TagCheck | None = None,
     ) -> bool:
         """Delete a manifest and every tag pointing at it."""
-        def go() -> bool:
-            with self._begin() as conn:
-                rid = self._repo_id(conn, repository)
-                if rid is None:
-                    return False
-                tagged = [r[0] for r in conn.execute(sa.select(t.tags.c.name).where(
-                    t.tags.c.repository_id == rid, t.tags.c.digest == digest))]
-                if check_tag is not None:
-                    for tag in tagged:
-                        check_tag(tag, digest)
-                conn.execute(sa.delete(t.tags).where(
-                    t.tags.c.repository_id == rid, t.tags.c.digest == digest))
+        def go(conn: sa.Connection, batch: Batch) -> bool:
+            rid = self._repo_id(conn, repository)
+            if rid is None:
+                return False
+            tagged = [r[0] for r in conn.execute(sa.select(t.tags.c.name).where(
+                t.tags.c.repository_id == rid, t.tags.c.digest == digest))]
+            if check_tag is not None:
+                managed = is_managed(conn, rid)
                 for tag in tagged:
-                    record_tag_event(conn, rid, tag, digest, None, self._clock())
-                conn.execute(sa.delete(t.manifest_references).where(
-                    t.manifest_references.c.repository_id == rid,
-                    t.manifest_references.c.parent == digest))
-                result = conn.execute(sa.delete(t.manifests).where(
-                    t.manifests.c.repository_id == rid, t.manifests.c.digest == digest))
-                return result.rowcount > 0
+                    check_tag(tag, digest, managed)
+            conn.execute(sa.delete(t.tags).where(
+                t.tags.c.repository_id == rid, t.tags.c.digest == digest))
+            for tag in tagged:
+                record_tag_event(conn, rid, tag, digest, None, self._clock())
+            conn.execute(sa.delete(t.manifest_references).where(
+                t.manifest_references.c.repository_id == rid,
+                t.manifest_references.c.parent == digest))
+            result = conn.execute(sa.delete(t.manifests).where(
+                t.manifests.c.repository_id == rid, t.manifests.c.digest == digest))
+            return result.rowcount > 0
         return await self._tx(go)
 
     # -- tags ---------------------------------------------------------------------------
     async def delete_tag(
         self, repository: str, tag: str,
-        check_tag: Callable[[str, str | None], None] | None = None,
+        check_tag: TagCheck | None = None,
     ) -> bool:
-        def go() -> bool:
-            with self._begin() as conn:
-                rid = self._repo_id(conn, repository)
-                if rid is None:
-                    return False
-                row = conn.execute(sa.select(t.tags.c.digest).where(
-                    t.tags.c.repository_id == rid, t.tags.c.name == tag)).first()
-                if row is None:
-                    return False
-                if check_tag is not None:
-                    check_tag(tag, str(row[0]))
-                conn.execute(sa.delete(t.tags).where(
-                    t.tags.c.repository_id == rid, t.tags.c.name == tag))
-                record_tag_event(conn, rid, tag, str(row[0]), None, self._clock())
-                return True
+        def go(conn: sa.Connection, batch: Batch) -> bool:
+            rid = self._repo_id(conn, repository)
+            if rid is None:
+                return False
+            row = conn.execute(sa.select(t.tags.c.digest).where(
+                t.tags.c.repository_id == rid, t.tags.c.name == tag)).first()
+            if row is None:
+                return False
+            if check_tag is not None:
+                check_tag(tag, str(row[0]), is_managed(conn, rid))
+            conn.execute(sa.delete(t.tags).where(
+                t.tags.c.repository_id == rid, t.tags.c.name == tag))
+            record_tag_event(conn, rid, tag, str(row[0]), None, self._clock())
+            return True
         return await self._tx(go)
 
     async def list_tags(self, repository: str, n: int | None, last: str | None
@@ -385,55 +366,51 @@ class SqlMetaStore:
         A session has a row only once a chunk has been recorded: starting one costs no
         transaction, and a monolithic push (POST, then PUT with the body) never needs one.
         """
-        def go() -> bool:
+        def go(conn: sa.Connection, batch: Batch) -> bool:
             now = self._clock()
-            with self._begin() as conn:
-                result = conn.execute(sa.update(t.uploads).where(
-                    t.uploads.c.id == upload_id, t.uploads.c.size == old_size).values(
-                        size=new_size, updated_at=now))
-                if result.rowcount > 0:
-                    return True
-                if old_size != 0 or conn.execute(sa.select(t.uploads.c.id).where(
-                        t.uploads.c.id == upload_id)).first() is not None:
-                    return False
-                conn.execute(sa.insert(t.uploads).values(
-                    id=upload_id, repository=repository, size=new_size, created_at=now,
-                    updated_at=now))
+            result = conn.execute(sa.update(t.uploads).where(
+                t.uploads.c.id == upload_id, t.uploads.c.size == old_size).values(
+                    size=new_size, updated_at=now))
+            if result.rowcount > 0:
                 return True
+            if old_size != 0 or conn.execute(sa.select(t.uploads.c.id).where(
+                    t.uploads.c.id == upload_id)).first() is not None:
+                return False
+            conn.execute(sa.insert(t.uploads).values(
+                id=upload_id, repository=repository, size=new_size, created_at=now,
+                updated_at=now))
+            return True
         return await self._tx(go)
 
     async def finish_upload(self, upload_id: str, repository: str, digest: str, size: int,
-                            place: Callable[[], None]) -> None:
+                            place: Callable[[], None],
+                            persist: Callable[[list[str]], None]) -> None:
         """Record the blob, place its bytes (``place``), link it and end the session: one
-        transaction.
+        transaction. ``persist(digests)`` makes placements durable; it runs once per group
+        commit, before COMMIT, for every blob the commit places.
 
         Garbage collection deletes a blob's row and its bytes in one transaction under the
         same write lock (row locks on PostgreSQL), so the two never interleave: either the
         collection finishes first and the bytes placed here stay, or it runs after and finds
         the blob linked.
         """
-        def go() -> None:
+        def go(conn: sa.Connection, batch: Batch) -> None:
             now = self._clock()
-            with self._begin() as conn:
-                # The hottest write of a push: statements compiled once, run on the driver.
-                row = run_in(conn, self._q_repo, repo=repository).fetchone()
-                if row is None:
-                    run_in(conn, self._w_repo_add, repo=repository, now=now)
-                    row = run_in(conn, self._q_repo, repo=repository).fetchone()
-                rid = int(row[0])
-                if not run_in(conn, self._w_blob_touch, d=digest, now=now).rowcount:
-                    run_in(conn, self._w_blob_add, d=digest, size=size, now=now)
-                place()
-                if not run_in(conn, self._w_link_touch, rid=rid, d=digest, now=now).rowcount:
-                    run_in(conn, self._w_link_add, rid=rid, d=digest, now=now)
-                run_in(conn, self._w_upload_drop, id=upload_id)
+            # The hottest write of a push: statements compiled once, run on the driver.
+            rid = self._ensure_repo(conn, repository, now)
+            if not run_in(conn, self._w_blob_touch, d=digest, now=now).rowcount:
+                run_in(conn, self._w_blob_add, d=digest, size=size, now=now)
+            place()
+            batch.before_commit(persist, digest)
+            if not run_in(conn, self._w_link_touch, rid=rid, d=digest, now=now).rowcount:
+                run_in(conn, self._w_link_add, rid=rid, d=digest, now=now)
+            run_in(conn, self._w_upload_drop, id=upload_id)
         await self._tx(go)
 
     async def delete_upload(self, upload_id: str) -> bool:
-        def go() -> bool:
-            with self._begin() as conn:
-                return conn.execute(sa.delete(t.uploads).where(
-                    t.uploads.c.id == upload_id)).rowcount > 0
+        def go(conn: sa.Connection, batch: Batch) -> bool:
+            return conn.execute(sa.delete(t.uploads).where(
+                t.uploads.c.id == upload_id)).rowcount > 0
         return await self._tx(go)
 
     async def stale_uploads(self, before: float) -> list[UploadRecord]:

@@ -28,8 +28,8 @@ class ManifestService:
         self._limits = limits
 
     def _checker(self, repo: RepositoryName, new: str | None) -> TagCheck:
-        def check(tag: str, current: str | None) -> None:
-            self._policy.check_sync(repo.value, tag, current, new)
+        def check(tag: str, current: str | None, managed: bool) -> None:
+            self._policy.check_sync(repo.value, tag, current, new, managed)
         return check
 
     async def put(self, repo: RepositoryName, ref: ManifestRef, body: bytes,

@@ -11,7 +11,8 @@ from typing import Protocol
 
 from strata.meta.records import ManifestRecord, Reference, UploadRecord
 
-TagCheck = Callable[[str, str | None], None]
+# check(tag, current digest or None, repository is release-managed): raises to veto a write.
+TagCheck = Callable[[str, str | None, bool], None]
 
 
 class MetaStore(Protocol):
@@ -35,7 +36,8 @@ class MetaStore(Protocol):
     async def advance_upload(self, upload_id: str, repository: str, old_size: int,
                              new_size: int) -> bool: ...
     async def finish_upload(self, upload_id: str, repository: str, digest: str, size: int,
-                            place: Callable[[], None]) -> None: ...
+                            place: Callable[[], None],
+                            persist: Callable[[list[str]], None]) -> None: ...
     async def delete_upload(self, upload_id: str) -> bool: ...
     async def stale_uploads(self, before: float) -> list[UploadRecord]: ...
 
@@ -61,24 +63,19 @@ class GarbageStore(Protocol):
 
 
 class TagPolicy(Protocol):
-    """Decides whether a tag may be created, moved (``new`` set) or deleted (``new`` None)."""
+    """Decides whether a tag may be created, moved (``new`` set) or deleted (``new`` None).
 
-    async def check(self, repository: str, tag: str, current: str | None,
-                    new: str | None) -> None: ...
+    Called inside the metadata transaction that writes the tag, with ``managed`` read in that
+    same transaction (whether the repository is a release-managed image); raises
+    RegistryError to refuse."""
 
     def check_sync(self, repository: str, tag: str, current: str | None,
-                   new: str | None) -> None:
-        """The same decision, called inside the metadata transaction; raises RegistryError."""
-        ...
+                   new: str | None, managed: bool) -> None: ...
 
 
 class AllowAllTags:
     """The policy when no release streams are configured: any tag write is allowed."""
 
-    async def check(self, repository: str, tag: str, current: str | None,
-                    new: str | None) -> None:
-        return None
-
     def check_sync(self, repository: str, tag: str, current: str | None,
-                   new: str | None) -> None:
+                   new: str | None, managed: bool) -> None:
         return None

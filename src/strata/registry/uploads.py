@@ -177,7 +177,8 @@ class UploadService:
             raise RegistryError(Code.DIGEST_INVALID, {"digest": str(digest)})
         await self._store.upload_sync(rec.id)
         await self._meta.finish_upload(rec.id, repo.value, str(digest), rec.size,
-                                       lambda: self._store.upload_place(rec.id, digest))
+                                       lambda: self._store.upload_place(rec.id, digest),
+                                       self._store.persist_placed)
         return rec.size
 
     async def cancel(self, repo: RepositoryName, upload_id: str) -> None:

@@ -121,7 +121,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             metrics.bytes_out.labels(route).inc(sent)
     if app.get(ACCESS_LOG):
         entry: dict[str, Any] = {
-            "ts": round(time.time(), 3), "remote": request.remote, "method": request.method,
+            "ts": round(time.time(), 3), "pid": os.getpid(), "remote": request.remote,
+            "method": request.method,
             "path": request.path, "route": route, "status": response.status,
             "in": received, "out": sent, "ms": round(elapsed * 1000, 2),
             "ua": request.headers.get("User-Agent", ""),

@@ -39,7 +39,7 @@ def build_registry(settings: ServerSettings, engine: sa.Engine | None = None) ->
     store = FilesystemBlobStore(settings.data_dir)
     return Registry.build(meta, store, limits=settings.limits,
                           garbage=SqlGarbageStore(engine), gc_grace_seconds=settings.gc_grace,
-                          policy=ReleaseTagPolicy(engine))
+                          policy=ReleaseTagPolicy())
 
 
 def prepare(settings: ServerSettings) -> None:

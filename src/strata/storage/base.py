@@ -50,7 +50,13 @@ class BlobStore(Protocol):
 
     def upload_place(self, upload_id: str, digest: Digest) -> None:
         """Make the upload's bytes the blob ``digest``, atomically; synchronous, because it runs
-        inside the metadata transaction that records the blob."""
+        inside the metadata transaction that records the blob. The placement may not survive a
+        power loss until ``persist_placed`` has run."""
+        ...
+
+    def persist_placed(self, digests: list[str]) -> None:
+        """Make the placements of ``digests`` durable; runs once per metadata commit, before
+        it (one directory fsync serves every blob placed in that directory)."""
         ...
 
     async def upload_abort(self, upload_id: str) -> None: ...

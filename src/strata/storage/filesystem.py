@@ -1,7 +1,8 @@
 """Filesystem blob store: ``blobs/<alg>/<2 hex>/<hex>`` and ``uploads/<id>``.
 
 Uploads are appended in place; committing fsyncs the file, renames it atomically into its
-content address and fsyncs the directory, so a crash leaves either no blob or a whole one.
+content address and (once per metadata commit, see ``persist_placed``) fsyncs the directory,
+so a crash leaves either no blob or a whole one.
 """
 
 from __future__ import annotations
@@ -116,13 +117,16 @@ class FilesystemBlobStore:
         target = self.blob_path(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)  # same bytes if it was there: replacing is harmless
-        dfd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
         with contextlib.suppress(FileNotFoundError):
             self._owner_path(upload_id).unlink()
+
+    def persist_placed(self, digests: list[str]) -> None:
+        for directory in {self.blob_path(Digest.parse(d)).parent for d in digests}:
+            dfd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
 
     async def upload_abort(self, upload_id: str) -> None:
         for path in (self._upload_path(upload_id), self._owner_path(upload_id)):

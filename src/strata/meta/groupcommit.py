@@ -1,0 +1,167 @@
+"""Group commit: write jobs that queue while a commit is in flight share the next one.
+
+On SQLite every write of the data dir is serialized (one ``flock`` across processes, see
+``engine.locked_begin``) and a commit with ``synchronous=FULL`` costs an fsync of the WAL; a
+blob placement also costs an fsync of its directory. With one transaction per job those fsyncs
+run one after the other under the lock, and a busy registry spends its time waiting on them.
+Here one thread per process takes every job queued so far, runs each in a SAVEPOINT of one
+transaction (a job that fails rolls back alone and gets its own error), runs the batch's
+before-commit hooks once (the directory fsyncs, deduplicated) and commits once. A job's future
+resolves only after that commit: nobody is told "stored" before it is durable.
+
+On PostgreSQL (no cross-process lock, row-level locking, network round trips) each job runs in
+its own transaction on a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+
+from strata.meta.engine import locked_begin
+
+T = TypeVar("T")
+Hook = Callable[[list[Any]], None]
+
+
+class Batch:
+    """What the jobs of one commit share: hooks run once each, just before COMMIT."""
+
+    def __init__(self) -> None:
+        self._hooks: dict[Hook, list[Any]] = {}
+
+    def before_commit(self, hook: Hook, item: Hashable) -> None:
+        """Call ``hook(items)`` once before this batch commits, with every item given here."""
+        self._hooks.setdefault(hook, []).append(item)
+
+    def merge(self, other: Batch) -> None:
+        for hook, items in other._hooks.items():
+            self._hooks.setdefault(hook, []).extend(items)
+
+    def run_hooks(self) -> None:
+        for hook, items in self._hooks.items():
+            hook(items)
+
+
+Job = Callable[[sa.Connection, Batch], T]
+
+
+class _Pending(Generic[T]):
+    __slots__ = ("future", "job")
+
+    def __init__(self, job: Job[T]) -> None:
+        self.job = job
+        self.future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+
+class GroupWriter:
+    def __init__(self, engine: sa.Engine, *, max_batch: int = 64) -> None:
+        self.engine = engine
+        self._max_batch = max_batch
+        self._grouped = engine.dialect.name == "sqlite"
+        self._queue: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.commits = 0  # transactions committed (for tests and metrics)
+        self.jobs = 0
+
+    async def run(self, job: Job[T]) -> T:
+        """Run ``job(conn, batch)`` in a write transaction; its result once committed."""
+        pending: _Pending[T] = _Pending(job)
+        if not self._grouped:
+            await asyncio.to_thread(self._commit, [pending])
+        else:
+            self._ensure_thread()
+            self._queue.put(pending)
+        return await asyncio.wrap_future(pending.future)
+
+    def run_sync(self, job: Job[T]) -> T:
+        """The same from a plain thread (commands, tests)."""
+        pending: _Pending[T] = _Pending(job)
+        self._commit([pending])
+        return pending.future.result()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    # -- the writer thread -------------------------------------------------------------------
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="sqlite-writer",
+                                                daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._commit(batch)
+                    return
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, pending: list[_Pending[Any]]) -> None:
+        live = [p for p in pending if p.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        outcomes: list[tuple[_Pending[Any], bool, Any]] = []
+        try:
+            with locked_begin(self.engine) as conn:
+                batch = Batch()
+                single = len(live) == 1
+                for p in live:
+                    if single:  # no savepoint needed: the job's error rolls back everything
+                        outcomes.append((p, True, p.job(conn, batch)))
+                        continue
+                    mine = Batch()
+                    savepoint = conn.begin_nested()
+                    try:
+                        value = p.job(conn, mine)
+                    except Exception as exc:
+                        savepoint.rollback()
+                        outcomes.append((p, False, exc))
+                        continue
+                    savepoint.commit()
+                    batch.merge(mine)
+                    outcomes.append((p, True, value))
+                batch.run_hooks()
+        except BaseException as exc:
+            # Nothing of this transaction was committed: every job gets the failure (a job
+            # that failed on its own keeps its own error).
+            done = {id(p) for p, ok, _ in outcomes if not ok}
+            for p, ok, value in outcomes:
+                if not ok:
+                    p.future.set_exception(value)
+            for p in live:
+                if id(p) not in done:
+                    p.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.commits += 1
+        self.jobs += len(live)
+        for p, ok, value in outcomes:
+            if ok:
+                p.future.set_result(value)
+            else:
+                p.future.set_exception(value)
