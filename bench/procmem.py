@@ -65,9 +65,12 @@ def tree_rss(root: int) -> int:
 class RssSampler:
     """``async with RssSampler(pid) as s: ...`` then ``s.peak`` (bytes, summed over the tree)."""
 
-    def __init__(self, root: int, interval: float = 0.02) -> None:
+    def __init__(self, root: int, interval: float = 0.05, pss: bool = False) -> None:
         self.root = root
         self.interval = interval
+        # smaps_rollup walks the page tables under the process's mmap lock: sampling it
+        # slows the server being measured, so only the memory workload asks for it.
+        self.pss = pss
         self.peak = 0
         self.baseline = 0
         self.hwm_sum = 0
@@ -94,7 +97,8 @@ class RssSampler:
         while True:
             # Reading a few small /proc files: cheap enough to do on the event loop.
             self.peak = max(self.peak, self._sum("VmRSS"))
-            self.peak_pss = max(self.peak_pss, sum(_pss_kib(p) for p in self._pids) * 1024)
+            if self.pss:
+                self.peak_pss = max(self.peak_pss, sum(_pss_kib(p) for p in self._pids) * 1024)
             self.samples += 1
             await asyncio.sleep(self.interval)
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import ClientResponse
@@ -473,10 +474,15 @@ async def test_unknown_blob(client: Client) -> None:
     await error_of(await client.delete(f"/v2/{REPO}/blobs/{d}"), 404, "BLOB_UNKNOWN")
 
 
-async def test_repushing_an_existing_blob(client: Client) -> None:
+async def test_repushing_an_existing_blob(client: Client, data_dir: Path) -> None:
     blob = Blob(b"twice")
     await push_blob(client, REPO, blob)
+    stored = data_dir / "blobs" / "sha256" / blob.digest[7:9] / blob.digest[7:]
+    inode = stored.stat().st_ino
     await push_blob(client, REPO, blob)
     await push_blob(client, "other", blob)
     await assert_blob(client, REPO, b"twice")
     await assert_blob(client, "other", b"twice")
+    # The stored file was kept (not replaced by each re-push) and no upload is left behind.
+    assert stored.stat().st_ino == inode
+    assert list((data_dir / "uploads").iterdir()) == []

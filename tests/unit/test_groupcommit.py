@@ -119,3 +119,17 @@ def test_run_sync_commits_one_job(engine: sa.Engine) -> None:
     with pytest.raises(ValueError):
         writer.run_sync(insert("bad"))
     assert names(engine) == {"solo"}
+
+
+async def test_non_durable_commits_restore_full_sync(engine: sa.Engine) -> None:
+    """An upload offset commits without waiting for the disk; the connection goes back to the
+    pool with ``synchronous=FULL`` so that the next blob or manifest commit is durable."""
+    writer = GroupWriter(engine)
+    assert await writer.run(insert("offset"), durable=False) == "OFFSET"
+
+    def level(conn: sa.Connection, batch: Batch) -> int:
+        return int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+    assert await writer.run(level) == 2  # FULL
+    assert names(engine) == {"offset"}
+    writer.close()

@@ -49,12 +49,17 @@ def create_engine(url: str) -> sa.Engine:
 
 
 @contextlib.contextmanager
-def locked_begin(engine: sa.Engine) -> Iterator[sa.Connection]:
+def locked_begin(engine: sa.Engine, *, durable: bool = True) -> Iterator[sa.Connection]:
     """A write transaction; on a SQLite file, under an exclusive ``flock`` beside the database.
 
     Every writer of the data dir (all worker processes, ``strata gc``) takes it, so writers
     queue in the kernel and wake the moment it is free rather than polling SQLite's busy
     handler; garbage collection relies on it too (see ``SqlMetaStore.finish_upload``).
+
+    ``durable=False`` commits without waiting for the disk (SQLite ``synchronous=NORMAL``: the
+    WAL is synced at the next durable commit or checkpoint). A process crash loses nothing
+    either way; a power loss may lose such a commit, so it is only for state that may safely
+    fall back, such as an upload's offset (the client resumes from the older offset).
     """
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:":
@@ -64,10 +69,31 @@ def locked_begin(engine: sa.Engine) -> Iterator[sa.Connection]:
     fd = os.open(f"{database}.writelock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        with engine.begin() as conn:
-            yield conn
+        with engine.connect() as conn:
+            relaxed = not durable and _relax_sync(conn)
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                if relaxed:
+                    _pragma(conn, "synchronous=FULL")
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _pragma(conn: sa.Connection, setting: str) -> Any:
+    # On the driver connection, outside any transaction (SQLAlchemy would begin one).
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw.execute(f"PRAGMA {setting}").fetchone()
+
+
+def _relax_sync(conn: sa.Connection) -> bool:
+    """FULL -> NORMAL for one commit; False if the connection was not on FULL."""
+    if _pragma(conn, "synchronous")[0] != 2:
+        return False
+    _pragma(conn, "synchronous=NORMAL")
+    return True
 
 
 def migrate(engine: sa.Engine) -> None:

@@ -53,10 +53,11 @@ Job = Callable[[sa.Connection, Batch], T]
 
 
 class _Pending(Generic[T]):
-    __slots__ = ("future", "job")
+    __slots__ = ("durable", "future", "job")
 
-    def __init__(self, job: Job[T]) -> None:
+    def __init__(self, job: Job[T], durable: bool) -> None:
         self.job = job
+        self.durable = durable
         self.future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
 
@@ -71,9 +72,12 @@ class GroupWriter:
         self.commits = 0  # transactions committed (for tests and metrics)
         self.jobs = 0
 
-    async def run(self, job: Job[T]) -> T:
-        """Run ``job(conn, batch)`` in a write transaction; its result once committed."""
-        pending: _Pending[T] = _Pending(job)
+    async def run(self, job: Job[T], *, durable: bool = True) -> T:
+        """Run ``job(conn, batch)`` in a write transaction; its result once committed.
+
+        ``durable=False``: the job's commit need not reach the disk before it returns (see
+        ``engine.locked_begin``); a batch is durable if any of its jobs is."""
+        pending: _Pending[T] = _Pending(job, durable)
         if not self._grouped:
             await asyncio.to_thread(self._commit, [pending])
         else:
@@ -83,7 +87,7 @@ class GroupWriter:
 
     def run_sync(self, job: Job[T]) -> T:
         """The same from a plain thread (commands, tests)."""
-        pending: _Pending[T] = _Pending(job)
+        pending: _Pending[T] = _Pending(job, True)
         self._commit([pending])
         return pending.future.result()
 
@@ -126,7 +130,8 @@ class GroupWriter:
             return
         outcomes: list[tuple[_Pending[Any], bool, Any]] = []
         try:
-            with locked_begin(self.engine) as conn:
+            durable = any(p.durable for p in live)
+            with locked_begin(self.engine, durable=durable) as conn:
                 batch = Batch()
                 single = len(live) == 1
                 for p in live:

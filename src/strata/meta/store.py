@@ -380,7 +380,9 @@ class SqlMetaStore:
                 id=upload_id, repository=repository, size=new_size, created_at=now,
                 updated_at=now))
             return True
-        return await self._tx(go)
+        # An offset may fall back after a power loss (the client resumes from there), so
+        # its commit does not wait for the disk.
+        return await self._writes.run(go, durable=False)
 
     async def finish_upload(self, upload_id: str, repository: str, digest: str, size: int,
                             place: Callable[[], None],

@@ -176,9 +176,13 @@ class UploadService:
             await self.cancel(repo, upload_id)
             raise RegistryError(Code.DIGEST_INVALID, {"digest": str(digest)})
         await self._store.upload_sync(rec.id)
-        await self._meta.finish_upload(rec.id, repo.value, str(digest), rec.size,
-                                       lambda: self._store.upload_place(rec.id, digest),
-                                       self._store.persist_placed)
+        placed: list[bool] = []
+        await self._meta.finish_upload(
+            rec.id, repo.value, str(digest), rec.size,
+            lambda: placed.append(self._store.upload_place(rec.id, digest)),
+            self._store.persist_placed)
+        if placed and not placed[0]:
+            await self._store.upload_abort(rec.id)  # the blob was stored already
         return rec.size
 
     async def cancel(self, repo: RepositoryName, upload_id: str) -> None:

@@ -48,10 +48,11 @@ class BlobStore(Protocol):
         """Make the upload's bytes durable (before they are placed)."""
         ...
 
-    def upload_place(self, upload_id: str, digest: Digest) -> None:
+    def upload_place(self, upload_id: str, digest: Digest) -> bool:
         """Make the upload's bytes the blob ``digest``, atomically; synchronous, because it runs
         inside the metadata transaction that records the blob. The placement may not survive a
-        power loss until ``persist_placed`` has run."""
+        power loss until ``persist_placed`` has run. Returns False when the blob was already
+        stored and the upload's bytes were left for ``upload_abort`` to delete."""
         ...
 
     def persist_placed(self, digests: list[str]) -> None:
@@ -59,7 +60,9 @@ class BlobStore(Protocol):
         it (one directory fsync serves every blob placed in that directory)."""
         ...
 
-    async def upload_abort(self, upload_id: str) -> None: ...
+    async def upload_abort(self, upload_id: str) -> None:
+        """Delete an upload's bytes and owner (cancel, expiry, or after it was placed)."""
+        ...
 
     async def uploads_started_before(self, cutoff: float) -> list[str]:
         """Ids of unfinished uploads started before ``cutoff`` (for expiry)."""

@@ -18,6 +18,15 @@ from strata.oci.digest import Digest
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _READ_CHUNK = 1 << 20
+_SYNC_EVERY = 16 << 20
+
+
+def _datasync_copy(fd: int) -> None:
+    """fdatasync a duplicate descriptor, then close it (the writer may have closed its own)."""
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 class FilesystemBlobStore:
@@ -75,14 +84,23 @@ class FilesystemBlobStore:
         # A session past offset 0 must still have its file: never re-create it as zeros.
         flags = os.O_RDWR | (os.O_CREAT if offset == 0 else 0)
         fd = os.open(path, flags, 0o644)
+        loop = asyncio.get_running_loop()
+        syncing: asyncio.Future[None] | None = None
         with os.fdopen(fd, "r+b", buffering=0) as f:
             f.truncate(offset)
             f.seek(offset)
             size = offset
+            unsynced = 0
             try:
                 async for chunk in chunks:
                     f.write(chunk)
                     size += len(chunk)
+                    unsynced += len(chunk)
+                    # Write back what has arrived while the rest streams in, so the fsync
+                    # before the blob is placed finds little left to do.
+                    if unsynced >= _SYNC_EVERY and (syncing is None or syncing.done()):
+                        syncing = loop.run_in_executor(None, _datasync_copy, os.dup(fd))
+                        unsynced = 0
             except BaseException:
                 # Whatever arrived of an interrupted chunk is dropped: the session stays at
                 # the offset it had before this request.
@@ -112,13 +130,20 @@ class FilesystemBlobStore:
 
         await asyncio.to_thread(sync)
 
-    def upload_place(self, upload_id: str, digest: Digest) -> None:
+    def upload_place(self, upload_id: str, digest: Digest) -> bool:
         source = self._upload_path(upload_id)
         target = self.blob_path(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)  # same bytes if it was there: replacing is harmless
+        placed = not target.exists()
+        if placed:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+        # else: a file at a content address is always whole (it got there by this rename of
+        # a synced upload), so the bytes are already in place; the upload's own copy is
+        # deleted by upload_abort after the transaction (freeing a big file's blocks is
+        # slow, and this runs under the write lock).
         with contextlib.suppress(FileNotFoundError):
             self._owner_path(upload_id).unlink()
+        return placed
 
     def persist_placed(self, digests: list[str]) -> None:
         for directory in {self.blob_path(Digest.parse(d)).parent for d in digests}:
@@ -129,9 +154,14 @@ class FilesystemBlobStore:
                 os.close(dfd)
 
     async def upload_abort(self, upload_id: str) -> None:
-        for path in (self._upload_path(upload_id), self._owner_path(upload_id)):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        paths = (self._upload_path(upload_id), self._owner_path(upload_id))
+
+        def remove() -> None:
+            for path in paths:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+        await asyncio.to_thread(remove)
 
     # An upload's owner is a small file beside its bytes: starting a session writes no
     # metadata transaction (the session gets a row once a chunk is recorded).
