@@ -105,9 +105,10 @@ class UploadService:
         limit = self._limits.max_blob_bytes - rec.size
         received = 0
 
-        async def hashing() -> AsyncIterator[bytes]:
-            # Bytes are gathered into batches; each batch is hashed on a thread (hashlib lets
-            # go of the GIL) while the loop writes it and reads the next one from the socket.
+        async def hashing() -> AsyncIterator[list[bytes]]:
+            # Pieces are gathered into batches of about 1 MiB, never joined (no copy): each
+            # batch is hashed on a thread (hashlib lets go of the GIL) while the store writes
+            # it with one writev and the loop reads the next one from the socket.
             nonlocal received
             loop = asyncio.get_running_loop()
             pending: asyncio.Future[None] | None = None
@@ -126,19 +127,17 @@ class UploadService:
                     batched += len(chunk)
                     if batched < _HASH_BATCH:
                         continue
-                    data = b"".join(batch)
-                    batch, batched = [], 0
                     if pending is not None:
                         await pending
-                    pending = loop.run_in_executor(None, hasher.update, data)
-                    yield data
+                    pending = loop.run_in_executor(None, _update, hasher, batch)
+                    yield batch
+                    batch, batched = [], 0
             finally:
                 if pending is not None:
                     await asyncio.shield(pending)  # never leave a thread updating the hasher
             if batch:
-                data = b"".join(batch)
-                hasher.update(data)
-                yield data
+                _update(hasher, batch)
+                yield batch
 
         try:
             new_size = await self._store.upload_write(rec.id, rec.size, hashing())
@@ -163,7 +162,7 @@ class UploadService:
         """Complete the upload with an optional last chunk; returns the blob's size."""
         rec = await self.status(repo, upload_id)
         if body is None and rec.size == 0:
-            body = _nothing()  # the empty blob: no PATCH ever created the upload's data
+            body = _no_body()  # the empty blob: no PATCH ever created the upload's data
         if body is not None:
             rec = await self._write(rec, body, content_length, record=False)
         if digest.algorithm == "sha256":
@@ -229,6 +228,16 @@ def _range(size: int) -> str:
     return f"0-{max(size - 1, 0)}"
 
 
-async def _nothing() -> AsyncIterator[bytes]:
+def _update(hasher: Any, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        hasher.update(piece)
+
+
+async def _nothing() -> AsyncIterator[list[bytes]]:
+    return
+    yield []
+
+
+async def _no_body() -> AsyncIterator[bytes]:
     return
     yield b""

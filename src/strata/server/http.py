@@ -33,19 +33,36 @@ def has_body(request: web.Request) -> bool:
 
 
 async def body_chunks(request: web.Request, idle_limit: float = 120.0) -> AsyncIterator[bytes]:
-    """The request body as it arrives; a client silent for ``idle_limit`` seconds is dropped."""
+    """The request body as it arrives; a client silent for ``idle_limit`` seconds is dropped.
+
+    A body arrives in thousands of pieces, so the idle limit is one timer per body (re-armed
+    when it fires early), not a timeout around every read."""
     content = request.content
-    while True:
-        try:
-            async with asyncio.timeout(idle_limit):
-                chunk = await content.read(BODY_CHUNK)
-        except TimeoutError:
-            raise RegistryError(Code.BLOB_UPLOAD_INVALID,
-                                f"no request body bytes for {idle_limit:g} seconds",
-                                message="request body timed out", status=408) from None
-        if not chunk:
-            return
-        yield chunk
+    loop = asyncio.get_running_loop()
+    last = loop.time()
+    timer: asyncio.TimerHandle | None = None
+
+    def watchdog() -> None:
+        nonlocal timer
+        idle = loop.time() - last
+        if idle >= idle_limit:
+            content.set_exception(RegistryError(
+                Code.BLOB_UPLOAD_INVALID, f"no request body bytes for {idle_limit:g} seconds",
+                message="request body timed out", status=408))
+        else:
+            timer = loop.call_later(idle_limit - idle, watchdog)
+
+    timer = loop.call_later(idle_limit, watchdog)
+    try:
+        while True:
+            chunk = await content.readany()  # what has arrived, as received: no copy
+            if not chunk:
+                return
+            last = loop.time()
+            yield chunk
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:

@@ -7,7 +7,7 @@ stream, check digest and size, and only then ask the store to commit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -36,8 +36,10 @@ class BlobStore(Protocol):
         """(repository, start time) of an unfinished upload, or None."""
         ...
 
-    async def upload_write(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
-        """Write ``chunks`` at ``offset`` (dropping anything after it); return the new size."""
+    async def upload_write(self, upload_id: str, offset: int,
+                           batches: AsyncIterable[Sequence[bytes]]) -> int:
+        """Write ``batches`` of pieces at ``offset`` (dropping anything after it); return the
+        new size."""
         ...
 
     def upload_read(self, upload_id: str, end: int) -> AsyncIterator[bytes]:

@@ -11,14 +11,25 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 
 from strata.oci.digest import Digest
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _READ_CHUNK = 1 << 20
-_SYNC_EVERY = 16 << 20
+_SYNC_EVERY = 4 << 20
+
+
+def _writev_all(fd: int, pieces: Sequence[bytes]) -> int:
+    """writev, continued after a short write; the byte count."""
+    total = sum(len(p) for p in pieces)
+    done = os.writev(fd, pieces)
+    if done < total:  # rare (signals, full disk): finish piece by piece
+        flat = memoryview(b"".join(pieces))[done:]
+        while flat:
+            flat = flat[os.write(fd, flat):]
+    return total
 
 
 def _datasync_copy(fd: int) -> None:
@@ -79,23 +90,24 @@ class FilesystemBlobStore:
             raise ValueError(f"bad upload id {upload_id!r}")
         return self._uploads / upload_id
 
-    async def upload_write(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
+    async def upload_write(self, upload_id: str, offset: int,
+                           batches: AsyncIterable[Sequence[bytes]]) -> int:
         path = self._upload_path(upload_id)
         # A session past offset 0 must still have its file: never re-create it as zeros.
-        flags = os.O_RDWR | (os.O_CREAT if offset == 0 else 0)
+        flags = os.O_WRONLY | (os.O_CREAT if offset == 0 else 0)
         fd = os.open(path, flags, 0o644)
         loop = asyncio.get_running_loop()
         syncing: asyncio.Future[None] | None = None
-        with os.fdopen(fd, "r+b", buffering=0) as f:
-            f.truncate(offset)
-            f.seek(offset)
+        try:
+            os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
             size = offset
             unsynced = 0
             try:
-                async for chunk in chunks:
-                    f.write(chunk)
-                    size += len(chunk)
-                    unsynced += len(chunk)
+                async for batch in batches:
+                    n = _writev_all(fd, batch)
+                    size += n
+                    unsynced += n
                     # Write back what has arrived while the rest streams in, so the fsync
                     # before the blob is placed finds little left to do.
                     if unsynced >= _SYNC_EVERY and (syncing is None or syncing.done()):
@@ -104,9 +116,11 @@ class FilesystemBlobStore:
             except BaseException:
                 # Whatever arrived of an interrupted chunk is dropped: the session stays at
                 # the offset it had before this request.
-                f.truncate(offset)
+                os.ftruncate(fd, offset)
                 raise
             return size
+        finally:
+            os.close(fd)
 
     async def upload_read(self, upload_id: str, end: int) -> AsyncIterator[bytes]:
         with self._upload_path(upload_id).open("rb") as f:
