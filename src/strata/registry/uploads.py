@@ -2,7 +2,7 @@
 
 Bytes are hashed while they stream to the store. Each process keeps the running sha256 of the
 sessions it is serving, so a chunked upload is never read back; a session continued by another
-process (or after a restart) re-hashes its stored prefix once. A failed or interrupted request
+process (or after a restart) hashes the stored bytes that process has not seen, once. A failed or interrupted request
 leaves the session at the offset it had before it.
 """
 
@@ -206,14 +206,22 @@ class UploadService:
 
     # -- running hashes --------------------------------------------------------------------
     async def _take_hasher(self, rec: UploadRecord) -> Any:
+        """The running sha256 of the session's first ``rec.size`` bytes.
+
+        A hasher this process left behind at an earlier offset (another worker took the
+        chunks since, its client spreading requests over several connections) catches up on
+        those chunks only, so a session moving between workers costs each worker at most one
+        pass over the bytes, never a re-hash of the whole prefix per chunk."""
         cached = self._hashers.pop(rec.id, None)
-        if cached is not None and cached[0] == rec.size:
-            return cached[1]
-        hasher = hashlib.sha256()
-        if rec.size:
+        if cached is not None and cached[0] <= rec.size:
+            offset, hasher = cached
+        else:
+            offset, hasher = 0, hashlib.sha256()
+        if offset < rec.size:
+            loop = asyncio.get_running_loop()
             try:
-                async for chunk in self._store.upload_read(rec.id, rec.size):
-                    hasher.update(chunk)
+                async for chunk in self._store.upload_read(rec.id, rec.size, offset):
+                    await loop.run_in_executor(None, hasher.update, chunk)
             except FileNotFoundError:
                 raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, "upload data is gone") from None
         return hasher

@@ -42,8 +42,8 @@ class BlobStore(Protocol):
         new size."""
         ...
 
-    def upload_read(self, upload_id: str, end: int) -> AsyncIterator[bytes]:
-        """The first ``end`` bytes of an unfinished upload (to resume hashing)."""
+    def upload_read(self, upload_id: str, end: int, start: int = 0) -> AsyncIterator[bytes]:
+        """Bytes ``[start, end)`` of an unfinished upload (to resume hashing)."""
         ...
 
     async def upload_sync(self, upload_id: str) -> None:

@@ -122,9 +122,11 @@ class FilesystemBlobStore:
         finally:
             os.close(fd)
 
-    async def upload_read(self, upload_id: str, end: int) -> AsyncIterator[bytes]:
+    async def upload_read(self, upload_id: str, end: int,
+                          start: int = 0) -> AsyncIterator[bytes]:
         with self._upload_path(upload_id).open("rb") as f:
-            remaining = end
+            f.seek(start)
+            remaining = end - start
             while remaining > 0:
                 data = f.read(min(_READ_CHUNK, remaining))
                 if not data:
