@@ -39,6 +39,7 @@ class ServerSettings:
     housekeeping_interval: float = 600.0
     gc_interval: float = 3600.0  # seconds between in-server collections; 0 disables
     gc_grace: float = 3600.0  # nothing younger than this (or asked for since) is collected
+    idle_timeout: float = 75.0  # an idle connection, or one still sending headers, is closed
     access_log: bool = False  # one JSON line per request on stderr
     auth: bool = True  # token authentication (public pull, closed push); False = open registry
     tls_cert: Path | None = None  # PEM certificate chain: serve HTTPS

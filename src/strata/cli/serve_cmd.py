@@ -33,6 +33,9 @@ from strata.server.runner import serve as run_server
               show_default=True, help="Largest blob accepted, in bytes.")
 @click.option("--body-timeout", type=float, default=120.0, show_default=True,
               help="Seconds a client may send no body bytes before its request is dropped.")
+@click.option("--idle-timeout", type=click.FloatRange(min=0.1), default=75.0, show_default=True,
+              help="Seconds a connection may sit idle, or take to send a request's headers, "
+                   "before it is closed.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="One JSON line per request on stderr.")
 @click.option("--auth/--no-auth", "auth", default=True, show_default=True,
@@ -43,7 +46,8 @@ from strata.server.runner import serve as run_server
               default=None, help="PEM private key of --tls-cert.")
 def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           gc_interval: float, gc_grace: float, upload_ttl: float, max_uploads: int,
-          max_blob_size: int, body_timeout: float, access_log: bool, auth: bool,
+          max_blob_size: int, body_timeout: float, idle_timeout: float, access_log: bool,
+          auth: bool,
           tls_cert: Path | None, tls_key: Path | None) -> None:
     """Serve the registry (OCI Distribution v1.1 at /v2/)."""
     if (tls_cert is None) != (tls_key is None):
@@ -57,5 +61,6 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
     run_server(ServerSettings(
         data_dir=data_dir.resolve(), listen=address, workers=workers or os.cpu_count() or 1,
         database_url=database_url, limits=limits, gc_interval=gc_interval, gc_grace=gc_grace,
-        access_log=access_log, auth=auth, tls_cert=tls_cert and tls_cert.resolve(),
+        idle_timeout=idle_timeout, access_log=access_log, auth=auth,
+        tls_cert=tls_cert and tls_cert.resolve(),
         tls_key=tls_key and tls_key.resolve()))

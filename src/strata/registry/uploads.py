@@ -2,8 +2,8 @@
 
 Bytes are hashed while they stream to the store. Each process keeps the running sha256 of the
 sessions it is serving, so a chunked upload is never read back; a session continued by another
-process (or after a restart) hashes the stored bytes that process has not seen, once. A failed or interrupted request
-leaves the session at the offset it had before it.
+process (or after a restart) hashes the stored bytes that process has not seen, once. A failed
+or interrupted request leaves the session at the offset it had before it.
 """
 
 from __future__ import annotations

@@ -61,7 +61,10 @@ def run_worker(settings: ServerSettings) -> None:
     web.run_app(app, host=settings.listen.host, port=settings.listen.port,
                 reuse_port=settings.workers > 1, access_log=None, print=None,
                 ssl_context=tls_context(settings),
-                handle_signals=True, shutdown_timeout=5)
+                handle_signals=True, shutdown_timeout=5,
+                # aiohttp closes a connection whose handler waits this long for a complete
+                # request: idle keep-alive connections and clients trickling their headers.
+                keepalive_timeout=settings.idle_timeout)
 
 
 def serve(settings: ServerSettings) -> None:
