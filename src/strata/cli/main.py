@@ -1,30 +1,59 @@
-"""``strata`` entry point: the command groups."""
+"""``strata`` entry point: the command groups.
+
+Commands are imported when they run (or when ``--help`` lists them): a ``strata tags`` need
+not import the server, the builder and the release engine first.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import click
 
-from strata.cli import build_cmds, demo, gc_cmd, registry_cmds, release_cmds, serve_cmd, user_cmds
+# name -> "module:attribute" under strata.cli
+_COMMANDS = {
+    "serve": "serve_cmd:serve",
+    "catalog": "registry_cmds:catalog",
+    "tags": "registry_cmds:tags",
+    "inspect": "registry_cmds:inspect",
+    "gc": "gc_cmd:gc",
+    "namespace": "release_cmds:namespace",
+    "image": "release_cmds:image",
+    "candidate": "release_cmds:candidate",
+    "release": "release_cmds:release",
+    "stream": "release_cmds:stream",
+    "history": "release_cmds:history",
+    "webhook": "release_cmds:webhook",
+    "build": "build_cmds:build",
+    "base": "build_cmds:base",
+    "user": "user_cmds:user",
+    "robot": "user_cmds:robot",
+    "demo": "demo:demo",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(f"strata.cli.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="strata")
 @click.option("-v", "--verbose", count=True, help="More log output.")
 def cli(verbose: int) -> None:
     """strata: build, release and serve layered container images."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
-
-cli.add_command(serve_cmd.serve)
-cli.add_command(user_cmds.user)
-cli.add_command(user_cmds.robot)
-cli.add_command(demo.demo)
-cli.add_command(gc_cmd.gc)
-for command in (*registry_cmds.COMMANDS, *release_cmds.COMMANDS, *build_cmds.COMMANDS):
-    cli.add_command(command)
 
 
 def main() -> None:
