@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from collections.abc import Iterator
@@ -194,4 +195,45 @@ def test_user_commands(tmp_path: Path) -> None:
     assert service.verify_credentials("alice", "new-password") is not None
     assert service.verify_credentials("bob", "bob-password") is not None
     assert service.verify_credentials("builder", token) is None
+    engine.dispose()
+
+
+def test_role_changes_and_disabled_users(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    code, out, err = run(["user", "add", "alice", "--role", "maintainer", "--image",
+                          "f25/cockpit", "--password-stdin"], data, "alice-password\n")
+    assert code == 0, err
+    code, out, err = run(["user", "roles", "alice", "--role", "maintainer", "--image",
+                          "f25/ws", "--image", "f25/cockpit"], data)
+    assert code == 0, err
+    assert "user alice: maintainer(f25/cockpit, f25/ws)" in out
+    code, out, err = run(["user", "roles", "alice", "--role", "maintainer"], data)
+    assert code == 1 and "at least one image" in err
+    code, out, err = run(["user", "roles", "nobody", "--role", "releng"], data)
+    assert code == 1 and "no such account: nobody" in err
+    code, out, err = run(["user", "roles", "alice", "--role", "releng"], data)
+    assert code == 0 and "user alice: releng" in out, err
+
+    engine = create_engine(sqlite_url(data))
+    service = AuthService(AuthStore(engine), PasswordHashing())
+    principal = service.verify_credentials("alice", "alice-password")
+    assert principal == Principal("alice", frozenset({Role.RELENG}), frozenset())
+
+    code, out, err = run(["user", "disable", "alice"], data)
+    assert code == 0, err
+    assert service.verify_credentials("alice", "alice-password") is None
+    # A token issued before names a subject that no longer resolves: every request fails.
+    assert asyncio.run(service.principal("alice")) is None
+    code, out, err = run(["user", "list", "--json"], data)
+    assert json.loads(out)[0]["name"] == "alice"
+    code, out, err = run(["user", "list"], data)
+    assert any(line.split()[:3] == ["alice", "user", "disabled"] for line in out.splitlines())
+    code, out, err = run(["user", "roles", "alice", "--role", "admin"], data)
+    assert code == 1 and "no such account" in err  # a disabled account keeps its roles
+    code, out, err = run(["user", "enable", "alice"], data)
+    assert code == 0, err
+    assert service.verify_credentials("alice", "alice-password") == principal
+    assert asyncio.run(service.principal("alice")) == principal
+    code, out, err = run(["user", "disable", "ghost"], data)
+    assert code == 1 and "no such account" in err
     engine.dispose()

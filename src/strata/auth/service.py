@@ -208,6 +208,12 @@ class AuthService:
             raise AccountNotFound(name)
         self.store.set_password_hash(name, self.hashing.hash(password))
 
+    def set_roles(self, name: str, role: Role, images: Iterable[str] = ()) -> Account:
+        return self.store.set_grants(name, [role], images)
+
+    def set_active(self, name: str, active: bool) -> None:
+        self.store.set_user_active(name, active)
+
     def accounts(self) -> list[Account]:
         return self.store.accounts()
 

@@ -209,6 +209,38 @@ class AuthStore:
             if result.rowcount != 1:
                 raise AccountNotFound(name)
 
+    def set_grants(self, name: str, roles: Iterable[Role], images: Iterable[str] = ()) -> Account:
+        """Replace the roles (and maintained images) of an active account. Tokens already
+        issued follow at once (every request re-reads the account); a server's login cache
+        may serve the old roles to Basic credentials for up to its TTL (a minute)."""
+        role_list, image_list = _check_grants(roles, images)
+        with locked_begin(self.engine) as conn:
+            row = conn.execute(sa.select(auth_accounts.c.id).where(
+                auth_accounts.c.name == name, auth_accounts.c.revoked_at.is_(None))).first()
+            if row is None:
+                raise AccountNotFound(name)
+            conn.execute(sa.delete(auth_role_grants)
+                         .where(auth_role_grants.c.account_id == row.id))
+            self._insert_grants(conn, int(row.id), role_list, image_list)
+            conn.execute(sa.update(auth_accounts).where(auth_accounts.c.id == row.id)
+                         .values(updated_at=self._clock()))
+        account = self.get(name)
+        assert account is not None
+        return account
+
+    def set_user_active(self, name: str, active: bool) -> None:
+        """Disable a user (its tokens stop working at once; a login cached by a server, for up
+        to its TTL) or enable it again."""
+        now = self._clock()
+        with locked_begin(self.engine) as conn:
+            result = conn.execute(
+                sa.update(auth_accounts)
+                .where(auth_accounts.c.name == name,
+                       auth_accounts.c.kind == AccountKind.USER.value)
+                .values(revoked_at=None if active else now, updated_at=now))
+            if result.rowcount != 1:
+                raise AccountNotFound(name)
+
     def revoke_robot(self, name: str) -> None:
         """Revoke an active robot (its secret stops working at once); :class:`AccountNotFound`."""
         now = self._clock()

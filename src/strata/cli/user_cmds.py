@@ -28,7 +28,7 @@ import click
 from strata.auth.passwords import PasswordHashing
 from strata.auth.policy import Role
 from strata.auth.service import AccountExists, AccountNotFound, AuthService
-from strata.auth.store import GRANTABLE_ROLES, Account, AuthStore
+from strata.auth.store import GRANTABLE_ROLES, Account, AccountKind, AuthStore
 from strata.cli.common import data_option, emit, fail
 from strata.meta.engine import create_engine, migrate, sqlite_url
 
@@ -116,6 +116,43 @@ def user_passwd(data_dir: Path, database_url: str | None, name: str,
         click.echo(f"password of {name} changed")
 
 
+@user.command("roles")
+@data_option
+@_database_option
+@click.argument("name")
+@click.option("--role", type=ROLE_CHOICE, required=True, help="What the account may do now.")
+@click.option("--image", "images", multiple=True, metavar="NS/NAME",
+              help="A repository the maintainer maintains (repeatable).")
+def user_roles(data_dir: Path, database_url: str | None, name: str, role: str,
+               images: tuple[str, ...]) -> None:
+    """Replace the role (and images) of user or robot NAME."""
+    with _service(data_dir, database_url) as service:
+        account = service.set_roles(name, Role(role), images)
+        click.echo(f"{account.kind.value} {account.name}: {_roles_text(account)}")
+
+
+@user.command("disable")
+@data_option
+@_database_option
+@click.argument("name")
+def user_disable(data_dir: Path, database_url: str | None, name: str) -> None:
+    """Disable user NAME: its password and tokens stop working."""
+    with _service(data_dir, database_url) as service:
+        service.set_active(name, False)
+        click.echo(f"disabled user {name}")
+
+
+@user.command("enable")
+@data_option
+@_database_option
+@click.argument("name")
+def user_enable(data_dir: Path, database_url: str | None, name: str) -> None:
+    """Enable user NAME again."""
+    with _service(data_dir, database_url) as service:
+        service.set_active(name, True)
+        click.echo(f"enabled user {name}")
+
+
 @user.command("list")
 @data_option
 @_database_option
@@ -128,7 +165,8 @@ def user_list(data_dir: Path, database_url: str | None, as_json: bool) -> None:
     def text(rows: list[dict[str, object]]) -> str:
         lines = [f"{'NAME':<24} {'KIND':<6} {'STATE':<8} ROLES"]
         for a in accounts:
-            state = "active" if a.active else "revoked"
+            state = "active" if a.active else (
+                "disabled" if a.kind is AccountKind.USER else "revoked")
             lines.append(f"{a.name:<24} {a.kind.value:<6} {state:<8} {_roles_text(a)}")
         return "\n".join(lines)
 
