@@ -222,7 +222,7 @@ def test_role_changes_and_disabled_users(tmp_path: Path) -> None:
     code, out, err = run(["user", "disable", "alice"], data)
     assert code == 0, err
     assert service.verify_credentials("alice", "alice-password") is None
-    # A token issued before names a subject that no longer resolves: every request fails.
+    # The JSON API resolves a token's subject on every request: a disabled one is refused.
     assert asyncio.run(service.principal("alice")) is None
     code, out, err = run(["user", "list", "--json"], data)
     assert json.loads(out)[0]["name"] == "alice"

@@ -26,7 +26,13 @@ from strata.auth.keys import (
 )
 from strata.auth.policy import Principal, Role, grant
 from strata.auth.scope import Scope, parse_scopes
-from strata.auth.tokens import Claims, TokenInvalid, TokenIssuer, TokenVerifier
+from strata.auth.tokens import (
+    DEFAULT_LEEWAY_SECONDS,
+    Claims,
+    TokenInvalid,
+    TokenIssuer,
+    TokenVerifier,
+)
 
 NOW = 1_700_000_000
 ISSUER = "strata-token"
@@ -641,3 +647,26 @@ def test_distribution_spec_token_layout_interoperates() -> None:
         + ".QhflHPfbd6eVF4lM9bwYpFZIV0PfikbyXuLx959ykRTBpe3CYnzs6YBK8FToVb5R47920PVLrh8zuLzdCr9t3w"
     )
     assert _reason(spec_verifier, published, 1415387100) == "bad signature"
+
+
+def test_a_verified_token_is_remembered_but_its_times_are_checked_on_every_use(
+        issuer: TokenIssuer, verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = issuer.issue("alice", parse_scopes(["repository:f25/x:pull"]), NOW).token
+    first = verifier.verify(token, NOW)
+    calls: list[str] = []
+    real = verifier._jws.decode_complete
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append("decode")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(verifier._jws, "decode_complete", counting)
+    assert verifier.verify(token, NOW + 100) == first
+    assert calls == []  # served from what was verified
+    with pytest.raises(TokenInvalid, match="expired"):
+        verifier.verify(token, NOW + 300 + DEFAULT_LEEWAY_SECONDS)
+    head, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    with pytest.raises(TokenInvalid):
+        verifier.verify(f"{head}.{payload}.{flipped}", NOW)  # other bytes: verified afresh
+    assert calls == ["decode"]

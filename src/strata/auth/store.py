@@ -210,9 +210,10 @@ class AuthStore:
                 raise AccountNotFound(name)
 
     def set_grants(self, name: str, roles: Iterable[Role], images: Iterable[str] = ()) -> Account:
-        """Replace the roles (and maintained images) of an active account. Tokens already
-        issued follow at once (every request re-reads the account); a server's login cache
-        may serve the old roles to Basic credentials for up to its TTL (a minute)."""
+        """Replace the roles (and maintained images) of an active account. The JSON API
+        re-reads the account on every request; a ``/v2/`` bearer token keeps the access it
+        was issued with until it expires (5 minutes), and a server's login cache may serve
+        the old roles to Basic credentials for up to its TTL (a minute)."""
         role_list, image_list = _check_grants(roles, images)
         with locked_begin(self.engine) as conn:
             row = conn.execute(sa.select(auth_accounts.c.id).where(
@@ -229,8 +230,9 @@ class AuthStore:
         return account
 
     def set_user_active(self, name: str, active: bool) -> None:
-        """Disable a user (its tokens stop working at once; a login cached by a server, for up
-        to its TTL) or enable it again."""
+        """Disable a user or enable it again. A disabled user cannot log in or get tokens; the
+        JSON API refuses it at once, ``/v2/`` once its last token expires (5 minutes) and a
+        server's login cache forgets it (a minute)."""
         now = self._clock()
         with locked_begin(self.engine) as conn:
             result = conn.execute(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ __all__ = [
 
 ALGORITHM = "ES256"
 DEFAULT_TTL_SECONDS = 300
+_VERIFIED_CACHE = 4096
 #: The spec: "a token should never be returned with less than 60 seconds to live".
 MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 24 * 3600
@@ -227,6 +229,11 @@ class TokenVerifier:
     leeway: int = DEFAULT_LEEWAY_SECONDS
     _by_kid: dict[str, ec.EllipticCurvePublicKey] = field(init=False, repr=False, compare=False)
     _jws: jwt.PyJWS = field(init=False, repr=False, compare=False)
+    # Tokens whose signature and claims verified: a client presents the same token on every
+    # request for minutes, and an ECDSA verify costs more than serving a manifest. The time
+    # checks are redone on every use; only what cannot change (the signature over these
+    # exact bytes) is remembered.
+    _verified: OrderedDict[str, Claims] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         keys = tuple(self.public_keys)
@@ -243,6 +250,7 @@ class TokenVerifier:
         object.__setattr__(self, "public_keys", keys)
         object.__setattr__(self, "_by_kid", {libtrust_key_id(k): k for k in keys})
         object.__setattr__(self, "_jws", jwt.PyJWS(algorithms=[ALGORITHM]))
+        object.__setattr__(self, "_verified", OrderedDict())
 
     def verify(self, token: str, now: int) -> Claims:
         """Return the claims of *token* at time *now*, or raise :class:`TokenInvalid`."""
@@ -252,6 +260,10 @@ class TokenVerifier:
             raise TokenInvalid("token too large")
         if not token.isascii() or token.count(".") != 2:
             raise TokenInvalid("malformed token")
+        known = self._verified.get(token)
+        if known is not None:
+            self._check(known, now)
+            return known
         key = self._select_key(token)
         try:
             decoded = self._jws.decode_complete(token, key=key, algorithms=[ALGORITHM])
@@ -261,6 +273,9 @@ class TokenVerifier:
             raise TokenInvalid(f"malformed token: {exc}") from exc
         claims = self._parse_claims(decoded["payload"])
         self._check(claims, now)
+        self._verified[token] = claims
+        while len(self._verified) > _VERIFIED_CACHE:
+            self._verified.popitem(last=False)
         return claims
 
     def _select_key(self, token: str) -> ec.EllipticCurvePublicKey:

@@ -136,7 +136,7 @@ def user_roles(data_dir: Path, database_url: str | None, name: str, role: str,
 @_database_option
 @click.argument("name")
 def user_disable(data_dir: Path, database_url: str | None, name: str) -> None:
-    """Disable user NAME: its password and tokens stop working."""
+    """Disable user NAME: no more logins or tokens (issued tokens expire within 5 minutes)."""
     with _service(data_dir, database_url) as service:
         service.set_active(name, False)
         click.echo(f"disabled user {name}")
