@@ -20,8 +20,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["RateLimiter", "rate_limit_key"]
+__all__ = ["Limiter", "RateLimiter", "rate_limit_key"]
+
+
+class Limiter(Protocol):
+    """What the login use-case needs of a rate limiter (this module's, or the shared one)."""
+
+    def hit(self, key: str) -> bool: ...
+    def retry_after(self, key: str) -> int: ...
 
 
 def rate_limit_key(client_ip: str, username: str | None) -> str:

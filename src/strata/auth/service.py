@@ -47,7 +47,7 @@ from strata.auth.passwords import (
     new_robot_secret,
 )
 from strata.auth.policy import Principal, Role, everything_public, grant
-from strata.auth.ratelimit import RateLimiter, rate_limit_key
+from strata.auth.ratelimit import Limiter, RateLimiter, rate_limit_key
 from strata.auth.scope import CATALOG, REGISTRY, Scope
 from strata.auth.store import (
     Account,
@@ -182,15 +182,24 @@ class AuthService:
     def __init__(self, store: AuthStore, hashing: PasswordHashing, *,
                  public: Callable[[str], bool] = everything_public,
                  limits: LoginLimits | None = None,
+                 limiters: tuple[Limiter, Limiter] | None = None,
                  cache_ttl: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """*limiters* (per user, per IP) replace the in-process ones built from *limits*: a
+        server with several workers passes limiters they share."""
         limits = limits or LoginLimits()
         self.store = store
         self.hashing = hashing
         self.public = public
         self._catalog_for_all = public is everything_public
-        self._per_user = RateLimiter(limits.per_user_per_minute, limits.per_user_burst, clock)
-        self._per_ip = RateLimiter(limits.per_ip_per_minute, limits.per_ip_burst, clock)
+        self._per_user: Limiter
+        self._per_ip: Limiter
+        if limiters is not None:
+            self._per_user, self._per_ip = limiters
+        else:
+            self._per_user = RateLimiter(limits.per_user_per_minute, limits.per_user_burst,
+                                         clock)
+            self._per_ip = RateLimiter(limits.per_ip_per_minute, limits.per_ip_burst, clock)
         self._locks = _KeyedLocks()
         self._cache = _LoginCache(cache_ttl, clock)
 

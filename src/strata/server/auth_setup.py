@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from strata.auth.keys import load_or_create_signing_key
 from strata.auth.passwords import PasswordHashing
-from strata.auth.service import AuthService
+from strata.auth.service import AuthService, LoginLimits
+from strata.auth.shared_ratelimit import SharedRateLimiter
 from strata.auth.store import AuthStore
 from strata.config import ServerSettings
 from strata.meta.engine import create_engine, sqlite_url
@@ -48,6 +49,8 @@ def prepare_auth(settings: ServerSettings) -> None:
         return
     auth_dir(settings.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
     load_or_create_signing_key(signing_key_path(settings.data_dir))
+    for path in _limit_paths(settings.data_dir):
+        SharedRateLimiter.reset(path)  # the buckets hold this boot's monotonic clock
     engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
     try:
         service = AuthService(AuthStore(engine), PasswordHashing())
@@ -70,7 +73,19 @@ def build_auth(settings: ServerSettings, engine: sa.Engine) -> TokenAuth | None:
     if not settings.auth:
         return None
     key = load_or_create_signing_key(signing_key_path(settings.data_dir))
-    return TokenAuth.create(AuthService(AuthStore(engine), PasswordHashing()), key)
+    limits = LoginLimits()
+    per_user_path, per_ip_path = _limit_paths(settings.data_dir)
+    limiters = (SharedRateLimiter(per_user_path, limits.per_user_per_minute,
+                                  limits.per_user_burst),
+                SharedRateLimiter(per_ip_path, limits.per_ip_per_minute, limits.per_ip_burst))
+    service = AuthService(AuthStore(engine), PasswordHashing(), limits=limits,
+                          limiters=limiters)
+    return TokenAuth.create(service, key)
+
+
+def _limit_paths(data_dir: Path) -> tuple[Path, Path]:
+    """Failed-login buckets every worker shares (per client IP + user, per client IP)."""
+    return auth_dir(data_dir) / "login-user.limits", auth_dir(data_dir) / "login-ip.limits"
 
 
 def tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
