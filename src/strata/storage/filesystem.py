@@ -19,16 +19,21 @@ from strata.oci.digest import Digest
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _READ_CHUNK = 1 << 20
 _SYNC_EVERY = 4 << 20
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 
 
 def _writev_all(fd: int, pieces: Sequence[bytes]) -> int:
-    """writev, continued after a short write; the byte count."""
-    total = sum(len(p) for p in pieces)
-    done = os.writev(fd, pieces)
-    if done < total:  # rare (signals, full disk): finish piece by piece
-        flat = memoryview(b"".join(pieces))[done:]
-        while flat:
-            flat = flat[os.write(fd, flat):]
+    """writev in groups the kernel accepts (IOV_MAX), finishing short writes; the byte count."""
+    total = 0
+    for i in range(0, len(pieces), _IOV_MAX):
+        group = pieces[i:i + _IOV_MAX]
+        size = sum(len(p) for p in group)
+        done = os.writev(fd, group)
+        if done < size:  # rare (signals, a full disk): finish piece by piece
+            rest = memoryview(b"".join(group))[done:]
+            while rest:
+                rest = rest[os.write(fd, rest):]
+        total += size
     return total
 
 

@@ -1,0 +1,40 @@
+"""FilesystemBlobStore's upload writes: batches of pieces, interrupted bodies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from strata.storage.filesystem import FilesystemBlobStore
+
+
+async def batches(*groups: Sequence[bytes]) -> AsyncIterator[Sequence[bytes]]:
+    for group in groups:
+        yield group
+
+
+async def test_a_batch_of_more_pieces_than_writev_takes(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    await store.upload_start("u1", "r/x")
+    pieces = [bytes([i % 251]) * 7 for i in range(5000)]  # IOV_MAX is 1024 on Linux
+    size = await store.upload_write("u1", 0, batches(pieces, [b"tail"]))
+    assert size == 5000 * 7 + 4
+    assert (tmp_path / "uploads" / "u1").read_bytes() == b"".join(pieces) + b"tail"
+
+
+async def test_an_interrupted_body_leaves_the_upload_at_its_offset(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    await store.upload_start("u2", "r/x")
+    assert await store.upload_write("u2", 0, batches([b"a" * 10])) == 10
+
+    async def broken() -> AsyncIterator[Sequence[bytes]]:
+        yield [b"b" * (5 << 20)]  # enough to start a background write-back
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await store.upload_write("u2", 10, broken())
+    assert (tmp_path / "uploads" / "u2").read_bytes() == b"a" * 10
+    chunks = [c async for c in store.upload_read("u2", 10, 4)]
+    assert b"".join(chunks) == b"a" * 6
