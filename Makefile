@@ -5,8 +5,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LISTEN ?= 127.0.0.1:5000
 DATA ?= var
-# Debian packages the tests drive (real clients, the reference registry, a load generator).
-DEBS_TEST := skopeo podman buildah umoci runc docker-registry busybox-static wrk uidmap
+# Debian packages the tests drive (real clients, the reference registry, a load generator,
+# PostgreSQL server binaries for the contract tier's throwaway cluster).
+DEBS_TEST := skopeo podman buildah umoci runc docker-registry busybox-static wrk uidmap \
+  postgresql
 # Debian packages the demo uses (a real busybox for the demo image).
 DEBS_RUN := busybox-static
 

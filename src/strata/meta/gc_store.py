@@ -9,6 +9,18 @@ Each step is one short transaction, so pushes and pulls go on while a collection
    removed inside the transaction (see ``SqlMetaStore.finish_upload`` for why);
 3. files in the blob store with no row (left by a crash between placing bytes and recording
    them) go once they are older than the cutoff.
+
+On SQLite each step holds the data dir's write lock, so no write interleaves with it. On
+PostgreSQL writes go on during a step, and each step takes what the lock gave for free:
+
+- a repository sweep holds the repository row FOR UPDATE; every write into a repository holds
+  it FOR KEY SHARE (``SqlMetaStore._ensure_repo``), so the sweep and the repository's writes
+  take turns (a push tagging an old untagged manifest is never half-seen);
+- the blob sweep repeats its conditions in the DELETE and removes the bytes of the rows it
+  actually deleted: a write that links a blob touches its row first (``finish_upload``,
+  ``mount_blob``), so the DELETE waits for it and then finds the row too young;
+- the orphan-file sweep locks ``blobs`` against writers (SHARE mode) while it looks: a row
+  being inserted for bytes already placed is committed before it looks, never missed.
 """
 
 from __future__ import annotations
@@ -55,6 +67,10 @@ class SqlGarbageStore:
                                dry_run: bool) -> RepositorySweep:
         def go() -> RepositorySweep:
             with locked_begin(self.engine) as conn:
+                # FOR UPDATE (PostgreSQL): wait for the repository's writes in flight, hold
+                # off new ones until this sweep commits.
+                conn.execute(sa.select(t.repositories.c.id).where(
+                    t.repositories.c.id == rid).with_for_update())
                 sweep = _sweep(conn, rid, name, cutoff)
                 if not dry_run:
                     _apply(conn, rid, sweep, cutoff)
@@ -87,8 +103,10 @@ class SqlGarbageStore:
             with locked_begin(self.engine) as conn:
                 gone = _unlinked_blobs(conn, cutoff)
                 if not dry_run and gone:
+                    kept: set[str] = set()
                     for chunk in _chunks([d for d, _ in gone], 500):
-                        conn.execute(sa.delete(t.blobs).where(t.blobs.c.digest.in_(chunk)))
+                        kept |= _delete_unlinked(conn, chunk, cutoff)
+                    gone = [(d, size) for d, size in gone if d not in kept]
                     for digest, _ in gone:
                         remove(digest)
             return gone
@@ -100,6 +118,10 @@ class SqlGarbageStore:
         def go() -> list[tuple[str, int]]:
             gone: list[tuple[str, int]] = []
             with locked_begin(self.engine) as conn:
+                if conn.dialect.name == "postgresql":
+                    # Wait for blob writes in flight, hold off new ones: a row being recorded
+                    # for bytes already placed must be visible before they are judged.
+                    conn.exec_driver_sql("LOCK TABLE blobs IN SHARE MODE")
                 for chunk in _chunks(candidates, 500):
                     known = {r[0] for r in conn.execute(sa.select(t.blobs.c.digest).where(
                         t.blobs.c.digest.in_([d for d, _ in chunk])))}
@@ -112,12 +134,28 @@ class SqlGarbageStore:
         return await self._run(go)
 
 
-def _unlinked_blobs(conn: sa.Connection, cutoff: float) -> list[tuple[str, int]]:
+def _unlinked(cutoff: float) -> sa.ColumnElement[bool]:
     linked = sa.select(t.repository_blobs.c.digest).where(
         t.repository_blobs.c.digest == t.blobs.c.digest).exists()
+    return sa.and_(~linked, t.blobs.c.created_at < cutoff)
+
+
+def _unlinked_blobs(conn: sa.Connection, cutoff: float) -> list[tuple[str, int]]:
     rows = conn.execute(sa.select(t.blobs.c.digest, t.blobs.c.size).where(
-        ~linked, t.blobs.c.created_at < cutoff).order_by(t.blobs.c.digest)).all()
+        _unlinked(cutoff)).order_by(t.blobs.c.digest)).all()
     return [(str(r[0]), int(r[1])) for r in rows]
+
+
+def _delete_unlinked(conn: sa.Connection, digests: list[str], cutoff: float) -> set[str]:
+    """Delete those of ``digests`` that are still unlinked and old; returns those kept.
+
+    On PostgreSQL a write may have touched a row since it was selected: the DELETE waits for
+    it, re-checks the age on the row as committed and skips it. The rows still there after
+    the DELETE are the ones it skipped (a plain SELECT: no RETURNING needed, any SQLite).
+    """
+    conn.execute(sa.delete(t.blobs).where(t.blobs.c.digest.in_(digests), _unlinked(cutoff)))
+    return {str(r[0]) for r in conn.execute(
+        sa.select(t.blobs.c.digest).where(t.blobs.c.digest.in_(digests)))}
 
 
 def _chunks(items: list[T], n: int) -> Iterable[list[T]]:

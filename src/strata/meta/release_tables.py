@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from strata.meta.conflicts import insert_new
 from strata.meta.fastread import run
 from strata.meta.tables import metadata, repositories, tags
 
@@ -147,16 +148,21 @@ webhook_outbox = sa.Table(
 TagCheck = Callable[[str, str | None, bool], None]
 
 REGISTRY_ACTOR = "registry"
+# A tag write starts over when another transaction creates the tag under it; each round
+# needs a concurrent commit, so this is only a guard against a pathological loop.
+_TAG_WRITE_ATTEMPTS = 20
 
 
 # The tag write runs on every push; its statements are built once and run on the driver.
 def _q_tag() -> sa.ClauseElement:
+    # FOR UPDATE (PostgreSQL; SQLite has one writer): writers of one tag queue here, each
+    # reading the digest the previous one committed, so the history is one unbroken chain.
     return sa.select(tags.c.digest).where(tags.c.repository_id == sa.bindparam("rid"),
-                                          tags.c.name == sa.bindparam("tag"))
+                                          tags.c.name == sa.bindparam("tag")).with_for_update()
 
 
 def _w_tag_add() -> sa.ClauseElement:
-    return sa.insert(tags).values(repository_id=sa.bindparam("rid"), name=sa.bindparam("tag"),
+    return insert_new(tags).values(repository_id=sa.bindparam("rid"), name=sa.bindparam("tag"),
                                   digest=sa.bindparam("digest"), updated_at=sa.bindparam("at"))
 
 
@@ -207,14 +213,23 @@ def write_tag(conn: sa.Connection, repository_id: int, tag: str, digest: str, at
     current, managed)``, decided on this transaction's view of the repository; the release
     engine passes none (it applies the stream rules itself).
     """
-    row = run(conn, _q_tag, rid=repository_id, tag=tag).fetchone()
-    old = None if row is None else str(row[0])
-    if check is not None:
-        check(tag, old, is_managed(conn, repository_id))
-    if old is None:
-        run(conn, _w_tag_add, rid=repository_id, tag=tag, digest=digest, at=at)
-    elif old != digest:
-        run(conn, _w_tag_move, rid=repository_id, tag=tag, digest=digest, at=at)
+    for _ in range(_TAG_WRITE_ATTEMPTS):
+        row = run(conn, _q_tag, rid=repository_id, tag=tag).fetchone()
+        old = None if row is None else str(row[0])
+        if check is not None:
+            check(tag, old, is_managed(conn, repository_id))
+        if old is None:
+            if run(conn, _w_tag_add, rid=repository_id, tag=tag, digest=digest,
+                   at=at).rowcount:
+                break
+            # Another transaction created the tag meanwhile (PostgreSQL): it exists now, so
+            # start over from the digest it was given (and ask the policy again).
+            continue
+        if old != digest:
+            run(conn, _w_tag_move, rid=repository_id, tag=tag, digest=digest, at=at)
+        break
+    else:
+        raise RuntimeError(f"tag {tag!r} kept changing under its write")
     record_tag_event(conn, repository_id, tag, old, digest, at, actor=actor, release=release,
                      reason=reason)
     return old

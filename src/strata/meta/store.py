@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from strata.errors import Code, RegistryError
 from strata.meta import tables as t
+from strata.meta.conflicts import insert_new
 from strata.meta.fastread import CompiledSql, FastReader, run_in, run_many
 from strata.meta.groupcommit import Batch, GroupWriter, Job
 from strata.meta.records import ManifestRecord, Reference, UploadRecord
@@ -64,26 +65,36 @@ class SqlMetaStore:
                    t.repository_blobs.c.digest == sa.bindparam("digest")))
         self._q_repo = CompiledSql(engine, sa.select(t.repositories.c.id).where(
             t.repositories.c.name == sa.bindparam("repo")))
+        # Writers hold the repository row FOR KEY SHARE (PostgreSQL; SQLite has one writer):
+        # compatible with each other, and it makes a garbage collection of the repository
+        # (FOR UPDATE) wait for them and them wait for it, as the write lock does on SQLite.
+        self._q_repo_held = CompiledSql(engine, sa.select(t.repositories.c.id).where(
+            t.repositories.c.name == sa.bindparam("repo")).with_for_update(
+                read=True, key_share=True))
         self._q_upload = CompiledSql(engine, sa.select(
             t.uploads.c.id, t.uploads.c.repository, t.uploads.c.size, t.uploads.c.created_at,
             t.uploads.c.updated_at).where(t.uploads.c.id == sa.bindparam("id")))
-        self._w_repo_add = CompiledSql(engine, sa.insert(t.repositories).values(
+        self._w_repo_add = CompiledSql(engine, insert_new(t.repositories).values(
             name=sa.bindparam("repo"), created_at=sa.bindparam("now")))
         self._w_blob_touch = CompiledSql(engine, sa.update(t.blobs).where(
             t.blobs.c.digest == sa.bindparam("d")).values(created_at=sa.bindparam("now")))
-        self._w_blob_add = CompiledSql(engine, sa.insert(t.blobs).values(
+        self._w_blob_add = CompiledSql(engine, insert_new(t.blobs).values(
             digest=sa.bindparam("d"), size=sa.bindparam("size"), created_at=sa.bindparam("now")))
         self._w_link_touch = CompiledSql(engine, sa.update(t.repository_blobs).where(
             t.repository_blobs.c.repository_id == sa.bindparam("rid"),
             t.repository_blobs.c.digest == sa.bindparam("d")).values(
                 touched_at=sa.bindparam("now")))
-        self._w_link_add = CompiledSql(engine, sa.insert(t.repository_blobs).values(
+        self._w_link_add = CompiledSql(engine, insert_new(t.repository_blobs).values(
             repository_id=sa.bindparam("rid"), digest=sa.bindparam("d"),
             created_at=sa.bindparam("now"), touched_at=sa.bindparam("now")))
+        # FOR KEY SHARE (PostgreSQL): a manifest a push tags or refers to cannot be deleted
+        # (delete_manifest locks it FOR UPDATE) until the push commits, and one being deleted
+        # is waited for and then found gone.
         self._q_manifest_exists = CompiledSql(engine, sa.select(t.manifests.c.digest).where(
             t.manifests.c.repository_id == sa.bindparam("rid"),
-            t.manifests.c.digest == sa.bindparam("digest")))
-        self._w_manifest_add = CompiledSql(engine, sa.insert(t.manifests).values(
+            t.manifests.c.digest == sa.bindparam("digest")).with_for_update(
+                read=True, key_share=True))
+        self._w_manifest_add = CompiledSql(engine, insert_new(t.manifests).values(
             repository_id=sa.bindparam("rid"), digest=sa.bindparam("digest"),
             media_type=sa.bindparam("media_type"), size=sa.bindparam("size"),
             content=sa.bindparam("content"), artifact_type=sa.bindparam("artifact_type"),
@@ -91,6 +102,11 @@ class SqlMetaStore:
             created_at=sa.bindparam("now")))
         self._w_upload_drop = CompiledSql(engine, sa.delete(t.uploads).where(
             t.uploads.c.id == sa.bindparam("id")))
+        # Run on the driver: its rowcount tells whether the row was inserted (SQLAlchemy's
+        # result has no reliable rowcount for an INSERT; on psycopg it is -1).
+        self._w_upload_add = CompiledSql(engine, insert_new(t.uploads).values(
+            id=sa.bindparam("id"), repository=sa.bindparam("repo"), size=sa.bindparam("size"),
+            created_at=sa.bindparam("now"), updated_at=sa.bindparam("now")))
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """A read: inline on SQLite (microseconds), on a worker thread on PostgreSQL."""
@@ -120,10 +136,13 @@ class SqlMetaStore:
         return None if row is None else int(row[0])
 
     def _ensure_repo(self, conn: sa.Connection, name: str, now: float) -> int:
-        row = run_in(conn, self._q_repo, repo=name).fetchone()
+        """The repository's id, creating it if needed; held FOR KEY SHARE until commit."""
+        row = run_in(conn, self._q_repo_held, repo=name).fetchone()
         if row is None:
+            # Another transaction may be creating it too: then this insert waits for it and
+            # does nothing, and the select finds its row.
             run_in(conn, self._w_repo_add, repo=name, now=now)
-            row = run_in(conn, self._q_repo, repo=name).fetchone()
+            row = run_in(conn, self._q_repo_held, repo=name).fetchone()
         return int(row[0])
 
     async def repository_exists(self, name: str) -> bool:
@@ -166,16 +185,12 @@ class SqlMetaStore:
 
     @staticmethod
     def _link(conn: sa.Connection, rid: int, digest: str, now: float) -> None:
-        exists = conn.execute(sa.select(t.repository_blobs.c.digest).where(
+        touched = conn.execute(sa.update(t.repository_blobs).where(
             t.repository_blobs.c.repository_id == rid,
-            t.repository_blobs.c.digest == digest)).first()
-        if exists is None:
-            conn.execute(sa.insert(t.repository_blobs).values(
+            t.repository_blobs.c.digest == digest).values(touched_at=now)).rowcount
+        if not touched:  # new here (or being linked by another transaction: then a no-op)
+            conn.execute(insert_new(t.repository_blobs).values(
                 repository_id=rid, digest=digest, created_at=now, touched_at=now))
-        else:
-            conn.execute(sa.update(t.repository_blobs).where(
-                t.repository_blobs.c.repository_id == rid,
-                t.repository_blobs.c.digest == digest).values(touched_at=now))
 
     async def mount_blob(self, source: str, target: str, digest: str) -> int | None:
         """Link a blob of ``source`` into ``target``; its size, or None if source lacks it."""
@@ -191,6 +206,12 @@ class SqlMetaStore:
             if row is None:
                 return None
             now = self._clock()
+            # Touch the blob row first, as finishing an upload does: a collection deleting it
+            # meanwhile (PostgreSQL) re-checks its age and leaves it, or has deleted it
+            # already and there is nothing to mount.
+            if not conn.execute(sa.update(t.blobs).where(t.blobs.c.digest == digest).values(
+                    created_at=now)).rowcount:
+                return None
             self._link(conn, self._ensure_repo(conn, target, now), digest, now)
             return int(row[0])
         return await self._tx(go)
@@ -225,16 +246,18 @@ class SqlMetaStore:
             now = self._clock()
             rid = self._ensure_repo(conn, record.repository, now)
             self._check_references(conn, rid, references, now)
-            if run_in(conn, self._q_manifest_exists, rid=rid,
-                      digest=record.digest).fetchone() is None:
-                run_in(conn, self._w_manifest_add, rid=rid, digest=record.digest,
-                       media_type=record.media_type, size=record.size, content=record.content,
-                       artifact_type=record.artifact_type, subject=record.subject,
-                       annotations=annotations, now=now)
-                if unique:
-                    run_many(conn, _w_reference_add, [
-                        {"rid": rid, "parent": record.digest, "child": d,
-                         "is_manifest": ref.is_manifest} for d, ref in unique.items()])
+            exists = run_in(conn, self._q_manifest_exists, rid=rid,
+                            digest=record.digest).fetchone() is not None
+            # rowcount 0: a concurrent push of the same manifest inserted it (and its
+            # references) first.
+            if not exists and run_in(
+                    conn, self._w_manifest_add, rid=rid, digest=record.digest,
+                    media_type=record.media_type, size=record.size, content=record.content,
+                    artifact_type=record.artifact_type, subject=record.subject,
+                    annotations=annotations, now=now).rowcount and unique:
+                run_many(conn, _w_reference_add, [
+                    {"rid": rid, "parent": record.digest, "child": d,
+                     "is_manifest": ref.is_manifest} for d, ref in unique.items()])
             for tag in tags:
                 write_tag(conn, rid, tag, record.digest, now, check=check_tag)
         await self._tx(go)
@@ -285,8 +308,14 @@ class SqlMetaStore:
             rid = self._repo_id(conn, repository)
             if rid is None:
                 return False
+            # The manifest first (FOR UPDATE on PostgreSQL): a push tagging it meanwhile
+            # commits before this reads the tags, so no tag is left pointing at nothing.
+            conn.execute(sa.select(t.manifests.c.digest).where(
+                t.manifests.c.repository_id == rid, t.manifests.c.digest == digest)
+                .with_for_update())
+            # FOR UPDATE (PostgreSQL): a tag being moved meanwhile is read as it ends up.
             tagged = [r[0] for r in conn.execute(sa.select(t.tags.c.name).where(
-                t.tags.c.repository_id == rid, t.tags.c.digest == digest))]
+                t.tags.c.repository_id == rid, t.tags.c.digest == digest).with_for_update())]
             if check_tag is not None:
                 managed = is_managed(conn, rid)
                 for tag in tagged:
@@ -313,7 +342,7 @@ class SqlMetaStore:
             if rid is None:
                 return False
             row = conn.execute(sa.select(t.tags.c.digest).where(
-                t.tags.c.repository_id == rid, t.tags.c.name == tag)).first()
+                t.tags.c.repository_id == rid, t.tags.c.name == tag).with_for_update()).first()
             if row is None:
                 return False
             if check_tag is not None:
@@ -373,13 +402,12 @@ class SqlMetaStore:
                     size=new_size, updated_at=now))
             if result.rowcount > 0:
                 return True
-            if old_size != 0 or conn.execute(sa.select(t.uploads.c.id).where(
-                    t.uploads.c.id == upload_id)).first() is not None:
+            if old_size != 0:
                 return False
-            conn.execute(sa.insert(t.uploads).values(
-                id=upload_id, repository=repository, size=new_size, created_at=now,
-                updated_at=now))
-            return True
+            # The first chunk creates the row; of two racing first chunks one inserts it and
+            # the other finds it there (a no-op, as if it had lost the compare-and-set).
+            return bool(run_in(conn, self._w_upload_add, id=upload_id, repo=repository,
+                               size=new_size, now=now).rowcount > 0)
         # An offset may fall back after a power loss (the client resumes from there), so
         # its commit does not wait for the disk.
         return await self._writes.run(go, durable=False)
@@ -400,8 +428,12 @@ class SqlMetaStore:
             now = self._clock()
             # The hottest write of a push: statements compiled once, run on the driver.
             rid = self._ensure_repo(conn, repository, now)
-            if not run_in(conn, self._w_blob_touch, d=digest, now=now).rowcount:
-                run_in(conn, self._w_blob_add, d=digest, size=size, now=now)
+            # The blob row is touched (or created) before the bytes are placed: a collection
+            # deleting it either finished first (this then creates it anew) or re-checks its
+            # age after this commits and leaves it alone (row lock on PostgreSQL).
+            if not run_in(conn, self._w_blob_touch, d=digest, now=now).rowcount and not run_in(
+                    conn, self._w_blob_add, d=digest, size=size, now=now).rowcount:
+                run_in(conn, self._w_blob_touch, d=digest, now=now)  # created meanwhile
             place()
             batch.before_commit(persist, digest)
             if not run_in(conn, self._w_link_touch, rid=rid, d=digest, now=now).rowcount:

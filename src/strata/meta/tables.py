@@ -10,11 +10,23 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
+
+def byte_ordered(length: int) -> sa.types.TypeEngine[str]:
+    """A name column that sorts and compares in byte order on every database.
+
+    The tag list and the catalog are paged in lexical (byte) order (``n``/``last``). SQLite
+    compares text bytewise by default; PostgreSQL uses the database's collation, typically a
+    linguistic one (en-US sorts ``a`` before ``B`` and ignores punctuation at first), so there
+    these columns carry ``COLLATE "C"`` (migration ``0004``). The ORDER BY and ``> last``
+    comparisons then need nothing dialect-specific, and the primary-key index serves them.
+    """
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
 repositories = sa.Table(
     "repositories",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("name", byte_ordered(255), nullable=False, unique=True),
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
@@ -70,7 +82,7 @@ tags = sa.Table(
     "tags",
     metadata,
     sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
-    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("name", byte_ordered(128), primary_key=True),
     sa.Column("digest", sa.String(200), nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Index("ix_tags_digest", "repository_id", "digest"),

@@ -1,0 +1,134 @@
+"""The contract tier: one MetaStore suite, run on SQLite and on a real PostgreSQL.
+
+``SqlMetaStore`` promises one code path for both databases; these fixtures make every test of
+this directory run once per backend (the ``meta`` fixture, parametrized over ``backend``).
+
+- PostgreSQL: one throwaway cluster per session (``tests/support/postgres.py``), one migrated
+  template database, and a fresh copy of it per test (``CREATE DATABASE ... TEMPLATE``, ~80 ms),
+  dropped afterwards. If the cluster cannot start, the postgres half of the tier fails with the
+  reason; it is never skipped.
+- SQLite: one migrated file per session, copied per test (as ``tests/api`` does).
+
+The cluster is started only when a postgres test runs, so ``-k sqlite`` needs no PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from strata.meta.engine import create_engine, migrate, sqlite_url
+from strata.meta.gc_store import SqlGarbageStore
+from strata.meta.store import SqlMetaStore
+from support.postgres import PostgresCluster, PostgresError
+
+BACKENDS = ["sqlite", "postgres"]
+_TEMPLATE = "strata_template"
+_names = itertools.count()
+
+
+class Clock:
+    """A settable clock for the store: tests age rows past a grace period without sleeping."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """The session's PostgreSQL cluster; stopped (and its directory removed) at the end."""
+    cluster: PostgresCluster | None = None
+    try:
+        cluster = PostgresCluster().start()
+    except PostgresError as exc:
+        reason = str(exc)
+    if cluster is None:  # failed outside the except block: no chained traceback in the report
+        pytest.fail(f"the contract tier needs a PostgreSQL server and none could start:\n"
+                    f"{reason}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template_url(postgres: PostgresCluster) -> str:
+    """The URL of a database migrated once; each test gets a copy of it."""
+    url = postgres.create_database(_TEMPLATE)
+    engine = create_engine(url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()  # a template must have no connections when it is copied
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    template = tmp_path_factory.mktemp("sqlite-template")
+    engine = create_engine(sqlite_url(template))
+    migrate(engine)
+    engine.dispose()
+    return template / "strata.db"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated, empty database of ``backend`` for this test."""
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        data = tmp_path / "db"
+        data.mkdir()
+        shutil.copyfile(template, data / "strata.db")
+        yield sqlite_url(data)
+        return
+    request.getfixturevalue("postgres_template_url")
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    name = f"t{next(_names)}"
+    url = cluster.create_database(name, template=_TEMPLATE)
+    try:
+        yield url
+    finally:
+        cluster.drop_database(name)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(time.time())
+
+
+@pytest.fixture
+def meta(engine: sa.Engine, clock: Clock) -> Iterator[SqlMetaStore]:
+    store = SqlMetaStore(engine, clock=clock, touch_interval=60.0)
+    yield store
+    store._writes.close()  # the SQLite writer thread; PostgreSQL runs jobs on pool threads
+
+
+@pytest.fixture
+def garbage(engine: sa.Engine) -> SqlGarbageStore:
+    return SqlGarbageStore(engine)
