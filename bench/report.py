@@ -123,6 +123,11 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
         notes.append("1-min load average at the start of each round: "
                      + ", ".join(f"{la[0]:.1f}" for la in loads)
                      + f" (on {results.get('machine', {}).get('cpus', '?')} CPUs).")
+    disk = results.get("machine", {}).get("disk_write_mib_s")
+    if disk:
+        notes.append("Disk write + fdatasync before/after the run: "
+                     + " / ".join(f"{d:.0f}" for d in disk) + " MiB/s (strata's durable "
+                     "pushes cannot go faster; distribution does not sync).")
     if results.get("errors"):
         notes.append("ERRORS: " + "; ".join(results["errors"]))
     if results.get("failed"):

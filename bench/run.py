@@ -304,6 +304,26 @@ class Bench:
                 self.info[name]["processes"] = len(procmem.descendants(self.servers[name].pid))
 
 
+def disk_write_mib_s(directory: Path, mib: int = 256) -> float:
+    """Durable write speed of the data dirs' disk (write + fdatasync), MiB/s.
+
+    strata answers a blob push only once the bytes are on disk, so its push rate is bounded
+    by this; distribution 2.8 never syncs and is not. Measured before and after the run."""
+    path = directory / "disk-probe"
+    block = os.urandom(1 << 20)
+    os.sync()
+    t0 = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(mib):
+            os.write(fd, block)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return round(mib / (time.perf_counter() - t0), 1)
+
+
 def curl_get(url: str, size: int) -> float:
     proc = subprocess.run(["curl", "-sS", "-o", "/dev/null", "--max-time", "120",
                            "-w", "%{http_code} %{size_download} %{time_total}", url],
@@ -336,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="strata-bench-"))
     started = time.time()
     load_at_start = os.getloadavg()
+    disk_before = disk_write_mib_s(workdir)
     servers = {"strata": strata_server(workdir, args.workers, args.strata_arg),
                "distribution": distribution_server(workdir, args.distribution_cache)}
 
@@ -362,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                 tail = srv.log_tail()
                 if tail:
                     print(f"--- {srv.name} log tail ---\n{tail}", file=sys.stderr)
+        disk_after = disk_write_mib_s(workdir)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     results = report.summarize(bench.samples, bench.info, bench.errors)
@@ -369,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     results["config"] = {k: (str(v) if isinstance(v, Path) else v)
                          for k, v in vars(args).items()}
     results["machine"] = {"cpus": os.cpu_count(), "loadavg_at_start": load_at_start,
+                          "disk_write_mib_s": [disk_before, disk_after],
                           "loadavg_at_end": os.getloadavg(),
                           "platform": platform.platform(), "versions": versions()}
     results["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
