@@ -8,6 +8,8 @@ which makes the ``support`` package importable from any test module.
   each is stopped when the test ends.
 - ``shared_strata_server``: one server (two workers, auth on) for the whole session (interop
   tier); tests that use it must use repository names of their own.
+- ``postgres``: one throwaway PostgreSQL cluster for the session (contract and server tiers),
+  started when a test first asks for it; if it cannot start, those tests fail (never skip).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from support.postgres import PostgresCluster, PostgresError
 from support.server import StrataServer
 
 ServerFactory = Callable[..., StrataServer]
@@ -45,3 +48,20 @@ def strata_server(strata_server_factory: ServerFactory) -> StrataServer:
 def shared_strata_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataServer]:
     with StrataServer(tmp_path_factory.mktemp("shared-server"), "--workers", "2") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """The session's PostgreSQL cluster; stopped (and its directory removed) at the end."""
+    cluster: PostgresCluster | None = None
+    try:
+        cluster = PostgresCluster().start()
+    except PostgresError as exc:
+        reason = str(exc)
+    if cluster is None:  # failed outside the except block: no chained traceback in the report
+        pytest.fail(f"these tests need a PostgreSQL server and none could start:\n{reason}",
+                    pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -3,7 +3,8 @@
 ``SqlMetaStore`` promises one code path for both databases; these fixtures make every test of
 this directory run once per backend (the ``meta`` fixture, parametrized over ``backend``).
 
-- PostgreSQL: one throwaway cluster per session (``tests/support/postgres.py``), one migrated
+- PostgreSQL: one throwaway cluster per session (the ``postgres`` fixture of
+  ``tests/conftest.py``, ``tests/support/postgres.py``), one migrated
   template database, and a fresh copy of it per test (``CREATE DATABASE ... TEMPLATE``, ~80 ms),
   dropped afterwards. If the cluster cannot start, the postgres half of the tier fails with the
   reason; it is never skipped.
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.gc_store import SqlGarbageStore
 from strata.meta.store import SqlMetaStore
-from support.postgres import PostgresCluster, PostgresError
+from support.postgres import PostgresCluster
 
 BACKENDS = ["sqlite", "postgres"]
 _TEMPLATE = "strata_template"
@@ -44,23 +45,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresCluster]:
-    """The session's PostgreSQL cluster; stopped (and its directory removed) at the end."""
-    cluster: PostgresCluster | None = None
-    try:
-        cluster = PostgresCluster().start()
-    except PostgresError as exc:
-        reason = str(exc)
-    if cluster is None:  # failed outside the except block: no chained traceback in the report
-        pytest.fail(f"the contract tier needs a PostgreSQL server and none could start:\n"
-                    f"{reason}", pytrace=False)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="session")
