@@ -104,14 +104,10 @@ async def verify(server: StrataServer, pushes: list[Push]) -> tuple[int, int]:
     return completed, visible
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_kill_during_concurrent_pushes(strata_server_factory, request,  # type: ignore[no-untyped-def]
-                                       backend: str) -> None:
+def test_kill_during_concurrent_pushes(strata_server_factory,  # type: ignore[no-untyped-def]
+                                       database_args: list[str]) -> None:
     # On PostgreSQL the killed workers' open transactions are rolled back by the database.
-    database = ([] if backend == "sqlite" else
-                ["--database-url", request.getfixturevalue("postgres").create_database(
-                    f"crash_{os.getpid()}")])
-    server = strata_server_factory("--workers", "2", "--no-auth", *database)
+    server = strata_server_factory("--workers", "2", "--no-auth", *database_args)
     pushes = [make_push(i) for i in range(50)]
     asyncio.run(push_until_killed(server, pushes))
     assert any(p.manifest_done for p in pushes), "no push finished before the kill"

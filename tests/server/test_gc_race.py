@@ -97,14 +97,11 @@ async def race(server: StrataServer, seconds: float) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_gc_never_removes_referenced_blobs(strata_server_factory, request,  # type: ignore[no-untyped-def]
-                                           backend: str) -> None:
+def test_gc_never_removes_referenced_blobs(strata_server_factory,  # type: ignore[no-untyped-def]
+                                           database_args: list[str]) -> None:
     # On PostgreSQL there is no data-dir write lock: the collector and the pushes rely on
     # row and table locks instead (see meta/gc_store.py).
-    database = ([] if backend == "sqlite" else
-                ["--database-url", request.getfixturevalue("postgres").create_database(
-                    f"gc_race_{os.getpid()}")])
+    database = database_args
     server: StrataServer = strata_server_factory(
         "--workers", "2", "--gc-interval", "0.2", "--gc-grace", str(GRACE), "--no-auth",
         *database)

@@ -131,26 +131,20 @@ def user_roles(data_dir: Path, database_url: str | None, name: str, role: str,
         click.echo(f"{account.kind.value} {account.name}: {_roles_text(account)}")
 
 
-@user.command("disable")
-@data_option
-@_database_option
-@click.argument("name")
-def user_disable(data_dir: Path, database_url: str | None, name: str) -> None:
-    """Disable user NAME: no more logins or tokens (issued tokens expire within 5 minutes)."""
-    with _service(data_dir, database_url) as service:
-        service.set_active(name, False)
-        click.echo(f"disabled user {name}")
+def _activation(name: str, active: bool, help_text: str) -> None:
+    @user.command(name, help=help_text)
+    @data_option
+    @_database_option
+    @click.argument("account", metavar="NAME")
+    def command(data_dir: Path, database_url: str | None, account: str) -> None:
+        with _service(data_dir, database_url) as service:
+            service.set_active(account, active)
+            click.echo(f"{name}d user {account}")
 
 
-@user.command("enable")
-@data_option
-@_database_option
-@click.argument("name")
-def user_enable(data_dir: Path, database_url: str | None, name: str) -> None:
-    """Enable user NAME again."""
-    with _service(data_dir, database_url) as service:
-        service.set_active(name, True)
-        click.echo(f"enabled user {name}")
+_activation("disable", False,
+            "Disable user NAME: no more logins or tokens (issued tokens expire within 5 minutes).")
+_activation("enable", True, "Enable user NAME again.")
 
 
 @user.command("list")
