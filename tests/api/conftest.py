@@ -58,16 +58,20 @@ def _no_fsync(dbapi_conn: Any, _record: Any) -> None:
 def make_app(data_dir: Path) -> Iterator[Callable[..., web.Application]]:
     """Build an app over ``data_dir`` (the same DB and blobs each time: a "restart")."""
     engines: list[sa.Engine] = []
+    stores: list[SqlMetaStore] = []
 
     def build(limits: Limits | None = None) -> web.Application:
         engine = create_engine(sqlite_url(data_dir))
         sa.event.listen(engine, "connect", _no_fsync)
         engines.append(engine)
-        registry = Registry.build(SqlMetaStore(engine), FilesystemBlobStore(data_dir),
+        stores.append(SqlMetaStore(engine))
+        registry = Registry.build(stores[-1], FilesystemBlobStore(data_dir),
                                   limits=limits)
         return create_app(registry, housekeeping_interval=0)
 
     yield build
+    for store in stores:
+        store.close()
     for engine in engines:
         engine.dispose()
 

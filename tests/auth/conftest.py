@@ -149,6 +149,7 @@ EnvFactory = Callable[..., Awaitable[AuthEnv]]
 def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Template,
              signing_key: ec.EllipticCurvePrivateKey) -> Iterator[EnvFactory]:
     engines: list[sa.Engine] = []
+    stores: list[SqlMetaStore] = []
 
     async def build(*, public: Callable[[str], bool] = everything_public,
                     limits: LoginLimits | None = None, cache_ttl: float = 60.0,
@@ -162,7 +163,8 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
             shutil.copyfile(auth_template.db, data / "strata.db")
         engine = create_engine(sqlite_url(data))
         engines.append(engine)
-        registry = Registry.build(SqlMetaStore(engine), FilesystemBlobStore(data))
+        stores.append(SqlMetaStore(engine))
+        registry = Registry.build(stores[-1], FilesystemBlobStore(data))
         clock = FakeClock()
         service = AuthService(AuthStore(engine), hashing or fast_hashing(), public=public,
                               limits=limits, cache_ttl=cache_ttl, clock=clock)
@@ -177,6 +179,8 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
         return AuthEnv(client, auth, service, dict(auth_template.secrets), clock, engine, data)
 
     yield build
+    for store in stores:
+        store.close()
     for engine in engines:
         engine.dispose()
 

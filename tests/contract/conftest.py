@@ -110,7 +110,7 @@ def clock() -> Clock:
 def meta(engine: sa.Engine, clock: Clock) -> Iterator[SqlMetaStore]:
     store = SqlMetaStore(engine, clock=clock, touch_interval=60.0)
     yield store
-    store._writes.close()  # the SQLite writer thread; PostgreSQL runs jobs on pool threads
+    store.close()  # the SQLite writer thread; PostgreSQL runs jobs on pool threads
 
 
 @pytest.fixture

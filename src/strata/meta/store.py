@@ -114,6 +114,10 @@ class SqlMetaStore:
             return fn(*args)
         return await asyncio.to_thread(fn, *args)
 
+    def close(self) -> None:
+        """Stop the writer thread (writes queued before are committed first)."""
+        self._writes.close()
+
     async def _tx(self, fn: Job[T]) -> T:
         """A write, never on the event loop thread: ``fn(conn, batch)`` inside a transaction.
 
