@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from strata.errors import Code, RegistryError
 from strata.meta import release_tables as rt
 from strata.meta.engine import create_engine, migrate, sqlite_url
-from strata.meta.records import ManifestRecord
-from strata.meta.release_tables import TagCheck
+from strata.meta.records import ManifestRecord, TagCheck
 from strata.meta.store import SqlMetaStore
 from strata.oci.mediatypes import OCI_INDEX
 from strata.release.model import is_cosign_tag

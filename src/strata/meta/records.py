@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -41,3 +42,8 @@ class TagRecord:
     name: str
     digest: str
     updated_at: float
+
+
+# A tag write's veto: check(tag, current digest or None, repository is release-managed) raises
+# to refuse. The registry's policy builds it; the store calls it inside the writing transaction.
+TagCheck = Callable[[str, str | None, bool], None]

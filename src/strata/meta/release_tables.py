@@ -10,12 +10,11 @@ calls it inside its tag-write transactions, the release engine inside its publis
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import sqlalchemy as sa
 
 from strata.meta.conflicts import insert_new
 from strata.meta.fastread import run
+from strata.meta.records import TagCheck
 from strata.meta.tables import metadata, repositories, tags
 
 namespaces = sa.Table(
@@ -143,9 +142,6 @@ webhook_outbox = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("ix_webhook_outbox_due", "status", "next_attempt_at"),
 )
-
-# check(tag, current digest or None, repository is release-managed): raises to veto a write.
-TagCheck = Callable[[str, str | None, bool], None]
 
 REGISTRY_ACTOR = "registry"
 # A tag write starts over when another transaction creates the tag under it; each round

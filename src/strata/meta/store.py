@@ -20,8 +20,8 @@ from strata.meta import tables as t
 from strata.meta.conflicts import insert_new
 from strata.meta.fastread import CompiledSql, FastReader, run_in, run_many
 from strata.meta.groupcommit import Batch, GroupWriter, Job
-from strata.meta.records import ManifestRecord, Reference, UploadRecord
-from strata.meta.release_tables import TagCheck, is_managed, record_tag_event, write_tag
+from strata.meta.records import ManifestRecord, Reference, TagCheck, UploadRecord
+from strata.meta.release_tables import is_managed, record_tag_event, write_tag
 
 T = TypeVar("T")
 

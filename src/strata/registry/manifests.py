@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from strata.errors import Code, RegistryError
-from strata.meta.records import ManifestRecord, Reference
+from strata.meta.records import ManifestRecord, Reference, TagCheck
 from strata.oci.digest import Digest
 from strata.oci.manifest import parse_manifest
 from strata.oci.names import ManifestRef, RepositoryName, parse_tag
 from strata.registry.limits import Limits
-from strata.registry.ports import MetaStore, TagCheck, TagPolicy
+from strata.registry.ports import MetaStore, TagPolicy
 
 
 @dataclass(frozen=True, slots=True)

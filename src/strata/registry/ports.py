@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from strata.meta.records import ManifestRecord, Reference, UploadRecord
-
-# check(tag, current digest or None, repository is release-managed): raises to veto a write.
-TagCheck = Callable[[str, str | None, bool], None]
+from strata.meta.records import ManifestRecord, Reference, TagCheck, UploadRecord
 
 
 class MetaStore(Protocol):
