@@ -22,7 +22,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Limiter", "RateLimiter", "rate_limit_key"]
+__all__ = ["Limiter", "RateLimiter", "bucket_level", "check_parameters", "rate_limit_key",
+           "seconds_until_token"]
 
 
 class Limiter(Protocol):
@@ -30,6 +31,24 @@ class Limiter(Protocol):
 
     def hit(self, key: str) -> bool: ...
     def retry_after(self, key: str) -> int: ...
+
+
+def bucket_level(tokens: float, updated: float, now: float, rate: float, burst: float) -> float:
+    """Tokens a bucket holds at *now*: *tokens* at *updated*, refilled at *rate* per second
+    up to *burst* (a clock that went backwards refills nothing)."""
+    return min(burst, tokens + max(0.0, now - updated) * rate)
+
+
+def seconds_until_token(level: float, rate: float) -> int:
+    """Whole seconds until a bucket at *level* holds one token (0 = now)."""
+    return 0 if level >= 1.0 else max(1, math.ceil((1.0 - level) / rate))
+
+
+def check_parameters(rate_per_minute: float, burst: int) -> None:
+    if not rate_per_minute > 0:
+        raise ValueError("rate_per_minute must be positive")
+    if burst < 1:
+        raise ValueError("burst must be at least 1")
 
 
 def rate_limit_key(client_ip: str, username: str | None) -> str:
@@ -56,10 +75,7 @@ class RateLimiter:
         *,
         max_keys: int = 10_000,
     ) -> None:
-        if not rate_per_minute > 0:
-            raise ValueError("rate_per_minute must be positive")
-        if burst < 1:
-            raise ValueError("burst must be at least 1")
+        check_parameters(rate_per_minute, burst)
         if max_keys < 1:
             raise ValueError("max_keys must be at least 1")
         self._rate = rate_per_minute / 60.0  # tokens per second
@@ -72,14 +88,15 @@ class RateLimiter:
     def __len__(self) -> int:
         return len(self._buckets)
 
+    def _level(self, bucket: _Bucket, now: float) -> float:
+        return bucket_level(bucket.tokens, bucket.updated, now, self._rate, self._burst)
+
     def _refill(self, bucket: _Bucket, now: float) -> None:
-        elapsed = max(0.0, now - bucket.updated)  # tolerate a clock going backwards
-        bucket.tokens = min(self._burst, bucket.tokens + elapsed * self._rate)
+        bucket.tokens = self._level(bucket, now)
         bucket.updated = max(bucket.updated, now)
 
     def _is_idle(self, bucket: _Bucket, now: float) -> bool:
-        elapsed = max(0.0, now - bucket.updated)
-        return bucket.tokens + elapsed * self._rate >= self._burst
+        return self._level(bucket, now) >= self._burst
 
     def _evict(self, now: float) -> None:
         # The front of the OrderedDict is the least recently used key.
@@ -113,9 +130,4 @@ class RateLimiter:
             bucket = self._buckets.get(key)
             if bucket is None:
                 return 0
-            now = self._clock()
-            elapsed = max(0.0, now - bucket.updated)
-            tokens = min(self._burst, bucket.tokens + elapsed * self._rate)
-            if tokens >= 1.0:
-                return 0
-            return max(1, math.ceil((1.0 - tokens) / self._rate))
+            return seconds_until_token(self._level(bucket, self._clock()), self._rate)

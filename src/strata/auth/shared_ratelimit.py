@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from strata.auth.ratelimit import bucket_level, check_parameters, seconds_until_token
+
 __all__ = ["SharedRateLimiter"]
 
 SLOTS = 4096
@@ -43,10 +45,7 @@ class SharedRateLimiter:
 
     def __init__(self, path: Path, rate_per_minute: float, burst: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if not rate_per_minute > 0:
-            raise ValueError("rate_per_minute must be positive")
-        if burst < 1:
-            raise ValueError("burst must be at least 1")
+        check_parameters(rate_per_minute, burst)
         self._rate = rate_per_minute / 60.0
         self._burst = float(burst)
         self._clock = clock
@@ -92,7 +91,7 @@ class SharedRateLimiter:
         _RECORD.pack_into(self._map, _SALT + slot * _RECORD.size, h, tokens, updated)
 
     def _level(self, tokens: float, updated: float, now: float) -> float:
-        return min(self._burst, tokens + max(0.0, now - updated) * self._rate)
+        return bucket_level(tokens, updated, now, self._rate, self._burst)
 
     def _find(self, h: int, now: float) -> tuple[int, float]:
         """The slot of hash *h* and its current tokens (a fresh bucket if it had none)."""
@@ -129,6 +128,5 @@ class SharedRateLimiter:
             for i in range(PROBE):
                 sh, tokens, updated = self._read((start + i) % SLOTS)
                 if sh == h:
-                    level = self._level(tokens, updated, now)
-                    return 0 if level >= 1.0 else max(1, math.ceil((1.0 - level) / self._rate))
+                    return seconds_until_token(self._level(tokens, updated, now), self._rate)
             return 0
