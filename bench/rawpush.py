@@ -17,10 +17,7 @@ from typing import BinaryIO
 from urllib.parse import quote, urlsplit
 
 import blobdata
-
-
-class ProtocolError(RuntimeError):
-    pass
+from workloads import ProtocolError
 
 
 def blob_file(seed: int, size: int, directory: Path | None = None) -> Path:
