@@ -18,12 +18,82 @@ import sqlalchemy as sa
 from strata.errors import Code, RegistryError
 from strata.meta import tables as t
 from strata.meta.conflicts import insert_new
-from strata.meta.fastread import CompiledSql, FastReader, run_in, run_many
+from strata.meta.fastread import CompiledSql, FastReader, run, run_many
 from strata.meta.groupcommit import Batch, GroupWriter, Job
 from strata.meta.records import ManifestRecord, Reference, TagCheck, UploadRecord
 from strata.meta.release_tables import is_managed, record_tag_event, write_tag
 
 T = TypeVar("T")
+
+
+# The statements of the write transactions, built once per dialect on first use and run on the
+# driver (``fastread.run``). The hot reads, compiled in ``SqlMetaStore.__init__``, run through
+# ``FastReader`` on a connection of their own.
+
+def _q_repo_held() -> sa.ClauseElement:
+    # Writers hold the repository row FOR KEY SHARE (PostgreSQL; SQLite has one writer):
+    # compatible with each other, and it makes a garbage collection of the repository
+    # (FOR UPDATE) wait for them and them wait for it, as the write lock does on SQLite.
+    return sa.select(t.repositories.c.id).where(
+        t.repositories.c.name == sa.bindparam("repo")).with_for_update(read=True, key_share=True)
+
+
+def _w_repo_add() -> sa.ClauseElement:
+    return insert_new(t.repositories).values(name=sa.bindparam("repo"),
+                                             created_at=sa.bindparam("now"))
+
+
+def _w_blob_touch() -> sa.ClauseElement:
+    return sa.update(t.blobs).where(t.blobs.c.digest == sa.bindparam("d")).values(
+        created_at=sa.bindparam("now"))
+
+
+def _w_blob_add() -> sa.ClauseElement:
+    return insert_new(t.blobs).values(digest=sa.bindparam("d"), size=sa.bindparam("size"),
+                                      created_at=sa.bindparam("now"))
+
+
+def _w_link_touch() -> sa.ClauseElement:
+    return sa.update(t.repository_blobs).where(
+        t.repository_blobs.c.repository_id == sa.bindparam("rid"),
+        t.repository_blobs.c.digest == sa.bindparam("d")).values(touched_at=sa.bindparam("now"))
+
+
+def _w_link_add() -> sa.ClauseElement:
+    return insert_new(t.repository_blobs).values(
+        repository_id=sa.bindparam("rid"), digest=sa.bindparam("d"),
+        created_at=sa.bindparam("now"), touched_at=sa.bindparam("now"))
+
+
+def _q_manifest_exists() -> sa.ClauseElement:
+    # FOR KEY SHARE (PostgreSQL): a manifest a push tags or refers to cannot be deleted
+    # (delete_manifest locks it FOR UPDATE) until the push commits, and one being deleted is
+    # waited for and then found gone.
+    return sa.select(t.manifests.c.digest).where(
+        t.manifests.c.repository_id == sa.bindparam("rid"),
+        t.manifests.c.digest == sa.bindparam("digest")).with_for_update(read=True,
+                                                                         key_share=True)
+
+
+def _w_manifest_add() -> sa.ClauseElement:
+    return insert_new(t.manifests).values(
+        repository_id=sa.bindparam("rid"), digest=sa.bindparam("digest"),
+        media_type=sa.bindparam("media_type"), size=sa.bindparam("size"),
+        content=sa.bindparam("content"), artifact_type=sa.bindparam("artifact_type"),
+        subject=sa.bindparam("subject"), annotations=sa.bindparam("annotations"),
+        created_at=sa.bindparam("now"))
+
+
+def _w_upload_drop() -> sa.ClauseElement:
+    return sa.delete(t.uploads).where(t.uploads.c.id == sa.bindparam("id"))
+
+
+def _w_upload_add() -> sa.ClauseElement:
+    # Run on the driver: its rowcount tells whether the row was inserted (SQLAlchemy's result
+    # has no reliable rowcount for an INSERT; on psycopg it is -1).
+    return insert_new(t.uploads).values(
+        id=sa.bindparam("id"), repository=sa.bindparam("repo"), size=sa.bindparam("size"),
+        created_at=sa.bindparam("now"), updated_at=sa.bindparam("now"))
 
 
 def _w_reference_add() -> sa.ClauseElement:
@@ -65,48 +135,9 @@ class SqlMetaStore:
                    t.repository_blobs.c.digest == sa.bindparam("digest")))
         self._q_repo = CompiledSql(engine, sa.select(t.repositories.c.id).where(
             t.repositories.c.name == sa.bindparam("repo")))
-        # Writers hold the repository row FOR KEY SHARE (PostgreSQL; SQLite has one writer):
-        # compatible with each other, and it makes a garbage collection of the repository
-        # (FOR UPDATE) wait for them and them wait for it, as the write lock does on SQLite.
-        self._q_repo_held = CompiledSql(engine, sa.select(t.repositories.c.id).where(
-            t.repositories.c.name == sa.bindparam("repo")).with_for_update(
-                read=True, key_share=True))
         self._q_upload = CompiledSql(engine, sa.select(
             t.uploads.c.id, t.uploads.c.repository, t.uploads.c.size, t.uploads.c.created_at,
             t.uploads.c.updated_at).where(t.uploads.c.id == sa.bindparam("id")))
-        self._w_repo_add = CompiledSql(engine, insert_new(t.repositories).values(
-            name=sa.bindparam("repo"), created_at=sa.bindparam("now")))
-        self._w_blob_touch = CompiledSql(engine, sa.update(t.blobs).where(
-            t.blobs.c.digest == sa.bindparam("d")).values(created_at=sa.bindparam("now")))
-        self._w_blob_add = CompiledSql(engine, insert_new(t.blobs).values(
-            digest=sa.bindparam("d"), size=sa.bindparam("size"), created_at=sa.bindparam("now")))
-        self._w_link_touch = CompiledSql(engine, sa.update(t.repository_blobs).where(
-            t.repository_blobs.c.repository_id == sa.bindparam("rid"),
-            t.repository_blobs.c.digest == sa.bindparam("d")).values(
-                touched_at=sa.bindparam("now")))
-        self._w_link_add = CompiledSql(engine, insert_new(t.repository_blobs).values(
-            repository_id=sa.bindparam("rid"), digest=sa.bindparam("d"),
-            created_at=sa.bindparam("now"), touched_at=sa.bindparam("now")))
-        # FOR KEY SHARE (PostgreSQL): a manifest a push tags or refers to cannot be deleted
-        # (delete_manifest locks it FOR UPDATE) until the push commits, and one being deleted
-        # is waited for and then found gone.
-        self._q_manifest_exists = CompiledSql(engine, sa.select(t.manifests.c.digest).where(
-            t.manifests.c.repository_id == sa.bindparam("rid"),
-            t.manifests.c.digest == sa.bindparam("digest")).with_for_update(
-                read=True, key_share=True))
-        self._w_manifest_add = CompiledSql(engine, insert_new(t.manifests).values(
-            repository_id=sa.bindparam("rid"), digest=sa.bindparam("digest"),
-            media_type=sa.bindparam("media_type"), size=sa.bindparam("size"),
-            content=sa.bindparam("content"), artifact_type=sa.bindparam("artifact_type"),
-            subject=sa.bindparam("subject"), annotations=sa.bindparam("annotations"),
-            created_at=sa.bindparam("now")))
-        self._w_upload_drop = CompiledSql(engine, sa.delete(t.uploads).where(
-            t.uploads.c.id == sa.bindparam("id")))
-        # Run on the driver: its rowcount tells whether the row was inserted (SQLAlchemy's
-        # result has no reliable rowcount for an INSERT; on psycopg it is -1).
-        self._w_upload_add = CompiledSql(engine, insert_new(t.uploads).values(
-            id=sa.bindparam("id"), repository=sa.bindparam("repo"), size=sa.bindparam("size"),
-            created_at=sa.bindparam("now"), updated_at=sa.bindparam("now")))
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """A read: inline on SQLite (microseconds), on a worker thread on PostgreSQL."""
@@ -141,12 +172,12 @@ class SqlMetaStore:
 
     def _ensure_repo(self, conn: sa.Connection, name: str, now: float) -> int:
         """The repository's id, creating it if needed; held FOR KEY SHARE until commit."""
-        row = run_in(conn, self._q_repo_held, repo=name).fetchone()
+        row = run(conn, _q_repo_held, repo=name).fetchone()
         if row is None:
             # Another transaction may be creating it too: then this insert waits for it and
             # does nothing, and the select finds its row.
-            run_in(conn, self._w_repo_add, repo=name, now=now)
-            row = run_in(conn, self._q_repo_held, repo=name).fetchone()
+            run(conn, _w_repo_add, repo=name, now=now)
+            row = run(conn, _q_repo_held, repo=name).fetchone()
         return int(row[0])
 
     async def repository_exists(self, name: str) -> bool:
@@ -250,12 +281,12 @@ class SqlMetaStore:
             now = self._clock()
             rid = self._ensure_repo(conn, record.repository, now)
             self._check_references(conn, rid, references, now)
-            exists = run_in(conn, self._q_manifest_exists, rid=rid,
+            exists = run(conn, _q_manifest_exists, rid=rid,
                             digest=record.digest).fetchone() is not None
             # rowcount 0: a concurrent push of the same manifest inserted it (and its
             # references) first.
-            if not exists and run_in(
-                    conn, self._w_manifest_add, rid=rid, digest=record.digest,
+            if not exists and run(
+                    conn, _w_manifest_add, rid=rid, digest=record.digest,
                     media_type=record.media_type, size=record.size, content=record.content,
                     artifact_type=record.artifact_type, subject=record.subject,
                     annotations=annotations, now=now).rowcount and unique:
@@ -270,11 +301,11 @@ class SqlMetaStore:
                           now: float) -> None:
         for digest in sorted({r.digest for r in refs if not r.is_manifest}):
             # Referenced now: garbage collection must leave these links alone.
-            if not run_in(conn, self._w_link_touch, rid=rid, d=digest, now=now).rowcount:
+            if not run(conn, _w_link_touch, rid=rid, d=digest, now=now).rowcount:
                 raise RegistryError(Code.MANIFEST_BLOB_UNKNOWN, {"digest": digest},
                                     message=f"blob unknown to registry: {digest}")
         for digest in sorted({r.digest for r in refs if r.is_manifest}):
-            if run_in(conn, self._q_manifest_exists, rid=rid, digest=digest).fetchone() is None:
+            if run(conn, _q_manifest_exists, rid=rid, digest=digest).fetchone() is None:
                 raise RegistryError(Code.MANIFEST_UNKNOWN, {"digest": digest},
                                     message=f"child manifest unknown to registry: {digest}",
                                     status=400)
@@ -410,7 +441,7 @@ class SqlMetaStore:
                 return False
             # The first chunk creates the row; of two racing first chunks one inserts it and
             # the other finds it there (a no-op, as if it had lost the compare-and-set).
-            return bool(run_in(conn, self._w_upload_add, id=upload_id, repo=repository,
+            return bool(run(conn, _w_upload_add, id=upload_id, repo=repository,
                                size=new_size, now=now).rowcount > 0)
         # An offset may fall back after a power loss (the client resumes from there), so
         # its commit does not wait for the disk.
@@ -435,14 +466,14 @@ class SqlMetaStore:
             # The blob row is touched (or created) before the bytes are placed: a collection
             # deleting it either finished first (this then creates it anew) or re-checks its
             # age after this commits and leaves it alone (row lock on PostgreSQL).
-            if not run_in(conn, self._w_blob_touch, d=digest, now=now).rowcount and not run_in(
-                    conn, self._w_blob_add, d=digest, size=size, now=now).rowcount:
-                run_in(conn, self._w_blob_touch, d=digest, now=now)  # created meanwhile
+            if not run(conn, _w_blob_touch, d=digest, now=now).rowcount and not run(
+                    conn, _w_blob_add, d=digest, size=size, now=now).rowcount:
+                run(conn, _w_blob_touch, d=digest, now=now)  # created meanwhile
             place()
             batch.before_commit(persist, digest)
-            if not run_in(conn, self._w_link_touch, rid=rid, d=digest, now=now).rowcount:
-                run_in(conn, self._w_link_add, rid=rid, d=digest, now=now)
-            run_in(conn, self._w_upload_drop, id=upload_id)
+            if not run(conn, _w_link_touch, rid=rid, d=digest, now=now).rowcount:
+                run(conn, _w_link_add, rid=rid, d=digest, now=now)
+            run(conn, _w_upload_drop, id=upload_id)
         await self._tx(go)
 
     async def delete_upload(self, upload_id: str) -> bool:
