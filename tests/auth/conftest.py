@@ -41,6 +41,7 @@ from strata.server.api.context import ReleaseApi
 from strata.server.app import create_app
 from strata.server.auth import TokenAuth
 from strata.storage.filesystem import FilesystemBlobStore
+from support.clock import SettableClock as FakeClock
 
 from .helpers import Client, basic, bearer
 
@@ -68,17 +69,6 @@ def fast_hashing() -> PasswordHashing:
 
 def password_of(name: str) -> str:
     return f"{name}-correct-horse"
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass(frozen=True)

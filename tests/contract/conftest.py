@@ -27,24 +27,12 @@ import sqlalchemy as sa
 from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.gc_store import SqlGarbageStore
 from strata.meta.store import SqlMetaStore
+from support.clock import SettableClock as Clock
 from support.postgres import PostgresCluster
 
 BACKENDS = ["sqlite", "postgres"]
 _TEMPLATE = "strata_template"
 _names = itertools.count()
-
-
-class Clock:
-    """A settable clock for the store: tests age rows past a grace period without sleeping."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="session")

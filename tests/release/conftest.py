@@ -16,25 +16,14 @@ from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
 from strata.release.policy import ReleaseTagPolicy
 from strata.storage.filesystem import FilesystemBlobStore
+from support.clock import SettableClock as Clock
 
 START = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC).timestamp()  # a Monday
 
 
-class Clock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, *, days: float = 0, seconds: float = 0) -> float:
-        self.now += days * 86400 + seconds
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

@@ -8,14 +8,7 @@ from pathlib import Path
 import pytest
 
 from strata.auth.shared_ratelimit import SLOTS, SharedRateLimiter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from support.clock import SettableClock as Clock
 
 
 def test_a_bucket_refills_and_says_when(tmp_path: Path) -> None:
