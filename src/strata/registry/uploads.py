@@ -168,9 +168,7 @@ class UploadService:
         if digest.algorithm == "sha256":
             hasher = await self._take_hasher(rec)
         else:
-            hasher = digest.hasher()
-            async for chunk in self._store.upload_read(rec.id, rec.size):
-                hasher.update(chunk)
+            hasher = await self._hash_stored(rec, digest.hasher(), 0)
         if hasher.hexdigest() != digest.encoded:
             await self.cancel(repo, upload_id)
             raise RegistryError(Code.DIGEST_INVALID, {"digest": str(digest)})
@@ -217,13 +215,18 @@ class UploadService:
             offset, hasher = cached
         else:
             offset, hasher = 0, hashlib.sha256()
-        if offset < rec.size:
-            loop = asyncio.get_running_loop()
-            try:
-                async for chunk in self._store.upload_read(rec.id, rec.size, offset):
-                    await loop.run_in_executor(None, hasher.update, chunk)
-            except FileNotFoundError:
-                raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, "upload data is gone") from None
+        if offset == rec.size:  # the usual case: this process took the previous chunk
+            return hasher
+        return await self._hash_stored(rec, hasher, offset)
+
+    async def _hash_stored(self, rec: UploadRecord, hasher: Any, offset: int) -> Any:
+        """Feed the session's stored bytes ``[offset, rec.size)`` to ``hasher`` (on a thread)."""
+        loop = asyncio.get_running_loop()
+        try:
+            async for chunk in self._store.upload_read(rec.id, rec.size, offset):
+                await loop.run_in_executor(None, hasher.update, chunk)
+        except FileNotFoundError:
+            raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, "upload data is gone") from None
         return hasher
 
     def _put_hasher(self, upload_id: str, size: int, hasher: Any) -> None:
