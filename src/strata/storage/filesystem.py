@@ -64,12 +64,15 @@ _START_WRITEBACK = _load_sync_file_range()
 
 def _writeback_copy(fd: int, offset: int, nbytes: int) -> None:
     """Start writing back ``[offset, offset + nbytes)`` of a duplicate descriptor, then close
-    it (the writer may have closed its own)."""
+    it (the writer may have closed its own). Only a head start: an error here shows again in
+    the fsync before the blob is placed, so it is not raised."""
     try:
         if _START_WRITEBACK is not None:
             _START_WRITEBACK(fd, offset, nbytes)
         else:
             os.fdatasync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 
@@ -154,6 +157,11 @@ class FilesystemBlobStore:
                 # the offset it had before this request.
                 os.ftruncate(fd, offset)
                 raise
+            if size > synced_to:
+                # The chunk's tail too: otherwise each chunk of a chunked upload leaves up to
+                # _SYNC_EVERY bytes (more while the disk lags) for the final fsync to write.
+                loop.run_in_executor(None, _writeback_copy, os.dup(fd), synced_to,
+                                     size - synced_to)
             return size
         finally:
             os.close(fd)
