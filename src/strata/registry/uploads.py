@@ -132,12 +132,14 @@ class UploadService:
                     pending = loop.run_in_executor(None, _update, hasher, batch)
                     yield batch
                     batch, batched = [], 0
+                if batch:  # the last one too is hashed while it is written
+                    if pending is not None:
+                        await pending
+                    pending = loop.run_in_executor(None, _update, hasher, batch)
+                    yield batch
             finally:
                 if pending is not None:
                     await asyncio.shield(pending)  # never leave a thread updating the hasher
-            if batch:
-                _update(hasher, batch)
-                yield batch
 
         try:
             new_size = await self._store.upload_write(rec.id, rec.size, hashing())
