@@ -21,6 +21,7 @@ from strata.oci.digest import Digest
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _READ_CHUNK = 1 << 20
 _SYNC_EVERY = 4 << 20
+_SYNC_TAIL_FROM = 1 << 20
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 
 
@@ -157,9 +158,10 @@ class FilesystemBlobStore:
                 # the offset it had before this request.
                 os.ftruncate(fd, offset)
                 raise
-            if size > synced_to:
+            if size > synced_to and size - offset >= _SYNC_TAIL_FROM:
                 # The chunk's tail too: otherwise each chunk of a chunked upload leaves up to
                 # _SYNC_EVERY bytes (more while the disk lags) for the final fsync to write.
+                # (A small body is left to that fsync: a thread job would cost more.)
                 loop.run_in_executor(None, _writeback_copy, os.dup(fd), synced_to,
                                      size - synced_to)
             return size
