@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 import pytest
@@ -245,6 +246,19 @@ async def test_successful_logins_are_cached_briefly(make_env: EnvFactory) -> Non
     resp = await get_token(env, headers=env.creds("maint"))
     assert resp.status == 200
     assert CountingHasher.calls - before == 2
+
+
+async def test_a_burst_of_new_logins_verifies_the_password_once(make_env: EnvFactory) -> None:
+    # A client pool starting up sends its first requests at once, all with credentials the
+    # server has not seen: one argon2 verification serves them all (they queued behind it,
+    # each verifying in turn made the last wait for all of them).
+    hasher = CountingHasher(time_cost=1, memory_cost=8, parallelism=1)
+    env = await make_env(hashing=PasswordHashing(hasher), cache_ttl=30)
+    before = CountingHasher.calls
+    answers = await asyncio.gather(*(
+        env.client.get(f"/v2/{IMAGE}/tags/list", headers=env.creds("maint")) for _ in range(8)))
+    assert [r.status for r in answers] == [404] * 8  # authorised; the repository is empty
+    assert CountingHasher.calls - before == 1
 
 
 async def test_token_works_on_v2_until_it_expires(env: AuthEnv) -> None:

@@ -71,6 +71,9 @@ __all__ = [
 
 ADMIN_USER = "admin"
 MIN_PASSWORD_LENGTH = 8
+# How stale an account's state may be when a /v2/ request or a cached login is checked
+# against it: a disabled account, new roles or a new password act within this many seconds.
+ACCOUNT_RECHECK_SECONDS = 5.0
 #: Roles that see every repository (and so may list the catalog when some are private).
 _SEES_ALL = frozenset({Role.ADMIN, Role.RELENG, Role.REVIEWER})
 
@@ -135,40 +138,69 @@ class _KeyedLocks:
 
 
 class _LoginCache:
-    """Recent successful logins: HMAC(credentials) -> (principal, expiry); bounded, LRU."""
+    """Recent successful logins: HMAC(credentials) -> (principal, account version, expiry);
+    bounded, LRU. The version (the account's ``updated_at``) lets a hit be checked against the
+    account as it is now: a new password, new roles or a disabled account end the entry."""
 
     def __init__(self, ttl: float, clock: Callable[[], float], max_entries: int = 1024) -> None:
         self._ttl = ttl
         self._clock = clock
         self._max = max_entries
         self._key = secrets.token_bytes(32)
-        self._entries: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[Principal, float, float]] = OrderedDict()
 
     def _digest(self, username: str, password: str) -> bytes:
         message = username.encode("utf-8", "surrogatepass") + b"\0" + \
             password.encode("utf-8", "surrogatepass")
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
-    def get(self, username: str, password: str) -> Principal | None:
+    def get(self, username: str, password: str) -> tuple[Principal, float] | None:
+        """(principal, account version) of a recent login with these credentials."""
         if self._ttl <= 0:
             return None
         key = self._digest(username, password)
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[1] <= self._clock():
+        if entry[2] <= self._clock():
             del self._entries[key]
             return None
-        return entry[0]
+        return entry[0], entry[1]
 
-    def put(self, username: str, password: str, principal: Principal) -> None:
+    def drop(self, username: str, password: str) -> None:
+        self._entries.pop(self._digest(username, password), None)
+
+    def put(self, username: str, password: str, principal: Principal, version: float) -> None:
         if self._ttl <= 0:
             return
         key = self._digest(username, password)
-        self._entries[key] = (principal, self._clock() + self._ttl)
+        self._entries[key] = (principal, version, self._clock() + self._ttl)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
+
+
+class _AccountCache:
+    """Accounts as read at most ``ttl`` seconds ago (None: no such account), so that checking
+    every /v2/ request against the account's current state costs a dict lookup."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float], max_entries: int = 4096) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._max = max_entries
+        self._entries: OrderedDict[str, tuple[Account | None, float]] = OrderedDict()
+
+    async def get(self, name: str, load: Callable[[str], Account | None]) -> Account | None:
+        entry = self._entries.get(name)
+        now = self._clock()
+        if entry is not None and entry[1] > now:
+            return entry[0]
+        account = await asyncio.to_thread(load, name)
+        self._entries[name] = (account, now + self._ttl)
+        self._entries.move_to_end(name)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+        return account
 
 
 class AuthService:
@@ -184,6 +216,7 @@ class AuthService:
                  limits: LoginLimits | None = None,
                  limiters: tuple[Limiter, Limiter] | None = None,
                  cache_ttl: float = 60.0,
+                 recheck_seconds: float = ACCOUNT_RECHECK_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         """*limiters* (per user, per IP) replace the in-process ones built from *limits*: a
         server with several workers passes limiters they share."""
@@ -202,6 +235,7 @@ class AuthService:
             self._per_ip = RateLimiter(limits.per_ip_per_minute, limits.per_ip_burst, clock)
         self._locks = _KeyedLocks()
         self._cache = _LoginCache(cache_ttl, clock)
+        self._accounts = _AccountCache(recheck_seconds, clock)
 
     # -- administration (CLI) ----------------------------------------------------------------
     def add_user(self, name: str, password: str, role: Role,
@@ -264,11 +298,15 @@ class AuthService:
     # -- authentication --------------------------------------------------------------------
     def verify_credentials(self, username: str, password: str) -> Principal | None:
         """The principal for these credentials, or None (CPU-heavy: argon2; call in a thread)."""
+        verified = self._verify(username, password)
+        return None if verified is None else verified.principal()
+
+    def _verify(self, username: str, password: str) -> Account | None:
         if is_robot_secret(password):
             robot = self.store.find_robot(hash_robot_secret(password))
             if robot is None or not hmac.compare_digest(robot.name.encode(), username.encode()):
                 return None
-            return robot.principal()
+            return robot
         account = self.store.get(username)
         usable = account is not None and account.kind is AccountKind.USER and account.active
         stored = account.password_hash if usable and account is not None else None
@@ -278,34 +316,62 @@ class AuthService:
         if self.hashing.needs_rehash(stored):
             with contextlib.suppress(AccountNotFound, ValueError):
                 self.store.set_password_hash(account.name, self.hashing.hash(password))
-        return account.principal()
+        return account
 
     async def login(self, username: str, password: str, client_ip: str) -> Principal:
         """Authenticate; raises :class:`InvalidCredentials` or :class:`LoginThrottled`."""
         robot = is_robot_secret(password)
-        cached = None if robot else self._cache.get(username, password)
+        cached = None if robot else await self._recent_login(username, password)
         if cached is not None:
             return cached
         user_key = rate_limit_key(client_ip, username)
         ip_key = rate_limit_key(client_ip, None)
         async with self._locks.hold(user_key):
+            # A burst of requests with the same new credentials queues here: the first one
+            # verifies (argon2), the others find its result instead of verifying in turn.
+            cached = None if robot else await self._recent_login(username, password)
+            if cached is not None:
+                return cached
             wait = max(self._per_user.retry_after(user_key), self._per_ip.retry_after(ip_key))
             if wait > 0:
                 raise LoginThrottled(wait)
-            principal = await asyncio.to_thread(self.verify_credentials, username, password)
-            if principal is None:
+            account = await asyncio.to_thread(self._verify, username, password)
+            if account is None:
                 self._per_user.hit(user_key)
                 self._per_ip.hit(ip_key)
                 raise InvalidCredentials()
-        if not robot:  # a robot login is one indexed lookup: revocation acts at once
-            self._cache.put(username, password, principal)
-        return principal
+            if not robot:  # a robot login is one indexed lookup: revocation acts at once
+                self._cache.put(username, password, account.principal(), account.updated_at)
+        return account.principal()
+
+    async def _recent_login(self, username: str, password: str) -> Principal | None:
+        """A cached login, if the account has not changed since (as read at most
+        ``recheck_seconds`` ago)."""
+        cached = self._cache.get(username, password)
+        if cached is None:
+            return None
+        now = await self._accounts.get(username, self.store.get)
+        if now is None or not now.active or now.updated_at != cached[1]:
+            self._cache.drop(username, password)
+            return None
+        return cached[0]
 
     async def principal(self, subject: str) -> Principal | None:
         """The principal a token's ``sub`` names now (``""`` = anonymous); None if gone."""
         if subject == "":
             return Principal.anonymous()
         account = await asyncio.to_thread(self.store.get, subject)
+        if account is None or not account.active:
+            return None
+        return account.principal()
+
+    async def recent_principal(self, subject: str) -> Principal | None:
+        """As :meth:`principal`, from the account as read at most ``recheck_seconds`` ago:
+        for checks on every /v2/ request, where a database read each time would cost more
+        than serving the request."""
+        if subject == "":
+            return Principal.anonymous()
+        account = await self._accounts.get(subject, self.store.get)
         if account is None or not account.active:
             return None
         return account.principal()

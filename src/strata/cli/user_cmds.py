@@ -143,7 +143,8 @@ def _activation(name: str, active: bool, help_text: str) -> None:
 
 
 _activation("disable", False,
-            "Disable user NAME: no more logins or tokens (issued tokens expire within 5 minutes).")
+            "Disable user NAME: no more logins or tokens (tokens already issued stop working "
+            "within 5 seconds).")
 _activation("enable", True, "Enable user NAME again.")
 
 

@@ -302,13 +302,19 @@ async def _check_bearer(auth: TokenAuth, request: web.Request, token: str,
         claims = auth.verifier.verify(token, auth.now())
     except TokenInvalid:
         raise auth.challenge(request, need, "invalid_token") from None
+    # The token's grant was its account's when it was issued: the account as it is now (at
+    # most a few seconds old) must still exist, be enabled and hold the roles for the request.
+    principal = await auth.service.recent_principal(claims.subject)
+    if principal is None:
+        raise auth.challenge(request, need, "invalid_token")
     if need.invalid:
         raise _denied()
-    if not _token_covers(claims, need) and not (
-            need.scopes and all(auth.service.allows(Principal.anonymous(), s)
-                                for s in need.scopes)):
+    if all(auth.service.allows(Principal.anonymous(), s) for s in need.scopes) and need.scopes:
         # What anybody may do (a public pull, the catalog) needs no scope in the token:
         # podman search asks for a token without one and then reads the catalog.
+        return
+    if not _token_covers(claims, need) or \
+            not all(auth.service.allows(principal, s) for s in need.scopes):
         raise auth.challenge(request, need, "insufficient_scope")
 
 
