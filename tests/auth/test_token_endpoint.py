@@ -275,3 +275,9 @@ async def test_issued_scope_objects_round_trip(env: AuthEnv) -> None:
     claims = claims_of(env, token)
     assert set(claims.access) == {Scope("registry", "catalog", frozenset({"*"})),
                                   Scope("repository", IMAGE, frozenset({"delete"}))}
+
+
+async def test_health_needs_no_credentials(env: AuthEnv) -> None:
+    resp = await env.client.get("/healthz")
+    assert resp.status == 200
+    assert await resp.json() == {"status": "ok"}

@@ -36,6 +36,10 @@ class DiscoveryService:
         self._meta = meta
         self._limits = limits
 
+    async def ready(self) -> None:
+        """One read of the metadata store (for health checks); raises what the store raises."""
+        await self._meta.list_repositories(1, None)
+
     async def tags(self, repo: RepositoryName, n: int | None, last: str | None) -> Page:
         if n == 0:
             if not await self._meta.repository_exists(repo.value):

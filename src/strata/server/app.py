@@ -13,6 +13,7 @@ from strata.server.auth import TokenAuth
 from strata.server.background import periodic, try_lock
 from strata.server.errors import add_api_version, error_middleware
 from strata.server.gate import UPLOAD_GATE, UploadGate
+from strata.server.handlers.health import healthz
 from strata.server.keys import REGISTRY
 from strata.server.metrics import ACCESS_LOG, METRICS, Metrics, metrics_handler, observe
 from strata.server.routes import dispatch
@@ -33,6 +34,7 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
     if metrics is not None:
         app[METRICS] = metrics
         app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz)
     app.router.add_route("*", "/v2", dispatch_base)
     app.router.add_route("*", "/v2/{tail:.*}", dispatch)
     app.on_response_prepare.append(add_api_version)
