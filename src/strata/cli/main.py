@@ -18,6 +18,7 @@ _COMMANDS = {
     "tags": "registry_cmds:tags",
     "inspect": "registry_cmds:inspect",
     "gc": "gc_cmd:gc",
+    "scrub": "scrub_cmd:scrub",
     "namespace": "release_cmds:namespace",
     "image": "release_cmds:image",
     "candidate": "release_cmds:candidate",

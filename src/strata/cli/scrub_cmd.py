@@ -1,0 +1,50 @@
+"""``strata scrub [--quick]``: check every stored blob and manifest against its digest."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from strata.cli.common import data_option, emit
+from strata.config import ServerSettings
+from strata.meta.engine import create_engine, sqlite_url
+from strata.meta.scrub_store import SqlScrubStore
+from strata.registry.scrub import Scrubber, ScrubReport
+from strata.server.runner import prepare
+from strata.storage.filesystem import FilesystemBlobStore
+
+
+def _text(report: ScrubReport) -> str:
+    how = "sizes" if report.quick else "sizes and digests"
+    lines = [f"checked {report.blobs} blob(s) ({report.blob_bytes} bytes, {how}) and "
+             f"{report.manifests} manifest(s) in {report.seconds:.1f} s: "
+             + ("all good" if report.ok else f"{len(report.problems)} problem(s)")]
+    for p in report.problems:
+        where = f" in {p.repository}" if p.repository else ""
+        lines.append(f"  {p.kind} {p.digest}{where}: {p.problem}: {p.detail}")
+    return "\n".join(lines)
+
+
+@click.command()
+@data_option
+@click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None)
+@click.option("--quick", is_flag=True, help="Check presence and sizes only, not digests.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def scrub(data_dir: Path, database_url: str | None, quick: bool, as_json: bool) -> None:
+    """Check that every blob and manifest is stored whole (exit 1 if any is not).
+
+    Read-only, and safe while the registry serves."""
+    settings = ServerSettings(data_dir=data_dir.resolve(), database_url=database_url)
+    prepare(settings)
+    engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
+    try:
+        report = asyncio.run(Scrubber(SqlScrubStore(engine),
+                                      FilesystemBlobStore(settings.data_dir)).run(quick=quick))
+    finally:
+        engine.dispose()
+    emit(report.to_json(), as_json, lambda _: _text(report))
+    if not report.ok:
+        sys.exit(1)
