@@ -12,13 +12,14 @@ import contextlib
 import hashlib
 import json
 import os
+import subprocess
 from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
 
 from strata.client.registry import ClientError, RegistryClient, sha256
-from support.server import StrataServer
+from support.server import StrataServer, strata_command
 
 pytestmark = pytest.mark.server
 
@@ -115,6 +116,13 @@ def test_kill_during_concurrent_pushes(strata_server_factory,  # type: ignore[no
     server.restart()
     completed, visible = asyncio.run(verify(server, pushes))
     assert completed >= 10 and visible >= completed
+    # Everything the database records is stored whole (the scrub reads every byte).
+    scrub = subprocess.run([*strata_command(), "scrub", "--data", str(server.data_dir),
+                            "--json", *database_args], capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert scrub.returncode == 0, scrub.stdout + scrub.stderr
+    report = json.loads(scrub.stdout)
+    assert report["ok"] and report["blobs"] >= 2 * completed, report
 
 
 async def _resume(server: StrataServer) -> None:
