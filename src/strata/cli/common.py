@@ -41,6 +41,14 @@ def data_option(fn: F) -> F:
                         show_default="$STRATA_DATA or ./var", help="Data directory.")(fn)
 
 
+def blob_store_option(fn: F) -> F:
+    return click.option(
+        "--blob-store", envvar="STRATA_BLOB_STORE", default=None,
+        help="Where blobs live: files in --data (default) or "
+             "s3://BUCKET/PREFIX?endpoint=URL&region=R (S3-compatible; credentials from "
+             "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).")(fn)
+
+
 def emit(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True))

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from strata.cli.common import data_option, emit
+from strata.cli.common import blob_store_option, data_option, emit
 from strata.config import ServerSettings
 from strata.registry.gc import GcReport
 from strata.registry.limits import Limits
-from strata.server.runner import build_registry, prepare
+from strata.server.runner import build_registry, build_store, close_store, prepare
 
 
 def _text(report: GcReport) -> str:
@@ -30,19 +30,29 @@ def _text(report: GcReport) -> str:
 @click.command()
 @data_option
 @click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None)
+@blob_store_option
 @click.option("--dry-run", is_flag=True, help="Print what would go and how many bytes.")
 @click.option("--grace", type=float, default=3600.0, show_default=True,
               help="Keep anything created or used within this many seconds.")
 @click.option("--upload-ttl", type=float, default=86400.0, show_default=True,
               help="Upload sessions idle longer than this expire.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def gc(data_dir: Path, database_url: str | None, dry_run: bool, grace: float,
-       upload_ttl: float, as_json: bool) -> None:
+def gc(data_dir: Path, database_url: str | None, blob_store: str | None, dry_run: bool,
+       grace: float, upload_ttl: float, as_json: bool) -> None:
     """Remove blobs and manifests that no tag, index or live subject refers to."""
     settings = ServerSettings(data_dir=data_dir.resolve(), database_url=database_url,
-                              gc_grace=grace, limits=Limits(upload_ttl_seconds=upload_ttl))
+                              blob_store=blob_store, gc_grace=grace,
+                              limits=Limits(upload_ttl_seconds=upload_ttl))
     prepare(settings)
-    collector = build_registry(settings).gc
+    store = build_store(settings)
+    collector = build_registry(settings, store=store).gc
     assert collector is not None
-    report = asyncio.run(collector.collect(dry_run=dry_run))
+
+    async def collect() -> GcReport:
+        try:
+            return await collector.collect(dry_run=dry_run)
+        finally:
+            await close_store(store)
+
+    report = asyncio.run(collect())
     emit(report.to_json(), as_json, lambda _: _text(report))

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import click
 
-from strata.cli.common import data_option, emit
+from strata.cli.common import blob_store_option, data_option, emit
 from strata.config import ServerSettings
 from strata.meta.engine import create_engine, sqlite_url
 from strata.meta.scrub_store import SqlScrubStore
 from strata.registry.scrub import Scrubber, ScrubReport
-from strata.server.runner import prepare
-from strata.storage.filesystem import FilesystemBlobStore
+from strata.server.runner import build_store, close_store, prepare
 
 
 def _text(report: ScrubReport) -> str:
@@ -31,18 +30,28 @@ def _text(report: ScrubReport) -> str:
 @click.command()
 @data_option
 @click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None)
+@blob_store_option
 @click.option("--quick", is_flag=True, help="Check presence and sizes only, not digests.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def scrub(data_dir: Path, database_url: str | None, quick: bool, as_json: bool) -> None:
+def scrub(data_dir: Path, database_url: str | None, blob_store: str | None, quick: bool,
+          as_json: bool) -> None:
     """Check that every blob and manifest is stored whole (exit 1 if any is not).
 
     Read-only, and safe while the registry serves."""
-    settings = ServerSettings(data_dir=data_dir.resolve(), database_url=database_url)
+    settings = ServerSettings(data_dir=data_dir.resolve(), database_url=database_url,
+                              blob_store=blob_store)
     prepare(settings)
     engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
+    store = build_store(settings)
+
+    async def run() -> ScrubReport:
+        try:
+            return await Scrubber(SqlScrubStore(engine), store).run(quick=quick)
+        finally:
+            await close_store(store)
+
     try:
-        report = asyncio.run(Scrubber(SqlScrubStore(engine),
-                                      FilesystemBlobStore(settings.data_dir)).run(quick=quick))
+        report = asyncio.run(run())
     finally:
         engine.dispose()
     emit(report.to_json(), as_json, lambda _: _text(report))

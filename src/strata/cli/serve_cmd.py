@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from strata.cli.common import data_option
+from strata.cli.common import blob_store_option, data_option
 from strata.config import Listen, ServerSettings
 from strata.registry.limits import Limits
 from strata.server.runner import serve as run_server
@@ -21,6 +21,7 @@ from strata.server.runner import serve as run_server
               help="Worker processes sharing the port (SO_REUSEPORT); 0 = one per core.")
 @click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None,
               help="SQLAlchemy URL of the metadata database (default: SQLite in --data).")
+@blob_store_option
 @click.option("--gc-interval", type=float, default=3600.0, show_default=True,
               help="Seconds between online garbage collections (0 disables).")
 @click.option("--gc-grace", type=float, default=3600.0, show_default=True,
@@ -45,9 +46,9 @@ from strata.server.runner import serve as run_server
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="PEM private key of --tls-cert.")
 def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
-          gc_interval: float, gc_grace: float, upload_ttl: float, max_uploads: int,
-          max_blob_size: int, body_timeout: float, idle_timeout: float, access_log: bool,
-          auth: bool,
+          blob_store: str | None, gc_interval: float, gc_grace: float, upload_ttl: float,
+          max_uploads: int, max_blob_size: int, body_timeout: float, idle_timeout: float,
+          access_log: bool, auth: bool,
           tls_cert: Path | None, tls_key: Path | None) -> None:
     """Serve the registry (OCI Distribution v1.1 at /v2/)."""
     if (tls_cert is None) != (tls_key is None):
@@ -60,7 +61,19 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
                     max_concurrent_uploads=max_uploads, body_timeout_seconds=body_timeout)
     run_server(ServerSettings(
         data_dir=data_dir.resolve(), listen=address, workers=workers or os.cpu_count() or 1,
-        database_url=database_url, limits=limits, gc_interval=gc_interval, gc_grace=gc_grace,
+        database_url=database_url, blob_store=_blob_store(blob_store), limits=limits,
+        gc_interval=gc_interval, gc_grace=gc_grace,
         idle_timeout=idle_timeout, access_log=access_log, auth=auth,
         tls_cert=tls_cert and tls_cert.resolve(),
         tls_key=tls_key and tls_key.resolve()))
+
+
+def _blob_store(url: str | None) -> str | None:
+    if url:
+        from strata.storage.s3 import S3Location  # aiobotocore only when asked for
+
+        try:
+            S3Location.parse(url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--blob-store") from None
+    return url

@@ -174,14 +174,15 @@ class UploadService:
         if hasher.hexdigest() != digest.encoded:
             await self.cancel(repo, upload_id)
             raise RegistryError(Code.DIGEST_INVALID, {"digest": str(digest)})
-        await self._store.upload_sync(rec.id)
+        await self._store.upload_sync(rec.id, digest)
         placed: list[bool] = []
         await self._meta.finish_upload(
             rec.id, repo.value, str(digest), rec.size,
             lambda: placed.append(self._store.upload_place(rec.id, digest)),
             self._store.persist_placed)
         if placed and not placed[0]:
-            await self._store.upload_abort(rec.id)  # the blob was stored already
+            # What is left of the upload: the blob was stored already, or the store copied it.
+            await self._store.upload_abort(rec.id)
         return rec.size
 
     async def cancel(self, repo: RepositoryName, upload_id: str) -> None:

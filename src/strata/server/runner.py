@@ -26,17 +26,35 @@ from strata.server.api import release_api_from_env
 from strata.server.app import create_app
 from strata.server.auth_setup import build_auth, prepare_auth, tls_context
 from strata.server.metrics import Metrics, prepare_multiprocess_dir
+from strata.storage.base import BlobStore
 from strata.storage.filesystem import FilesystemBlobStore
 
 log = logging.getLogger("strata.server")
 
 
-def build_registry(settings: ServerSettings, engine: sa.Engine | None = None) -> Registry:
+def build_store(settings: ServerSettings) -> BlobStore:
+    """Files in the data dir, or an S3-compatible bucket (``--blob-store s3://…``; the data dir
+    then only holds local spool files and the keys, so several nodes can share the bucket)."""
+    if settings.blob_store:
+        from strata.storage.s3 import S3BlobStore, S3Location  # aiobotocore only when asked for
+
+        return S3BlobStore(S3Location.parse(settings.blob_store), settings.data_dir / "spool")
+    return FilesystemBlobStore(settings.data_dir)
+
+
+async def close_store(store: BlobStore) -> None:
+    close = getattr(store, "close", None)  # stores holding connections (S3)
+    if close is not None:
+        await close()
+
+
+def build_registry(settings: ServerSettings, engine: sa.Engine | None = None,
+                   store: BlobStore | None = None) -> Registry:
     engine = engine or create_engine(settings.database_url or sqlite_url(settings.data_dir))
     # A blob asked for is marked used at most this often; a quarter of the grace period leaves
     # a push that found it plenty of time to reference it before a collection could take it.
     meta = SqlMetaStore(engine, touch_interval=min(300.0, settings.gc_grace / 4))
-    store = FilesystemBlobStore(settings.data_dir)
+    store = store or build_store(settings)
     return Registry.build(meta, store, limits=settings.limits,
                           garbage=SqlGarbageStore(engine), gc_grace_seconds=settings.gc_grace,
                           policy=ReleaseTagPolicy())
@@ -51,13 +69,19 @@ def prepare(settings: ServerSettings) -> None:
 
 def run_worker(settings: ServerSettings) -> None:
     engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
-    registry = build_registry(settings, engine)
+    store = build_store(settings)
+    registry = build_registry(settings, engine, store)
     release = release_api_from_env(engine, registry, default_host=str(settings.listen))
     app = create_app(registry, release=release,
                      housekeeping_interval=settings.housekeeping_interval,
                      gc_interval=settings.gc_interval, lock_dir=settings.data_dir,
                      metrics=Metrics.create(), access_log=settings.access_log,
                      auth=build_auth(settings, engine))
+
+    async def close(_app: web.Application) -> None:
+        await close_store(store)
+
+    app.on_cleanup.append(close)
     web.run_app(app, host=settings.listen.host, port=settings.listen.port,
                 reuse_port=settings.workers > 1, access_log=None, print=None,
                 ssl_context=tls_context(settings),

@@ -46,15 +46,19 @@ class BlobStore(Protocol):
         """Bytes ``[start, end)`` of an unfinished upload (to resume hashing)."""
         ...
 
-    async def upload_sync(self, upload_id: str) -> None:
-        """Make the upload's bytes durable (before they are placed)."""
+    async def upload_sync(self, upload_id: str, digest: Digest) -> None:
+        """Make the upload's bytes durable (before they are placed): the blob ``digest`` once
+        they are placed. A store may prepare the placement here, outside the metadata
+        transaction (S3 assembles the object under its content address)."""
         ...
 
     def upload_place(self, upload_id: str, digest: Digest) -> bool:
         """Make the upload's bytes the blob ``digest``, atomically; synchronous, because it runs
         inside the metadata transaction that records the blob. The placement may not survive a
-        power loss until ``persist_placed`` has run. Returns False when the blob was already
-        stored and the upload's bytes were left for ``upload_abort`` to delete."""
+        power loss until ``persist_placed`` has run. True when the upload's bytes were moved
+        into place (nothing of the upload is left); False when something of the upload is left
+        for ``upload_abort`` to delete after the commit: the blob was stored already, or the
+        store copied the bytes (S3)."""
         ...
 
     def persist_placed(self, digests: list[str]) -> None:

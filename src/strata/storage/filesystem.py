@@ -180,7 +180,7 @@ class FilesystemBlobStore:
                 remaining -= len(data)
                 yield data
 
-    async def upload_sync(self, upload_id: str) -> None:
+    async def upload_sync(self, upload_id: str, digest: Digest) -> None:
         path = self._upload_path(upload_id)
 
         def sync() -> None:
