@@ -41,6 +41,16 @@ def data_option(fn: F) -> F:
                         show_default="$STRATA_DATA or ./var", help="Data directory.")(fn)
 
 
+def store_options(fn: F) -> F:
+    """``--data``, ``--database-url`` and ``--blob-store``: the stores an offline command
+    (gc, scrub) works on, as ``strata serve`` is given them."""
+    fn = blob_store_option(fn)
+    fn = click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None,
+                      help="SQLAlchemy URL of the metadata database (default: SQLite in "
+                           "--data).")(fn)
+    return data_option(fn)
+
+
 def blob_store_option(fn: F) -> F:
     return click.option(
         "--blob-store", envvar="STRATA_BLOB_STORE", default=None,

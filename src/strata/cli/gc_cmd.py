@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from strata.cli.common import blob_store_option, data_option, emit
+from strata.cli.common import emit, store_options
 from strata.config import ServerSettings
 from strata.registry.gc import GcReport
 from strata.registry.limits import Limits
@@ -28,9 +28,7 @@ def _text(report: GcReport) -> str:
 
 
 @click.command()
-@data_option
-@click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None)
-@blob_store_option
+@store_options
 @click.option("--dry-run", is_flag=True, help="Print what would go and how many bytes.")
 @click.option("--grace", type=float, default=3600.0, show_default=True,
               help="Keep anything created or used within this many seconds.")

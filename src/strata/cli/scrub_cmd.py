@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from strata.cli.common import blob_store_option, data_option, emit
+from strata.cli.common import emit, store_options
 from strata.config import ServerSettings
 from strata.meta.engine import create_engine, sqlite_url
 from strata.meta.scrub_store import SqlScrubStore
@@ -28,9 +28,7 @@ def _text(report: ScrubReport) -> str:
 
 
 @click.command()
-@data_option
-@click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None)
-@blob_store_option
+@store_options
 @click.option("--quick", is_flag=True, help="Check presence and sizes only, not digests.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def scrub(data_dir: Path, database_url: str | None, blob_store: str | None, quick: bool,
