@@ -134,19 +134,23 @@ class GroupWriter:
             with locked_begin(self.engine, durable=durable) as conn:
                 batch = Batch()
                 single = len(live) == 1
+                raw: Any = conn.connection.driver_connection
                 for p in live:
                     if single:  # no savepoint needed: the job's error rolls back everything
                         outcomes.append((p, True, p.job(conn, batch)))
                         continue
                     mine = Batch()
-                    savepoint = conn.begin_nested()
+                    # Savepoints straight on the driver (SQLite): SQLAlchemy's begin_nested
+                    # costs ~150 us a job, spent while every writer waits for the lock.
+                    raw.execute("SAVEPOINT job")
                     try:
                         value = p.job(conn, mine)
                     except Exception as exc:
-                        savepoint.rollback()
+                        raw.execute("ROLLBACK TO SAVEPOINT job")
+                        raw.execute("RELEASE SAVEPOINT job")
                         outcomes.append((p, False, exc))
                         continue
-                    savepoint.commit()
+                    raw.execute("RELEASE SAVEPOINT job")
                     batch.merge(mine)
                     outcomes.append((p, True, value))
                 batch.run_hooks()
