@@ -288,6 +288,25 @@ async def test_the_empty_blob(blob_store: BlobStore) -> None:
     assert (await listed(blob_store))[digest][0] == 0
 
 
+async def test_a_copy_collected_between_sync_and_place_is_placed_again(
+        blob_store: BlobStore) -> None:
+    # upload_sync found the blob stored (or stored it), then a collection removed that copy
+    # before the metadata transaction: placing must still leave the blob readable.
+    data = b"collected meanwhile" * 1000
+    upload_id = new_id()
+    await blob_store.upload_start(upload_id, "lib/x")
+    await blob_store.upload_write(upload_id, 0, batches(data[:7000]))
+    await blob_store.upload_write(upload_id, 7000, batches(data[7000:]))
+    digest = digest_of(data)
+    await blob_store.upload_sync(upload_id, digest)
+    await asyncio.to_thread(blob_store.remove_now, digest)
+    placed = await asyncio.to_thread(blob_store.upload_place, upload_id, digest)
+    await asyncio.to_thread(blob_store.persist_placed, [str(digest)])
+    if not placed:
+        await blob_store.upload_abort(upload_id)
+    assert await collect(blob_store.read(digest)) == data
+
+
 async def test_placing_bytes_already_stored(blob_store: BlobStore) -> None:
     data = b"stored twice"
     digest = await store_blob(blob_store, data)

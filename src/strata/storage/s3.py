@@ -234,8 +234,7 @@ class S3BlobStore:
 
     async def upload_write(self, upload_id: str, offset: int,
                            batches: AsyncIterable[Sequence[bytes]]) -> int:
-        if await self.upload_owner(upload_id) is None:
-            raise FileNotFoundError(upload_id)  # cancelled or expired meanwhile
+        await self._head(self._upload_dir(upload_id) + "owner")  # FileNotFoundError: cancelled
         s3 = await self._s3()
         # Whatever arrived of an interrupted chunk is dropped with the spool file: the
         # session stays at the offset it had before this request.
@@ -279,49 +278,37 @@ class S3BlobStore:
     async def upload_sync(self, upload_id: str, digest: Digest) -> None:
         """Assemble the upload's bytes under the blob's content address (S3 PUTs are durable
         when answered, so there is nothing to flush)."""
-        target = self._blob_key(digest)
-        with contextlib.suppress(FileNotFoundError):
-            await self._head(target)
-            return  # already stored: the same bytes, by their address
-        parts = await self._parts(upload_id)
-        s3 = await self._s3()
-        if len(parts) == 1:
-            await s3.copy_object(Bucket=self._bucket, Key=target,
-                                 CopySource={"Bucket": self._bucket, "Key": parts[0][2]})
-            return
-        with self._spool_file(upload_id) as spool:
-            size = 0
-            for _, _, key in parts:
-                async for chunk in self._get(key):
-                    spool.write(chunk)
-                    size += len(chunk)
-            spool.seek(0)
-            await s3.put_object(Bucket=self._bucket, Key=target, Body=spool, ContentLength=size)
+        await asyncio.to_thread(self._ensure_blob, upload_id, self._blob_key(digest))
 
     def upload_place(self, upload_id: str, digest: Digest) -> bool:
-        """Confirm the blob object is there (``upload_sync`` put it); the upload's parts are
-        left for ``upload_abort`` (returns False)."""
+        """Confirm the blob object is there (``upload_sync`` put it; if a collector removed an
+        identical unreferenced copy since, it is assembled again, inside the transaction); the
+        upload's parts are left for ``upload_abort`` (returns False)."""
+        self._ensure_blob(upload_id, self._blob_key(digest))
+        return False
+
+    def _ensure_blob(self, upload_id: str, target: str) -> None:
+        """The object ``target`` from the upload's parts, unless it is there already (the same
+        bytes, by their address): one server-side copy for one part, else the parts
+        concatenated through a local spool file (rclone stores empty parts for UploadPartCopy)."""
         s3 = self._sync_s3()
-        target = self._blob_key(digest)
         try:
             s3.head_object(Bucket=self._bucket, Key=target)
+            return
         except ClientError as exc:
             if not _missing(exc):
                 raise
-            # A collector removed an identical unreferenced copy after upload_sync: assemble
-            # again (rare; this runs inside the metadata transaction).
-            self._assemble_sync(upload_id, target)
-        return False
-
-    def _assemble_sync(self, upload_id: str, target: str) -> None:
-        s3 = self._sync_s3()
-        prefix = self._upload_dir(upload_id) + "part/"
-        keys = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket,
-                                                                  Prefix=prefix):
+        keys: list[str] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=self._upload_dir(upload_id) + "part/"):
             keys += [o["Key"] for o in page.get("Contents", []) if _PART.search(o["Key"])]
+        keys.sort()  # zero-padded offsets: text order is byte order
+        if len(keys) == 1:
+            s3.copy_object(Bucket=self._bucket, Key=target,
+                           CopySource={"Bucket": self._bucket, "Key": keys[0]})
+            return
         with self._spool_file(upload_id) as spool:
-            for key in sorted(keys):
+            for key in keys:
                 body = s3.get_object(Bucket=self._bucket, Key=key)["Body"]
                 while chunk := body.read(_READ_CHUNK):
                     spool.write(chunk)
