@@ -11,7 +11,7 @@ from strata.cli.common import emit, store_options
 from strata.config import ServerSettings
 from strata.registry.gc import GcReport
 from strata.registry.limits import Limits
-from strata.server.runner import build_registry, build_store, close_store, prepare
+from strata.server.runner import build_registry, build_store, prepare
 
 
 def _text(report: GcReport) -> str:
@@ -50,7 +50,7 @@ def gc(data_dir: Path, database_url: str | None, blob_store: str | None, dry_run
         try:
             return await collector.collect(dry_run=dry_run)
         finally:
-            await close_store(store)
+            await store.close()
 
     report = asyncio.run(collect())
     emit(report.to_json(), as_json, lambda _: _text(report))

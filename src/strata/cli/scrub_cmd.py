@@ -13,7 +13,7 @@ from strata.config import ServerSettings
 from strata.meta.engine import create_engine, sqlite_url
 from strata.meta.scrub_store import SqlScrubStore
 from strata.registry.scrub import Scrubber, ScrubReport
-from strata.server.runner import build_store, close_store, prepare
+from strata.server.runner import build_store, prepare
 
 
 def _text(report: ScrubReport) -> str:
@@ -46,7 +46,7 @@ def scrub(data_dir: Path, database_url: str | None, blob_store: str | None, quic
         try:
             return await Scrubber(SqlScrubStore(engine), store).run(quick=quick)
         finally:
-            await close_store(store)
+            await store.close()
 
     try:
         report = asyncio.run(run())

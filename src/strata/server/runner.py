@@ -42,12 +42,6 @@ def build_store(settings: ServerSettings) -> BlobStore:
     return FilesystemBlobStore(settings.data_dir)
 
 
-async def close_store(store: BlobStore) -> None:
-    close = getattr(store, "close", None)  # stores holding connections (S3)
-    if close is not None:
-        await close()
-
-
 def build_registry(settings: ServerSettings, engine: sa.Engine | None = None,
                    store: BlobStore | None = None) -> Registry:
     engine = engine or create_engine(settings.database_url or sqlite_url(settings.data_dir))
@@ -79,7 +73,7 @@ def run_worker(settings: ServerSettings) -> None:
                      auth=build_auth(settings, engine))
 
     async def close(_app: web.Application) -> None:
-        await close_store(store)
+        await store.close()
 
     app.on_cleanup.append(close)
     web.run_app(app, host=settings.listen.host, port=settings.listen.port,

@@ -74,6 +74,10 @@ class BlobStore(Protocol):
         """Ids of unfinished uploads started before ``cutoff`` (for expiry)."""
         ...
 
+    async def close(self) -> None:
+        """Release connections (on the loop that used them)."""
+        ...
+
 
 @runtime_checkable
 class LocalBlobPaths(Protocol):

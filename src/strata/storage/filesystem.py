@@ -242,6 +242,9 @@ class FilesystemBlobStore:
         except (FileNotFoundError, ValueError):
             return None
 
+    async def close(self) -> None:
+        """Nothing to release: files are opened per call."""
+
     async def uploads_started_before(self, cutoff: float) -> list[str]:
         stale = []
         for path in self._uploads.glob("*.owner"):
