@@ -184,18 +184,20 @@ class _AccountCache:
     """Accounts as read at most ``ttl`` seconds ago (None: no such account), so that checking
     every /v2/ request against the account's current state costs a dict lookup."""
 
-    def __init__(self, ttl: float, clock: Callable[[], float], max_entries: int = 4096) -> None:
+    def __init__(self, load: Callable[[str], Account | None], ttl: float,
+                 clock: Callable[[], float], max_entries: int = 4096) -> None:
+        self._load = load
         self._ttl = ttl
         self._clock = clock
         self._max = max_entries
         self._entries: OrderedDict[str, tuple[Account | None, float]] = OrderedDict()
 
-    async def get(self, name: str, load: Callable[[str], Account | None]) -> Account | None:
+    async def get(self, name: str) -> Account | None:
         entry = self._entries.get(name)
         now = self._clock()
         if entry is not None and entry[1] > now:
             return entry[0]
-        account = await asyncio.to_thread(load, name)
+        account = await asyncio.to_thread(self._load, name)
         self._entries[name] = (account, now + self._ttl)
         self._entries.move_to_end(name)
         while len(self._entries) > self._max:
@@ -235,7 +237,7 @@ class AuthService:
             self._per_ip = RateLimiter(limits.per_ip_per_minute, limits.per_ip_burst, clock)
         self._locks = _KeyedLocks()
         self._cache = _LoginCache(cache_ttl, clock)
-        self._accounts = _AccountCache(recheck_seconds, clock)
+        self._accounts = _AccountCache(store.get, recheck_seconds, clock)
 
     # -- administration (CLI) ----------------------------------------------------------------
     def add_user(self, name: str, password: str, role: Role,
@@ -350,7 +352,7 @@ class AuthService:
         cached = self._cache.get(username, password)
         if cached is None:
             return None
-        now = await self._accounts.get(username, self.store.get)
+        now = await self._accounts.get(username)
         if now is None or not now.active or now.updated_at != cached[1]:
             self._cache.drop(username, password)
             return None
@@ -360,10 +362,7 @@ class AuthService:
         """The principal a token's ``sub`` names now (``""`` = anonymous); None if gone."""
         if subject == "":
             return Principal.anonymous()
-        account = await asyncio.to_thread(self.store.get, subject)
-        if account is None or not account.active:
-            return None
-        return account.principal()
+        return _active(await asyncio.to_thread(self.store.get, subject))
 
     async def recent_principal(self, subject: str) -> Principal | None:
         """As :meth:`principal`, from the account as read at most ``recheck_seconds`` ago:
@@ -371,10 +370,7 @@ class AuthService:
         than serving the request."""
         if subject == "":
             return Principal.anonymous()
-        account = await self._accounts.get(subject, self.store.get)
-        if account is None or not account.active:
-            return None
-        return account.principal()
+        return _active(await self._accounts.get(subject))
 
     # -- authorisation ---------------------------------------------------------------------
     def grant(self, principal: Principal, requested: Iterable[Scope]) -> tuple[Scope, ...]:
@@ -388,3 +384,7 @@ class AuthService:
         """True when *principal* may do every action of *scope*."""
         granted = self.grant(principal, [scope])
         return bool(granted) and granted[0].actions >= scope.actions
+
+
+def _active(account: Account | None) -> Principal | None:
+    return None if account is None or not account.active else account.principal()
