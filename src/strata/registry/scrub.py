@@ -95,11 +95,10 @@ class Scrubber:
         return report
 
     async def _check_blob(self, text: str, size: int, quick: bool) -> Problem | None:
-        try:
-            digest = Digest.parse(text)
-            hasher = digest.hasher()
-        except (RegistryError, ValueError) as exc:
-            return Problem("blob", text, "digest", f"not a digest this registry can check: {exc}")
+        parsed = _parse("blob", text)
+        if isinstance(parsed, Problem):
+            return parsed
+        digest, hasher = parsed
         seen = 0
         try:
             if quick and isinstance(self._store, LocalBlobPaths):
@@ -115,21 +114,31 @@ class Scrubber:
             return Problem("blob", text, "unreadable", str(exc))
         if seen != size:
             return Problem("blob", text, "size", f"recorded {size} bytes, stored {seen}")
-        if not quick and hasher.hexdigest() != digest.encoded:
-            return Problem("blob", text, "digest", f"the stored bytes hash to "
-                           f"{digest.algorithm}:{hasher.hexdigest()}")
-        return None
+        return None if quick else _mismatch("blob", digest, hasher)
 
 
 def _check_manifest(repository: str, text: str, content: bytes) -> Problem | None:
+    parsed = _parse("manifest", text, repository)
+    if isinstance(parsed, Problem):
+        return parsed
+    digest, hasher = parsed
+    hasher.update(content)
+    return _mismatch("manifest", digest, hasher, repository)
+
+
+def _parse(kind: str, text: str, repository: str | None = None) -> tuple[Digest, Any] | Problem:
     try:
         digest = Digest.parse(text)
-        hasher = digest.hasher()
+        return digest, digest.hasher()
     except (RegistryError, ValueError) as exc:
-        return Problem("manifest", text, "digest", str(exc), repository)
-    hasher.update(content)
-    if hasher.hexdigest() != digest.encoded:
-        return Problem("manifest", text, "digest",
-                       f"the stored bytes hash to {digest.algorithm}:{hasher.hexdigest()}",
+        return Problem(kind, text, "digest", f"not a digest this registry can check: {exc}",
                        repository)
-    return None
+
+
+def _mismatch(kind: str, digest: Digest, hasher: Any,
+              repository: str | None = None) -> Problem | None:
+    if hasher.hexdigest() == digest.encoded:
+        return None
+    return Problem(kind, str(digest), "digest",
+                   f"the stored bytes hash to {digest.algorithm}:{hasher.hexdigest()}",
+                   repository)
