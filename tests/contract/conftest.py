@@ -47,15 +47,6 @@ def postgres_template_url(postgres: PostgresCluster) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    template = tmp_path_factory.mktemp("sqlite-template")
-    engine = create_engine(sqlite_url(template))
-    migrate(engine)
-    engine.dispose()
-    return template / "strata.db"
-
-
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
@@ -66,7 +57,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A freshly migrated, empty database of ``backend`` for this test."""
     if backend == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
+        template: Path = request.getfixturevalue("migrated_sqlite")
         data = tmp_path / "db"
         data.mkdir()
         shutil.copyfile(template, data / "strata.db")
