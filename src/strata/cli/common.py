@@ -44,11 +44,13 @@ def data_option(fn: F) -> F:
 def store_options(fn: F) -> F:
     """``--data``, ``--database-url`` and ``--blob-store``: the stores an offline command
     (gc, scrub) works on, as ``strata serve`` is given them."""
-    fn = blob_store_option(fn)
-    fn = click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None,
-                      help="SQLAlchemy URL of the metadata database (default: SQLite in "
-                           "--data).")(fn)
-    return data_option(fn)
+    return data_option(database_option(blob_store_option(fn)))
+
+
+def database_option(fn: F) -> F:
+    return click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None,
+                        help="SQLAlchemy URL of the metadata database (default: SQLite in "
+                             "--data).")(fn)
 
 
 def blob_store_option(fn: F) -> F:

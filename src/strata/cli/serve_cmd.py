@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from strata.cli.common import blob_store_option, data_option
+from strata.cli.common import blob_store_option, data_option, database_option
 from strata.config import Listen, ServerSettings
 from strata.registry.limits import Limits
 from strata.server.runner import serve as run_server
@@ -19,8 +19,7 @@ from strata.server.runner import serve as run_server
               help="HOST:PORT to listen on.")
 @click.option("--workers", type=click.IntRange(0, 64), default=0, show_default=True,
               help="Worker processes sharing the port (SO_REUSEPORT); 0 = one per core.")
-@click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None,
-              help="SQLAlchemy URL of the metadata database (default: SQLite in --data).")
+@database_option
 @blob_store_option
 @click.option("--gc-interval", type=float, default=3600.0, show_default=True,
               help="Seconds between online garbage collections (0 disables).")

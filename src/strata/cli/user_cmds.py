@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -29,16 +29,15 @@ from strata.auth.passwords import PasswordHashing
 from strata.auth.policy import Role
 from strata.auth.service import AccountExists, AccountNotFound, AuthService
 from strata.auth.store import GRANTABLE_ROLES, Account, AccountKind, AuthStore
-from strata.cli.common import data_option, emit, fail
+from strata.cli.common import data_option, database_option, emit, fail
 from strata.meta.engine import create_engine, migrate, sqlite_url
 
 ROLE_CHOICE = click.Choice([r.value for r in GRANTABLE_ROLES])
 
 
-def _database_option(fn: click.decorators.FC) -> click.decorators.FC:
-    return click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None,
-                        help="SQLAlchemy URL of the metadata database "
-                             "(default: SQLite in --data).")(fn)
+def _images_option(who: str) -> Callable[[click.decorators.FC], click.decorators.FC]:
+    return click.option("--image", "images", multiple=True, metavar="NS/NAME",
+                        help=f"A repository the {who} maintains (repeatable).")
 
 
 @contextlib.contextmanager
@@ -87,11 +86,10 @@ def user() -> None:
 
 @user.command("add")
 @data_option
-@_database_option
+@database_option
 @click.argument("name")
 @click.option("--role", type=ROLE_CHOICE, required=True, help="What the user may do.")
-@click.option("--image", "images", multiple=True, metavar="NS/NAME",
-              help="A repository the maintainer maintains (repeatable).")
+@_images_option("maintainer")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 def user_add(data_dir: Path, database_url: str | None, name: str, role: str,
              images: tuple[str, ...], password_stdin: bool) -> None:
@@ -104,7 +102,7 @@ def user_add(data_dir: Path, database_url: str | None, name: str, role: str,
 
 @user.command("passwd")
 @data_option
-@_database_option
+@database_option
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 def user_passwd(data_dir: Path, database_url: str | None, name: str,
@@ -118,11 +116,10 @@ def user_passwd(data_dir: Path, database_url: str | None, name: str,
 
 @user.command("roles")
 @data_option
-@_database_option
+@database_option
 @click.argument("name")
 @click.option("--role", type=ROLE_CHOICE, required=True, help="What the account may do now.")
-@click.option("--image", "images", multiple=True, metavar="NS/NAME",
-              help="A repository the maintainer maintains (repeatable).")
+@_images_option("maintainer")
 def user_roles(data_dir: Path, database_url: str | None, name: str, role: str,
                images: tuple[str, ...]) -> None:
     """Replace the role (and images) of user or robot NAME."""
@@ -134,7 +131,7 @@ def user_roles(data_dir: Path, database_url: str | None, name: str, role: str,
 def _activation(name: str, active: bool, help_text: str) -> None:
     @user.command(name, help=help_text)
     @data_option
-    @_database_option
+    @database_option
     @click.argument("account", metavar="NAME")
     def command(data_dir: Path, database_url: str | None, account: str) -> None:
         with _service(data_dir, database_url) as service:
@@ -150,7 +147,7 @@ _activation("enable", True, "Enable user NAME again.")
 
 @user.command("list")
 @data_option
-@_database_option
+@database_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def user_list(data_dir: Path, database_url: str | None, as_json: bool) -> None:
     """List users and robots with their roles."""
@@ -175,12 +172,11 @@ def robot() -> None:
 
 @robot.command("add")
 @data_option
-@_database_option
+@database_option
 @click.argument("name")
 @click.option("--role", type=ROLE_CHOICE, default=None,
               help="Default: maintainer with --image, else releng.")
-@click.option("--image", "images", multiple=True, metavar="NS/NAME",
-              help="A repository the robot maintains (repeatable).")
+@_images_option("robot")
 def robot_add(data_dir: Path, database_url: str | None, name: str, role: str | None,
               images: tuple[str, ...]) -> None:
     """Create robot NAME and print its token (shown this once)."""
@@ -194,7 +190,7 @@ def robot_add(data_dir: Path, database_url: str | None, name: str, role: str | N
 
 @robot.command("revoke")
 @data_option
-@_database_option
+@database_option
 @click.argument("name")
 def robot_revoke(data_dir: Path, database_url: str | None, name: str) -> None:
     """Revoke robot NAME's token."""
