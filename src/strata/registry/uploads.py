@@ -105,34 +105,35 @@ class UploadService:
         limit = self._limits.max_blob_bytes - rec.size
         received = 0
 
-        async def hashing() -> AsyncIterator[list[bytes]]:
-            # Pieces are gathered into batches of about 1 MiB, never joined (no copy): each
-            # batch is hashed on a thread (hashlib lets go of the GIL) while the store writes
-            # it with one writev and the loop reads the next one from the socket.
+        async def batches() -> AsyncIterator[list[bytes]]:
+            # Pieces gathered into batches of about 1 MiB, never joined (no copy); the limits
+            # are checked as the pieces arrive.
             nonlocal received
-            loop = asyncio.get_running_loop()
-            pending: asyncio.Future[None] | None = None
             batch: list[bytes] = []
             batched = 0
-            try:
-                async for chunk in body:
-                    received += len(chunk)
-                    if received > limit:
-                        raise RegistryError(Code.SIZE_INVALID, "blob exceeds the registry's "
-                                            f"size limit of {self._limits.max_blob_bytes} bytes",
-                                            status=413)
-                    if expected is not None and received > expected:
-                        raise RegistryError(Code.SIZE_INVALID, "body longer than declared")
-                    batch.append(chunk)
-                    batched += len(chunk)
-                    if batched < _HASH_BATCH:
-                        continue
-                    if pending is not None:
-                        await pending
-                    pending = loop.run_in_executor(None, _update, hasher, batch)
+            async for chunk in body:
+                received += len(chunk)
+                if received > limit:
+                    raise RegistryError(Code.SIZE_INVALID, "blob exceeds the registry's "
+                                        f"size limit of {self._limits.max_blob_bytes} bytes",
+                                        status=413)
+                if expected is not None and received > expected:
+                    raise RegistryError(Code.SIZE_INVALID, "body longer than declared")
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= _HASH_BATCH:
                     yield batch
                     batch, batched = [], 0
-                if batch:  # the last one too is hashed while it is written
+            if batch:
+                yield batch
+
+        async def hashing() -> AsyncIterator[list[bytes]]:
+            # Each batch, the last one too, is hashed on a thread (hashlib lets go of the GIL)
+            # while the store writes it with one writev and the loop reads the next one.
+            loop = asyncio.get_running_loop()
+            pending: asyncio.Future[None] | None = None
+            try:
+                async for batch in batches():
                     if pending is not None:
                         await pending
                     pending = loop.run_in_executor(None, _update, hasher, batch)
