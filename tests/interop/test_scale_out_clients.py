@@ -3,44 +3,20 @@ what is pushed through one node is inspected and pulled, byte for byte, through 
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from support.clients import Containers, OciLayout
-from support.postgres import PostgresCluster
-from support.s3 import RcloneS3
 from support.server import StrataServer
 
 pytestmark = pytest.mark.interop
 
-_names = itertools.count()
-
-
-@pytest.fixture
-def nodes(tmp_path: Path, postgres: PostgresCluster, s3_server: RcloneS3
-          ) -> Iterator[tuple[StrataServer, StrataServer]]:
-    n = next(_names)
-    args = ["--workers", "1", "--no-auth", "--gc-interval", "0",
-            "--database-url", postgres.create_database(f"interop_scale_{n}"),
-            "--blob-store", s3_server.url(f"interop{n}/")]
-    env = {"AWS_ACCESS_KEY_ID": s3_server.access_key,
-           "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
-    started = [StrataServer(tmp_path / f"node{i}", *args, env=env).start() for i in range(2)]
-    try:
-        yield started[0], started[1]
-    finally:
-        for node in started:
-            node.stop()
-
-
 def test_push_through_one_node_pull_through_the_other(
-        nodes: tuple[StrataServer, StrataServer], busybox_layout: OciLayout,
+        scale_out_nodes: tuple[StrataServer, StrataServer], busybox_layout: OciLayout,
         tmp_path: Path) -> None:
-    a, b = nodes
+    a, b = scale_out_nodes
     containers = Containers(tmp_path / "containers", a.host_port)
     try:
         pushed = tmp_path / "pushed.digest"

@@ -6,60 +6,28 @@ and ``strata scrub`` work on the shared stores."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import itertools
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from support.postgres import PostgresCluster
-from support.s3 import RcloneS3
+from strata.client.registry import sha256
 from support.server import StrataServer, strata_command
 
 pytestmark = pytest.mark.server
 
-_names = itertools.count()
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def shared(postgres: PostgresCluster, s3_server: RcloneS3) -> tuple[list[str], dict[str, str]]:
-    """The arguments and environment every node (and every CLI run) gets."""
-    n = next(_names)
-    args = ["--database-url", postgres.create_database(f"scale_{n}"),
-            "--blob-store", s3_server.url(f"scale{n}/")]
-    env = {"AWS_ACCESS_KEY_ID": s3_server.access_key,
-           "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
-    return args, env
-
-
-@pytest.fixture
-def nodes(tmp_path: Path, shared: tuple[list[str], dict[str, str]]
-          ) -> Iterator[tuple[StrataServer, StrataServer]]:
-    args, env = shared
-    started = [StrataServer(tmp_path / f"node{i}", "--workers", "1", "--no-auth",
-                            "--gc-interval", "0", *args, env=env).start() for i in range(2)]
-    try:
-        yield started[0], started[1]
-    finally:
-        for node in started:
-            node.stop()
-
-
-def cli(tmp_path: Path, shared: tuple[list[str], dict[str, str]], *argv: str
+def cli(tmp_path: Path, scale_out_stores: tuple[list[str], dict[str, str]], *argv: str
         ) -> subprocess.CompletedProcess[str]:
-    args, env = shared
+    args, env = scale_out_stores
     return subprocess.run([*strata_command(), *argv, "--data", str(tmp_path / "cli"), *args],
                           capture_output=True, text=True, timeout=120, check=False,
                           env={**os.environ, **env})
@@ -95,9 +63,9 @@ async def chunked_push_across(a: StrataServer, b: StrataServer, repo: str,
 
 
 def test_nodes_share_uploads_blobs_and_manifests(
-        nodes: tuple[StrataServer, StrataServer], tmp_path: Path,
-        shared: tuple[list[str], dict[str, str]]) -> None:
-    a, b = nodes
+        scale_out_nodes: tuple[StrataServer, StrataServer], tmp_path: Path,
+        scale_out_stores: tuple[list[str], dict[str, str]]) -> None:
+    a, b = scale_out_nodes
     data = os.urandom(5 * (1 << 20) + 12345)
     config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
 
@@ -126,7 +94,7 @@ def test_nodes_share_uploads_blobs_and_manifests(
 
     layer, manifest_digest = asyncio.run(scenario())
 
-    scrub = cli(tmp_path, shared, "scrub", "--json")
+    scrub = cli(tmp_path, scale_out_stores, "scrub", "--json")
     assert scrub.returncode == 0, scrub.stdout + scrub.stderr
     assert json.loads(scrub.stdout)["blobs"] == 2
 
@@ -136,7 +104,7 @@ def test_nodes_share_uploads_blobs_and_manifests(
                 f"{a.url}/v2/scale/app/manifests/{manifest_digest}"), 202)
 
     asyncio.run(delete())
-    gc = cli(tmp_path, shared, "gc", "--grace", "0", "--json")
+    gc = cli(tmp_path, scale_out_stores, "gc", "--grace", "0", "--json")
     assert gc.returncode == 0, gc.stdout + gc.stderr
     report = json.loads(gc.stdout)
     assert report["bytes"] >= len(data), report
@@ -148,5 +116,5 @@ def test_nodes_share_uploads_blobs_and_manifests(
                 assert resp.status == 404, resp.status
 
     asyncio.run(gone())
-    scrub = cli(tmp_path, shared, "scrub", "--json")
+    scrub = cli(tmp_path, scale_out_stores, "scrub", "--json")
     assert scrub.returncode == 0 and json.loads(scrub.stdout)["blobs"] == 0, scrub.stdout
