@@ -15,7 +15,8 @@ meanwhile) and leaves the parts to ``upload_abort``. An object under a content a
 row (a crash in between) is garbage collection's orphan, removed after the grace period.
 
 The async methods use aiobotocore on the event loop; the synchronous ones (called on the
-metadata writer's thread) use a botocore client of their own.
+metadata writer's thread) and the assembly (one routine, on a thread from ``upload_sync``) use a
+botocore client of their own.
 """
 
 from __future__ import annotations
