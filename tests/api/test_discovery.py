@@ -276,3 +276,97 @@ async def test_referrers_of_a_docker_config_typed_manifest(client: Client) -> No
     manifests, _ = await get_referrers(client, subject.digest,
                                        artifactType=DOCKER_CONFIG)
     assert [d["digest"] for d in manifests] == [m.digest]
+
+
+# -- referrers in pages -----------------------------------------------------------------------
+async def push_referrers(client: Client, subject: Any, count: int) -> dict[str, str]:
+    """``count`` artifacts on ``subject`` (artifact types alternating a/b): digest -> type."""
+    made = {}
+    for i in range(count):
+        kind = "application/vnd.example.a" if i % 2 == 0 else "application/vnd.example.b"
+        m = artifact(kind, subject, payload=f"sig{i}".encode())
+        await push_manifest(client, REPO, m.digest, m)
+        made[m.digest] = kind
+    return made
+
+
+async def walk_referrers(client: Client, url: str) -> tuple[list[str], list[str]]:
+    """Follow ``Link`` from ``url``: (digests in order, the URLs fetched)."""
+    digests: list[str] = []
+    urls: list[str] = []
+    nxt: str | None = url
+    while nxt is not None:
+        urls.append(nxt)
+        resp = await client.get(nxt)
+        assert resp.status == 200, await resp.text()
+        assert resp.content_type == OCI_INDEX
+        doc = await resp.json(content_type=None)
+        assert doc["schemaVersion"] == 2 and doc["mediaType"] == OCI_INDEX
+        digests += [d["digest"] for d in doc["manifests"]]
+        link = resp.headers.get("Link")
+        if link is None:
+            nxt = None
+        else:
+            m = LINK.match(link)
+            assert m is not None, link
+            nxt = m.group(1)
+            assert nxt.startswith(f"/v2/{REPO}/referrers/")
+        assert len(urls) < 50
+    return digests, urls
+
+
+async def test_referrers_are_paged_with_n_and_link(client: Client) -> None:
+    subject = image("paged")
+    await push_manifest(client, REPO, "v1", subject)
+    made = await push_referrers(client, subject, 25)
+    digests, urls = await walk_referrers(client, f"/v2/{REPO}/referrers/{subject.digest}?n=10")
+    assert digests == sorted(made)  # every referrer once, in digest order
+    assert len(urls) == 3  # 10 + 10 + 5
+    assert "n=10" in urls[1] and f"last={sorted(made)[9]}".replace(":", "%3A") in urls[1]
+    # A page exactly at the end has no Link.
+    resp = await client.get(f"/v2/{REPO}/referrers/{subject.digest}?n=25")
+    assert "Link" not in resp.headers
+    assert len((await resp.json(content_type=None))["manifests"]) == 25
+    # n=0: an empty index, no Link.
+    resp = await client.get(f"/v2/{REPO}/referrers/{subject.digest}?n=0")
+    assert (await resp.json(content_type=None))["manifests"] == [] and "Link" not in resp.headers
+
+
+async def test_referrer_pages_keep_the_artifact_type_filter(client: Client) -> None:
+    subject = image("filtered")
+    await push_manifest(client, REPO, "v1", subject)
+    made = await push_referrers(client, subject, 15)
+    kind = "application/vnd.example.b"
+    digests, urls = await walk_referrers(
+        client, f"/v2/{REPO}/referrers/{subject.digest}?n=3&artifactType={kind}")
+    assert digests == sorted(d for d, k in made.items() if k == kind)  # 7 of them
+    assert len(urls) == 3
+    for url in urls[1:]:
+        assert "artifactType=application%2Fvnd.example.b" in url
+        resp = await client.get(url)
+        assert resp.headers["OCI-Filters-Applied"] == "artifactType"
+
+
+async def test_referrers_have_a_default_page_size(aiohttp_client: Any, make_app: Any) -> None:
+    """Without ``n`` a page holds ``Limits.referrers_page`` descriptors (1000 by default), so
+    thousands of artifacts on one image are not one answer; ``n`` above ``max_page`` is capped."""
+    from strata.registry.limits import Limits
+
+    assert Limits().referrers_page == 1000
+    client = await aiohttp_client(make_app(Limits(referrers_page=4, max_page=6)))
+    subject = image("default")
+    await push_manifest(client, REPO, "v1", subject)
+    made = await push_referrers(client, subject, 9)
+    digests, urls = await walk_referrers(client, f"/v2/{REPO}/referrers/{subject.digest}")
+    assert digests == sorted(made) and len(urls) == 3  # 4 + 4 + 1
+    assert "n=4" in urls[1]
+    digests, urls = await walk_referrers(client, f"/v2/{REPO}/referrers/{subject.digest}?n=100")
+    assert digests == sorted(made) and len(urls) == 2  # capped at 6: 6 + 3
+
+
+@pytest.mark.parametrize("query", ["n=-1", "n=x", "last=notadigest"])
+async def test_bad_referrers_paging_is_400(client: Client, query: str) -> None:
+    subject = image("bad")
+    await push_manifest(client, REPO, "v1", subject)
+    resp = await client.get(f"/v2/{REPO}/referrers/{subject.digest}?{query}")
+    assert resp.status == 400, await resp.text()

@@ -184,24 +184,32 @@ async def test_check_tag_sees_the_current_digest_and_managed(meta: SqlMetaStore,
                     ("latest", two.digest, True)]
 
 
-async def test_referrers_in_creation_then_digest_order(meta: SqlMetaStore,
-                                                        clock: Clock) -> None:
+async def test_referrers_in_digest_order_paged_and_filtered(meta: SqlMetaStore,
+                                                            clock: Clock) -> None:
     subject = await push(meta, "lib/x", "subject", ["v1"])
     other = await push(meta, "lib/x", "other", [])
     made = []
     for i, seed in enumerate(["r0", "r1", "r2", "r3", "r4"]):
-        clock.advance(0.001 if i != 3 else 0)  # r2 and r3 share a timestamp
+        clock.advance(0.001)
         record, _ = manifest("lib/x", seed, subject=subject.digest,
-                             artifact_type=f"application/x.{seed}")
+                             artifact_type=f"application/x.{'even' if i % 2 == 0 else 'odd'}")
         await meta.put_manifest(record, [], [])
-        made.append((clock.now, record.digest))
+        made.append(record.digest)
     unrelated, _ = manifest("lib/x", "u", subject=other.digest)
     await meta.put_manifest(unrelated, [], [])
     elsewhere, _ = manifest("lib/y", "r9", subject=subject.digest)
     await meta.put_manifest(elsewhere, [], [])
     got = await meta.referrers("lib/x", subject.digest)
-    assert [r.digest for r in got] == [d for _, d in sorted(made)]
-    assert all(r.subject == subject.digest and r.media_type == OCI_MANIFEST for r in got)
-    assert got[0].artifact_type == "application/x.r0"
+    assert [r.digest for r in got] == sorted(made)  # digest order, not creation order
+    assert all(r.media_type == OCI_MANIFEST for r in got)
+    # Keyset pages: n, then everything after ``last``.
+    first = await meta.referrers("lib/x", subject.digest, n=2)
+    rest = await meta.referrers("lib/x", subject.digest, last=first[-1].digest)
+    assert [r.digest for r in first + rest] == sorted(made)
+    assert len(first) == 2
+    even = await meta.referrers("lib/x", subject.digest, artifact_type="application/x.even")
+    assert [r.digest for r in even] == sorted(made[0::2])
+    assert {r.artifact_type for r in even} == {"application/x.even"}
+    assert await meta.referrers("lib/x", subject.digest, last=max(made)) == []
     assert await meta.referrers("lib/x", blob_digest("none")) == []
     assert await meta.referrers("nope", subject.digest) == []

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from interop_checks import OCI_INDEX, OCI_MANIFEST, get_blob, get_manifest
@@ -120,3 +121,44 @@ def test_referrer(registry: StrataServer, artifact_dir: Path) -> None:
     assert index.header("Content-Type") == OCI_INDEX
     descriptors = json.loads(index.body)["manifests"]
     assert [d["digest"] for d in descriptors] == [referrer]
+
+
+def test_referrers_in_pages(registry: StrataServer, artifact_dir: Path) -> None:
+    """Five referrers pushed by oras, listed two per page: oras's own pagination follows the
+    registry's relative ``Link`` header (``rel="next"``) to every page, with the filter."""
+    import oras.oci
+
+    client = oras_client(registry)
+    repo = f"{registry.host_port}/oras/paged"
+    client.push(target=f"{repo}:v1", files=["data.bin"], quiet=True)
+    subject_resp = get_manifest(registry, "oras/paged", "v1")
+    subject = oras.oci.Subject(mediaType=OCI_MANIFEST,
+                               digest=subject_resp.header("Docker-Content-Digest"),
+                               size=len(subject_resp.body))
+    referrers = []
+    for i in range(5):
+        resp = client.push(target=f"{repo}:sig{i}", files=["readme.txt"], subject=subject,
+                           manifest_annotations={"org.example.n": str(i)}, quiet=True)
+        assert resp.status_code == 201
+        referrers.append(resp.headers["Docker-Content-Digest"])
+
+    def walk(query: str) -> tuple[list[str], int]:
+        pages: list[list[str]] = []
+
+        def take(response: Any) -> bool:
+            assert response.headers["Content-Type"] == OCI_INDEX
+            pages.append([d["digest"] for d in response.json()["manifests"]])
+            return True
+
+        client._do_paginated_request(
+            f"http://{registry.host_port}/v2/oras/paged/referrers/{subject.digest}?{query}",
+            callable=take)
+        return [d for page in pages for d in page], len(pages)
+
+    assert walk("n=2") == (sorted(referrers), 3)
+    assert walk("") == (sorted(referrers), 1)  # the default page (1000) holds them all
+    index = registry.request("GET", f"/v2/oras/paged/referrers/{subject.digest}")
+    kinds = {d["artifactType"] for d in json.loads(index.body)["manifests"]}
+    assert len(kinds) == 1, kinds  # oras's default (its config's media type)
+    digests, pages = walk(f"n=2&artifactType={quote(kinds.pop(), safe='')}")
+    assert digests == sorted(referrers) and pages == 3

@@ -242,12 +242,22 @@ class RegistryClient:
 
     async def referrers(self, repo: str, digest: str,
                         artifact_type: str | None = None) -> dict[str, Any]:
+        """The referrers index of ``repo@digest``, every page (``Link``) gathered into one."""
         params = {"artifactType": artifact_type} if artifact_type else {}
-        async with await self.request("GET", f"/v2/{repo}/referrers/{digest}",
-                                      params=params) as resp:
-            await self._check(resp, 200)
-            data: dict[str, Any] = await resp.json(content_type=None)
-            return data
+        url: str | None = f"/v2/{repo}/referrers/{digest}"
+        data: dict[str, Any] = {}
+        while url is not None:
+            async with await self.request("GET", url, params=params) as resp:
+                await self._check(resp, 200)
+                page: dict[str, Any] = await resp.json(content_type=None)
+                link = resp.headers.get("Link")
+            if data:
+                data["manifests"] = (data.get("manifests") or []) + (page.get("manifests") or [])
+            else:
+                data = page
+            params = {}
+            url = link.split(";")[0].strip().strip("<>") if link else None
+        return data
 
     # -- compositions --------------------------------------------------------------------
     async def push_image(self, repo: str, tag: str | None, layers: list[bytes],

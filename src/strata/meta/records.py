@@ -20,6 +20,17 @@ class ManifestRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Referrer:
+    """A manifest whose ``subject`` is another: what the referrers API lists (no content)."""
+
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Reference:
     """A manifest's reference to a blob or (for indexes) a child manifest."""
 

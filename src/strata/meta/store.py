@@ -20,7 +20,7 @@ from strata.meta import tables as t
 from strata.meta.conflicts import insert_new
 from strata.meta.fastread import CompiledSql, FastReader, run, run_many
 from strata.meta.groupcommit import Batch, GroupWriter, Job
-from strata.meta.records import ManifestRecord, Reference, TagCheck, UploadRecord
+from strata.meta.records import ManifestRecord, Reference, Referrer, TagCheck, UploadRecord
 from strata.meta.release_tables import is_managed, record_tag_event, write_tag
 
 T = TypeVar("T")
@@ -406,14 +406,28 @@ class SqlMetaStore:
         return await self._run(go)
 
     # -- referrers ----------------------------------------------------------------------
-    async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]:
-        def go() -> list[ManifestRecord]:
-            q = (sa.select(*self._MANIFEST_COLUMNS)
-                 .select_from(t.manifests.join(t.repositories))
-                 .where(t.repositories.c.name == repository, t.manifests.c.subject == subject)
-                 .order_by(t.manifests.c.created_at, t.manifests.c.digest))
+    async def referrers(self, repository: str, subject: str, *,
+                        artifact_type: str | None = None, n: int | None = None,
+                        last: str | None = None) -> list[Referrer]:
+        """The manifests of ``repository`` whose subject is ``subject``, in digest order after
+        ``last`` (at most ``n``; only those of ``artifact_type`` when given)."""
+        def go() -> list[Referrer]:
+            m = t.manifests
+            q = (sa.select(m.c.digest, m.c.media_type, m.c.size, m.c.artifact_type,
+                           m.c.annotations)
+                 .select_from(m.join(t.repositories))
+                 .where(t.repositories.c.name == repository, m.c.subject == subject)
+                 .order_by(m.c.digest))
+            if artifact_type is not None:
+                q = q.where(m.c.artifact_type == artifact_type)
+            if last:
+                q = q.where(m.c.digest > last)
+            if n is not None:
+                q = q.limit(n)
             with self._read() as conn:
-                return [self._manifest(repository, row) for row in conn.execute(q)]
+                return [Referrer(row[0], row[1], row[2], row[3],
+                                 json.loads(row[4]) if row[4] else {})
+                        for row in conn.execute(q)]
         return await self._run(go)
 
     # -- upload sessions ----------------------------------------------------------------

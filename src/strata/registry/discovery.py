@@ -20,6 +20,13 @@ class Page:
     next_last: str | None  # set when there may be more: the ``last`` for the next page
 
 
+@dataclass(frozen=True, slots=True)
+class ReferrersPage:
+    index: dict[str, Any]  # an OCI image index of the page's descriptors
+    next_last: str | None  # the digest to continue after, when there may be more
+    size: int  # the page size used (``n`` for the next page's link)
+
+
 def parse_page_size(text: str | None, limits: Limits) -> int | None:
     if text is None or text == "":
         return None
@@ -57,13 +64,22 @@ class DiscoveryService:
         fetch = None if n is None else n + 1
         return _page(await self._meta.list_repositories(fetch, last), n)
 
-    async def referrers(self, repo: RepositoryName, subject: Digest,
-                        artifact_type: str | None) -> dict[str, Any]:
-        """The referrers of ``subject`` as an OCI image index (``artifactType`` filtered)."""
+    async def referrers(self, repo: RepositoryName, subject: Digest, artifact_type: str | None,
+                        n: int | None = None, last: str | None = None) -> ReferrersPage:
+        """One page of the referrers of ``subject`` (``artifactType`` filtered), in digest
+        order after ``last``: an OCI image index. Without ``n``, a page of the default size
+        (``Limits.referrers_page``): 2,500 signatures on one image are not one answer."""
+        size = self._limits.referrers_page if n is None else n
+        if size == 0:
+            return ReferrersPage(_index([]), None, size)
+        if last is not None and last != "":
+            last = str(Digest.parse(last))
+        found = await self._meta.referrers(repo.value, str(subject), artifact_type=artifact_type,
+                                           n=size + 1, last=last or None)
+        more = len(found) > size
+        found = found[:size]
         descriptors: list[dict[str, Any]] = []
-        for rec in await self._meta.referrers(repo.value, str(subject)):
-            if artifact_type and rec.artifact_type != artifact_type:
-                continue
+        for rec in found:
             desc: dict[str, Any] = {"mediaType": rec.media_type, "digest": rec.digest,
                                     "size": rec.size}
             if rec.artifact_type:
@@ -71,7 +87,11 @@ class DiscoveryService:
             if rec.annotations:
                 desc["annotations"] = rec.annotations
             descriptors.append(desc)
-        return {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors}
+        return ReferrersPage(_index(descriptors), found[-1].digest if more else None, size)
+
+
+def _index(descriptors: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors}
 
 
 def _page(items: list[str], n: int | None) -> Page:

@@ -12,6 +12,7 @@ class Limits:
     max_manifest_bytes: int = 4 * MIB
     max_blob_bytes: int = 64 * 1024 * MIB
     max_page: int = 10_000
+    referrers_page: int = 1000  # referrers listed per page when the client gives no ``n``
     upload_ttl_seconds: float = 24 * 3600.0
     max_concurrent_uploads: int = 256  # per worker process
     body_timeout_seconds: float = 120.0  # longest wait for the next body bytes

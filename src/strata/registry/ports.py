@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from strata.meta.records import ManifestRecord, Reference, TagCheck, UploadRecord
+from strata.meta.records import ManifestRecord, Reference, Referrer, TagCheck, UploadRecord
 
 
 class MetaStore(Protocol):
@@ -28,7 +28,9 @@ class MetaStore(Protocol):
                          check_tag: TagCheck | None = None) -> bool: ...
     async def list_tags(self, repository: str, n: int | None,
                         last: str | None) -> list[str] | None: ...
-    async def referrers(self, repository: str, subject: str) -> list[ManifestRecord]: ...
+    async def referrers(self, repository: str, subject: str, *,
+                        artifact_type: str | None = None, n: int | None = None,
+                        last: str | None = None) -> list[Referrer]: ...
     async def get_upload(self, upload_id: str) -> UploadRecord | None: ...
     async def advance_upload(self, upload_id: str, repository: str, old_size: int,
                              new_size: int) -> bool: ...

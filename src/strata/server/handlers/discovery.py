@@ -38,8 +38,18 @@ async def catalog(request: web.Request) -> web.StreamResponse:
 
 async def referrers(request: web.Request, repo: RepositoryName,
                     digest: str) -> web.StreamResponse:
+    """One page of referrers; ``Link: <…?n=&last=>; rel="next"`` when there are more (the
+    target is relative, as the tags list's is; ``artifactType`` is carried along)."""
+    registry = request.app[REGISTRY]
     artifact_type = request.query.get("artifactType")
-    index = await request.app[REGISTRY].discovery.referrers(
-        repo, Digest.parse(digest), artifact_type)
+    n = parse_page_size(request.query.get("n"), registry.limits)
+    subject = Digest.parse(digest)
+    page = await registry.discovery.referrers(repo, subject, artifact_type, n,
+                                              request.query.get("last"))
     headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
-    return json_response(index, content_type=mt.OCI_INDEX, headers=headers)
+    if page.next_last is not None:
+        query = {"n": str(page.size), "last": page.next_last}
+        if artifact_type:
+            query["artifactType"] = artifact_type
+        headers["Link"] = f'</v2/{repo}/referrers/{subject}?{urlencode(query)}>; rel="next"'
+    return json_response(page.index, content_type=mt.OCI_INDEX, headers=headers)
