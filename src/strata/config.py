@@ -45,6 +45,7 @@ class ServerSettings:
     auth: bool = True  # token authentication (public pull, closed push); False = open registry
     tls_cert: Path | None = None  # PEM certificate chain: serve HTTPS
     tls_key: Path | None = None  # its PEM private key
+    public_url: str | None = None  # where clients reach us; None: the listen address
 
 
 def default_url() -> str:

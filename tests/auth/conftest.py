@@ -40,6 +40,7 @@ from strata.release.webhooks import WebhookSender
 from strata.server.api.context import ReleaseApi
 from strata.server.app import create_app
 from strata.server.auth import TokenAuth
+from strata.server.urls import PublicUrl
 from strata.storage.filesystem import FilesystemBlobStore
 from support.clock import SettableClock as FakeClock
 
@@ -144,7 +145,8 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
     async def build(*, public: Callable[[str], bool] = everything_public,
                     limits: LoginLimits | None = None, cache_ttl: float = 60.0,
                     hashing: PasswordHashing | None = None, release: bool = False,
-                    data_from: Path | None = None) -> AuthEnv:
+                    data_from: Path | None = None,
+                    public_url: PublicUrl | None = None) -> AuthEnv:
         data = tmp_path / f"data{len(engines)}"
         if data_from is not None:  # a data dir prepared earlier (database and blobs)
             shutil.copytree(data_from, data)
@@ -164,7 +166,7 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
             api = ReleaseApi(ReleaseEngine(engine, registry, public_host="registry.example"),
                              WebhookSender(engine), scheduler_interval=0, webhook_interval=0)
         app: web.Application = create_app(registry, housekeeping_interval=0, auth=auth,
-                                          release=api)
+                                          release=api, public_url=public_url)
         client = await aiohttp_client(app)
         return AuthEnv(client, auth, service, dict(auth_template.secrets), clock, engine, data)
 

@@ -45,8 +45,11 @@ def b64(data: bytes) -> str:
 
 def claims_for(env: AuthEnv, access: list[dict[str, Any]], **override: Any) -> dict[str, Any]:
     now = int(time.time())
+    admin = env.service.store.get("admin")
+    assert admin is not None
     claims = {"iss": env.auth.issuer.issuer, "sub": "admin", "aud": "strata", "exp": now + 300,
-              "nbf": now, "iat": now, "jti": "abc", "access": access}
+              "nbf": now, "iat": now, "jti": "abc", "access": access, "uid": admin.uid,
+              "gen": admin.generation}
     claims.update(override)
     return claims
 
@@ -112,8 +115,11 @@ async def test_expired_and_not_yet_valid_tokens(env: AuthEnv, shift: int) -> Non
 
 
 async def test_token_within_leeway_is_accepted(env: AuthEnv) -> None:
+    admin = env.service.store.get("admin")
+    assert admin is not None
     issued = env.auth.issuer.issue("admin", [Scope.parse(f"repository:{IMAGE}:pull,push")],
-                                   int(time.time()) + 20)
+                                   int(time.time()) + 20, uid=admin.uid,
+                                   generation=admin.generation)
     resp = await env.client.post(f"/v2/{IMAGE}/blobs/uploads/", headers=bearer(issued.token))
     assert resp.status == 202
 

@@ -25,7 +25,9 @@ admin          yes                          yes        yes
 ``robot`` is a marker for non-human accounts authenticated by a robot secret:
 it grants nothing by itself, a robot that pushes carries ``maintainer`` plus
 its images.  ``registry:catalog:*`` is granted to everyone, anonymous
-included (the catalog is public).  A requested ``*`` on a repository expands
+included (the catalog is public). ``strata:api:write`` (the JSON API's changes) goes to admin,
+releng and maintainer accounts, ``strata:api:read`` to those and reviewers; the account's roles
+still decide each API call on top of the token's scope.  A requested ``*`` on a repository expands
 to ``pull``, ``push`` and ``delete`` before the intersection, so the token
 only ever lists concrete repository actions.
 """
@@ -33,16 +35,20 @@ only ever lists concrete repository actions.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from strata.auth.scope import (
+    API,
+    API_ACTIONS,
     CATALOG,
     PULL,
     PUSH,
+    READ,
     REGISTRY,
     REPOSITORY,
     REPOSITORY_ACTIONS,
+    STRATA,
     WILDCARD,
     Scope,
     is_valid_repository_name,
@@ -69,11 +75,17 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated account (``name``) or the anonymous client (``name is None``)."""
+    """An authenticated account (``name``) or the anonymous client (``name is None``).
+
+    ``uid`` and ``generation`` say which account and which credential generation of it the
+    principal was read from (what a token issued to it is bound to); not part of equality.
+    """
 
     name: str | None
     roles: frozenset[Role] = frozenset()
     images: frozenset[str] = frozenset()
+    uid: str | None = field(default=None, compare=False)
+    generation: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", frozenset(Role(r) for r in self.roles))
@@ -126,6 +138,8 @@ def allowed_actions(
     """Everything *principal* may do on the resource, regardless of what was asked."""
     if scope_type == REGISTRY:
         return frozenset({WILDCARD}) if name == CATALOG else frozenset()
+    if scope_type == STRATA:
+        return _api_actions(principal) if name == API else frozenset()
     if scope_type != REPOSITORY:
         return frozenset()
     roles = principal.roles
@@ -140,6 +154,17 @@ def allowed_actions(
     return frozenset(allowed)
 
 
+def _api_actions(principal: Principal) -> frozenset[str]:
+    """``strata:api``: ``write`` for the roles that change anything through the JSON API
+    (admin, releng, maintainer), ``read`` for them and reviewers; nothing for anyone else."""
+    roles = principal.roles
+    if roles & {Role.ADMIN, Role.RELENG, Role.MAINTAINER}:
+        return API_ACTIONS
+    if Role.REVIEWER in roles:
+        return frozenset({READ})
+    return frozenset()
+
+
 def granted_actions(
     principal: Principal,
     requested: Scope,
@@ -150,6 +175,8 @@ def granted_actions(
     wanted = requested.actions
     if requested.type == REPOSITORY and WILDCARD in wanted:
         wanted = (wanted - {WILDCARD}) | REPOSITORY_ACTIONS
+    elif requested.type == STRATA and WILDCARD in wanted:
+        wanted = (wanted - {WILDCARD}) | API_ACTIONS
     allowed = allowed_actions(principal, requested.type, requested.name, public=public)
     return wanted & allowed
 

@@ -13,8 +13,9 @@ prefix on this side of the wire), so ``repository:a:b:pull`` yields the name
 
 Judgement calls:
 
-* Only two resource types exist: ``repository`` (name = OCI repository name)
-  and ``registry`` (name must be ``catalog``).  Any other type, including the
+* Three resource types exist: ``repository`` (name = OCI repository name),
+  ``registry`` (name must be ``catalog``) and ``strata`` (name must be ``api``:
+  the JSON API, actions ``read`` and ``write``).  Any other type, including the
   deprecated resource classes such as ``repository(plugin)``, is rejected with
   :class:`ScopeError` -- the token endpoint should answer ``400``.
 * Actions must be *syntactically* valid (``[a-z][a-z0-9_-]*`` or ``*``; an
@@ -36,16 +37,21 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 __all__ = [
+    "API",
+    "API_ACTIONS",
     "CATALOG",
     "DELETE",
     "MAX_NAME_LENGTH",
     "MAX_SCOPES",
     "PULL",
     "PUSH",
+    "READ",
     "REGISTRY",
     "REPOSITORY",
     "REPOSITORY_ACTIONS",
+    "STRATA",
     "WILDCARD",
+    "WRITE",
     "Scope",
     "ScopeError",
     "format_challenge",
@@ -57,13 +63,19 @@ __all__ = [
 REPOSITORY = "repository"
 REGISTRY = "registry"
 CATALOG = "catalog"
+#: The JSON API (``/api/v1``): ``strata:api:read`` and ``strata:api:write``.
+STRATA = "strata"
+API = "api"
 
 PULL = "pull"
 PUSH = "push"
 DELETE = "delete"
+READ = "read"
+WRITE = "write"
 WILDCARD = "*"
 
 REPOSITORY_ACTIONS: frozenset[str] = frozenset({PULL, PUSH, DELETE})
+API_ACTIONS: frozenset[str] = frozenset({READ, WRITE})
 
 #: Maximum length of a repository name (OCI distribution-spec).
 MAX_NAME_LENGTH = 255
@@ -76,9 +88,10 @@ _KNOWN_ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         REPOSITORY: REPOSITORY_ACTIONS | {WILDCARD},
         REGISTRY: frozenset({WILDCARD}),
+        STRATA: API_ACTIONS | {WILDCARD},
     }
 )
-_ACTION_ORDER = (PULL, PUSH, DELETE, WILDCARD)
+_ACTION_ORDER = (PULL, PUSH, DELETE, READ, WRITE, WILDCARD)
 
 # OCI distribution-spec repository name grammar.  Separators and alphanumeric
 # runs are disjoint character classes, so the pattern cannot backtrack badly;
@@ -125,6 +138,9 @@ class Scope:
         if self.type == REGISTRY:
             if self.name != CATALOG:
                 raise ScopeError(f"unsupported registry resource {self.name!r}")
+        elif self.type == STRATA:
+            if self.name != API:
+                raise ScopeError(f"unsupported strata resource {self.name[:100]!r}")
         elif not is_valid_repository_name(self.name):
             raise ScopeError(f"invalid repository name {self.name[:300]!r}")
         for action in self.actions:

@@ -3,7 +3,10 @@
 Token layout follows the Distribution "Token Authentication Implementation":
 header ``{"alg":"ES256","kid":<libtrust id>,"typ":"JWT"}`` and claims ``iss``,
 ``sub`` (``""`` for anonymous), ``aud`` (the ``service``), ``exp``, ``nbf``,
-``iat``, ``jti`` and ``access: [{"type","name","actions"}]``.
+``iat``, ``jti`` and ``access: [{"type","name","actions"}]``; a token for an account also
+carries ``uid`` (the account's stable id, never reused) and ``gen`` (its credential generation
+when the token was issued), which the server compares with the account on every use (a token
+for an account without them is parsed here but never honoured by the server).
 
 Verification is deliberately narrower than generic JWT libraries:
 
@@ -105,6 +108,8 @@ class Claims:
     issued_at: int
     jwt_id: str
     access: tuple[Scope, ...]
+    account_uid: str | None = None
+    generation: int | None = None
 
     @property
     def is_anonymous(self) -> bool:
@@ -143,8 +148,10 @@ class TokenIssuer:
             raise ValueError(f"ttl_seconds must be between {MIN_TTL_SECONDS} and {MAX_TTL_SECONDS}")
         object.__setattr__(self, "key_id", libtrust_key_id(self.private_key.public_key()))
 
-    def issue(self, subject: str, access: Sequence[Scope], now: int) -> IssuedToken:
-        """Sign a token for *subject* (``""`` = anonymous) granting *access* at time *now*.
+    def issue(self, subject: str, access: Sequence[Scope], now: int, *,
+              uid: str | None = None, generation: int | None = None) -> IssuedToken:
+        """Sign a token for *subject* (``""`` = anonymous) granting *access* at time *now*,
+        bound to the account *uid* at credential *generation* (both required for an account).
 
         *access* must already be the granted set (see :mod:`strata.auth.policy`);
         scopes naming the same resource are merged, scopes without actions dropped.
@@ -153,6 +160,8 @@ class TokenIssuer:
             raise TypeError("subject must be a string")
         if isinstance(now, bool) or not isinstance(now, int) or now < 0:
             raise ValueError("now must be a non-negative integer timestamp")
+        if (uid is None) != (generation is None) or (uid is not None and not subject):
+            raise ValueError("uid and generation go together, and only for an account")
         granted = tuple(s for s in merge_scopes(access) if s.actions)
         payload = {
             "iss": self.issuer,
@@ -164,6 +173,9 @@ class TokenIssuer:
             "jti": secrets.token_urlsafe(18),
             "access": [s.to_access() for s in granted],
         }
+        if uid is not None:
+            payload["uid"] = uid
+            payload["gen"] = generation
         token = jwt.encode(
             payload,
             self.private_key,
@@ -315,15 +327,27 @@ class TokenVerifier:
         jwt_id = _str_claim(payload, "jti")
         if not jwt_id:
             raise TokenInvalid("claim jti must not be empty")
+        subject = _str_claim(payload, "sub")
+        uid: str | None = None
+        generation: int | None = None
+        if "uid" in payload or "gen" in payload:  # bound to an account and a generation of it
+            if "uid" not in payload or "gen" not in payload or not subject:
+                raise TokenInvalid("claims uid and gen go together, for an account")
+            uid = _str_claim(payload, "uid")
+            generation = _int_claim(payload, "gen")
+            if not uid:
+                raise TokenInvalid("claim uid must not be empty")
         return Claims(
             issuer=_str_claim(payload, "iss"),
-            subject=_str_claim(payload, "sub"),
+            subject=subject,
             audience=_audience_claim(payload),
             expires_at=_int_claim(payload, "exp"),
             not_before=_int_claim(payload, "nbf"),
             issued_at=_int_claim(payload, "iat"),
             jwt_id=jwt_id,
             access=_access_claim(payload),
+            account_uid=uid,
+            generation=generation,
         )
 
     def _check(self, claims: Claims, now: int) -> None:

@@ -11,6 +11,7 @@ from strata.cli.common import blob_store_option, data_option, database_option
 from strata.config import Listen, ServerSettings
 from strata.registry.limits import Limits
 from strata.server.runner import serve as run_server
+from strata.server.urls import PublicUrl
 
 
 @click.command()
@@ -44,11 +45,15 @@ from strata.server.runner import serve as run_server
               default=None, help="PEM certificate (chain) to serve HTTPS; needs --tls-key.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="PEM private key of --tls-cert.")
+@click.option("--public-url", default=None, metavar="URL",
+              help="Where clients reach this server (scheme://host[:port]): the token realm "
+                   "and every absolute URL. Default: the listen address (https with TLS). "
+                   "The request's Host header is never used.")
 def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           blob_store: str | None, gc_interval: float, gc_grace: float, upload_ttl: float,
           max_uploads: int, max_blob_size: int, body_timeout: float, idle_timeout: float,
           access_log: bool, auth: bool,
-          tls_cert: Path | None, tls_key: Path | None) -> None:
+          tls_cert: Path | None, tls_key: Path | None, public_url: str | None) -> None:
     """Serve the registry (OCI Distribution v1.1 at /v2/)."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -56,6 +61,11 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
         address = Listen.parse(listen)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
+    if public_url is not None:
+        try:
+            PublicUrl.parse(public_url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--public-url") from None
     limits = Limits(max_blob_bytes=max_blob_size, upload_ttl_seconds=upload_ttl,
                     max_concurrent_uploads=max_uploads, body_timeout_seconds=body_timeout)
     run_server(ServerSettings(
@@ -64,7 +74,7 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
         gc_interval=gc_interval, gc_grace=gc_grace,
         idle_timeout=idle_timeout, access_log=access_log, auth=auth,
         tls_cert=tls_cert and tls_cert.resolve(),
-        tls_key=tls_key and tls_key.resolve()))
+        tls_key=tls_key and tls_key.resolve(), public_url=public_url))
 
 
 def _blob_store(url: str | None) -> str | None:

@@ -3,7 +3,9 @@
 - ``auth_accounts``: one row per user (``kind='user'``, argon2id ``password_hash``) or robot
   (``kind='robot'``, SHA-256 ``secret_hash`` of its random token, indexed for lookup). Names are
   unique across both kinds, so a token's ``sub`` names exactly one account. A revoked robot keeps
-  its row (``revoked_at`` set, ``secret_hash`` cleared) for the record.
+  its row (``revoked_at`` set, ``secret_hash`` cleared) for the record. ``uid`` (random, never
+  reused) and ``generation`` (bumped by revoke, disable, enable, password, secret and role
+  changes) are what a token is bound to (migration ``0008``).
 - ``auth_role_grants``: ``(account, role, image)``; ``image`` is the repository a ``maintainer``
   grant covers and ``''`` for the roles that are not per image.
 
@@ -27,6 +29,11 @@ auth_accounts = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=True),
+    # Migration 0008: a random id never reused (tokens name it, not the name) and a counter
+    # bumped by every change that ends the tokens and cached logins issued before it.
+    sa.Column("uid", sa.String(32), nullable=True),
+    sa.Column("generation", sa.Integer, nullable=False, server_default="1"),
+    sa.Index("ix_auth_accounts_uid", "uid", unique=True),
 )
 
 auth_role_grants = sa.Table(

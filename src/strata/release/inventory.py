@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName
 from strata.registry.service import Registry
-from strata.release import store
+from strata.release import schedule, store
 from strata.release.db import Database
 from strata.release.labels import read_labels
 from strata.release.model import (
@@ -100,8 +100,14 @@ class Inventory:
             raise invalid(f"invalid namespace name {name!r}")
         if not _DIST_TAG.match(dist_tag) or len(dist_tag) > 64:
             raise invalid(f"invalid dist tag {dist_tag!r} (letters, digits, '.', '_')")
-        if not 1 <= interval_days <= 3650:
-            raise invalid(f"interval must be 1 to 3650 days, not {interval_days}")
+        if not 1 <= interval_days <= schedule.MAX_INTERVAL_DAYS:
+            raise invalid(f"interval must be 1 to {schedule.MAX_INTERVAL_DAYS} days, "
+                          f"not {interval_days}")
+        if anchor is not None:
+            try:
+                schedule.check_anchor(anchor)
+            except ValueError as exc:
+                raise invalid(str(exc)) from None
         today = self.db.today()
         ns = Namespace(name, dist_tag, interval_days,
                        anchor or today + dt.timedelta(days=interval_days), base_image,

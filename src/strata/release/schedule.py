@@ -20,10 +20,25 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-__all__ = ["due_date", "is_on_schedule", "next_date", "parse_scheduled_name",
+__all__ = ["FIRST_ANCHOR", "LAST_ANCHOR", "MAX_INTERVAL_DAYS", "check_anchor", "due_date",
+           "is_on_schedule", "next_date", "parse_scheduled_name",
            "scheduled_name", "upcoming"]
 
 _NAME = re.compile(r"^(?P<ns>.+)-(?P<date>\d{4}-\d{2}-\d{2})$")
+
+
+#: The anchors a namespace may have: a schedule must have room for its dates (``upcoming``
+#: lists up to 100 of them, every ``MAX_INTERVAL_DAYS`` at most) before ``date.max``.
+FIRST_ANCHOR = dt.date(1970, 1, 1)
+LAST_ANCHOR = dt.date(2999, 12, 31)
+MAX_INTERVAL_DAYS = 3650
+
+
+def check_anchor(anchor: dt.date) -> None:
+    """``ValueError`` unless ``FIRST_ANCHOR <= anchor <= LAST_ANCHOR``."""
+    if not FIRST_ANCHOR <= anchor <= LAST_ANCHOR:
+        raise ValueError(f"anchor must be between {FIRST_ANCHOR} and {LAST_ANCHOR}, "
+                         f"not {anchor}")
 
 
 def _check(interval_days: int) -> None:
@@ -78,7 +93,10 @@ def upcoming(anchor: dt.date, interval_days: int, last: dt.date | None, today: d
         return []
     dates = [next_date(anchor, interval_days, last, today)]
     while len(dates) < count:
-        dates.append(dates[-1] + dt.timedelta(days=interval_days))
+        try:
+            dates.append(dates[-1] + dt.timedelta(days=interval_days))
+        except OverflowError:  # past 9999-12-31: there is no later date to list
+            break
     return dates
 
 

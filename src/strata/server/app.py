@@ -17,6 +17,7 @@ from strata.server.handlers.health import healthz
 from strata.server.keys import REGISTRY
 from strata.server.metrics import ACCESS_LOG, METRICS, Metrics, metrics_handler, observe
 from strata.server.routes import dispatch
+from strata.server.urls import PUBLIC_URL, PublicUrl
 
 log = logging.getLogger("strata.server")
 
@@ -25,9 +26,14 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
                gc_interval: float = 0.0, lock_dir: Path | None = None,
                client_max_size: int = 1 << 20, metrics: Metrics | None = None,
                access_log: bool = False, release: ReleaseApi | None = None,
-               auth: TokenAuth | None = None) -> web.Application:
+               auth: TokenAuth | None = None,
+               public_url: PublicUrl | None = None) -> web.Application:
+    """*public_url*: where clients reach the server, the base of every absolute URL (the token
+    realm); None: the address of the socket each request arrived on (never its ``Host``)."""
     app = web.Application(middlewares=[observe, error_middleware],
                           client_max_size=client_max_size)
+    if public_url is not None:
+        app[PUBLIC_URL] = public_url
     app[REGISTRY] = registry
     app[UPLOAD_GATE] = UploadGate(registry.limits.max_concurrent_uploads)
     app[ACCESS_LOG] = access_log

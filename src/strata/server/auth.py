@@ -40,14 +40,22 @@ The gate (a middleware on every route under ``/v2``)
     the same answer.
 
 The JSON API (``/api/…``)
-    gets the request's principal resolved (Basic, or a bearer token whose ``sub`` is loaded
-    again; none = anonymous; bad credentials ``401``): :func:`request_principal` hands it to the
-    API's ``authorize`` seam, which decides by role.
+    gets the request's principal resolved (Basic, or a bearer token whose account is loaded
+    again and must still be the same account at the same credential generation; none =
+    anonymous; bad credentials ``401``): :func:`request_principal` hands it to the API's
+    ``authorize`` seam, which decides by role. A bearer token also limits the call to its
+    ``strata:api`` scope (:func:`api_scope_refusal`): ``strata:api:read`` for the reads that
+    need a role, ``strata:api:write`` for every change; a token without it (one for
+    ``repository:…:pull``, or none at all) gets ``403 DENIED`` with an ``insufficient_scope``
+    challenge naming the scope. Reads open to anonymous clients need no scope.
+
+Tokens are bound to the account (``uid``) and its credential generation (``gen``): on
+``/v2/`` and ``/api/`` every use compares them with the account's row, so revoke, disable,
+password and role changes end earlier tokens at once.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -59,12 +67,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from strata.auth.policy import Principal
 from strata.auth.scope import (
+    API,
+    API_ACTIONS,
     CATALOG,
     DELETE,
     PULL,
     PUSH,
     REGISTRY,
     REPOSITORY,
+    STRATA,
     WILDCARD,
     Scope,
     ScopeError,
@@ -77,9 +88,10 @@ from strata.auth.tokens import Claims, TokenInvalid, TokenIssuer, TokenVerifier
 from strata.errors import Code, RegistryError
 from strata.server.http import json_response
 from strata.server.routes import ROUTES
+from strata.server.urls import absolute_url
 
 __all__ = ["AUTH", "DEFAULT_SERVICE", "TOKEN_PATH", "Requirement", "TokenAuth",
-           "request_principal", "required_access"]
+           "api_scope_refusal", "request_principal", "required_access"]
 
 TOKEN_PATH = "/auth/token"
 DEFAULT_SERVICE = "strata"
@@ -89,7 +101,6 @@ MAX_FORM_BYTES = 64 * 1024
 
 _METHOD_ACTIONS = {"GET": PULL, "HEAD": PULL, "POST": PUSH, "PUT": PUSH, "PATCH": PUSH,
                    "DELETE": DELETE}
-_HOST_RE = re.compile(r"[A-Za-z0-9.\-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -152,7 +163,7 @@ class TokenAuth:
     issuer: TokenIssuer
     verifier: TokenVerifier
     clock: Callable[[], float] = time.time
-    realm: str | None = None  # absolute token URL; None = derived from each request's Host
+    realm: str | None = None  # absolute token URL; None = the app's public URL + TOKEN_PATH
 
     @classmethod
     def create(cls, service: AuthService, signing_key: ec.EllipticCurvePrivateKey, *,
@@ -175,10 +186,10 @@ class TokenAuth:
         return int(self.clock())
 
     def realm_for(self, request: web.Request) -> str:
+        """The token URL: from the configured public URL, never from the request's Host."""
         if self.realm is not None:
             return self.realm
-        host = request.host if _HOST_RE.fullmatch(request.host or "") else "localhost"
-        return f"{request.scheme}://{host}{TOKEN_PATH}"
+        return absolute_url(request, TOKEN_PATH)
 
     def challenge(self, request: web.Request, need: Requirement,
                   error: str | None = None) -> RegistryError:
@@ -207,11 +218,26 @@ class TokenAuth:
 
 AUTH = web.AppKey("strata.auth", TokenAuth)
 PRINCIPAL = web.RequestKey("strata.principal", Principal)
+#: The ``strata:api`` actions a bearer token grants (absent: Basic or no credentials).
+API_GRANT = web.RequestKey("strata.api_grant", frozenset)
 
 
 def request_principal(request: web.Request) -> Principal | None:
     """Who sent this ``/api/`` request (anonymous included); None when auth is off."""
     return request.get(PRINCIPAL)
+
+
+def api_scope_refusal(request: web.Request, action: str) -> RegistryError | None:
+    """None when the request's credentials cover ``strata:api:<action>``; else the 403
+    ``insufficient_scope`` answer (with the challenge naming the scope to ask for).
+
+    Only bearer tokens are limited by a scope: Basic credentials act with the account's roles.
+    """
+    granted = request.get(API_GRANT)
+    if granted is None or action in granted:
+        return None
+    need = Requirement((Scope(STRATA, API, frozenset({action})),))
+    return request.app[AUTH].challenge(request, need, "insufficient_scope")
 
 
 # -- the token endpoint ---------------------------------------------------------------------
@@ -238,7 +264,7 @@ def _basic(header: str) -> aiohttp.BasicAuth | None:
 def _token_response(auth: TokenAuth, principal: Principal, scopes: tuple[Scope, ...],
                     *, oauth: bool) -> web.Response:
     issued = auth.issuer.issue(principal.subject, auth.service.grant(principal, scopes),
-                               auth.now())
+                               auth.now(), uid=principal.uid, generation=principal.generation)
     body: dict[str, object] = {"token": issued.token, "access_token": issued.token,
                                "expires_in": issued.expires_in,
                                "issued_at": issued.issued_at_rfc3339}
@@ -302,9 +328,11 @@ async def _check_bearer(auth: TokenAuth, request: web.Request, token: str,
         claims = auth.verifier.verify(token, auth.now())
     except TokenInvalid:
         raise auth.challenge(request, need, "invalid_token") from None
-    # The token's grant was its account's when it was issued: the account as it is now (at
-    # most a few seconds old) must still exist, be enabled and hold the roles for the request.
-    principal = await auth.service.recent_principal(claims.subject)
+    # The token's grant was its account's when it was issued: the account as it is now must
+    # be the same account (uid) at the same credential generation, enabled, and hold the roles
+    # for the request (a revoke, disable, password or role change ends the token at once).
+    principal = await auth.service.token_principal(claims.subject, claims.account_uid,
+                                                   claims.generation)
     if principal is None:
         raise auth.challenge(request, need, "invalid_token")
     if need.invalid:
@@ -334,6 +362,15 @@ def _resource(request: web.Request) -> str:
     return "" if resource is None else resource.canonical
 
 
+def _api_actions(claims: Claims) -> frozenset[str]:
+    """The ``strata:api`` actions *claims* grant (``*`` = all of them)."""
+    actions: set[str] = set()
+    for scope in claims.access:
+        if (scope.type, scope.name) == (STRATA, API):
+            actions |= API_ACTIONS if WILDCARD in scope.actions else scope.actions
+    return frozenset(actions)
+
+
 async def _api_principal(auth: TokenAuth, request: web.Request) -> Principal:
     header = request.headers.get(hdrs.AUTHORIZATION)
     if header is None:
@@ -344,9 +381,11 @@ async def _api_principal(auth: TokenAuth, request: web.Request) -> Principal:
             claims = auth.verifier.verify(credentials.strip(), auth.now())
         except TokenInvalid:
             raise _bad_login() from None
-        principal = await auth.service.principal(claims.subject)
+        principal = await auth.service.token_principal(claims.subject, claims.account_uid,
+                                                       claims.generation)
         if principal is None:
             raise _bad_login()
+        request[API_GRANT] = _api_actions(claims)
         return principal
     creds = _basic(header)
     if creds is None:

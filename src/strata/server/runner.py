@@ -26,6 +26,7 @@ from strata.server.api import release_api_from_env
 from strata.server.app import create_app
 from strata.server.auth_setup import build_auth, prepare_auth, tls_context
 from strata.server.metrics import Metrics, prepare_multiprocess_dir
+from strata.server.urls import PublicUrl
 from strata.storage.base import BlobStore
 from strata.storage.filesystem import FilesystemBlobStore
 
@@ -61,16 +62,25 @@ def prepare(settings: ServerSettings) -> None:
     engine.dispose()
 
 
+def public_url(settings: ServerSettings) -> PublicUrl:
+    """``--public-url``, or the listen address (``https`` with TLS)."""
+    if settings.public_url:
+        return PublicUrl.parse(settings.public_url)
+    return PublicUrl.for_address(settings.listen.host, settings.listen.port,
+                                 tls=settings.tls_cert is not None)
+
+
 def run_worker(settings: ServerSettings) -> None:
     engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
     store = build_store(settings)
     registry = build_registry(settings, engine, store)
-    release = release_api_from_env(engine, registry, default_host=str(settings.listen))
+    url = public_url(settings)
+    release = release_api_from_env(engine, registry, default_host=url.netloc)
     app = create_app(registry, release=release,
                      housekeeping_interval=settings.housekeeping_interval,
                      gc_interval=settings.gc_interval, lock_dir=settings.data_dir,
                      metrics=Metrics.create(), access_log=settings.access_log,
-                     auth=build_auth(settings, engine))
+                     auth=build_auth(settings, engine), public_url=url)
 
     async def close(_app: web.Application) -> None:
         await store.close()
@@ -90,8 +100,12 @@ def serve(settings: ServerSettings) -> None:
     prepare_auth(settings)
     prepare_multiprocess_dir(str(settings.data_dir / "metrics"))
     scheme = "https" if settings.tls_cert else "http"
+    url = public_url(settings)
     print(f"strata: serving {settings.data_dir} on {scheme}://{settings.listen} "
-          f"with {settings.workers} worker(s)", file=sys.stderr, flush=True)
+          f"with {settings.workers} worker(s); public URL {url}", file=sys.stderr, flush=True)
+    if url.is_wildcard:
+        print(f"strata: warning: the public URL {url} is not an address clients can use "
+              "(token realm); pass --public-url", file=sys.stderr, flush=True)
     if settings.workers <= 1:
         run_worker(settings)
         return

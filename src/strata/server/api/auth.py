@@ -7,6 +7,9 @@ Every handler calls :func:`authorize` with the role its use-case needs, before d
 * ``maintainer`` (of the image, or ``releng``/``admin``): candidate add;
 * ``reader``: everything that only reads (open to anonymous users today).
 
+A bearer token acts only within its ``strata:api`` scope (``read`` for the GETs that need a
+role, ``write`` for every change); Basic credentials act with the account's roles.
+
 With authentication on, the auth middleware (:mod:`strata.server.auth`) has resolved the
 request's principal (Basic or bearer; anonymous without credentials): a call without the role
 is refused with ``UNAUTHORIZED`` when anonymous and ``DENIED`` otherwise (``maintainer`` must
@@ -25,8 +28,9 @@ from enum import StrEnum
 from aiohttp import web
 
 from strata.auth.policy import Role
+from strata.auth.scope import READ, WRITE
 from strata.errors import Code, RegistryError
-from strata.server.auth import request_principal
+from strata.server.auth import api_scope_refusal, request_principal
 
 
 class Need(StrEnum):
@@ -37,17 +41,25 @@ class Need(StrEnum):
 
 
 def authorize(request: web.Request, role: Need, resource: str | None = None) -> None:
-    """Refuse the request unless its principal has ``role`` (a no-op with auth off)."""
+    """Refuse the request unless its principal has ``role`` (a no-op with auth off) and, with a
+    bearer token, the token's scope covers it (``strata:api:read`` for a GET, else
+    ``strata:api:write``). Call it before reading the request body."""
     principal = request_principal(request)
     if principal is None or role is Need.READER:
         return None
     if principal.is_anonymous:
         raise RegistryError(Code.UNAUTHORIZED,
                             headers={"WWW-Authenticate": 'Basic realm="strata", charset="UTF-8"'})
+    refusal = api_scope_refusal(request, READ if request.method in ("GET", "HEAD") else WRITE)
+    if refusal is not None:
+        raise refusal
     roles = principal.roles
     if Role.ADMIN in roles or (role is not Need.ADMIN and Role.RELENG in roles):
         return None
-    if role is Need.MAINTAINER and Role.MAINTAINER in roles and resource in principal.images:
+    if role is Need.MAINTAINER and Role.MAINTAINER in roles and \
+            (resource is None or resource in principal.images):
+        # resource None: a maintainer of some image (the check made before reading a body
+        # that names the image; the handler checks that image once it knows it)
         return None
     raise RegistryError(Code.DENIED)
 

@@ -24,6 +24,7 @@ async def list_candidates(request: web.Request) -> web.Response:
 
 
 async def add_candidate(request: web.Request) -> web.Response:
+    authorize(request, Need.MAINTAINER)  # before reading the body: some image, any
     data = await parse.json_body(request)
     repo, digest = parse_build_ref(parse.required(data, "reference"))
     authorize(request, Need.MAINTAINER, repo.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from strata.release.model import ImageStatus, invalid
+from strata.release.schedule import MAX_INTERVAL_DAYS
 from strata.server.api import parse
 from strata.server.api.auth import Need, authorize
 from strata.server.api.context import engine_of
@@ -28,7 +29,8 @@ async def add_namespace(request: web.Request) -> web.Response:
     data = await parse.json_body(request)
     ns = await engine_of(request).inventory.add_namespace(
         parse.required(data, "name"), parse.text(data, "dist_tag") or "",
-        interval_days=parse.integer(data, "interval_days", 14),
+        interval_days=parse.integer(data, "interval_days", 14, low=1,
+                                    high=MAX_INTERVAL_DAYS),
         anchor=parse.date(parse.text(data, "anchor")),
         base_image=parse.text(data, "base_image"))
     return json_response(ns.to_json(), status=201)

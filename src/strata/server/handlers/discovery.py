@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from aiohttp import web
 
 from strata.oci import mediatypes as mt
@@ -12,12 +10,13 @@ from strata.oci.names import RepositoryName
 from strata.registry.discovery import Page, parse_page_size
 from strata.server.http import json_response
 from strata.server.keys import REGISTRY
+from strata.server.urls import next_link
 
 
 def _link(path: str, n: int | None, page: Page) -> dict[str, str]:
     if page.next_last is None or n is None:
         return {}
-    return {"Link": f'<{path}?{urlencode({"n": n, "last": page.next_last})}>; rel="next"'}
+    return {"Link": next_link(path, {"n": n, "last": page.next_last})}
 
 
 async def list_tags(request: web.Request, repo: RepositoryName) -> web.StreamResponse:
