@@ -50,5 +50,5 @@ async def referrers(request: web.Request, repo: RepositoryName,
         query = {"n": str(page.size), "last": page.next_last}
         if artifact_type:
             query["artifactType"] = artifact_type
-        headers["Link"] = f'</v2/{repo}/referrers/{subject}?{urlencode(query)}>; rel="next"'
+        headers["Link"] = next_link(f"/v2/{repo}/referrers/{subject}", query)
     return json_response(page.index, content_type=mt.OCI_INDEX, headers=headers)
