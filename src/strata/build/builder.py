@@ -22,6 +22,7 @@ from strata.build import containerfile as cf
 from strata.build.assemble import Assembled, assemble
 from strata.build.context import Source
 from strata.build.errors import BuildError
+from strata.build.fsview import MergedView
 from strata.build.labels import own_labels
 from strata.build.layers import LayerWriter
 from strata.build.record import os_packages
@@ -142,7 +143,8 @@ def help_file(root: Path) -> Path | None:
 def build_image(plan: Plan, opts: BuildOptions, work: Path, *, extra_labels: Mapping[str, str],
                 log: Callable[[str], None], output: Callable[[bytes], None]) -> LocalBuild:
     """Build the plan's target in *work* (a fresh directory, removed by the caller)."""
-    writer = LayerWriter(work, compression=opts.compression, level=opts.level)
+    writer = LayerWriter(work, sde=plan.source.source_date_epoch,
+                         compression=opts.compression, level=opts.level)
     states: dict[int, StageState] = {}
     sde = plan.source.source_date_epoch
 
@@ -169,7 +171,7 @@ def build_image(plan: Plan, opts: BuildOptions, work: Path, *, extra_labels: Map
             states[stage.index] = state
         final = states[plan.target.index]
         helpdoc = help_file(plan.source.root)
-        if helpdoc is not None:
+        if helpdoc is not None and not _builds_help(final):
             entry = file_entry(helpdoc, "/help.md", source_date_epoch=sde, mode=0o644)
             slot = writer.entry_slot(merge_entries([entry], parent_mtime=sde))
             slot.history = {"created": iso(sde),
@@ -184,6 +186,14 @@ def build_image(plan: Plan, opts: BuildOptions, work: Path, *, extra_labels: Map
         return LocalBuild(image, packages, env.step_logs, base)
     finally:
         writer.close()
+
+
+def _builds_help(state: StageState) -> bool:
+    """Whether a layer this build made (not a base image's) already puts ``/help.md`` in
+    the image (``COPY help.md /help.md``): then no help-file layer is added."""
+    built = [slot.fs for slot in reversed(state.slots) if slot.history is not None]
+    node = MergedView(built).lookup("/help.md")
+    return node is not None and node.kind != "dir"
 
 
 def remove_work(work: Path, *, background: bool = False) -> None:

@@ -36,6 +36,7 @@ class Source:
     dirty: bool
     source_date_epoch: int
     ignore: IgnoreMatcher | None
+    prefix: str = ""  # the context directory inside the git repository ("" for its top)
 
 
 def is_git_url(spec: str) -> bool:
@@ -67,13 +68,19 @@ def _clone(url: str, ref: str | None, dest: Path) -> None:
     _git(["checkout", "--quiet", "--detach", commit], dest)
 
 
-def _commit_of(root: Path) -> tuple[str | None, bool]:
+def _commit_of(root: Path, context: Path) -> tuple[str | None, bool, str]:
+    """HEAD of the checkout at *root*, whether it differs from it (a changed tracked file
+    anywhere, or an untracked file -- not ignored -- in the *context*), and the context's
+    path inside the repository (``""`` for its top)."""
     inside = _git(["rev-parse", "--is-inside-work-tree"], root, check=False)
     if inside != "true":
-        return None, False
+        return None, False, ""
     commit = _git(["rev-parse", "--verify", "--quiet", "HEAD"], root, check=False) or None
     dirty = bool(_git(["status", "--porcelain", "--untracked-files=no"], root, check=False))
-    return commit, dirty
+    dirty = dirty or bool(_git(["status", "--porcelain", "--untracked-files=normal", "--",
+                                "."], context, check=False))
+    prefix = _git(["rev-parse", "--show-prefix"], context, check=False).rstrip("/")
+    return commit, dirty, prefix
 
 
 def _commit_time(root: Path, commit: str) -> int | None:
@@ -103,15 +110,21 @@ def open_source(spec: str, *, file: str | None = None, ref: str | None = None,
         if not root.is_dir():
             raise BuildError(f"{spec}: not a directory (nor a git URL)")
         checkout = root
-    head, dirty = _commit_of(checkout)
+    head, dirty, prefix = _commit_of(checkout, root)
     if commit is None:
         commit = head
+    elif head is not None:
+        # a named commit: recorded in full; a checkout that is not at it is "dirty"
+        full = _git(["rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"], checkout,
+                    check=False)
+        commit = full or commit
+        dirty = dirty or commit != head
     if source_date_epoch is None:
         when = _commit_time(checkout, commit) if commit else None
         source_date_epoch = when if when is not None else 0
     containerfile = _find_containerfile(root, file)
     return Source(root, containerfile, url, ref, commit, dirty, source_date_epoch,
-                  _ignore_of(root))
+                  _ignore_of(root), prefix)
 
 
 def _find_containerfile(root: Path, file: str | None) -> Path:

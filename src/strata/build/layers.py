@@ -13,9 +13,11 @@ context, so what runs is exactly what is shipped.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ from strata.build.fsview import DirLayer, EntryLayer, FsLayer
 from strata.build.remote import BlobRef
 from strata.image.layer import Compression, LayerError, TarEntry, unpack_layer, write_layer
 
-__all__ = ["LayerWriter", "Slot"]
+__all__ = ["LayerWriter", "Slot", "stamp_entries", "stamp_tree"]
 
 
 @dataclass
@@ -54,12 +56,30 @@ class _Counting:
             yield entry
 
 
-class LayerWriter:
-    """Writes layer blobs into ``work/blobs`` on a small thread pool."""
+def stamp_entries(entries: Iterable[TarEntry], sde: int) -> list[TarEntry]:
+    """*entries* with every mtime set to *sde*."""
+    return [entry if entry.mtime == sde else dataclasses.replace(entry, mtime=sde)
+            for entry in entries]
 
-    def __init__(self, work: Path, *, compression: Compression = "gzip", level: int = 1,
-                 workers: int = 2) -> None:
+
+def stamp_tree(root: Path, sde: int) -> None:
+    """Set the mtime (and atime) of everything below *root*, and of *root*, to *sde*
+    (symlinks themselves, never their targets)."""
+    times = (sde, sde)
+    for top, dirs, files in os.walk(root):
+        for name in [*files, *dirs]:
+            os.utime(os.path.join(top, name), times, follow_symlinks=False)
+    os.utime(root, times, follow_symlinks=False)
+
+
+class LayerWriter:
+    """Writes layer blobs into ``work/blobs`` on a small thread pool; every timestamp in
+    them is *sde* (``SOURCE_DATE_EPOCH``)."""
+
+    def __init__(self, work: Path, *, sde: int, compression: Compression = "gzip",
+                 level: int = 1, workers: int = 2) -> None:
         self.work = work
+        self.sde = sde
         self.compression = compression
         self.level = level
         self.blobs = work / "blobs"
@@ -97,11 +117,14 @@ class LayerWriter:
 
     def entry_slot(self, entries: list[TarEntry]) -> Slot:
         """A layer known by its entries (COPY, ADD, WORKDIR, the help file)."""
-        return Slot(EntryLayer(entries), None, self.submit(entries, keep_empty=True))
+        stamped = stamp_entries(entries, self.sde)
+        return Slot(EntryLayer(stamped), None, self.submit(stamped, keep_empty=True))
 
-    def dir_slot(self, directory: Path, entries: Iterable[TarEntry]) -> Slot:
-        """A layer whose overlay-format directory already exists (a RUN's upper)."""
-        return Slot(DirLayer(directory), directory, self.submit(entries))
+    def dir_slot(self, directory: Path, entries: Callable[[], Iterable[TarEntry]]) -> Slot:
+        """A layer whose overlay-format directory already exists (a RUN's upper).  Its
+        timestamps are stamped on disk first; *entries* then lists it."""
+        stamp_tree(directory, self.sde)
+        return Slot(DirLayer(directory), directory, self.submit(entries()))
 
     def materialize(self, slot: Slot) -> Path:
         """The slot's overlay-format directory, unpacking its blob if needed."""

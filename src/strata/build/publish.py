@@ -2,8 +2,11 @@
 
 1. open the source (clone a git URL), plan the build (pull base images);
 2. check the label policy (:mod:`strata.build.labels`) before anything is built;
-3. pick the repository ``<namespace>/<name>`` and the release: the namespace's dist tag
-   comes from the release API, used numbers from the tag list and the candidates;
+3. pick the repository ``<namespace>/<name>``; if a build of the same inputs already
+   exists (:mod:`strata.build.reuse`), return it (``"reused": true``) unless ``rebuild``;
+   else the release: the namespace's dist tag comes from the release API, used numbers
+   from the tag list and the candidates; an explicit ``LABEL release=`` must be above
+   them all;
 4. build (twice with ``verify``, in fresh work directories, failing unless the digests
    are equal), push the layers, config and manifest (by digest: a candidate);
 5. push the build record as an OCI artifact referring to the image, then register the
@@ -30,11 +33,20 @@ from strata.build.builder import (
     plan_build,
     remove_work,
 )
+from strata.build.compare import image_differences
 from strata.build.context import Source, open_source
-from strata.build.errors import BuildError
-from strata.build.labels import check_labels, next_release, split_name
+from strata.build.errors import EXIT_INPUT, BuildError
+from strata.build.labels import (
+    ReleaseRefused,
+    check_labels,
+    explicit_release,
+    next_release,
+    split_name,
+    used_numbers,
+)
 from strata.build.record import EMPTY_JSON, record_manifest
 from strata.build.remote import Puller, push_blob_file, push_manifest
+from strata.build.reuse import Reusable, build_inputs, find_reusable
 from strata.client.api import ApiClient
 from strata.client.registry import ClientError, RegistryClient, sha256
 from strata.oci import mediatypes as mt
@@ -83,15 +95,29 @@ async def used_tags(client: RegistryClient, repo: str) -> list[str]:
         raise BuildError(f"cannot list the tags of {repo}: {exc}") from exc
 
 
-async def _used_releases(api: ApiClient, repo: str, version: str) -> list[str]:
+async def _builds_of(api: ApiClient, repo: str) -> list[dict[str, Any]]:
+    """Every build registered for *repo* (candidates, released, withdrawn)."""
     try:
         data = await api.candidates(repository=repo, status="all")
     except ClientError as exc:
         if exc.status == 404:
             return []
         raise BuildError(f"cannot list the builds of {repo}: {exc}") from exc
-    return [str(b.get("release")) for b in data.get("candidates", [])
-            if b.get("version") == version]
+    return [b for b in data.get("candidates", []) if isinstance(b, dict)]
+
+
+async def _release(registry: Registry, repo: str, version: str, dist_tag: str,
+                   builds: list[dict[str, Any]], wanted: str | None) -> str:
+    """The next free release, or the explicit ``LABEL release=`` *wanted* if it is free
+    and above every release of *version*."""
+    used = used_numbers(version, dist_tag, await used_tags(registry.client, repo),
+                        [str(b.get("release")) for b in builds if b.get("version") == version])
+    if wanted is None:
+        return next_release(version, dist_tag, [], [str(n) for n in used])
+    try:
+        return explicit_release(wanted, version, dist_tag, used)
+    except ReleaseRefused as exc:
+        raise BuildError(str(exc), exit_code=EXIT_INPUT) from exc
 
 
 def _repository(labels: dict[str, str], namespace: str | None) -> tuple[str, str]:
@@ -140,8 +166,9 @@ async def push_record(client: RegistryClient, repo: str, built: LocalBuild,
 
 
 def _record(source: Source, built: LocalBuild, *, repo: str, nvr: NVR, duration: float,
-            verified: bool) -> dict[str, Any]:
+            verified: bool, inputs: dict[str, Any] | None) -> dict[str, Any]:
     base = built.base
+    host = any(step.get("network") == "host" for step in built.steps)
     return {
         "schema": "strata.build.record/v1",
         "image": {"repository": repo, "digest": built.image.digest, "nvr": str(nvr),
@@ -155,17 +182,20 @@ def _record(source: Source, built: LocalBuild, *, repo: str, nvr: NVR, duration:
         "source_date_epoch": source.source_date_epoch,
         "duration_seconds": round(duration, 3),
         "verified_reproducible": verified,
+        "network": "host" if host else "none",  # whether any RUN had the host's network
+        "inputs": inputs,
         "steps": built.steps,
         "packages": built.packages,
     }
 
 
 async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
-                    verify: bool = False, work_parent: Path | None = None,
-                    clean_in_background: bool = False,
+                    verify: bool = False, rebuild: bool = False,
+                    work_parent: Path | None = None, clean_in_background: bool = False,
                     log: Callable[[str], None] = lambda _: None,
                     output: Callable[[bytes], None] = lambda _: None) -> dict[str, Any]:
-    """Build, push and register one candidate; returns what ``--json`` prints."""
+    """Build, push and register one candidate -- or find the one already built from the
+    same inputs (unless *rebuild*); returns what ``--json`` prints."""
     started = time.monotonic()
     top = Path(tempfile.mkdtemp(prefix="strata-build.", dir=work_parent))
     try:
@@ -180,33 +210,53 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
         if report.warnings or report.problems:
             log(report.text())
         if not report.ok:
-            raise BuildError(report.text(), exit_code=2)
+            raise BuildError(report.text(), exit_code=EXIT_INPUT)
         namespace, name = _repository(plan.labels, opts.namespace)
         repo = f"{namespace}/{name}"
         version = plan.labels["version"].strip()
         dist_tag = await dist_tag_of(registry.api, namespace)
-        release = next_release(version, dist_tag, await used_tags(registry.client, repo),
-                               await _used_releases(registry.api, repo, version))
+        builds = await _builds_of(registry.api, repo)
+        inputs = build_inputs(source, plan, opts)
+        existing = None
+        if inputs is not None and not rebuild:
+            existing = await find_reusable(registry.client, repo, version, builds, inputs)
+        if existing is not None and not verify:
+            return _reused(registry, repo, existing, verified=False,
+                           duration=time.monotonic() - started, log=log)
+        if existing is not None:
+            release = str(existing.build["release"])
+        else:
+            release = await _release(registry, repo, version, dist_tag, builds,
+                                     plan.labels.get("release"))
         nvr = NVR(name, version, release)
         extra = {"release": release}
         if source.commit:
             extra.update({"vcs-ref": source.commit, "vcs-type": "git"})
         log(f"building {repo} {nvr} (SOURCE_DATE_EPOCH={source.source_date_epoch})")
         runs = 2 if verify else 1
-        builds: list[LocalBuild] = []
+        builds_done: list[LocalBuild] = []
         for index in range(runs):
             work = top / f"work{index}"
             work.mkdir()
-            builds.append(await asyncio.to_thread(
+            builds_done.append(await asyncio.to_thread(
                 build_image, plan, opts, work, extra_labels=extra, log=log, output=output))
-        if verify and builds[0].image.digest != builds[1].image.digest:
-            raise BuildError(_difference(builds[0], builds[1]))
-        built = builds[-1]
+        if verify and builds_done[0].image.digest != builds_done[1].image.digest:
+            raise BuildError(await asyncio.to_thread(_difference, *builds_done))
+        built = builds_done[-1]
+        if existing is not None:
+            if built.image.digest != existing.build["digest"]:
+                raise BuildError(
+                    f"not reproducible: {nvr} was built from the same inputs as "
+                    f"{existing.build['digest']}; two builds now give {built.image.digest} "
+                    "(--rebuild builds a new release)")
+            log(f"verified: two builds give the digest of the existing {nvr}")
+            return _reused(registry, repo, existing, verified=True,
+                           duration=time.monotonic() - started, log=log)
         log(f"pushing {repo}@{built.image.digest}")
         await push_image(registry.client, repo, built)
         duration = time.monotonic() - started
         record = _record(source, built, repo=repo, nvr=nvr, duration=duration,
-                         verified=verify)
+                         verified=verify, inputs=inputs)
         record_digest = await push_record(registry.client, repo, built, record)
         try:
             candidate = await registry.api.add_candidate(f"{repo}@{built.image.digest}")
@@ -218,22 +268,31 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
                 "name": name, "version": version, "release": release,
                 "tag": nvr.version_release, "record": record_digest,
                 "base": record["base"], "source": record["source"],
-                "verified": verify, "duration_seconds": round(duration, 3),
+                "verified": verify, "reused": False, "duration_seconds": round(duration, 3),
                 "candidate": candidate}
     finally:
         await asyncio.to_thread(remove_work, top, background=clean_in_background)
 
 
+def _reused(registry: Registry, repo: str, existing: Reusable, *, verified: bool,
+            duration: float, log: Callable[[str], None]) -> dict[str, Any]:
+    """What ``--json`` prints for a build that was already there."""
+    build, record = existing.build, existing.record
+    digest = str(build["digest"])
+    log(f"reused: {build['nvr']} ({repo}@{digest}) was built from the same commit, base "
+        "and Containerfile (--rebuild builds a new release)")
+    return {"nvr": str(build["nvr"]), "digest": digest, "repository": repo,
+            "reference": f"{registry.host}/{repo}@{digest}",
+            "name": build["name"], "version": build["version"], "release": build["release"],
+            "tag": build["tag"], "record": existing.record_digest,
+            "base": record.get("base"), "source": record.get("source"),
+            "verified": verified, "reused": True, "duration_seconds": round(duration, 3),
+            "candidate": build}
+
+
 def _difference(first: LocalBuild, second: LocalBuild) -> str:
+    """The message of a ``--verify`` mismatch: every differing layer, path and field."""
     lines = [f"not reproducible: {first.image.digest} != {second.image.digest}"]
-    a, b = first.image.layers, second.image.layers
-    for index, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x.diff_id != y.diff_id:
-            lines.append(f"  layer {index}: diff_id {x.diff_id} != {y.diff_id}")
-        elif x.digest != y.digest:
-            lines.append(f"  layer {index}: same tar, different compression")
-    if len(a) != len(b):
-        lines.append(f"  {len(a)} layers != {len(b)} layers")
-    if first.image.config != second.image.config:
-        lines.append("  the image configs differ")
+    lines += image_differences(first.image.layers, second.image.layers,
+                               (first.image.config, second.image.config))
     return "\n".join(lines)

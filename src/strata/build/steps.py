@@ -15,14 +15,14 @@ import copy
 import datetime as dt
 import json
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from strata.build import containerfile as cf
 from strata.build.context import Source, match_sources
-from strata.build.errors import BuildError
+from strata.build.errors import EXIT_STEP_FAILED, BuildError
 from strata.build.fsview import DirLayer, MergedView
 from strata.build.layers import LayerWriter, Slot
 from strata.build.remote import PulledImage
@@ -36,8 +36,8 @@ from strata.build.transfer import (
     transfer_entries,
 )
 from strata.build.users import resolve_owner, resolve_user
+from strata.image.layer import TarEntry, dir_entry, merge_entries
 from strata.image.layer import diff_tree as _diff_tree
-from strata.image.layer import dir_entry, merge_entries
 
 __all__ = ["DEFAULT_PATH", "BuildEnv", "StageState", "run_stage", "state_from_image"]
 
@@ -279,7 +279,8 @@ class _Stage:
         owner = resolve_owner(chown, view, ins.line) if chown else None
         entries = transfer_entries(items, ins.dest, workdir=self.workdir(), view=view,
                                    sde=self.env.sde, owner=owner, chmod=chmod,
-                                   ignore=self.env.source.ignore, line=ins.line)
+                                   ignore=self.env.source.ignore, line=ins.line,
+                                   git_modes=self.env.source.commit is not None)
         flags = "".join(f"--{k}={v} " for k, v in (("from", getattr(ins, "from_stage", None)),
                                                     ("chown", chown)) if v)
         if chmod is not None:
@@ -298,17 +299,21 @@ class _Stage:
         spec = RunSpec(tuple(argv), tuple(f"{k}={v}" for k, v in [*env.items(), *args]),
                        self.workdir(), str(self.state.config.get("User") or ""),
                        "host" if network == "host" else "none")
+        self.env.step_logs[-1]["network"] = network
         result = run_in_sandbox(lowers, step_dir, spec, self.env.output)
         output = result.output.decode("utf-8", "replace")
         self.env.step_logs[-1]["output"] = output
         if result.exit_code != 0:
             raise BuildError(f"RUN failed with exit code {result.exit_code}", line=ins.line,
-                             exit_code=result.exit_code, output=output)
+                             exit_code=EXIT_STEP_FAILED, output=output)
         prefix = f"|{len(args)} {' '.join(f'{k}={v}' for k, v in args)} " if args else ""
         shown = " ".join(argv) if isinstance(ins.command, str) else json.dumps(argv)
-        entries = _diff_tree(lowers, result.upper, source_date_epoch=self.env.sde,
-                             owner=lambda uid, gid: (uid, gid), xattrs=RECORDED_XATTRS)
-        self.add_slot(self.env.writer.dir_slot(result.upper, entries), f"RUN {prefix}{shown}")
+        upper = result.upper
+
+        def entries() -> Iterator[TarEntry]:
+            return _diff_tree(lowers, upper, source_date_epoch=self.env.sde,
+                              owner=lambda uid, gid: (uid, gid), xattrs=RECORDED_XATTRS)
+        self.add_slot(self.env.writer.dir_slot(upper, entries), f"RUN {prefix}{shown}")
 
 
 def _image_view(image: PulledImage) -> MergedView:

@@ -12,14 +12,18 @@ Semantics follow the Dockerfile reference ("COPY", "ADD"):
   owners and modes recorded in it; URLs are refused (builds have no network).
 
 Parent directories that already exist in the image are written with their existing
-attributes; missing ones are created ``0755``.  Every mtime is clamped to
-``SOURCE_DATE_EPOCH``.  File contents are not read here: entries point at the files and
-:func:`strata.image.write_layer` reads each exactly once.
+attributes; missing ones are created ``0755``.  Every mtime becomes ``SOURCE_DATE_EPOCH``
+(:class:`strata.build.layers.LayerWriter` sets it on every entry).  When the context is a
+git checkout, context files get the modes git records -- ``0755`` if executable, else
+``0644``; directories ``0755`` -- whatever the umask of the checkout was, so the same
+commit gives the same layer from any checkout.  File contents are not read here: entries
+point at the files and :func:`strata.image.write_layer` reads each exactly once.
 """
 
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import fnmatch
 import lzma
 import os
@@ -117,9 +121,26 @@ def _basename(item: Item) -> str:
     return item.parts[-1] if item.parts else ""
 
 
+def _git_mode(entry: TarEntry) -> TarEntry:
+    """*entry* with the mode a git checkout with umask 022 gives it."""
+    if entry.kind == "file":
+        mode = 0o755 if entry.mode & 0o111 else 0o644
+    elif entry.kind == "dir":
+        mode = 0o755
+    else:
+        return entry
+    return entry if entry.mode == mode else dataclasses.replace(entry, mode=mode)
+
+
 def _item_entries(item: Item, member: str, *, sde: int, owner: Owner | None,
-                  chmod: int | None, ignore: IgnoreMatcher | None) -> Iterator[TarEntry]:
+                  chmod: int | None, ignore: IgnoreMatcher | None,
+                  git_modes: bool = False) -> Iterator[TarEntry]:
     if isinstance(item, ContextItem):
+        if git_modes and chmod is None and item.rel is not None:
+            for found in _item_entries(item, member, sde=sde, owner=owner, chmod=None,
+                                       ignore=ignore):
+                yield _git_mode(found)
+            return
         if item.path.is_dir():
             owner_spec = owner if owner is not None else (
                 (lambda uid, gid: (uid, gid)) if item.keep_owner else (0, 0))
@@ -160,8 +181,10 @@ def _parents(view: MergedView, member: str, sde: int) -> Iterator[TarEntry]:
 
 def transfer_entries(items: list[Item], dest: str, *, workdir: str, view: MergedView,
                      sde: int, owner: Owner | None, chmod: int | None,
-                     ignore: IgnoreMatcher | None, line: int | None) -> list[TarEntry]:
-    """The sorted entries of the layer a COPY/ADD of *items* to *dest* adds."""
+                     ignore: IgnoreMatcher | None, line: int | None,
+                     git_modes: bool = False) -> list[TarEntry]:
+    """The sorted entries of the layer a COPY/ADD of *items* to *dest* adds
+    (*git_modes*: the context is a git checkout, see above)."""
     path = dest if dest.startswith("/") else posixpath.join(workdir or "/", dest)
     as_dir = dest.endswith("/") or len(items) > 1
     existing = view.lookup(path, follow=True)
@@ -191,7 +214,7 @@ def transfer_entries(items: list[Item], dest: str, *, workdir: str, view: Merged
             if dest_dir and view.lookup_parts(dest_dir.split("/")) is None:
                 dirs_created.append(dest_dir)
             entries = _item_entries(item, member, sde=sde, owner=owner, chmod=chmod,
-                                    ignore=ignore)
+                                    ignore=ignore, git_modes=git_modes)
             if _is_dir(item):
                 groups.append(_strip_self(entries, member))
             else:

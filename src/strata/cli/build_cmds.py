@@ -1,8 +1,8 @@
 """``strata build`` and ``strata base import``: build images and push them to the server.
 
 Both take ``--url`` / ``$STRATA_URL``, ``$STRATA_USER`` / ``$STRATA_PASSWORD`` and ``--json``.
-``SOURCE_DATE_EPOCH`` (or ``--source-date-epoch``) fixes every timestamp; without it a build
-uses the source commit's time.  Progress and ``RUN`` output go to stderr, the result to stdout.
+``SOURCE_DATE_EPOCH`` (or ``--source-date-epoch``) is every timestamp of what a build writes;
+without it a build uses the source commit's time.  Progress and ``RUN`` output go to stderr, the result to stdout.
 """
 
 from __future__ import annotations
@@ -97,7 +97,14 @@ def _progress(quiet: bool) -> tuple[Callable[[str], None], Callable[[bytes], Non
 
 
 def _build_text(data: dict[str, Any]) -> str:
-    return f"{data['nvr']} {data['digest']}\n{data['reference']}"
+    lines = [f"{data['nvr']} {data['digest']}", data["reference"]]
+    if data.get("reused"):
+        commit = (data.get("source") or {}).get("commit") or "?"
+        lines.append(f"reused: {data['nvr']} was already built from commit {commit[:12]} "
+                     "with the same base and Containerfile (--rebuild builds a new release)")
+    if data.get("verified"):
+        lines.append(f"verified: two builds, same digest {data['digest']}")
+    return "\n".join(lines)
 
 
 @click.command("build")
@@ -114,11 +121,14 @@ def _build_text(data: dict[str, Any]) -> str:
 @click.option("--network", type=click.Choice(["none", "host"]), default="none",
               show_default=True, help="Network of RUN commands.")
 @click.option("--verify", is_flag=True, help="Build twice in fresh directories; fail unless "
-              "the digests are identical.")
+              "the digests are identical (and listing what differs).")
+@click.option("--rebuild", is_flag=True, help="Build a new release even if a build of the "
+              "same commit, base and Containerfile exists (default: return that one).")
 @click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip",
               show_default=True)
 @click.option("--source-date-epoch", type=int, envvar="SOURCE_DATE_EPOCH", default=None,
-              help="Clamp every timestamp (default $SOURCE_DATE_EPOCH, else the commit time).")
+              help="Every timestamp the build writes (default $SOURCE_DATE_EPOCH, else the "
+              "commit time).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               envvar="STRATA_BUILD_CACHE",
               help="Base image cache (default $STRATA_BUILD_CACHE, else ~/.cache/strata/build).")
@@ -128,9 +138,12 @@ def _build_text(data: dict[str, Any]) -> str:
 def build(url: str, user: str | None, password: str | None, as_json: bool, source: str,
           containerfile: str | None, namespace: str | None, source_commit: str | None,
           ref: str | None, build_args: tuple[str, ...], target: str | None, network: str,
-          verify: bool, compression: str, source_date_epoch: int | None,
+          verify: bool, rebuild: bool, compression: str, source_date_epoch: int | None,
           cache_dir: Path | None, work_dir: Path | None, quiet: bool) -> None:
-    """Build SOURCE (a directory or a git URL) and push it as a release candidate."""
+    """Build SOURCE (a directory or a git URL) and push it as a release candidate.
+
+    Exit codes: 0 built (or reused), 1 the build failed, 2 usage error or the label
+    policy / LABEL release= refused, 3 a RUN step failed."""
     opts = BuildOptions(
         cache_dir=cache_dir or default_cache(), containerfile=containerfile,
         namespace=namespace, build_args=_pairs(build_args, "--build-arg", from_env=True),
@@ -141,8 +154,8 @@ def build(url: str, user: str | None, password: str | None, as_json: bool, sourc
                       source_date_epoch=source_date_epoch)
     log, output = _progress(quiet or as_json)
     data = _run(url, user, password, lambda registry: run_build(
-        registry, spec, opts, verify=verify, work_parent=work_dir, log=log, output=output,
-        clean_in_background=True),
+        registry, spec, opts, verify=verify, rebuild=rebuild, work_parent=work_dir, log=log,
+        output=output, clean_in_background=True),
         quiet or as_json)
     emit(data, as_json, _build_text)
 
