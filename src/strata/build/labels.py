@@ -28,7 +28,8 @@ from strata.build import containerfile as cf
 from strata.release.nvr import NVR, InvalidNVR
 
 __all__ = ["REQUIRED_LABELS", "LabelReport", "ReleaseRefused", "check_labels",
-           "explicit_release", "next_release", "own_labels", "split_name", "used_numbers"]
+           "explicit_release", "next_release", "own_labels", "release_string", "split_name",
+           "used_numbers"]
 
 REQUIRED_LABELS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("name",), 'the image name, e.g. name="$FGC/cockpit"'),
@@ -119,7 +120,8 @@ def used_numbers(version: str, dist_tag: str, tags: Iterable[str],
     return sorted(set(used))
 
 
-def _release(number: int, dist_tag: str) -> str:
+def release_string(number: int, dist_tag: str) -> str:
+    """``N.dist_tag`` (``N`` without a dist tag)."""
     return f"{number}.{dist_tag}" if dist_tag else str(number)
 
 
@@ -127,7 +129,7 @@ def next_release(version: str, dist_tag: str, tags: Iterable[str],
                  releases: Iterable[str]) -> str:
     """The first release ``N[.dist_tag]`` above every one already used for *version*."""
     used = used_numbers(version, dist_tag, tags, releases)
-    return _release(max(used, default=0) + 1, dist_tag)
+    return release_string(max(used, default=0) + 1, dist_tag)
 
 
 def explicit_release(value: str, version: str, dist_tag: str, used: Iterable[int]) -> str:
@@ -153,7 +155,7 @@ def explicit_release(value: str, version: str, dist_tag: str, used: Iterable[int
             f"and higher than every release of it: numbers taken: {numbers}; "
             f"the next free one is {following} (release=\"{following}\", or drop the "
             "label and the build picks it)")
-    return _release(number, dist_tag)
+    return release_string(number, dist_tag)
 
 
 class ReleaseRefused(ValueError):

@@ -40,7 +40,7 @@ from strata.build.labels import (
     ReleaseRefused,
     check_labels,
     explicit_release,
-    next_release,
+    release_string,
     split_name,
     used_numbers,
 )
@@ -113,7 +113,7 @@ async def _release(registry: Registry, repo: str, version: str, dist_tag: str,
     used = used_numbers(version, dist_tag, await used_tags(registry.client, repo),
                         [str(b.get("release")) for b in builds if b.get("version") == version])
     if wanted is None:
-        return next_release(version, dist_tag, [], [str(n) for n in used])
+        return release_string(max(used, default=0) + 1, dist_tag)
     try:
         return explicit_release(wanted, version, dist_tag, used)
     except ReleaseRefused as exc:

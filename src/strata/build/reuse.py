@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,14 +75,19 @@ async def read_record(client: RegistryClient, repo: str, digest: str
     return None
 
 
+def _newest_first(build: dict[str, Any]) -> tuple[int, str]:
+    number = re.match(r"\d+", str(build.get("release") or ""))
+    return -(int(number.group()) if number else 0), str(build.get("created_at") or "")
+
+
 async def find_reusable(client: RegistryClient, repo: str, version: str,
                         builds: list[dict[str, Any]], inputs: dict[str, Any]
                         ) -> Reusable | None:
-    """The newest of *builds* (the repository's, from the JSON API) of *version* whose
-    build record has *inputs* and whose manifest is still there."""
+    """The newest (highest release) of *builds* (the repository's, from the JSON API) of
+    *version* whose build record has *inputs* and whose manifest is still there."""
     same_version = [b for b in builds
                     if b.get("version") == version and b.get("status") in REUSABLE_STATUSES]
-    same_version.sort(key=lambda b: str(b.get("created_at") or ""), reverse=True)
+    same_version.sort(key=_newest_first)
     for build in same_version:
         digest = str(build.get("digest"))
         found = await read_record(client, repo, digest)

@@ -1,8 +1,9 @@
 """``strata build`` and ``strata base import``: build images and push them to the server.
 
 Both take ``--url`` / ``$STRATA_URL``, ``$STRATA_USER`` / ``$STRATA_PASSWORD`` and ``--json``.
-``SOURCE_DATE_EPOCH`` (or ``--source-date-epoch``) is every timestamp of what a build writes;
-without it a build uses the source commit's time.  Progress and ``RUN`` output go to stderr, the result to stdout.
+``SOURCE_DATE_EPOCH`` (or ``--source-date-epoch``) is every timestamp of what a build
+writes; without it a build uses the source commit's time.  Progress and ``RUN`` output go to
+stderr, the result to stdout.
 """
 
 from __future__ import annotations
