@@ -12,7 +12,7 @@ image is imported with ``strata base import``; two Containerfiles are built on i
 
 buildah runs as the issue measured it: ``buildah build --isolation chroot --timestamp 0
 --no-cache`` then ``buildah push`` (overlay storage in a private graph root, its own
-containers.conf/registries.conf/auth file); strata runs as a user would, ``strata build DIR``
+containers.conf/registries.conf/auth file); strata runs as a user would, ``strata build DIR --rebuild``
 (a fresh process: CLI start-up included) with ``SOURCE_DATE_EPOCH=0``.  One untimed warm-up of
 each pulls the base image into each builder's cache; then ``--runs`` timed rounds alternate
 the order.  Prints the medians, the ratios (buildah / strata) and the targets (>= 3x
@@ -164,7 +164,8 @@ def main() -> None:
                 order = ["strata", "buildah"] if round_no % 2 else ["buildah", "strata"]
                 for who in order:
                     if who == "strata":
-                        took = timed([*strata, "build", str(ctxs[name]), "--json", "-q"], env)
+                        command = [*strata, "build", str(ctxs[name]), "--json", "-q", "--rebuild"]
+                        took = timed(command, env)
                         parts = (took, 0.0)
                     else:
                         parts = buildah.build_and_push(name, ctxs[name], f"r{round_no}")
