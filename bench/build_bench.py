@@ -12,11 +12,11 @@ image is imported with ``strata base import``; two Containerfiles are built on i
 
 buildah runs as the issue measured it: ``buildah build --isolation chroot --timestamp 0
 --no-cache`` then ``buildah push`` (overlay storage in a private graph root, its own
-containers.conf/registries.conf/auth file); strata runs as a user would, ``strata build DIR --rebuild``
-(a fresh process: CLI start-up included) with ``SOURCE_DATE_EPOCH=0``.  One untimed warm-up of
-each pulls the base image into each builder's cache; then ``--runs`` timed rounds alternate
-the order.  Prints the medians, the ratios (buildah / strata) and the targets (>= 3x
-COPY-heavy, >= 1.5x RUN-heavy), and writes ``bench/results/build-latest.json``.
+containers.conf/registries.conf/auth file); strata runs as a user would, ``strata build DIR
+--rebuild`` (a fresh process: CLI start-up included) with ``SOURCE_DATE_EPOCH=0``.  One
+untimed warm-up of each pulls the base image into each builder's cache; then ``--runs``
+timed rounds alternate the order.  Prints the medians, the ratios (buildah / strata) and the
+targets (>= 3x COPY-heavy, >= 1.5x RUN-heavy), and writes ``bench/results/build-latest.json``.
 """
 
 from __future__ import annotations
