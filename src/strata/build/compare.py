@@ -131,7 +131,8 @@ def image_differences(first: tuple[BlobRef, ...], second: tuple[BlobRef, ...],
             lines.append(f"  layer {index}: same tar, different compression")
     if len(first) != len(second):
         lines.append(f"  {len(first)} layers != {len(second)} layers")
-    if configs[0] != configs[1]:
+    config_lines = config_differences(*configs) if configs[0] != configs[1] else []
+    if config_lines:  # (differing diff_ids alone are the layers above)
         lines.append("  the image configs differ:")
-        lines += [f"    {line}" for line in config_differences(*configs)]
+        lines += [f"    {line}" for line in config_lines]
     return lines
