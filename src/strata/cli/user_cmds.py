@@ -140,8 +140,8 @@ def _activation(name: str, active: bool, help_text: str) -> None:
 
 
 _activation("disable", False,
-            "Disable user NAME: no more logins or tokens (tokens already issued stop working "
-            "within 5 seconds).")
+            "Disable user NAME: no more logins or tokens; tokens and logins already made stop "
+            "working at once, on every server process.")
 _activation("enable", True, "Enable user NAME again.")
 
 
