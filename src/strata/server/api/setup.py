@@ -122,10 +122,11 @@ def release_api_from_env(engine: sa.Engine, registry: Registry, *,
                          default_host: str) -> ReleaseApi:
     """The server's release API, tuned by the environment.
 
-    ``STRATA_PUBLIC_HOST`` (host[:port] in pull commands of release notes; default: the listen
-    address), ``STRATA_SCHEDULER_INTERVAL`` (seconds, default 60), ``STRATA_WEBHOOK_INTERVAL``
-    (seconds, default 2), ``STRATA_WEBHOOK_RETRY_BASE`` (seconds, default 2) and, for tests
-    only, ``STRATA_FAULT_PUBLISH_DELAY`` (seconds to hold the process's first publish transaction
+    ``STRATA_PUBLIC_HOST`` (host[:port] in pull commands of release notes; default: that of
+    the public URL, ``--public-url`` or the listen address), ``STRATA_SCHEDULER_INTERVAL``
+    (seconds, default 60), ``STRATA_WEBHOOK_INTERVAL`` (seconds, default 2),
+    ``STRATA_WEBHOOK_RETRY_BASE`` (seconds, default 2) and, for tests only,
+    ``STRATA_FAULT_PUBLISH_DELAY`` (seconds to hold the process's first publish transaction
     open after its first tag write).
     """
     delay = _env_float("STRATA_FAULT_PUBLISH_DELAY", 0.0)
