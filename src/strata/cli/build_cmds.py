@@ -169,10 +169,14 @@ def base() -> None:
 @base.command("import")
 @server_options
 @click.argument("rootfs", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--name", required=True, help="Repository and name label (e.g. fedora).")
+@click.option("--name", required=True, help="Repository and name label: at the root "
+              "(fedora, f25) or in the namespace (f25/fedora).")
 @click.option("--version", "version", required=True, help="Version label (e.g. 25).")
-@click.option("--namespace", default=None, help="Namespace whose dist tag to use (and FGC).")
-@click.option("--dist-tag", default=None, help="Dist tag (default: the namespace's).")
+@click.option("--namespace", default=None, help="Namespace the base belongs to (its dist tag, "
+              "FGC, its releases); default: the image's, else the one with --dist-tag, else "
+              "the namespace named --name.")
+@click.option("--dist-tag", default=None, help="Dist tag (default: the namespace's; must be "
+              "the namespace's).")
 @click.option("--label", "labels", multiple=True, help="Extra label, KEY=VALUE.")
 @click.option("--source-date-epoch", type=int, envvar="SOURCE_DATE_EPOCH", default=0,
               show_default=True, help="Clamp every timestamp.")
@@ -180,12 +184,24 @@ def base() -> None:
 def base_import(url: str, user: str | None, password: str | None, as_json: bool, rootfs: Path,
                 name: str, version: str, namespace: str | None, dist_tag: str | None,
                 labels: tuple[str, ...], source_date_epoch: int, work_dir: Path | None) -> None:
-    """Import ROOTFS (a tarball, possibly compressed) as base image NAME."""
+    """Import ROOTFS (a tarball, possibly compressed) as base image NAME.
+
+    The base is pushed by digest and registered as a candidate of its namespace; a release
+    (strata release publish, or strata release oob) gives it its tags (V-R, V, latest).
+    """
     extra = _pairs(labels, "--label")
     data = _run(url, user, password, lambda registry: import_base(
         registry, rootfs, name=name, version=version, namespace=namespace, dist_tag=dist_tag,
         labels=extra, source_date_epoch=source_date_epoch, work_parent=work_dir), True)
-    emit(data, as_json, lambda d: f"{d['nvr']} {d['digest']}\n{d['reference']}")
+    emit(data, as_json, _base_text)
+
+
+def _base_text(data: dict[str, Any]) -> str:
+    return (f"{data['nvr']} {data['digest']}\n{data['reference']}\n"
+            f"a candidate of namespace {data['namespace']}: release it with "
+            f"'strata release publish --namespace {data['namespace']}' or "
+            f"'strata release oob {data['repository']}@{data['digest']} --advisory ID "
+            f"--reason TEXT'")
 
 
 COMMANDS = [build, base]

@@ -76,7 +76,8 @@ def namespace_list(url: str, user: str | None, password: str | None, as_json: bo
 # -- image ------------------------------------------------------------------------------------
 @click.group()
 def image() -> None:
-    """Images (components): <namespace>/<name>, with maintainers, source and status."""
+    """Images (components): <namespace>/<name> or a root <name> (a base), with maintainers,
+    source and status."""
 
 
 @image.command("add")
@@ -87,13 +88,15 @@ def image() -> None:
 @click.option("--source-branch", default=None, help="Branch of the source.")
 @click.option("--status", type=click.Choice(["in-review", "active", "retired"]),
               default="active", show_default=True)
+@click.option("--namespace", default=None, help="Namespace of a root repository (fedora); "
+              "default: the namespace of its name.")
 def image_add(url: str, user: str | None, password: str | None, as_json: bool, repository: str,
               maintainers: tuple[str, ...], source_url: str | None, source_branch: str | None,
-              status: str) -> None:
-    """Add image REPOSITORY (<namespace>/<name>)."""
+              status: str, namespace: str | None) -> None:
+    """Add image REPOSITORY (<namespace>/<name>, or a root <name> with --namespace)."""
     data = run_api(url, user, password, lambda c: c.add_image(
         repository, maintainers=maintainers, source_url=source_url,
-        source_branch=source_branch, status=status))
+        source_branch=source_branch, status=status, namespace=namespace))
     emit(data, as_json, lambda d: f"image {d['repository']} ({d['status']}), maintainers: "
          f"{', '.join(d['maintainers']) or '-'}")
 
@@ -139,7 +142,7 @@ def candidate() -> None:
 @click.option("--reason", default=None, help="Why this build (shown in the release notes).")
 def candidate_add(url: str, user: str | None, password: str | None, as_json: bool,
                   reference: str, advisories: tuple[str, ...], reason: str | None) -> None:
-    """Register REFERENCE (<namespace>/<name>@<digest>) as a release candidate."""
+    """Register REFERENCE (<namespace>/<name>@<digest>, <name>@<digest>) as a candidate."""
     data = run_api(url, user, password, lambda c: c.add_candidate(
         reference, advisories=advisories, reason=reason))
     emit(data, as_json, lambda d: f"{d['repository']}@{d['digest']}: {d['nvr']} ({d['status']})")
@@ -243,7 +246,8 @@ def release_list(url: str, user: str | None, password: str | None, as_json: bool
 @click.argument("name")
 def release_show(url: str, user: str | None, password: str | None, as_json: bool,
                  name: str) -> None:
-    """Show release NAME with its notes (Markdown; --json for everything)."""
+    """Show release NAME (or the one release of a date, 2026-11-28) with its notes
+    (Markdown; --json for everything)."""
     data = run_api(url, user, password, lambda c: c.release(name))
     emit(data, as_json, lambda d: d["notes_markdown"] or _release_text(d))
 
@@ -258,7 +262,7 @@ def release_show(url: str, user: str | None, password: str | None, as_json: bool
 def release_oob(url: str, user: str | None, password: str | None, as_json: bool,
                 references: tuple[str, ...], advisories: tuple[str, ...], reason: str,
                 name: str | None) -> None:
-    """Publish an out-of-band security release of REFERENCES (<ns>/<name>@<digest>) now."""
+    """Publish an out-of-band security release of REFERENCES (<repository>@<digest>) now."""
     data = run_api(url, user, password, lambda c: c.oob(
         references, advisories=advisories, reason=reason, name=name))
     emit(data, as_json, _published_text)
@@ -271,7 +275,7 @@ def release_oob(url: str, user: str | None, password: str | None, as_json: bool,
 @click.option("--reason", required=True, help="Why (recorded in the tag history).")
 def release_rollback(url: str, user: str | None, password: str | None, as_json: bool,
                      reference: str, target: str, reason: str) -> None:
-    """Move floating tag REFERENCE (<ns>/<name>:<tag>) back to an older release."""
+    """Move floating tag REFERENCE (<repository>:<tag>) back to an older release."""
     data = run_api(url, user, password, lambda c: c.rollback(reference, to=target,
                                                              reason=reason))
     emit(data, as_json, lambda d: f"{d['repository']}:{d['tag']} {_short(d['old_digest'])} -> "
@@ -289,7 +293,7 @@ def stream() -> None:
 @click.argument("reference")
 def stream_eol(url: str, user: str | None, password: str | None, as_json: bool,
                reference: str) -> None:
-    """End the stream REFERENCE (<ns>/<name>:<version>): its tag stays, frozen."""
+    """End the stream REFERENCE (<repository>:<version>): its tag stays, frozen."""
     data = run_api(url, user, password, lambda c: c.eol(reference))
     emit(data, as_json, lambda d: f"{d['repository']}:{d['version']} is end-of-life "
          f"(since {d['eol_at']}, by {d['eol_by']})")
@@ -313,7 +317,7 @@ def stream_list(url: str, user: str | None, password: str | None, as_json: bool,
               "show what the tag pointed to then.")
 def history(url: str, user: str | None, password: str | None, as_json: bool, reference: str,
             at: str | None) -> None:
-    """Show the moves of tag REFERENCE (<ns>/<name>:<tag>), or where it pointed --at a time."""
+    """Show the moves of tag REFERENCE (<repository>:<tag>), or where it pointed --at a time."""
     data = run_api(url, user, password, lambda c: c.history(reference, at))
 
     def text(d: dict[str, Any]) -> str:

@@ -14,20 +14,24 @@ from urllib.parse import quote
 import aiohttp
 
 from strata.client.registry import ClientError
+from strata.errors import RegistryError
+from strata.release.model import api_segments, parse_tag_ref
 
 
 def _image_path(repository: str) -> str:
-    namespace, _, name = repository.partition("/")
-    if not namespace or not name or "/" in name:
-        raise ClientError(400, "INVALID", f"{repository!r} is not <namespace>/<name>")
+    try:
+        namespace, name = api_segments(repository)
+    except RegistryError as exc:
+        raise ClientError(400, "INVALID", exc.message) from None
     return f"/api/v1/images/{quote(namespace, safe='')}/{quote(name, safe='')}"
 
 
 def _split_tag(reference: str) -> tuple[str, str]:
-    repository, sep, tag = reference.rpartition(":")
-    if not sep or "/" in tag or not repository:
-        raise ClientError(400, "INVALID", f"{reference!r} is not <namespace>/<name>:<tag>")
-    return repository, tag
+    try:
+        repo, tag = parse_tag_ref(reference)
+    except RegistryError as exc:
+        raise ClientError(400, "INVALID", exc.message) from None
+    return repo.value, tag
 
 
 class ApiClient:
@@ -69,6 +73,10 @@ class ApiClient:
             "name": name, "dist_tag": dist_tag, "interval_days": interval_days,
             "anchor": anchor, "base_image": base_image})
 
+    async def set_base_image(self, namespace: str, base_image: str | None) -> Any:
+        return await self._call("PATCH", f"/api/v1/namespaces/{quote(namespace, safe='')}",
+                                body={"base_image": base_image})
+
     async def images(self, namespace: str | None = None) -> Any:
         return await self._call("GET", "/api/v1/images",
                                 params={"namespace": namespace} if namespace else None)
@@ -78,10 +86,11 @@ class ApiClient:
 
     async def add_image(self, repository: str, *, maintainers: Sequence[str] = (),
                         source_url: str | None = None, source_branch: str | None = None,
-                        status: str | None = None) -> Any:
+                        status: str | None = None, namespace: str | None = None) -> Any:
         return await self._call("POST", "/api/v1/images", body={
             "repository": repository, "maintainers": list(maintainers),
-            "source_url": source_url, "source_branch": source_branch, "status": status})
+            "source_url": source_url, "source_branch": source_branch, "status": status,
+            "namespace": namespace})
 
     # -- candidates ------------------------------------------------------------------------
     async def candidates(self, *, namespace: str | None = None, repository: str | None = None,

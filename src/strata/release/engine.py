@@ -12,6 +12,7 @@ due, exactly one publishes it; the others get CONFLICT and move on.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,7 +37,6 @@ from strata.release.model import (
     TagEvent,
     conflict,
     invalid,
-    namespace_of,
     not_found,
     parse_build_ref,
     parse_tag_ref,
@@ -46,6 +46,8 @@ from strata.release.publish import TagWriteHook, apply_release, plan_builds
 from strata.release.streams import Candidate, StreamViolation, TagKind, classify_tag, plan_rollback
 
 log = logging.getLogger("strata.release")
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def sleep_after_first_write(seconds: float) -> TagWriteHook:
@@ -198,7 +200,8 @@ class ReleaseEngine:
         if not reason.strip():
             raise invalid("an out-of-band release needs a reason")
         refs = [parse_build_ref(text) for text in references]
-        namespaces = sorted({namespace_of(repo) for repo, _ in refs})
+        namespaces = sorted({(await self.inventory.namespace_of(repo.value)).name
+                             for repo, _ in refs})
         if len(namespaces) != 1:
             raise invalid(f"one out-of-band release covers one namespace, got {namespaces}")
         builds = [await self.inventory.add_candidate(repo.value, str(digest), actor=actor,
@@ -309,10 +312,27 @@ class ReleaseEngine:
     async def releases(self, namespace: str | None = None) -> list[Release]:
         return await self.db.read(lambda conn: store.list_releases(conn, namespace))
 
+    @staticmethod
+    def _named(conn: sa.Connection, name: str) -> Release:
+        """The release ``name``, or the one release a date names (``2026-11-28`` names
+        ``f25-2026-11-28`` and ``f25-security-2026-11-28-1``)."""
+        release = store.get_release(conn, name)
+        if release is not None or _DATE.fullmatch(name) is None:
+            return ReleaseEngine._release_or_fail(conn, name)
+        matches = store.releases_of_date(conn, name)
+        if not matches:
+            raise not_found(f"no release is named for {name} (strata release list)")
+        if len(matches) > 1:
+            raise invalid(f"{name} names {len(matches)} releases: {', '.join(matches)}; "
+                          "say which", {"matches": matches})
+        return ReleaseEngine._release_or_fail(conn, matches[0])
+
     async def release(self, name: str) -> dict[str, Any]:
+        """A release (by name, or by a date that names one) with its notes and builds."""
         def go(conn: sa.Connection) -> dict[str, Any]:
-            release = self._release_or_fail(conn, name)
-            builds = store.list_builds(conn, release_name=name, status=BuildStatus.RELEASED)
+            release = self._named(conn, name)
+            builds = store.list_builds(conn, release_name=release.name,
+                                       status=BuildStatus.RELEASED)
             return {**release.to_json(with_notes=True), "builds": [b.to_json() for b in builds]}
         return await self.db.read(go)
 

@@ -13,6 +13,10 @@ Decisions:
   ``.<dist tag>`` (``1.f25docker``). The NVR must be usable as tags. Registering the same
   digest again answers the existing build; the same NVR with another digest is a CONFLICT.
   Retired images take no candidates.
+* A repository at the root of the registry (``fedora``, ``f25``: a base image) is an image
+  like any other once it has an image row, which says its namespace: given when the image is
+  added (``strata image add fedora --namespace f25``, ``strata base import``), or the
+  namespace of the same name (``f25`` in ``f25``). :func:`namespace_for` is the one lookup.
 """
 
 from __future__ import annotations
@@ -41,9 +45,9 @@ from strata.release.model import (
     conflict,
     image_name_of,
     invalid,
-    namespace_of,
     not_found,
     parse_repository,
+    split_repository,
 )
 from strata.release.nvr import NVR, InvalidNVR
 from strata.release.streams import TagKind, classify_tag
@@ -65,6 +69,32 @@ def _image_or_fail(conn: sa.Connection, repository: str) -> Image:
     if image is None:
         raise not_found(f"unknown image {repository!r}")
     return image
+
+
+def namespace_for(conn: sa.Connection, repo: RepositoryName,
+                  given: str | None = None) -> Namespace:
+    """The namespace ``repo`` belongs to (``given``, if any, must agree).
+
+    ``f25/cockpit``: ``f25``. A root repository (``fedora``): its image's namespace, else
+    ``given``, else the namespace named like it (``f25``).
+    """
+    prefix, _ = split_repository(repo)
+    if prefix is not None:
+        if given is not None and given != prefix:
+            raise invalid(f"repository {repo} is in namespace {prefix}, not {given}")
+        return _namespace_or_fail(conn, prefix)
+    image = store.get_image(conn, repo.value)
+    if image is not None:
+        if given is not None and given != image.namespace:
+            raise conflict(f"image {repo} belongs to namespace {image.namespace}, not {given}")
+        return _namespace_or_fail(conn, image.namespace)
+    if given is not None:
+        return _namespace_or_fail(conn, given)
+    ns = store.get_namespace(conn, repo.value)
+    if ns is None:
+        raise not_found(f"root repository {repo} belongs to no namespace (add it with "
+                        f"strata image add {repo} --namespace NS)")
+    return ns
 
 
 def check_nvr(labels: dict[str, str], repo: RepositoryName, ns: Namespace) -> NVR:
@@ -120,6 +150,22 @@ class Inventory:
             return ns
         return await self.db.write(go)
 
+    async def set_base_image(self, name: str, base_image: str | None) -> Namespace:
+        """Record ``base_image`` (a repository, or None) as the namespace's base image."""
+        if base_image is not None:
+            base_image = parse_repository(base_image).value
+
+        def go(conn: sa.Connection) -> Namespace:
+            _namespace_or_fail(conn, name)
+            store.set_namespace_base(conn, name, base_image)
+            return _namespace_or_fail(conn, name)
+        return await self.db.write(go)
+
+    async def namespace_of(self, repository: str) -> Namespace:
+        """The namespace ``repository`` belongs to (see :func:`namespace_for`)."""
+        repo = parse_repository(repository)
+        return await self.db.read(lambda conn: namespace_for(conn, repo))
+
     async def namespaces(self) -> list[Namespace]:
         return await self.db.read(store.list_namespaces)
 
@@ -129,14 +175,17 @@ class Inventory:
     # -- images ----------------------------------------------------------------------------
     async def add_image(self, repository: str, *, maintainers: Sequence[str] = (),
                         source_url: str | None = None, source_branch: str | None = None,
-                        status: ImageStatus = ImageStatus.ACTIVE) -> Image:
+                        status: ImageStatus = ImageStatus.ACTIVE,
+                        namespace: str | None = None) -> Image:
+        """Add an image; ``namespace`` is needed for a root repository (``fedora``) unless a
+        namespace has its name."""
         repo = parse_repository(repository)
 
         def go(conn: sa.Connection) -> Image:
-            _namespace_or_fail(conn, namespace_of(repo))
             if store.get_image(conn, repo.value) is not None:
                 raise conflict(f"image {repo} already exists")
-            image = Image(repo.value, namespace_of(repo), image_name_of(repo), status,
+            ns = namespace_for(conn, repo, namespace)
+            image = Image(repo.value, ns.name, image_name_of(repo), status,
                           tuple(dict.fromkeys(maintainers)), source_url, source_branch,
                           self.db.now())
             store.insert_image(conn, image)
@@ -170,7 +219,7 @@ class Inventory:
         parsed = Digest.parse(digest)
 
         def before(conn: sa.Connection) -> tuple[Namespace, Build | None]:
-            ns = _namespace_or_fail(conn, namespace_of(repo))
+            ns = namespace_for(conn, repo)
             return ns, store.get_build(conn, repo.value, str(parsed))
 
         ns, existing = await self.db.read(before)

@@ -1,10 +1,16 @@
 """Values of the release domain (frozen records) and the references users type.
 
-A managed repository is always ``<namespace>/<name>`` (two components). References:
+A managed repository is ``<namespace>/<name>`` (``f25/cockpit``) or a single component at the
+root of the registry (``fedora``, ``f25``: base images, as Fedora published them), which belongs
+to a namespace through its image row. :func:`split_repository` is the one parser of a
+repository into (namespace component, image name); the namespace of a root repository is looked
+up by :func:`strata.release.inventory.namespace_for`. References:
 
-* ``f25/cockpit@sha256:…`` names a build (:func:`parse_build_ref`);
-* ``f25/cockpit:130`` names a tag (:func:`parse_tag_ref`);
-* ``f25/cockpit:130`` also names a version stream (:func:`parse_stream_ref`).
+* ``f25/cockpit@sha256:…`` (or ``fedora@sha256:…``) names a build (:func:`parse_build_ref`);
+* ``f25/cockpit:130`` (or ``f25:25``) names a tag, or a version stream (:func:`parse_tag_ref`).
+
+In ``/api/v1/images/{ns}/{name}`` a root repository's namespace segment is ``_``
+(:func:`api_segments`, :func:`repository_from_segments`): ``/api/v1/images/_/f25``.
 
 Parsing failures raise ``RegistryError(Code.INVALID)``.
 """
@@ -72,21 +78,49 @@ def iso_time(at: float | None) -> str | None:
 
 
 # -- references ------------------------------------------------------------------------------
+ROOT_SEGMENT = "_"
+"""The ``{ns}`` path segment of a root repository in ``/api/v1/images/{ns}/{name}``."""
+
+REPOSITORY_FORMS = "<name> or <namespace>/<name>"
+
+
 def parse_repository(text: str) -> RepositoryName:
-    """A managed repository name: exactly ``<namespace>/<name>``."""
+    """A repository the release engine manages: ``<name>`` or ``<namespace>/<name>``."""
     try:
         repo = RepositoryName.parse(text)
     except RegistryError:
         raise invalid(f"invalid repository name {text!r}") from None
-    if repo.value.count("/") != 1:
-        raise invalid(f"repository {text!r} must be <namespace>/<name>")
+    if repo.value.count("/") > 1:
+        raise invalid(f"repository {text!r} must be {REPOSITORY_FORMS}")
     return repo
+
+
+def split_repository(repo: RepositoryName) -> tuple[str | None, str]:
+    """(namespace component, image name): ``f25/cockpit`` -> (f25, cockpit), ``fedora`` ->
+    (None, fedora): a root repository's namespace is its image row's."""
+    head, sep, name = repo.value.partition("/")
+    return (head, name) if sep else (None, head)
+
+
+def image_name_of(repo: RepositoryName) -> str:
+    return split_repository(repo)[1]
+
+
+def api_segments(repository: str) -> tuple[str, str]:
+    """The ``{ns}`` and ``{name}`` of an image's /api/v1 path (``_`` for the root)."""
+    prefix, name = split_repository(parse_repository(repository))
+    return prefix or ROOT_SEGMENT, name
+
+
+def repository_from_segments(ns: str, name: str) -> str:
+    """The repository an /api/v1 image path names (the inverse of :func:`api_segments`)."""
+    return name if ns == ROOT_SEGMENT else f"{ns}/{name}"
 
 
 def parse_build_ref(text: str) -> tuple[RepositoryName, Digest]:
     repo, sep, digest = text.partition("@")
     if not sep:
-        raise invalid(f"{text!r} is not <namespace>/<name>@<digest>")
+        raise invalid(f"{text!r} is not <repository>@<digest> ({REPOSITORY_FORMS})")
     try:
         parsed = Digest.parse(digest)
     except RegistryError:
@@ -97,16 +131,8 @@ def parse_build_ref(text: str) -> tuple[RepositoryName, Digest]:
 def parse_tag_ref(text: str) -> tuple[RepositoryName, str]:
     repo, sep, tag = text.rpartition(":")
     if not sep or "/" in tag or not is_tag(tag):
-        raise invalid(f"{text!r} is not <namespace>/<name>:<tag>")
+        raise invalid(f"{text!r} is not <repository>:<tag> ({REPOSITORY_FORMS})")
     return parse_repository(repo), tag
-
-
-def namespace_of(repo: RepositoryName) -> str:
-    return repo.value.split("/", 1)[0]
-
-
-def image_name_of(repo: RepositoryName) -> str:
-    return repo.value.split("/", 1)[1]
 
 
 # -- records ---------------------------------------------------------------------------------

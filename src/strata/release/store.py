@@ -61,6 +61,11 @@ def insert_namespace(conn: sa.Connection, ns: Namespace) -> None:
         anchor=ns.anchor.isoformat(), base_image=ns.base_image, created_at=ns.created_at))
 
 
+def set_namespace_base(conn: sa.Connection, name: str, base_image: str | None) -> None:
+    conn.execute(sa.update(r.namespaces).where(r.namespaces.c.name == name).values(
+        base_image=base_image))
+
+
 # -- images ----------------------------------------------------------------------------------
 def _image(row: Any) -> Image:
     return Image(row.repository, row.namespace, row.name, ImageStatus(row.status),
@@ -208,6 +213,15 @@ def list_releases(conn: sa.Connection, namespace: str | None = None,
     if namespace is not None:
         q = q.where(c.namespace == namespace)
     return [_release(row) for row in conn.execute(q)]
+
+
+def releases_of_date(conn: sa.Connection, day: str) -> list[str]:
+    """Names of the releases a date names: ``<ns>-<day>`` or ``<ns>-security-<day>-<n>``."""
+    c = r.releases.c
+    rows = conn.execute(sa.select(c.name).where(sa.or_(
+        c.name.endswith(f"-{day}", autoescape=True),
+        c.name.contains(f"-security-{day}-", autoescape=True))).order_by(c.name))
+    return [str(row[0]) for row in rows]
 
 
 def insert_release(conn: sa.Connection, release: Release) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from strata.release.model import ImageStatus, invalid
+from strata.release.model import ImageStatus, invalid, repository_from_segments
 from strata.release.schedule import MAX_INTERVAL_DAYS
 from strata.server.api import parse
 from strata.server.api.auth import Need, authorize
@@ -36,6 +36,17 @@ async def add_namespace(request: web.Request) -> web.Response:
     return json_response(ns.to_json(), status=201)
 
 
+async def update_namespace(request: web.Request) -> web.Response:
+    """``PATCH /api/v1/namespaces/{ns}`` with ``{"base_image": REPOSITORY or null}``."""
+    authorize(request, Need.RELENG)
+    data = await parse.json_body(request)
+    if set(data) - {"base_image"}:
+        raise invalid(f"only base_image can be changed, not {sorted(set(data) - {'base_image'})}")
+    ns = await engine_of(request).inventory.set_base_image(
+        request.match_info["ns"], parse.text(data, "base_image"))
+    return json_response(ns.to_json())
+
+
 async def list_images(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
     items = await engine_of(request).inventory.images(request.query.get("namespace") or None)
@@ -44,8 +55,12 @@ async def list_images(request: web.Request) -> web.Response:
 
 async def show_image(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    repo = f"{request.match_info['ns']}/{request.match_info['name']}"
-    return json_response(await engine_of(request).inventory.image(repo))
+    return json_response(await engine_of(request).inventory.image(image_repository(request)))
+
+
+def image_repository(request: web.Request) -> str:
+    """The repository of an ``/api/v1/images/{ns}/{name}`` path (``_`` is the root)."""
+    return repository_from_segments(request.match_info["ns"], request.match_info["name"])
 
 
 async def add_image(request: web.Request) -> web.Response:
@@ -57,5 +72,6 @@ async def add_image(request: web.Request) -> web.Response:
     image = await engine_of(request).inventory.add_image(
         parse.required(data, "repository"), maintainers=parse.strings(data, "maintainers"),
         source_url=parse.text(data, "source_url"),
-        source_branch=parse.text(data, "source_branch"), status=ImageStatus(status))
+        source_branch=parse.text(data, "source_branch"), status=ImageStatus(status),
+        namespace=parse.text(data, "namespace"))
     return json_response(image.to_json(), status=201)

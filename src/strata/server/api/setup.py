@@ -3,15 +3,19 @@
 Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``):
 
 ========================================================  ==========================
-``GET|POST /api/v1/namespaces``, ``GET .../{ns}``          namespaces
-``GET|POST /api/v1/images``, ``GET .../{ns}/{name}``       images (with streams, tags)
+``GET|POST /api/v1/namespaces``, ``GET|PATCH .../{ns}``    namespaces (PATCH: base_image)
+``GET|POST /api/v1/images``, ``GET .../{ns}/{name}``       images (with streams, tags);
+                                                           ``{ns}`` is ``_`` for a root
+                                                           repository (``.../images/_/f25``)
 ``GET .../images/{ns}/{name}/streams``                     version streams (EOL flags)
 ``POST .../images/{ns}/{name}/streams/{version}/eol``      end a stream
 ``GET .../images/{ns}/{name}/history[?tag=&at=]``          tag events of the image
 ``GET .../images/{ns}/{name}/tags/{tag}/history[?at=]``    one tag; with ``at``: its digest then
 ``GET|POST /api/v1/candidates``                            candidate builds
 ``GET /api/v1/plan[?namespace=&count=]``                   next dates and tag moves
-``GET /api/v1/releases``, ``GET .../{name}``               releases (with notes and builds)
+``GET /api/v1/releases``, ``GET .../{name}``               releases (with notes and builds);
+                                                           a date names the one release
+                                                           of that day
 ``GET /api/v1/releases/{name}/notes.{md|json}``            release notes
 ``POST /api/v1/releases/publish``                          publish a scheduled release now
 ``POST /api/v1/releases/oob``                              out-of-band release
@@ -51,6 +55,7 @@ def _routes() -> list[web.RouteDef]:
         web.get("/api/v1/namespaces", namespaces.list_namespaces),
         web.post("/api/v1/namespaces", namespaces.add_namespace),
         web.get("/api/v1/namespaces/{ns}", namespaces.show_namespace),
+        web.patch("/api/v1/namespaces/{ns}", namespaces.update_namespace),
         web.get("/api/v1/images", namespaces.list_images),
         web.post("/api/v1/images", namespaces.add_image),
         web.get(_IMAGE, namespaces.show_image),

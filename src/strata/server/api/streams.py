@@ -7,11 +7,8 @@ from aiohttp import web
 from strata.server.api import parse
 from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
+from strata.server.api.namespaces import image_repository as _repository
 from strata.server.http import json_response
-
-
-def _repository(request: web.Request) -> str:
-    return f"{request.match_info['ns']}/{request.match_info['name']}"
 
 
 async def list_streams(request: web.Request) -> web.Response:
