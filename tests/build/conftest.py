@@ -43,11 +43,15 @@ def strata(build_server: StrataServer, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="session")
 def base_image(strata: Strata, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """``busybox-bt:1.36`` imported with ``strata base import`` (session-wide)."""
+    """``busybox-bt:1.36`` imported with ``strata base import`` (a candidate) and released
+    out of band, so ``FROM busybox-bt:1.36`` finds it (session-wide)."""
     tarball = make_rootfs(tmp_path_factory.mktemp("rootfs"))
     data: dict[str, Any] = strata.json("base", "import", str(tarball), "--name", BASE,
                                        "--version", BASE_VERSION, "--namespace", NAMESPACE,
                                        "--label", "summary=busybox for the build tests")
+    released = strata.json("release", "oob", f"{BASE}@{data['digest']}",
+                           "--advisory", "BT-BASE-1", "--reason", "the build tier's base")
+    data["released_in"] = released["name"]
     return data
 
 

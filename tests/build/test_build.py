@@ -292,7 +292,8 @@ Version: 1.0-1\\nArchitecture: amd64\\n' > /var/lib/dpkg/status
 
 def test_base_import(strata: Strata, base_image: dict[str, Any]) -> None:
     assert base_image["nvr"] == f"{BASE}-1.36-1.{DIST_TAG}"
-    assert base_image["tags"] == [f"1.36-1.{DIST_TAG}", "1.36", "latest"]
+    assert base_image["repository"] == BASE and base_image["namespace"] == NAMESPACE
+    assert base_image["candidate"]["status"] == "candidate"  # as imported; then released
     manifest, config = strata.image(BASE, base_image["digest"])
     assert len(manifest["layers"]) == 1
     assert config["config"]["Labels"] == {
@@ -300,5 +301,12 @@ def test_base_import(strata: Strata, base_image: dict[str, Any]) -> None:
         "summary": "busybox for the build tests"}
     assert f"DISTTAG={DIST_TAG}" in config["config"]["Env"]
     assert config["config"]["Cmd"] == ["/bin/sh"]
-    tags = strata.get_json(f"/v2/{BASE}/tags/list")["tags"]
-    assert sorted(tags) == sorted(base_image["tags"])
+    assert f"FGC={NAMESPACE}" in config["config"]["Env"]
+    tags = strata.get_json(f"/v2/{BASE}/tags/list")["tags"]  # given by the release
+    assert sorted(tags) == sorted([f"1.36-1.{DIST_TAG}", "1.36", "latest"])
+    image = strata.json("image", "show", BASE)
+    assert image["namespace"] == NAMESPACE and image["repository"] == BASE
+    assert {t["tag"]: t["nvr"] for t in image["tags"]}["latest"] == base_image["nvr"]
+    history = strata.json("history", f"{BASE}:latest")
+    assert [e["release"] for e in history["events"]] == [base_image["released_in"]]
+    assert strata.json("namespace", "list")["namespaces"][0]["base_image"] == BASE
