@@ -96,4 +96,7 @@ def test_the_default_is_the_listen_address() -> None:
     assert str(PublicUrl.for_address("::1", 5000, tls=True)) == "https://[::1]:5000"
     assert PublicUrl.for_address("0.0.0.0", 5000, tls=False).is_wildcard
     assert PublicUrl.for_address("::", 5000, tls=False).is_wildcard
+    assert PublicUrl.parse("http://0.0.0.0").is_wildcard
+    assert PublicUrl.parse("http://[::]:80").is_wildcard
     assert not PublicUrl.parse("http://registry.example:80").is_wildcard
+    assert not PublicUrl.parse("http://[::1]").is_wildcard

@@ -8,9 +8,9 @@ passwords elsewhere through a proxy cache or a crafted link.
 
 ``Location`` and ``Link`` headers are *relative* references (``/v2/…``), which the
 distribution spec allows and every client resolves against the URL it used: they carry no host
-at all, and an upload can continue on any node behind a load balancer. Build them with
-:func:`location` and :func:`next_link` so that, should they ever become absolute, there is one
-place to change.
+at all, and an upload can continue on any node behind a load balancer. ``Link`` values are
+built by :func:`next_link` (tags, catalog, referrers), so that, should they ever have to become
+absolute, there is one place to change.
 
 An app built without a public URL (the in-process tests) falls back to the address of the socket
 the request arrived on, again never to ``Host``.
@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-__all__ = ["PUBLIC_URL", "PublicUrl", "absolute_url", "location", "next_link", "public_url"]
+__all__ = ["PUBLIC_URL", "PublicUrl", "absolute_url", "next_link", "public_url"]
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,7 @@ class PublicUrl:
     @property
     def is_wildcard(self) -> bool:
         """True for ``0.0.0.0``/``::``: a listen address no client can use as a URL."""
-        host = self.netloc.rpartition(":")[0] if not self.netloc.endswith("]") else self.netloc
-        host = host.strip("[]")
+        host = urlsplit(str(self)).hostname or ""
         try:
             return ipaddress.ip_address(host).is_unspecified
         except ValueError:
@@ -107,11 +106,6 @@ def public_url(request: web.Request) -> PublicUrl:
 def absolute_url(request: web.Request, path: str) -> str:
     """The absolute URL of *path* on this server, from the public URL (never ``Host``)."""
     return public_url(request).url(path)
-
-
-def location(path: str) -> str:
-    """A ``Location`` value: the relative reference *path* (see the module docstring)."""
-    return path
 
 
 def next_link(path: str, params: Mapping[str, str | int]) -> str:
