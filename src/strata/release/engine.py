@@ -41,6 +41,7 @@ from strata.release.model import (
     parse_build_ref,
     parse_tag_ref,
 )
+from strata.release.notes import render_markdown
 from strata.release.nvr import NVR, InvalidNVR
 from strata.release.publish import TagWriteHook, apply_release, plan_builds
 from strata.release.streams import Candidate, StreamViolation, TagKind, classify_tag, plan_rollback
@@ -333,7 +334,10 @@ class ReleaseEngine:
             release = self._named(conn, name)
             builds = store.list_builds(conn, release_name=release.name,
                                        status=BuildStatus.RELEASED)
-            return {**release.to_json(with_notes=True), "builds": [b.to_json() for b in builds]}
+            out = release.to_json(with_notes=True)
+            if release.notes is not None:  # rendered again: notes stored before user text
+                out["notes_markdown"] = render_markdown(release.notes)  # was escaped
+            return {**out, "builds": [b.to_json() for b in builds]}
         return await self.db.read(go)
 
 

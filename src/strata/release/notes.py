@@ -4,10 +4,20 @@ Per image: the builds released (NVR, digest, advisories, reasons), every tag tha
 (stream, old NVR -> new NVR, old and new digest), the tags left alone and why, a one-line
 ``old NVR -> new NVR`` summary, and the pull commands for every tag that moved.
 The JSON is the source; :func:`render_markdown` renders it.
+
+Much of the text is user input (a candidate's reason and advisories, a release's reason and
+name, account names, NVRs from image labels). The JSON keeps it as given; the Markdown shows it
+as text and nothing else: every such value is folded onto one line (so it cannot start a
+heading, a list or a code fence, nor leave its image's section) and its Markdown punctuation
+is backslash-escaped and ``< > &`` turned into entities (so no link, emphasis, code span or raw
+HTML such as ``<img onerror=…>`` reaches a renderer). Code spans and the pull-command block
+carry only names the registry validated (repositories, tags).
 """
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +26,12 @@ from strata.release.model import Build, Release, iso_time
 from strata.release.nvr import NVR
 from strata.release.streams import NAME_TAG, StreamPlan
 
-__all__ = ["ImageChanges", "build_notes", "render_markdown"]
+__all__ = ["ImageChanges", "build_notes", "markdown_text", "render_markdown"]
+
+# Inline Markdown punctuation (CommonMark + GFM tables and strikethrough). Block syntax (#, -,
+# +, >, digits + '.', fences, setext underlines) only counts at the start of a line, which user
+# text never reaches once folded; '#' is escaped anyway so no heading can be read into it.
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]{}()#!|~^])")
 
 
 @dataclass(frozen=True)
@@ -80,45 +95,65 @@ def build_notes(release: Release, changes: Sequence[ImageChanges], host: str) ->
     }
 
 
+def markdown_text(value: object) -> str:
+    """``value`` as inline Markdown text: one line, punctuation escaped, no HTML."""
+    folded = " ".join(str(value).split())
+    return _MD_PUNCTUATION.sub(r"\\\1", html.escape(folded, quote=False))
+
+
+def _code(value: str) -> str:
+    """A code span of a registry-validated name (tags, repositories)."""
+    return "`" + " ".join(value.replace("`", "").split()) + "`"
+
+
 def _short(value: str | None) -> str:
-    return "—" if value is None else value
+    return "—" if value is None else markdown_text(value)
 
 
 def _tag_of(nvr: str | None) -> str:
     if nvr is None:
         return "—"
     parts = nvr.rsplit("-", 2)
-    return f"{parts[-2]}-{parts[-1]}" if len(parts) == 3 else nvr
+    return markdown_text(f"{parts[-2]}-{parts[-1]}" if len(parts) == 3 else nvr)
+
+
+def _list(values: Sequence[str]) -> str:
+    return ", ".join(markdown_text(v) for v in values)
 
 
 def render_markdown(notes: dict[str, Any]) -> str:
-    """Markdown for people: a section per image with a table of tag moves."""
+    """Markdown for people: a section per image with a table of tag moves.
+
+    Every value that came from a user goes through :func:`markdown_text`."""
     kind = "Out-of-band security release" if notes["kind"] == "oob" else "Scheduled release"
-    lines = [f"# Release {notes['release']}", "",
-             f"{kind} of namespace `{notes['namespace']}`, published "
+    lines = [f"# Release {markdown_text(notes['release'])}", "",
+             f"{kind} of namespace {_code(notes['namespace'])}, published "
              f"{_short(notes['published_at'])} by {_short(notes['actor'])}."]
     if notes["advisories"]:
-        lines += ["", "Advisories: " + ", ".join(notes["advisories"])]
+        lines += ["", "Advisories: " + _list(notes["advisories"])]
     if notes["reason"]:
-        lines += ["", f"Reason: {notes['reason']}"]
+        lines += ["", f"Reason: {markdown_text(notes['reason'])}"]
     if not notes["images"]:
         lines += ["", "No images changed in this release."]
     for image in notes["images"]:
-        old = image["old_nvr"] or "(new)"
-        lines += ["", f"## {image['repository']}", "", f"{old} → {image['new_nvr']}", ""]
+        old = _short(image["old_nvr"]) if image["old_nvr"] else "(new)"
+        lines += ["", f"## {markdown_text(image['repository'])}", "",
+                  f"{old} → {markdown_text(image['new_nvr'])}", ""]
         if image["tags"]:
             lines += ["| tag | stream | from | to |", "| --- | --- | --- | --- |"]
-            lines += [f"| `{m['tag']}` | {m['stream']} | {_tag_of(m['old_nvr'])} | "
-                      f"{_tag_of(m['new_nvr'])} |" for m in image["tags"]]
+            lines += [f"| {_code(m['tag'])} | {markdown_text(m['stream'])} | "
+                      f"{_tag_of(m['old_nvr'])} | {_tag_of(m['new_nvr'])} |"
+                      for m in image["tags"]]
         if image["skipped"]:
             lines.append("")
         for skip in image["skipped"]:
-            lines.append(f"- `{skip['tag']}` unchanged: {skip['reason']}")
+            lines.append(f"- {_code(skip['tag'])} unchanged: {markdown_text(skip['reason'])}")
         if image["advisories"] and image["advisories"] != notes["advisories"]:
-            lines += ["", "Advisories: " + ", ".join(image["advisories"])]
+            lines += ["", "Advisories: " + _list(image["advisories"])]
         for reason in image["reasons"]:
             if reason != notes["reason"]:
-                lines += ["", f"Reason: {reason}"]
+                lines += ["", f"Reason: {markdown_text(reason)}"]
         if image["pull"]:
-            lines += ["", "```", *image["pull"], "```"]
+            lines += ["", "```", *(" ".join(p.replace("`", "").split())
+                                   for p in image["pull"]), "```"]
     return "\n".join(lines) + "\n"
