@@ -46,6 +46,7 @@ class ServerSettings:
     tls_cert: Path | None = None  # PEM certificate chain: serve HTTPS
     tls_key: Path | None = None  # its PEM private key
     public_url: str | None = None  # where clients reach us; None: the listen address
+    webhook_allow_private: bool = False  # webhooks may go to loopback/link-local/private hosts
 
 
 def default_url() -> str:

@@ -15,6 +15,7 @@ from strata.meta.store import SqlMetaStore
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
 from strata.release.policy import ReleaseTagPolicy
+from strata.release.webhooks import WebhookSecurity
 from strata.storage.filesystem import FilesystemBlobStore
 from support.clock import SettableClock as Clock
 
@@ -42,4 +43,8 @@ def registry(db: sa.Engine, tmp_path: Path) -> Registry:
 
 @pytest.fixture
 def engine(db: sa.Engine, registry: Registry, clock: Clock) -> ReleaseEngine:
-    return ReleaseEngine(db, registry, public_host="registry.example", clock=clock)
+    # Test receivers listen on loopback: deliveries there are allowed (as with
+    # ``strata serve --webhook-allow-private``); tests/release/test_webhook_security.py checks
+    # the default refusal.
+    return ReleaseEngine(db, registry, public_host="registry.example", clock=clock,
+                         webhook_security=WebhookSecurity.ephemeral(allow_private=True))

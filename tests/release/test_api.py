@@ -35,7 +35,8 @@ AUTH = {"Authorization": aiohttp.encode_basic_auth("rel-eng", "x")}
 def make_client(aiohttp_client: Callable[..., Awaitable[Client]], registry: Registry,
                 engine: ReleaseEngine, db: sa.Engine) -> Callable[..., Awaitable[Client]]:
     async def make(**kw: Any) -> Client:
-        sender = WebhookSender(db, policy=RetryPolicy(base_delay=0.05, timeout=5))
+        sender = WebhookSender(db, policy=RetryPolicy(base_delay=0.05, timeout=5),
+                               security=engine.webhook_security)
         api = ReleaseApi(engine, sender, **{"scheduler_interval": 0, "webhook_interval": 0,
                                             **kw})
         return await aiohttp_client(create_app(registry, housekeeping_interval=0, release=api))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 
-import aiohttp
 import pytest
 import sqlalchemy as sa
 
@@ -34,24 +33,23 @@ async def test_failed_deliveries_are_retried_then_given_up(
     await engine.inventory.add_image("f25/x")
     await engine.eol("f25/x:1", actor="releng")
     sender = WebhookSender(db, policy=RetryPolicy(base_delay=30, max_attempts=3, timeout=2),
-                           clock=clock)
-    async with aiohttp.ClientSession() as session:
-        assert await sender.deliver_due(session) == 0
-        [item] = await engine.deliveries()
-        assert (item["status"], item["attempts"]) == ("pending", 1)
-        assert "ClientConnectorError" in item["last_error"]
-        assert await sender.deliver_due(session) == 0  # not due again yet
-        assert (await engine.deliveries())[0]["attempts"] == 1
-        clock.advance(seconds=31)
-        await sender.deliver_due(session)
-        assert (await engine.deliveries())[0]["attempts"] == 2
-        clock.advance(seconds=61)
-        await sender.deliver_due(session)
-        [item] = await engine.deliveries()
-        assert (item["status"], item["attempts"]) == ("failed", 3)
-        clock.advance(days=1)
-        assert await sender.deliver_due(session) == 0
-        assert (await engine.deliveries())[0]["attempts"] == 3
+                           clock=clock, security=engine.webhook_security)
+    assert await sender.deliver_due() == 0
+    [item] = await engine.deliveries()
+    assert (item["status"], item["attempts"]) == ("pending", 1)
+    assert "ClientConnectorError" in item["last_error"]
+    assert await sender.deliver_due() == 0  # not due again yet
+    assert (await engine.deliveries())[0]["attempts"] == 1
+    clock.advance(seconds=31)
+    await sender.deliver_due()
+    assert (await engine.deliveries())[0]["attempts"] == 2
+    clock.advance(seconds=61)
+    await sender.deliver_due()
+    [item] = await engine.deliveries()
+    assert (item["status"], item["attempts"]) == ("failed", 3)
+    clock.advance(days=1)
+    assert await sender.deliver_due() == 0
+    assert (await engine.deliveries())[0]["attempts"] == 3
 
 
 async def test_a_claimed_delivery_is_not_sent_twice(engine: ReleaseEngine, db: sa.Engine,

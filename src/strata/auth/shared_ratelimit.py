@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from strata.auth.ratelimit import bucket_level, check_parameters, seconds_until_token
+from strata.storage.private import private_dir
 
 __all__ = ["SharedRateLimiter"]
 
@@ -58,10 +59,11 @@ class SharedRateLimiter:
     @staticmethod
     def reset(path: Path) -> None:
         """(Re)create the table empty, with a new salt: at server start, before the workers."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_name(path.name + ".new")
-        with open(tmp, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # created 0600 below, never reused with another mode
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
             f.write(secrets.token_bytes(_SALT))
             f.truncate(_SIZE)
         os.replace(tmp, path)

@@ -49,11 +49,15 @@ from strata.server.urls import PublicUrl
               help="Where clients reach this server (scheme://host[:port]): the token realm "
                    "and every absolute URL. Default: the listen address (https with TLS). "
                    "The request's Host header is never used.")
+@click.option("--webhook-allow-private", is_flag=True, default=False,
+              help="Let webhooks be delivered to loopback, link-local and private addresses "
+                   "(refused by default: the server's own network is no webhook's business).")
 def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           blob_store: str | None, gc_interval: float, gc_grace: float, upload_ttl: float,
           max_uploads: int, max_blob_size: int, body_timeout: float, idle_timeout: float,
           access_log: bool, auth: bool,
-          tls_cert: Path | None, tls_key: Path | None, public_url: str | None) -> None:
+          tls_cert: Path | None, tls_key: Path | None, public_url: str | None,
+          webhook_allow_private: bool) -> None:
     """Serve the registry (OCI Distribution v1.1 at /v2/)."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -74,7 +78,8 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
         gc_interval=gc_interval, gc_grace=gc_grace,
         idle_timeout=idle_timeout, access_log=access_log, auth=auth,
         tls_cert=tls_cert and tls_cert.resolve(),
-        tls_key=tls_key and tls_key.resolve(), public_url=public_url))
+        tls_key=tls_key and tls_key.resolve(), public_url=public_url,
+        webhook_allow_private=webhook_allow_private))
 
 
 def _blob_store(url: str | None) -> str | None:

@@ -31,6 +31,7 @@ from strata.auth.service import AccountExists, AccountNotFound, AuthService
 from strata.auth.store import GRANTABLE_ROLES, Account, AccountKind, AuthStore
 from strata.cli.common import data_option, database_option, emit, fail
 from strata.meta.engine import create_engine, migrate, sqlite_url
+from strata.storage.private import owner_only_umask, private_dir
 
 ROLE_CHOICE = click.Choice([r.value for r in GRANTABLE_ROLES])
 
@@ -42,8 +43,9 @@ def _images_option(who: str) -> Callable[[click.decorators.FC], click.decorators
 
 @contextlib.contextmanager
 def _service(data_dir: Path, database_url: str | None) -> Iterator[AuthService]:
+    owner_only_umask()
     if database_url is None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
     engine = create_engine(database_url or sqlite_url(data_dir.resolve()))
     try:
         migrate(engine)

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from strata.storage.private import create_private_file
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -21,7 +23,8 @@ def sqlite_url(data_dir: Path) -> str:
 
 
 def create_engine(url: str) -> sa.Engine:
-    """An engine whose SQLite connections use WAL and take the write lock up front.
+    """An engine whose SQLite connections use WAL and take the write lock up front; a new
+    SQLite database file is created mode 0600 (and so are its ``-wal`` and ``-shm``).
 
     SQLite transactions start with ``BEGIN IMMEDIATE`` so that two processes writing at once
     queue on the busy timeout instead of failing to upgrade a read lock; transactions opened
@@ -30,6 +33,11 @@ def create_engine(url: str) -> sa.Engine:
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     engine = sa.create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
+    database = engine.url.database
+    if database and database != ":memory:" and Path(database).parent.is_dir():
+        # Owner-only whatever the umask; SQLite gives its -wal and -shm files the mode of
+        # the database file.
+        create_private_file(Path(database))
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

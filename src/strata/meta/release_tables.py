@@ -119,9 +119,10 @@ webhooks = sa.Table(
     "webhooks",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),  # redacted: what everyone is shown
     sa.Column("events", sa.Text, nullable=False, server_default="[]"),
-    sa.Column("secret", sa.String(255), nullable=True),
+    sa.Column("secret", sa.Text, nullable=True),  # sealed (SecretBox); Text since 0007
+    sa.Column("url_sealed", sa.Text, nullable=True),  # the whole URL, sealed, if redacted (0007)
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", sa.Float, nullable=False),
 )

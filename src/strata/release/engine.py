@@ -67,8 +67,11 @@ def sleep_after_first_write(seconds: float) -> TagWriteHook:
 class ReleaseEngine:
     def __init__(self, engine: sa.Engine, registry: Registry, *,
                  public_host: str = "127.0.0.1:5000", clock: Callable[[], float] = time.time,
-                 after_tag_write: TagWriteHook | None = None) -> None:
+                 after_tag_write: TagWriteHook | None = None,
+                 webhook_security: hooks.WebhookSecurity | None = None) -> None:
         self.db = Database(engine, clock=clock)
+        # The server passes its key (DATA/auth/webhook-key); the default one lives in memory.
+        self.webhook_security = webhook_security or hooks.WebhookSecurity.ephemeral()
         self.inventory = Inventory(self.db, registry)
         self.public_host = public_host
         self.after_tag_write = after_tag_write
@@ -294,7 +297,8 @@ class ReleaseEngine:
     async def add_webhook(self, url: str, *, events: Sequence[str] = (),
                           secret: str | None = None) -> hooks.Webhook:
         return await self.db.write(
-            lambda conn: hooks.add_webhook(conn, url, events, secret, self.db.now()))
+            lambda conn: hooks.add_webhook(conn, url, events, secret, self.db.now(),
+                                           self.webhook_security))
 
     async def webhooks(self) -> list[hooks.Webhook]:
         return await self.db.read(hooks.list_webhooks)

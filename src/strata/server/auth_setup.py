@@ -5,7 +5,9 @@ Files in the data dir (directory ``DATA/auth``, mode 0700):
 - ``signing-key.pem``: the EC P-256 token-signing key, created on first start (mode 0600) and
   shared by every worker;
 - ``admin-password``: written on first start only when ``$STRATA_ADMIN_PASSWORD`` is unset: the
-  generated password of the ``admin`` account (mode 0600). Delete it once it is safe elsewhere.
+  generated password of the ``admin`` account (mode 0600). Delete it once it is safe elsewhere;
+- ``webhook-key``: the key that seals webhook secrets in the database (mode 0600; with or
+  without ``--auth``). Nodes sharing a PostgreSQL database need the same file.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import sqlalchemy as sa
 
 from strata.auth.keys import load_or_create_signing_key
 from strata.auth.passwords import PasswordHashing
+from strata.auth.secretbox import SecretBox
 from strata.auth.service import AuthService, LoginLimits
 from strata.auth.shared_ratelimit import SharedRateLimiter
 from strata.auth.store import AuthStore
 from strata.config import ServerSettings
-from strata.meta.engine import create_engine, sqlite_url
+from strata.meta.engine import create_engine, locked_begin, sqlite_url
+from strata.release.webhooks import seal_stored, sealed_with_other_keys
 from strata.server.auth import TokenAuth
 
 ADMIN_PASSWORD_ENV = "STRATA_ADMIN_PASSWORD"
@@ -39,6 +43,33 @@ def signing_key_path(data_dir: Path) -> Path:
 
 def admin_password_path(data_dir: Path) -> Path:
     return auth_dir(data_dir) / "admin-password"
+
+
+def webhook_key_path(data_dir: Path) -> Path:
+    return auth_dir(data_dir) / "webhook-key"
+
+
+def prepare_webhook_key(settings: ServerSettings) -> None:
+    """Once, before the workers start: the webhook key (created on first start), and webhook
+    rows from before sealing sealed with it. Warns when rows were sealed with another key
+    (a node of a PostgreSQL cluster that was not given the first node's key file)."""
+    path = webhook_key_path(settings.data_dir)
+    box = SecretBox.load_or_create(path)
+    engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
+    try:
+        with locked_begin(engine) as conn:
+            sealed = seal_stored(conn, box)
+            foreign = sealed_with_other_keys(conn, box)
+    finally:
+        engine.dispose()
+    if sealed:
+        print(f"strata: sealed the secrets of {sealed} webhook(s) with {path}",
+              file=sys.stderr, flush=True)
+    if foreign:
+        print(f"strata: warning: webhook secrets sealed with key(s) {', '.join(sorted(foreign))} "
+              f"cannot be opened with {path} (key {box.key_id}); their deliveries fail until "
+              "this node has the same key file as the node that sealed them",
+              file=sys.stderr, flush=True)
 
 
 def prepare_auth(settings: ServerSettings) -> None:

@@ -15,12 +15,14 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from strata.server.keys import ROUTE
+from strata.storage.private import private_dir
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -88,7 +90,7 @@ ACCESS_LOG = web.AppKey("access_log", bool)
 
 def prepare_multiprocess_dir(path: str) -> None:
     """Empty the metrics directory and point prometheus_client at it (before workers fork)."""
-    os.makedirs(path, exist_ok=True)
+    private_dir(Path(path))
     for name in os.listdir(path):
         if name.endswith(".db"):
             os.unlink(os.path.join(path, name))

@@ -16,19 +16,28 @@ from types import FrameType
 import sqlalchemy as sa
 from aiohttp import web
 
+from strata.auth.secretbox import SecretBox
 from strata.config import ServerSettings
 from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.gc_store import SqlGarbageStore
 from strata.meta.store import SqlMetaStore
 from strata.registry.service import Registry
 from strata.release.policy import ReleaseTagPolicy
+from strata.release.webhooks import WebhookSecurity
 from strata.server.api import release_api_from_env
 from strata.server.app import create_app
-from strata.server.auth_setup import build_auth, prepare_auth, tls_context
+from strata.server.auth_setup import (
+    build_auth,
+    prepare_auth,
+    prepare_webhook_key,
+    tls_context,
+    webhook_key_path,
+)
 from strata.server.metrics import Metrics, prepare_multiprocess_dir
 from strata.server.urls import PublicUrl
 from strata.storage.base import BlobStore
 from strata.storage.filesystem import FilesystemBlobStore
+from strata.storage.private import owner_only_umask, private_dir, tighten
 
 log = logging.getLogger("strata.server")
 
@@ -56,7 +65,10 @@ def build_registry(settings: ServerSettings, engine: sa.Engine | None = None,
 
 
 def prepare(settings: ServerSettings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """Before any worker starts, and in the offline commands: from now on this process creates
+    owner-only files (umask 077), the data dir exists (0700), the schema is current."""
+    owner_only_umask()
+    private_dir(settings.data_dir)
     engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
     migrate(engine)
     engine.dispose()
@@ -70,12 +82,22 @@ def public_url(settings: ServerSettings) -> PublicUrl:
                                  tls=settings.tls_cert is not None)
 
 
+def tighten_data_dir(settings: ServerSettings) -> None:
+    """A data dir left open to other users (an older strata, a copy, a hand-made dir) is made
+    owner-only, saying so on stderr: one line per kind of fix."""
+    for line in tighten(settings.data_dir).messages(settings.data_dir):
+        print(f"strata: {line}", file=sys.stderr, flush=True)
+
+
 def run_worker(settings: ServerSettings) -> None:
     engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
     store = build_store(settings)
     registry = build_registry(settings, engine, store)
     url = public_url(settings)
-    release = release_api_from_env(engine, registry, default_host=url.netloc)
+    security = WebhookSecurity(SecretBox.load(webhook_key_path(settings.data_dir)),
+                               allow_private=settings.webhook_allow_private)
+    release = release_api_from_env(engine, registry, default_host=url.netloc,
+                                   webhook_security=security)
     app = create_app(registry, release=release,
                      housekeeping_interval=settings.housekeeping_interval,
                      gc_interval=settings.gc_interval, lock_dir=settings.data_dir,
@@ -96,7 +118,9 @@ def run_worker(settings: ServerSettings) -> None:
 
 
 def serve(settings: ServerSettings) -> None:
+    tighten_data_dir(settings)
     prepare(settings)
+    prepare_webhook_key(settings)
     prepare_auth(settings)
     prepare_multiprocess_dir(str(settings.data_dir / "metrics"))
     scheme = "https" if settings.tls_cert else "http"

@@ -2,7 +2,8 @@
 
 Uploads are appended in place; committing fsyncs the file, renames it atomically into its
 content address and (once per metadata commit, see ``persist_placed``) fsyncs the directory,
-so a crash leaves either no blob or a whole one.
+so a crash leaves either no blob or a whole one. Every directory is created 0700 and every
+file 0600 (:mod:`strata.storage.private`), whatever the umask.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from strata.oci.digest import Digest
+from strata.storage.private import FILE_MODE, private_dir
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _READ_CHUNK = 1 << 20
@@ -83,8 +85,8 @@ class FilesystemBlobStore:
         self.root = root
         self._blobs = root / "blobs"
         self._uploads = root / "uploads"
-        self._blobs.mkdir(parents=True, exist_ok=True)
-        self._uploads.mkdir(parents=True, exist_ok=True)
+        private_dir(self._blobs)
+        private_dir(self._uploads)
 
     # -- committed blobs -------------------------------------------------------------------
     def blob_path(self, digest: Digest) -> Path:
@@ -133,7 +135,7 @@ class FilesystemBlobStore:
         path = self._upload_path(upload_id)
         # A session past offset 0 must still have its file: never re-create it as zeros.
         flags = os.O_WRONLY | (os.O_CREAT if offset == 0 else 0)
-        fd = os.open(path, flags, 0o644)
+        fd = os.open(path, flags, FILE_MODE)
         loop = asyncio.get_running_loop()
         syncing: asyncio.Future[None] | None = None
         try:
@@ -197,7 +199,7 @@ class FilesystemBlobStore:
         target = self.blob_path(digest)
         placed = not target.exists()
         if placed:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(target.parent)
             os.replace(source, target)
         # else: a file at a content address is always whole (it got there by this rename of
         # a synced upload), so the bytes are already in place; the upload's own copy is
@@ -231,9 +233,13 @@ class FilesystemBlobStore:
         return self._upload_path(upload_id).with_suffix(".owner")
 
     async def upload_start(self, upload_id: str, repository: str) -> None:
-        fd = os.open(self._upload_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(self._upload_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                     FILE_MODE)
         os.close(fd)
-        self._owner_path(upload_id).write_text(repository)
+        fd = os.open(self._owner_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                     FILE_MODE)
+        with os.fdopen(fd, "w") as owner:
+            owner.write(repository)
 
     async def upload_owner(self, upload_id: str) -> tuple[str, float] | None:
         try:

@@ -38,6 +38,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from strata.oci.digest import Digest
+from strata.storage.private import private_dir
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client as AsyncS3Client
@@ -100,7 +101,7 @@ class S3BlobStore:
         self._bucket = location.bucket
         self._prefix = location.prefix
         self._spool = spool_dir
-        self._spool.mkdir(parents=True, exist_ok=True)
+        private_dir(self._spool)  # spool files are mkstemp's (0600)
         self._client: AsyncS3Client | None = None
         self._client_cm: Any = None
         self._client_lock: asyncio.Lock | None = None

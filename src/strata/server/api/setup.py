@@ -35,13 +35,12 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
 
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine, sleep_after_first_write
-from strata.release.webhooks import RetryPolicy, WebhookSender
+from strata.release.webhooks import RetryPolicy, WebhookSecurity, WebhookSender
 from strata.server.api import candidates, namespaces, releases, streams, webhooks
 from strata.server.api.context import RELEASE_API, ReleaseApi
 
@@ -98,20 +97,18 @@ async def _every(interval: float, what: str, step: Callable[[], Awaitable[object
 async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     api = app[RELEASE_API]
     tasks: list[asyncio.Task[None]] = []
-    async with aiohttp.ClientSession() as session:
-        if api.scheduler_interval > 0:
-            tasks.append(asyncio.create_task(_every(
-                api.scheduler_interval, "scheduled publishing", api.engine.publish_due)))
-        if api.webhook_interval > 0:
-            tasks.append(asyncio.create_task(_every(
-                api.webhook_interval, "webhook delivery",
-                lambda: api.webhooks.deliver_due(session))))
-        yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    if api.scheduler_interval > 0:
+        tasks.append(asyncio.create_task(_every(
+            api.scheduler_interval, "scheduled publishing", api.engine.publish_due)))
+    if api.webhook_interval > 0:
+        tasks.append(asyncio.create_task(_every(
+            api.webhook_interval, "webhook delivery", api.webhooks.deliver_due)))
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _background(app: web.Application) -> contextlib.AbstractAsyncContextManager[None]:
@@ -123,9 +120,10 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
-def release_api_from_env(engine: sa.Engine, registry: Registry, *,
-                         default_host: str) -> ReleaseApi:
-    """The server's release API, tuned by the environment.
+def release_api_from_env(engine: sa.Engine, registry: Registry, *, default_host: str,
+                         webhook_security: WebhookSecurity | None = None) -> ReleaseApi:
+    """The server's release API, tuned by the environment; ``webhook_security``: the server's
+    key for webhook secrets and whether deliveries may go to private addresses.
 
     ``STRATA_PUBLIC_HOST`` (host[:port] in pull commands of release notes; default: that of
     the public URL, ``--public-url`` or the listen address), ``STRATA_SCHEDULER_INTERVAL``
@@ -138,9 +136,10 @@ def release_api_from_env(engine: sa.Engine, registry: Registry, *,
     hook = sleep_after_first_write(delay) if delay > 0 else None
     release = ReleaseEngine(engine, registry,
                             public_host=os.environ.get("STRATA_PUBLIC_HOST") or default_host,
-                            after_tag_write=hook)
+                            after_tag_write=hook, webhook_security=webhook_security)
     sender = WebhookSender(engine, policy=RetryPolicy(
-        base_delay=_env_float("STRATA_WEBHOOK_RETRY_BASE", 2.0)))
+        base_delay=_env_float("STRATA_WEBHOOK_RETRY_BASE", 2.0)),
+        security=release.webhook_security)
     return ReleaseApi(release, sender,
                       scheduler_interval=_env_float("STRATA_SCHEDULER_INTERVAL", 60.0),
                       webhook_interval=_env_float("STRATA_WEBHOOK_INTERVAL", 2.0))
