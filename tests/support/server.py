@@ -10,7 +10,8 @@ Usage::
 
 The public surface is small on purpose:
 
-- ``StrataServer(base_dir, *extra_args, env=None, startup_timeout=30.0)``: nothing runs until
+- ``StrataServer(base_dir, *extra_args, env=None, startup_timeout=30.0, umask=None)``:
+  ``umask`` is the server process's umask (None: the test's). Nothing runs until
   :meth:`start` (or ``with``). ``base_dir`` holds ``data/`` (the ``--data`` dir) and
   ``server.log`` (the process's stdout and stderr, appended across restarts).
 - Authentication is on (the server's default): the harness sets ``STRATA_ADMIN_PASSWORD`` (a
@@ -87,7 +88,8 @@ class StrataServer:
     """One ``strata serve --data BASE/data --listen 127.0.0.1:PORT [extra args]`` process."""
 
     def __init__(self, base_dir: Path, *extra_args: str, env: Mapping[str, str] | None = None,
-                 startup_timeout: float = 30.0, tls_context: ssl.SSLContext | None = None) -> None:
+                 startup_timeout: float = 30.0, tls_context: ssl.SSLContext | None = None,
+                 umask: int | None = None) -> None:
         self.base_dir = Path(base_dir)
         self.data_dir = self.base_dir / "data"
         self.log_path = self.base_dir / "server.log"
@@ -97,6 +99,7 @@ class StrataServer:
         self._env = dict(env or {})
         self._proc: subprocess.Popen[bytes] | None = None
         self.tls_context = tls_context
+        self.umask = -1 if umask is None else umask
         self.admin_user = "admin"
         self.admin_password = self._env.get("STRATA_ADMIN_PASSWORD") or secrets.token_urlsafe(16)
 
@@ -140,7 +143,7 @@ class StrataServer:
             log.flush()
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, env=env,
-                                          start_new_session=True)
+                                          start_new_session=True, umask=self.umask)
         try:
             self.wait_ready()
         except BaseException:

@@ -7,6 +7,7 @@ Every command takes ``--url`` / ``$STRATA_URL``, ``$STRATA_USER`` / ``$STRATA_PA
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -339,10 +340,21 @@ def webhook() -> None:
 @server_options
 @click.argument("target")
 @click.option("--event", "events", multiple=True, help="Event to send (default: all).")
-@click.option("--secret", default=None, help="HMAC-SHA256 key for X-Strata-Signature.")
+@click.option("--secret", default=None, help="HMAC-SHA256 key for X-Strata-Signature "
+              "(other local users can see a command line: prefer --secret-stdin).")
+@click.option("--secret-stdin", is_flag=True, help="Read the HMAC key from stdin (one line).")
 def webhook_add(url: str, user: str | None, password: str | None, as_json: bool, target: str,
-                events: tuple[str, ...], secret: str | None) -> None:
-    """Send release events to TARGET (an http(s) URL)."""
+                events: tuple[str, ...], secret: str | None, secret_stdin: bool) -> None:
+    """Send release events to TARGET (an http(s) URL).
+
+    The server keeps the secret, and TARGET's credentials if it has any (user:password@, a
+    token= parameter), sealed with its key, and shows TARGET redacted from then on. It refuses
+    loopback, link-local and private destinations unless started with
+    --webhook-allow-private."""
+    if secret_stdin:
+        if secret is not None:
+            raise click.UsageError("--secret and --secret-stdin exclude each other")
+        secret = sys.stdin.readline().rstrip("\r\n") or None
     data = run_api(url, user, password, lambda c: c.add_webhook(target, events=events,
                                                                 secret=secret))
     emit(data, as_json, lambda d: f"webhook {d['id']}: {d['url']}")

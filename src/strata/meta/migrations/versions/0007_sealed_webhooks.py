@@ -18,7 +18,7 @@ from alembic import op
 revision = "0007"
 down_revision = "0004"
 branch_labels = None
-depends_on = "0002"  # the webhooks table
+depends_on = "0002"  # the webhooks table (branches run in no set order)
 
 
 def upgrade() -> None:
