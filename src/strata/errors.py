@@ -71,6 +71,15 @@ class RegistryError(Exception):
     def body(self) -> bytes:
         return error_body([self])
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable (a manifest is decoded in another process and its error comes back).
+        return (_rebuild, (self.code, self.detail, self.message, self.status, self.headers))
+
+
+def _rebuild(code: Code, detail: Any, message: str, status: int,
+             headers: dict[str, str]) -> RegistryError:
+    return RegistryError(code, detail, message=message, status=status, headers=headers)
+
 
 def error_body(errors: list[RegistryError]) -> bytes:
     """Render the spec's error JSON for one or more errors."""

@@ -519,3 +519,64 @@ async def test_delete_with_malformed_digest(client: Client) -> None:
     await push_manifest(client, REPO, "v1", image())
     await error_of(await client.delete(f"/v2/{REPO}/manifests/sha256:abc"), 400, "DIGEST_INVALID")
     await error_of(await client.get(f"/v2/{REPO}/manifests/sha256:abc"), 400, "DIGEST_INVALID")
+
+
+# -- the cap on references ------------------------------------------------------------------
+async def test_references_beyond_the_cap_are_refused_naming_it(aiohttp_client: Any,
+                                                               make_app: Any) -> None:
+    from strata.registry.limits import Limits
+
+    assert Limits().max_manifest_references == 10_000
+    client = await aiohttp_client(make_app(Limits(max_manifest_references=3)))
+    ok = image("three", layers=2)  # config + 2 layers: 2 listed layers
+    await push_manifest(client, "cap/a", "ok", ok)
+    over = image("four", layers=4)
+    for blob in over.blobs:
+        await push_blob(client, "cap/a", blob)
+    resp = await client.put("/v2/cap/a/manifests/over", data=over.body,
+                            headers={"Content-Type": over.media_type})
+    err = await error_of(resp, 400, "MANIFEST_INVALID")
+    assert "4 layers" in err["message"] and "at most 3 references" in err["message"]
+    assert err["detail"] == {"references": 4, "limit": 3}
+    # An index is capped on its manifests.
+    children = [image(f"c{i}") for i in range(4)]
+    for child in children:
+        await push_manifest(client, "cap/a", child.digest, child)
+    big = index(children)
+    resp = await client.put("/v2/cap/a/manifests/idx", data=big.body,
+                            headers={"Content-Type": big.media_type})
+    err = await error_of(resp, 400, "MANIFEST_INVALID")
+    assert "4 manifests" in err["message"]
+    assert (await client.get("/v2/cap/a/manifests/over")).status == 404
+    resp = await push_manifest(client, "cap/a", "idx3", index(children[:3]), blobs=False)
+    assert resp.status == 201
+
+
+async def test_a_big_manifest_is_decoded_off_the_loop(client: Client,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest over 64 KiB is parsed on the service's decoding thread, and stored whole."""
+    import threading
+
+    import strata.registry.manifests as service_module
+
+    seen: list[str] = []
+    real = service_module.parse_manifest
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service_module, "parse_manifest", spy)
+    small = image("small")
+    await push_manifest(client, "big/a", "small", small)
+    doc = json.loads(small.body)
+    doc["layers"] = [doc["layers"][0]] * 1000  # ~150 KiB, one distinct layer
+    body = json.dumps(doc).encode()
+    assert len(body) > service_module.INLINE_MANIFEST_BYTES
+    resp = await client.put("/v2/big/a/manifests/big", data=body,
+                            headers={"Content-Type": small.media_type})
+    assert resp.status == 201, await resp.text()
+    assert seen[0] == threading.current_thread().name  # the small one: on the loop
+    assert seen[1].startswith("manifest-decode")
+    got = await client.get("/v2/big/a/manifests/big")
+    assert await got.read() == body

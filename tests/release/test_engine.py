@@ -309,3 +309,54 @@ async def test_webhook_event_is_queued_with_the_release(engine: ReleaseEngine,
     await engine.publish(actor="releng")
     deliveries = await engine.deliveries()
     assert [(d["event"], d["status"]) for d in deliveries] == [("release.published", "pending")]
+
+
+async def _push_index(registry: Registry, children: list[tuple[str, int]]) -> str:
+    """An OCI index of ``children`` (digest, size) pushed by digest; returns its digest."""
+    import json
+
+    from strata.oci import mediatypes as mt
+    from strata.oci.digest import Digest
+    from strata.oci.names import ManifestRef, RepositoryName
+
+    body = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": d, "size": size,
+         "platform": {"architecture": "amd64", "os": "linux"}} for d, size in children]}).encode()
+    digest = Digest.of(body)
+    await registry.manifests.put(RepositoryName.parse(REPO), ManifestRef(digest=digest), body,
+                                 mt.OCI_INDEX)
+    return str(digest)
+
+
+async def test_candidate_index_images_are_read_once_and_capped(
+        engine: ReleaseEngine, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index listing one image 5,000 times reads its labels once; one listing more distinct
+    images than a build has (``MAX_INDEX_IMAGES``) is refused before any is read."""
+    from strata.release import labels
+
+    await setup_ns(engine)
+    image = make_image("x", "130", "1.f25docker")
+    child = await push(registry, REPO, image)
+    reads: list[str] = []
+    real = labels._config_labels
+
+    async def counting(registry_: Any, repo: Any, digest: Any) -> Any:
+        reads.append(str(digest))
+        return await real(registry_, repo, digest)
+
+    monkeypatch.setattr(labels, "_config_labels", counting)
+    index = await _push_index(registry, [(child, len(image.manifest))] * 5000)
+    build = await engine.inventory.add_candidate(REPO, index, actor="maint")
+    assert str(build.nvr) == "x-130-1.f25docker" and reads == [child]
+
+    monkeypatch.setattr(labels, "MAX_INDEX_IMAGES", 3)
+    others = []
+    for i in range(4):
+        other = make_image("x", "131", "1.f25docker", salt=str(i))
+        others.append((await push(registry, REPO, other), len(other.manifest)))
+    reads.clear()
+    with pytest.raises(RegistryError) as err:
+        await engine.inventory.add_candidate(REPO, await _push_index(registry, others),
+                                             actor="maint")
+    assert err.value.code is Code.INVALID and "at most 3" in err.value.message
+    assert reads == []

@@ -32,6 +32,10 @@ from strata.server.urls import PublicUrl
               help="Concurrent blob uploads per worker; more get 429 TOOMANYREQUESTS.")
 @click.option("--max-blob-size", type=click.IntRange(1), default=Limits().max_blob_bytes,
               show_default=True, help="Largest blob accepted, in bytes.")
+@click.option("--max-manifest-references", type=click.IntRange(1),
+              default=Limits().max_manifest_references, show_default=True,
+              help="Most layers (image) or manifests (index) one manifest may list; more is "
+                   "refused with MANIFEST_INVALID.")
 @click.option("--body-timeout", type=float, default=120.0, show_default=True,
               help="Seconds a client may send no body bytes before its request is dropped.")
 @click.option("--idle-timeout", type=click.FloatRange(min=0.1), default=75.0, show_default=True,
@@ -54,7 +58,8 @@ from strata.server.urls import PublicUrl
                    "(refused by default: the server's own network is no webhook's business).")
 def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           blob_store: str | None, gc_interval: float, gc_grace: float, upload_ttl: float,
-          max_uploads: int, max_blob_size: int, body_timeout: float, idle_timeout: float,
+          max_uploads: int, max_blob_size: int, max_manifest_references: int,
+          body_timeout: float, idle_timeout: float,
           access_log: bool, auth: bool,
           tls_cert: Path | None, tls_key: Path | None, public_url: str | None,
           webhook_allow_private: bool) -> None:
@@ -71,7 +76,8 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--public-url") from None
     limits = Limits(max_blob_bytes=max_blob_size, upload_ttl_seconds=upload_ttl,
-                    max_concurrent_uploads=max_uploads, body_timeout_seconds=body_timeout)
+                    max_concurrent_uploads=max_uploads, body_timeout_seconds=body_timeout,
+                    max_manifest_references=max_manifest_references)
     run_server(ServerSettings(
         data_dir=data_dir.resolve(), listen=address, workers=workers or os.cpu_count() or 1,
         database_url=database_url, blob_store=_blob_store(blob_store), limits=limits,

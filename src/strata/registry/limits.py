@@ -10,6 +10,10 @@ MIB = 1 << 20
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_manifest_bytes: int = 4 * MIB
+    # layers of an image / manifests of an index. Docker and podman stop at ~127 layers,
+    # multi-platform indexes list tens; 10,000 leaves room for file-per-layer artifacts while
+    # bounding what one PUT costs to parse and store.
+    max_manifest_references: int = 10_000
     max_blob_bytes: int = 64 * 1024 * MIB
     max_page: int = 10_000
     referrers_page: int = 1000  # referrers listed per page when the client gives no ``n``

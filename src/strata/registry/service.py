@@ -26,13 +26,16 @@ class Registry:
     @classmethod
     def build(cls, meta: MetaStore, store: BlobStore, *, limits: Limits | None = None,
               policy: TagPolicy | None = None, garbage: GarbageStore | None = None,
-              gc_grace_seconds: float = 3600.0) -> Registry:
+              gc_grace_seconds: float = 3600.0, decode_in_process: bool = False) -> Registry:
+        """``decode_in_process``: large manifests are decoded in a process of their own (see
+        ``registry.manifests``), not on a thread; for ``strata serve``."""
         limits = limits or Limits()
         uploads = UploadService(meta, store, limits)
         return cls(
             blobs=BlobService(meta, store),
             uploads=uploads,
-            manifests=ManifestService(meta, policy or AllowAllTags(), limits),
+            manifests=ManifestService(meta, policy or AllowAllTags(), limits,
+                                      decode_in_process=decode_in_process),
             discovery=DiscoveryService(meta, limits),
             limits=limits,
             gc=GarbageCollector(garbage, store, uploads, grace_seconds=gc_grace_seconds)

@@ -44,6 +44,10 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
     app.router.add_route("*", "/v2", dispatch_base)
     app.router.add_route("*", "/v2/{tail:.*}", dispatch)
     app.on_response_prepare.append(add_api_version)
+
+    async def stop_decoder(_app: web.Application) -> None:
+        registry.manifests.close()
+    app.on_cleanup.append(stop_decoder)
     if auth is not None:  # None: an open registry (the in-process api tests)
         auth.install(app)
     if release is not None:

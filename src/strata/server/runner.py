@@ -61,7 +61,7 @@ def build_registry(settings: ServerSettings, engine: sa.Engine | None = None,
     store = store or build_store(settings)
     return Registry.build(meta, store, limits=settings.limits,
                           garbage=SqlGarbageStore(engine), gc_grace_seconds=settings.gc_grace,
-                          policy=ReleaseTagPolicy())
+                          policy=ReleaseTagPolicy(), decode_in_process=True)
 
 
 def prepare(settings: ServerSettings) -> None:

@@ -25,9 +25,11 @@ async def put_manifest(request: web.Request, repo: RepositoryName,
                        reference: str) -> web.StreamResponse:
     registry = request.app[REGISTRY]
     ref = ManifestRef.parse(reference)
-    body = await read_limited(request, registry.limits.max_manifest_bytes)
-    result = await registry.manifests.put(repo, ref, body, request.headers.get("Content-Type"),
-                                          request.query.getall("tag", []))
+    async with registry.manifests.admit(request.content_length):
+        body = await read_limited(request, registry.limits.max_manifest_bytes)
+        result = await registry.manifests.put(repo, ref, body,
+                                              request.headers.get("Content-Type"),
+                                              request.query.getall("tag", []))
     headers = {"Location": f"/v2/{repo}/manifests/{result.digest}",
                "Docker-Content-Digest": str(result.digest)}
     if result.subject:
