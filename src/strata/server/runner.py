@@ -82,10 +82,16 @@ def public_url(settings: ServerSettings) -> PublicUrl:
                                  tls=settings.tls_cert is not None)
 
 
+# What strata keeps in a data dir (anything else there is left alone by tighten_data_dir).
+DATA_ENTRIES = ("strata.db", "strata.db-wal", "strata.db-shm", "strata.db-journal",
+                "strata.db.writelock", "gc.lock", "uploads", "blobs", "auth", "metrics", "spool")
+
+
 def tighten_data_dir(settings: ServerSettings) -> None:
     """A data dir left open to other users (an older strata, a copy, a hand-made dir) is made
-    owner-only, saying so on stderr: one line per kind of fix."""
-    for line in tighten(settings.data_dir).messages(settings.data_dir):
+    owner-only — the dir and what strata keeps in it — saying so on stderr: one line per kind
+    of fix."""
+    for line in tighten(settings.data_dir, DATA_ENTRIES).messages(settings.data_dir):
         print(f"strata: {line}", file=sys.stderr, flush=True)
 
 

@@ -16,7 +16,7 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,9 +108,9 @@ class Tightening:
         return lines
 
 
-def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """Every path under ``root`` (itself included) with its lstat; symlinks are not followed
-    (and never changed: their targets may be outside the data dir)."""
+def _walk(root: Path, entries: Collection[str] | None) -> Iterator[tuple[str, os.stat_result]]:
+    """``root`` and every path under it (only under its ``entries``, if given) with its lstat;
+    symlinks are not followed (and never changed: their targets may be anywhere)."""
     stack = [str(root)]
     while stack:
         top = stack.pop()
@@ -119,7 +119,9 @@ def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
         except FileNotFoundError:
             continue
         yield top, st
-        if stat.S_ISDIR(st.st_mode):
+        if top == str(root) and entries is not None:
+            stack.extend(str(root / name) for name in entries)
+        elif stat.S_ISDIR(st.st_mode):
             with contextlib.suppress(FileNotFoundError, PermissionError), os.scandir(top) as it:
                 stack.extend(entry.path for entry in it)
 
@@ -133,12 +135,14 @@ def _chmod_nofollow(path: str, mode: int) -> None:
         os.chmod(path, mode)
 
 
-def tighten(root: Path) -> Tightening:
-    """Take group and other permissions off every directory and file under ``root``."""
+def tighten(root: Path, entries: Collection[str] | None = None) -> Tightening:
+    """Take group and other permissions off ``root`` and every directory and file under it —
+    only under the names ``entries`` of ``root``, if given (what strata makes there: a data
+    dir given by mistake, such as a home directory, keeps everything else as it was)."""
     done = Tightening()
     if not root.exists():
         return done
-    for path, st in _walk(root):
+    for path, st in _walk(root, entries):
         mode = stat.S_IMODE(st.st_mode)
         if stat.S_ISLNK(st.st_mode) or not mode & _OPEN_BITS:
             continue
