@@ -153,6 +153,11 @@ def test_secretbox(tmp_path: Any) -> None:
     ("http://[::1]:1/x", "http://[::1]:1/x"),
     ("http://u:p@[2001:db8::1]:1/x", "http://***@[2001:db8::1]:1/x"),
     ("https://h.example/plain?page=2", "https://h.example/plain?page=2"),
+    ("https://hooks.slack.com/services/T0000000/B0000000/XXXXXXXXXXXXXXXXXXXXXXX1",
+     "https://hooks.slack.com/services/T0000000/B0000000/***"),
+    ("https://discord.com/api/webhooks/123456789012345678/AbCdEf123456-ghIJkl_7890mnOPqr",
+     "https://discord.com/api/webhooks/123456789012345678/***"),
+    ("https://h.example/release-notifications/hook", "https://h.example/release-notifications/hook"),
 ])
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown

@@ -11,13 +11,16 @@ unless the server allows private ones (``strata serve --webhook-allow-private``)
   resolver, so no second lookup can rebind the name in between); a refusal is recorded as a
   failed delivery with the reason.
 
-URLs are shown redacted (:func:`redact_url`): user and password become ``***@`` and values of
-query parameters that look like credentials become ``***``.
+URLs are shown redacted (:func:`redact_url`): user and password become ``***@``, values of
+query parameters that look like credentials become ``***``, and so do path segments that look
+like tokens (16 or more characters mixing letters and digits: Slack- and Discord-style webhook
+URLs carry their secret in the path).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -31,6 +34,8 @@ ALLOW_FLAG = "--webhook-allow-private"
 REDACTED = "***"
 # Query parameter names (lower case, substrings) whose values are credentials.
 _SECRET_PARAMS = ("token", "secret", "key", "pass", "pwd", "sig", "auth", "cred", "session")
+
+_TOKEN_SEGMENT = re.compile(r"(?=[^/]*[A-Za-z])(?=[^/]*[0-9])[A-Za-z0-9_.~%-]{16,}")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -113,7 +118,9 @@ def redact_url(url: str) -> str:
         if any(_secret_name(name) for name, _ in pairs):
             query = urlencode([(name, REDACTED if _secret_name(name) else value)
                                for name, value in pairs], safe="*", quote_via=quote)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    path = "/".join(REDACTED if _TOKEN_SEGMENT.fullmatch(segment) else segment
+                    for segment in parts.path.split("/"))
+    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
 
 
 def _secret_name(name: str) -> bool:
