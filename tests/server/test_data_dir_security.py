@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from release.helpers import make_image, sha256
 from support.server import StrataServer, strata_command
@@ -221,3 +222,25 @@ def test_offline_commands_create_an_owner_only_data_dir(tmp_path: Path,
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
     found = assert_owner_only(data)
     assert "strata.db" in found
+
+
+def test_webhook_secrets_are_sealed_in_either_database(tmp_path: Path,
+                                                       database_args: list[str]) -> None:
+    """SQLite or PostgreSQL (migration 0007 there widens the column): the rows hold no secret,
+    and a restarted server opens them with the same key file."""
+    server = StrataServer(tmp_path, *database_args)
+    with server:
+        cli(server, "webhook", "add", "https://ci:pg-pass-1@hooks.example.com/h",
+            "--secret-stdin", stdin="pg-secret-2" * 40 + "\n")
+    url = database_args[1] if database_args else f"sqlite:///{server.data_dir / 'strata.db'}"
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            raw = repr(conn.execute(sa.text("SELECT * FROM webhooks")).all())
+    finally:
+        engine.dispose()
+    assert "pg-pass-1" not in raw and "pg-secret-2" not in raw and "sealed:v1:" in raw
+    with server:
+        assert "https://***@hooks.example.com/h" in cli(server, "webhook", "list").stdout
+    key = server.data_dir / "auth" / "webhook-key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
