@@ -136,37 +136,107 @@ async def test_candidate_plan_publish_and_notes(client: Client) -> None:
     assert {t["tag"]: t["nvr"] for t in image["tags"]}["latest"] == "x-130-1.f25docker"
 
 
-async def test_v2_cannot_overwrite_or_move_stream_tags(client: Client) -> None:
+async def test_v2_writes_no_stream_tag_in_a_managed_repository(client: Client) -> None:
+    """Issue 11: every stream tag (NVR, Name-Version, latest) of a release-managed repository
+    comes from a release; /v2/ can neither create, move nor delete one."""
     await setup(client)
     d130 = await push(client, "f25/x", "130", "1.f25docker")
     await add(client, "f25/x", d130)
     await ok(await client.post("/api/v1/releases/publish", json={}), 201)
     registry = oci(client)
     evil = make_image("x", "130", "1.f25docker", salt="evil")
-    for tag, rule in (("130-1.f25docker", "nvr-immutable"),
-                      ("latest", "floating-release-engine-only"),
-                      ("130", "floating-release-engine-only"),
-                      ("131", "floating-release-engine-only")):
+    for tag in ("130-1.f25docker", "131-1.f25docker", "latest", "130", "131"):
         with pytest.raises(ClientError) as err:
             await registry.push_image("f25/x", tag, [evil.layer], evil.config)
         assert err.value.status == 403 and err.value.code == "DENIED"
-        assert f"rule {rule}" in str(err.value)
-    for ref in ("130-1.f25docker", "latest", d130):
+        assert "rule stream-tags-release-only" in str(err.value)
+        assert "strata candidate add f25/x@sha256:" in str(err.value)
+    for ref in ("130-1.f25docker", "latest", "130", d130):
         with pytest.raises(ClientError) as err:
             await registry.delete_manifest("f25/x", ref)
         assert err.value.status == 403 and err.value.code == "DENIED"
+        assert "rule stream-tags-release-only" in str(err.value)
     assert await registry.head_manifest("f25/x", "130-1.f25docker") == d130
-    # the same digest again is fine (clients re-push), and so are new NVR and cosign tags
+    assert await registry.head_manifest("f25/x", "131-1.f25docker") is None
+    # the same digest again writes nothing and is fine (clients re-push); cosign tags too
     manifest = (await registry.get_manifest("f25/x", d130)).content
     assert await registry.put_manifest("f25/x", "130-1.f25docker", manifest,
                                        mt.OCI_MANIFEST) == d130
-    image = make_image("x", "130", "1.f25docker")
     sig = "sha256-" + d130.split(":")[1] + ".sig"
     await registry.push_image("f25/x", sig, [b"sig1"], b"{}", artifact_type="a/b")
     await registry.push_image("f25/x", sig, [b"sig2"], b"{}", artifact_type="a/b")
-    # unmanaged repositories are not policed
-    await registry.push_image("base/fedora", "latest", [evil.layer], evil.config)
-    await registry.push_image("base/fedora", "latest", [image.layer], image.config)
+    await registry.delete_manifest("f25/x", sig)
+    # a push by digest is how a build arrives
+    assert await registry.push_image("f25/x", None, [evil.layer], evil.config)
+    # ?tag= on a push by digest is a tag write too
+    body = (await registry.get_manifest("f25/x", d130)).content
+    resp = await client.put(f"/v2/f25/x/manifests/{d130}", params={"tag": "132"}, data=body,
+                            headers={"Content-Type": mt.OCI_MANIFEST})
+    assert (await error(resp, 403, "DENIED"))["detail"]["rule"] == "stream-tags-release-only"
+    image = await ok(await client.get("/api/v1/images/f25/x"))
+    assert {t["tag"] for t in image["tags"]} == {"130-1.f25docker", "130", "latest"}
+
+
+async def test_a_registered_namespace_protects_names_not_registered_yet(client: Client) -> None:
+    """``f25/newthing:131-1.f25docker`` cannot be minted before the image is registered;
+    repositories outside every namespace stay scratch space."""
+    await setup(client)
+    registry = oci(client)
+    image = make_image("newthing", "131", "1.f25docker")
+    for repo in ("f25/newthing", "f25"):
+        with pytest.raises(ClientError) as err:
+            await registry.push_image(repo, "131-1.f25docker", [image.layer], image.config)
+        assert err.value.status == 403 and "stream-tags-release-only" in str(err.value)
+    digest = await registry.push_image("f25/newthing", None, [image.layer], image.config)
+    build = await add(client, "f25/newthing", digest)
+    assert build["status"] == "candidate" and build["warnings"] == []
+    assert await registry.tags("f25/newthing") == []
+    await registry.push_image("demo/busybox", "latest", [image.layer], image.config)
+    await registry.push_image("demo/busybox", "1-1", [image.layer], image.config)
+    await registry.delete_manifest("demo/busybox", "latest")
+    await registry.delete_manifest("demo/busybox", digest)
+
+
+async def _layer_of(client: Client, repo: str, digest: str) -> str:
+    manifest = json.loads((await oci(client).get_manifest(repo, digest)).content)
+    return str(manifest["layers"][0]["digest"])
+
+
+async def test_content_of_released_and_pending_builds_cannot_be_deleted(client: Client) -> None:
+    await setup(client)
+    registry = oci(client)
+    released = await push(client, "f25/x", "1.0", "1.f25docker")
+    await add(client, "f25/x", released)
+    await ok(await client.post("/api/v1/releases/publish", json={}), 201)
+    pending = await push(client, "f25/x", "1.1", "1.f25docker")
+    await add(client, "f25/x", pending)
+    for digest in (released, pending):
+        layer = await _layer_of(client, "f25/x", digest)
+        err = await error(await client.delete(f"/v2/f25/x/blobs/{layer}"), 403, "DENIED")
+        assert err["detail"] == {"rule": "build-protected", "repository": "f25/x",
+                                 "blob": layer}
+        assert await registry.get_blob("f25/x", layer)
+    err = await error(await client.delete(f"/v2/f25/x/manifests/{pending}"), 403, "DENIED")
+    assert err["detail"]["rule"] == "build-protected"
+    assert "strata candidate withdraw f25/x@" in err["message"]
+    assert await registry.head_manifest("f25/x", pending) == pending
+    # a pending index protects its child manifests and their blobs
+    child = await push(client, "f25/x", "1.2", "1.f25docker")
+    child_size = len((await registry.get_manifest("f25/x", child)).content)
+    index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": child, "size": child_size,
+         "platform": {"architecture": "amd64", "os": "linux"}}]}).encode()
+    index_digest = "sha256:" + hashlib.sha256(index).hexdigest()
+    await registry.put_manifest("f25/x", index_digest, index, mt.OCI_INDEX)
+    assert (await add(client, "f25/x", index_digest))["nvr"] == "x-1.2-1.f25docker"
+    err = await error(await client.delete(f"/v2/f25/x/manifests/{child}"), 403, "DENIED")
+    assert err["detail"]["rule"] == "build-protected" and index_digest in err["message"]
+    layer = await _layer_of(client, "f25/x", child)
+    await error(await client.delete(f"/v2/f25/x/blobs/{layer}"), 403, "DENIED")
+    # unprotected content of the same repository still goes
+    other = await registry.push_image("f25/x", None, [b"scratch layer"], b"{}")
+    await registry.delete_manifest("f25/x", other)
+    await registry.delete_blob("f25/x", "sha256:" + hashlib.sha256(b"scratch layer").hexdigest())
 
 
 async def test_oob_rollback_eol_and_history(client: Client, clock: Clock) -> None:

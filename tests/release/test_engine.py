@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
@@ -263,22 +264,57 @@ async def test_publish_is_all_or_nothing(engine: ReleaseEngine, registry: Regist
                                          "latest"}
 
 
-async def test_release_refused_whole_when_one_repository_breaks_a_rule(
+async def test_an_nvr_tag_pushed_before_the_namespace_blocks_only_its_candidate(
         engine: ReleaseEngine, registry: Registry) -> None:
+    """Before issue 11 a /v2/ push could mint an NVR tag; now only a tag written while the
+    repository was not yet managed can collide, and candidate add refuses that build."""
+    evil = await push(registry, REPO, make_image("x", "130", "1.f25docker", salt="evil"),
+                      tag="130-1.f25docker")  # no namespace yet: scratch space
     await setup_ns(engine)
-    await candidate(engine, registry, "1", "1", repo="f25/y")
-    await candidate(engine, registry, "130", "1")
-    # Someone pushes the NVR tag of the candidate through /v2/, with another image.
-    await push(registry, REPO, make_image("x", "130", "1.f25docker", salt="evil"),
-               tag="130-1.f25docker")
+    digest = await push_build(registry, REPO, "130", "1.f25docker")
     with pytest.raises(RegistryError) as err:
-        await engine.publish(actor="releng")
-    assert err.value.code is Code.CONFLICT
-    assert "nvr-immutable" in err.value.message
-    assert await tags(registry, "f25/y") == {}
+        await engine.inventory.add_candidate(REPO, digest, actor="maint")
+    assert err.value.code is Code.CONFLICT and evil in err.value.message
+
+
+async def _drop_manifest(db: sa.Engine, repo: str, digest: str) -> None:
+    """What a /v2/ DELETE of a pending build did before issue 11 (now refused)."""
+    from strata.meta import tables as t
+    with db.begin() as conn:
+        rid = conn.execute(sa.select(t.repositories.c.id).where(
+            t.repositories.c.name == repo)).scalar_one()
+        conn.execute(sa.delete(t.manifest_references).where(
+            t.manifest_references.c.repository_id == rid,
+            t.manifest_references.c.parent == digest))
+        conn.execute(sa.delete(t.manifests).where(t.manifests.c.repository_id == rid,
+                                                  t.manifests.c.digest == digest))
+
+
+async def test_release_leaves_out_an_unusable_candidate_and_publishes_the_rest(
+        engine: ReleaseEngine, registry: Registry, db: sa.Engine) -> None:
+    await setup_ns(engine)
+    dy = await candidate(engine, registry, "1", "1", repo="f25/y")
+    d129 = await candidate(engine, registry, "129", "1")
+    gone = await candidate(engine, registry, "130", "1")
+    await _drop_manifest(db, REPO, gone)
     [plan] = await engine.plan()
-    problems = {i["repository"]: i["problem"] for i in plan["images"]}
-    assert problems["f25/y"] is None and problems[REPO].startswith("nvr-immutable")
+    [x_plan] = [i for i in plan["images"] if i["repository"] == REPO]
+    assert [b["digest"] for b in x_plan["left_out"]] == [gone]
+    assert x_plan["left_out"][0]["reason"].startswith("manifest-missing")
+    release = await engine.publish(actor="releng")
+    assert await tags(registry, "f25/y") == {"1-1.f25docker": dy, "1": dy, "latest": dy}
+    assert await tags(registry) == {"129-1.f25docker": d129, "129": d129, "latest": d129}
+    assert release.notes is not None
+    [left] = release.notes["left_out"]
+    assert (left["repository"], left["digest"], left["nvr"]) == (REPO, gone, "x-130-1.f25docker")
+    assert "## Left out" in (release.notes_md or "")
+    assert "x-130-1.f25docker" in (release.notes_md or "")
+    pending = await engine.inventory.candidates(namespace="f25")
+    assert [b.digest for b in pending] == [gone]  # still pending: fix it or withdraw it
+    # an out-of-band release names its builds: one unusable build refuses it whole
+    with pytest.raises(RegistryError) as err:
+        await engine.oob([f"{REPO}@{gone}"], advisories=["A-1"], reason="r", actor="releng")
+    assert err.value.code is Code.CONFLICT and "manifest-missing" in err.value.message
 
 
 async def test_scheduler_publishes_when_due_and_only_once(
@@ -360,3 +396,81 @@ async def test_candidate_index_images_are_read_once_and_capped(
                                              actor="maint")
     assert err.value.code is Code.INVALID and "at most 3" in err.value.message
     assert reads == []
+
+
+async def test_withdraw_takes_a_pending_build_out_and_records_why(
+        engine: ReleaseEngine, registry: Registry, db: sa.Engine, clock: Clock) -> None:
+    from strata.meta.gc_store import SqlGarbageStore
+    from strata.oci.digest import Digest
+    from strata.oci.names import ManifestRef, RepositoryName
+    await setup_ns(engine)
+    d1 = await candidate(engine, registry, "1", "1")
+    d2 = await candidate(engine, registry, "2", "1")
+    with pytest.raises(RegistryError) as err:
+        await engine.inventory.withdraw_candidate(f"{REPO}@{d2}", actor="maint", reason=" ")
+    assert err.value.code is Code.INVALID
+    clock.advance(seconds=60)
+    build = await engine.inventory.withdraw_candidate(f"{REPO}@{d2}", actor="maint",
+                                                      reason="broken on arm")
+    assert build.status is BuildStatus.WITHDRAWN
+    assert (build.withdrawn_by, build.withdrawn_reason) == ("maint", "broken on arm")
+    assert build.withdrawn_at == clock.now
+    assert build.to_json()["withdrawn"]["reason"] == "broken on arm"
+    again = await engine.inventory.withdraw_candidate(f"{REPO}@{d2}", actor="x", reason="y")
+    assert again == build  # withdrawn once; the first record stays
+    with pytest.raises(RegistryError) as err:
+        await engine.inventory.add_candidate(REPO, d2, actor="maint")
+    assert err.value.code is Code.CONFLICT and "withdrawn by maint" in err.value.message
+    listed = await engine.inventory.candidates(
+        namespace="f25", status=(BuildStatus.CANDIDATE, BuildStatus.WITHDRAWN))
+    assert [(b.digest, b.status) for b in listed] == [
+        (d1, BuildStatus.CANDIDATE), (d2, BuildStatus.WITHDRAWN)]
+    release = await engine.publish(actor="releng")
+    assert await tags(registry) == {"1-1.f25docker": d1, "1": d1, "latest": d1}
+    assert release.notes is not None and release.notes["left_out"] == []
+    with pytest.raises(RegistryError) as err:
+        await engine.inventory.withdraw_candidate(f"{REPO}@{d1}", actor="maint", reason="r")
+    assert err.value.code is Code.CONFLICT and "released" in err.value.message
+    with pytest.raises(RegistryError) as err:
+        await engine.inventory.withdraw_candidate(f"{REPO}@sha256:{'0' * 64}", actor="m",
+                                                  reason="r")
+    assert err.value.code is Code.NOT_FOUND
+    # garbage collection keeps pending and released builds, collects withdrawn ones
+    d3 = await candidate(engine, registry, "3", "1")
+    garbage = SqlGarbageStore(db)
+    [(rid, _)] = [r for r in await garbage.repositories() if r[1] == REPO]
+    # (the registry stamps manifests with the real clock)
+    sweep = await garbage.sweep_repository(rid, REPO, time.time() + 3600, dry_run=False)
+    assert sweep.manifests == [d2]
+    repo = RepositoryName.parse(REPO)
+    for digest in (d1, d3):
+        assert (await registry.manifests.get(repo, ManifestRef(digest=Digest.parse(digest))))
+    # a withdrawn manifest may also be deleted through /v2/
+    d4 = await candidate(engine, registry, "4", "1")
+    with pytest.raises(RegistryError) as err:
+        await registry.manifests.delete(repo, ManifestRef(digest=Digest.parse(d4)))
+    assert err.value.code is Code.DENIED and err.value.detail["rule"] == "build-protected"
+    await engine.inventory.withdraw_candidate(f"{REPO}@{d4}", actor="maint", reason="oops")
+    await registry.manifests.delete(repo, ManifestRef(digest=Digest.parse(d4)))
+
+
+async def test_candidate_not_newer_than_its_stream_warns_and_notes_say_so(
+        engine: ReleaseEngine, registry: Registry) -> None:
+    await setup_ns(engine)
+    await candidate(engine, registry, "130", "2")
+    await engine.publish(actor="releng")
+    digest = await push_build(registry, REPO, "130", "1.f25docker")
+    build = await engine.inventory.add_candidate(REPO, digest, actor="maint")
+    [warning] = await engine.inventory.stream_warnings(build)
+    assert warning.startswith("x-130-1.f25docker is not newer than the current release of its "
+                              "stream (130: would move backwards from 130-2.f25docker")
+    assert "only its NVR tag 130-1.f25docker and move no stream" in warning
+    newer = await candidate(engine, registry, "131", "1")
+    built = await engine.inventory.add_candidate(REPO, newer, actor="maint")
+    assert await engine.inventory.stream_warnings(built) == []
+    await engine.inventory.withdraw_candidate(f"{REPO}@{newer}", actor="maint", reason="r")
+    release = await engine.publish(actor="releng")
+    assert release.notes is not None
+    [image] = release.notes["images"]
+    assert image["streams_moved"] is False and image["moved_nothing"] is False
+    assert "No stream moved for this image" in (release.notes_md or "")

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from strata.errors import Code, RegistryError
 from strata.meta import release_tables as rt
 from strata.meta.engine import create_engine, migrate, sqlite_url
-from strata.meta.records import ManifestRecord, TagCheck
+from strata.meta.records import HeldBy, ManifestRecord, TagCheck
 from strata.meta.store import SqlMetaStore
 from strata.oci.mediatypes import OCI_INDEX
 from strata.release.model import is_cosign_tag
@@ -32,22 +32,18 @@ def denied(policy: ReleaseTagPolicy, tag: str, current: str | None,
     return err.value
 
 
-def test_nvr_tags_are_created_once_and_never_moved_or_deleted(policy: ReleaseTagPolicy) -> None:
-    policy.check_sync("f25/x", "130-1.f25docker", None, A, True)
-    policy.check_sync("f25/x", "130-1.f25docker", A, A, True)  # re-push: no-op
-    err = denied(policy, "130-1.f25docker", A, B)
-    assert "immutable" in err.message and "(rule nvr-immutable)" in err.message
-    assert err.detail == {"rule": "nvr-immutable", "repository": "f25/x",
-                          "tag": "130-1.f25docker"}
-    assert "rule nvr-no-delete" in denied(policy, "130-1.f25docker", A, None).message
-
-
-def test_floating_tags_are_for_the_release_engine_only(policy: ReleaseTagPolicy) -> None:
-    for tag in ("latest", "130"):
-        assert "floating-release-engine-only" in denied(policy, tag, None, A).message
+def test_no_stream_tag_is_written_through_v2(policy: ReleaseTagPolicy) -> None:
+    """Every tag of the stream grammar, NVR included, is the release engine's (issue 11)."""
+    for tag in ("130-1.f25docker", "130", "latest", "v2-rc1"):
+        err = denied(policy, tag, None, A)
+        assert "(rule stream-tags-release-only)" in err.message
+        assert f"strata candidate add f25/x@{A}" in err.message
+        assert err.detail == {"rule": "stream-tags-release-only", "repository": "f25/x",
+                              "tag": tag}
         denied(policy, tag, A, B)
-        denied(policy, tag, A, None)
-        policy.check_sync("f25/x", tag, A, A, True)
+        assert "stream-tags-release-only" in denied(policy, tag, A, None).message
+        policy.check_sync("f25/x", tag, A, A, True)  # re-push of the same digest: no write
+        policy.check_sync("f25/x", tag, None, None, True)  # deleting nothing
 
 
 def test_cosign_tags_are_exempt(policy: ReleaseTagPolicy) -> None:
@@ -62,10 +58,28 @@ def test_cosign_tags_are_exempt(policy: ReleaseTagPolicy) -> None:
 
 
 def test_unmanaged_repositories_accept_anything(policy: ReleaseTagPolicy) -> None:
-    policy.check_sync("fedora", "latest", A, B, False)
-    policy.check_sync("f25/other", "130-1", A, None, False)
+    policy.check_sync("demo/busybox", "latest", A, B, False)
+    policy.check_sync("demo/busybox", "130-1", A, None, False)
+    policy.check_delete_sync("demo/busybox", A, False, False,
+                             [HeldBy(A, "candidate", "x-1-1", ("latest",))])
     with pytest.raises(RegistryError):
         policy.check_sync("f25/other", "130-1", A, None, True)
+
+
+def test_content_of_pending_and_released_builds_is_not_deleted(policy: ReleaseTagPolicy) -> None:
+    blob = "sha256:" + "f" * 64
+    for status in ("candidate", "released"):
+        with pytest.raises(RegistryError) as err:
+            policy.check_delete_sync("f25/x", A, False, True, [HeldBy(A, status, "x-1-1", ())])
+        assert err.value.code is Code.DENIED
+        assert err.value.detail == {"rule": "build-protected", "repository": "f25/x",
+                                    "manifest": A}
+        with pytest.raises(RegistryError) as err:
+            policy.check_delete_sync("f25/x", blob, True, True, [HeldBy(A, status, "x-1-1", ())])
+        assert err.value.detail == {"rule": "build-protected", "repository": "f25/x",
+                                    "blob": blob}
+    policy.check_delete_sync("f25/x", A, False, True, [HeldBy(A, "withdrawn", "x-1-1", ())])
+    policy.check_delete_sync("f25/x", blob, True, True, [HeldBy(A, None, None, ())])
 
 
 def _record(digest: str) -> ManifestRecord:
@@ -98,4 +112,27 @@ async def test_managed_is_read_in_the_writing_transaction(tmp_path: Path) -> Non
     assert err.value.code is Code.DENIED
     assert seen == [("latest", None, False), ("latest", A, True)]
     assert (await store.resolve_tag("f25/x", "latest")).digest == A  # type: ignore[union-attr]
+    engine.dispose()
+
+
+async def test_a_registered_namespace_manages_every_name_under_it(tmp_path: Path) -> None:
+    """``f25/newthing`` is managed before its image exists (no NVR minted before
+    registration); the image row alone manages a root repository (``fedora``)."""
+    engine = create_engine(sqlite_url(tmp_path))
+    migrate(engine)
+    names = ["f25/newthing", "f25", "f25/a/b", "f25x/y", "demo/f25", "fedora", "f_25/y",
+             "fx25/y", "demo/busybox"]
+    with engine.begin() as conn:
+        for name in names:
+            conn.execute(sa.insert(rt.repositories).values(name=name, created_at=0.0))
+        for ns in ("f25", "f_25"):
+            conn.execute(sa.insert(rt.namespaces).values(
+                name=ns, dist_tag="", interval_days=14, anchor="2025-06-10", created_at=0.0))
+        conn.execute(sa.insert(rt.images).values(repository="fedora", namespace="f25",
+                                                 name="fedora", status="active",
+                                                 created_at=0.0))
+        ids = {name: conn.execute(sa.select(rt.repositories.c.id).where(
+            rt.repositories.c.name == name)).scalar_one() for name in names}
+        managed = {name for name in names if rt.is_managed(conn, ids[name])}
+    assert managed == {"f25/newthing", "f25", "f25/a/b", "fedora", "f_25/y"}
     engine.dispose()

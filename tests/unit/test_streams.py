@@ -6,6 +6,7 @@ import hashlib
 import pickle
 import random
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
@@ -22,6 +23,7 @@ from strata.release.streams import (
     TagKind,
     TagMove,
     TagState,
+    check_content_delete,
     check_registry_write,
     classify_tag,
     plan_release,
@@ -398,26 +400,37 @@ A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 NVR_TAG = "130-1.f25docker"
 
 
+S = Rule.STREAM_TAGS_RELEASE_ONLY
+COSIGN = "sha256-" + "c" * 64 + ".sig"
+
+
 @pytest.mark.parametrize("engine", [False, True])
 @pytest.mark.parametrize(
     ("tag", "existing", "new", "rule_for_user", "rule_for_engine"),
     [
-        # NVR tags: create once, re-push, never move, never delete
-        (NVR_TAG, None, A, None, None),
+        # NVR tags: never written through /v2/; the engine creates them, never moves/deletes
+        (NVR_TAG, None, A, S, None),
         (NVR_TAG, A, A, None, None),
-        (NVR_TAG, A, B, Rule.NVR_IMMUTABLE, Rule.NVR_IMMUTABLE),
-        (NVR_TAG, A, None, Rule.NVR_NO_DELETE, Rule.NVR_NO_DELETE),
+        (NVR_TAG, A, B, S, Rule.NVR_IMMUTABLE),
+        (NVR_TAG, A, None, S, Rule.NVR_NO_DELETE),
         (NVR_TAG, None, None, None, None),
         # floating tags: the release engine only
-        ("130", None, A, Rule.FLOATING_ENGINE_ONLY, None),
-        ("130", A, B, Rule.FLOATING_ENGINE_ONLY, None),
-        ("130", A, None, Rule.FLOATING_ENGINE_ONLY, None),
+        ("130", None, A, S, None),
+        ("130", A, B, S, None),
+        ("130", A, None, S, None),
         ("130", A, A, None, None),
         ("130", None, None, None, None),
-        ("latest", None, A, Rule.FLOATING_ENGINE_ONLY, None),
-        ("latest", A, B, Rule.FLOATING_ENGINE_ONLY, None),
-        ("latest", A, None, Rule.FLOATING_ENGINE_ONLY, None),
+        ("latest", None, A, S, None),
+        ("latest", A, B, S, None),
+        ("latest", A, None, S, None),
         ("latest", A, A, None, None),
+        # cosign / referrers fallback tags are not streams
+        (COSIGN, None, A, None, None),
+        (COSIGN, A, B, None, None),
+        (COSIGN, A, None, None, None),
+        # anything else in the tag grammar is a stream tag
+        ("sha256-" + "c" * 64 + ".exe", A, B, S, Rule.NVR_IMMUTABLE),
+        ("v1.0_beta", None, A, S, None),
     ],
 )
 def test_registry_write_policy(
@@ -438,22 +451,69 @@ def test_registry_write_policy(
         assert tag in str(violation)
 
 
-def test_registry_write_messages() -> None:
-    v = check_registry_write(NVR_TAG, A, B, by_release_engine=False)
-    assert v is not None
-    assert str(v).startswith(f"tag {NVR_TAG} is a Name-Version-Release tag and is immutable")
+def test_registry_write_messages_say_what_to_do_instead() -> None:
+    v = check_registry_write(NVR_TAG, None, A, by_release_engine=False, repository="f25/x")
+    assert v is not None and v.rule == "stream-tags-release-only"
+    assert str(v).startswith(f"tag {NVR_TAG} is a Name-Version-Release stream tag of the "
+                             "release-managed repository f25/x, and only the release engine "
+                             "writes stream tags")
+    assert f"`strata candidate add f25/x@{A}`" in str(v)
+    v = check_registry_write("130", A, None, by_release_engine=False, repository="f25/x")
+    assert v is not None and "strata release rollback f25/x:130" in str(v)
+    v = check_registry_write(NVR_TAG, A, None, by_release_engine=False, repository="f25/x")
+    assert v is not None and "never deleted" in str(v)
     v = check_registry_write(NVR_TAG, A, None, by_release_engine=True)
     assert v is not None and "can never be deleted" in str(v)
-    v = check_registry_write("130", A, B, by_release_engine=False)
-    assert v is not None
-    assert (
-        str(v) == "tag 130 is a floating Name-Version tag and can only be moved by the "
-        "release engine"
-    )
-    v = check_registry_write("latest", None, A, by_release_engine=False)
+    v = check_registry_write(NVR_TAG, A, B, by_release_engine=True)
+    assert v is not None and str(v).startswith(
+        f"tag {NVR_TAG} is a Name-Version-Release tag and is immutable")
+
+
+@dataclass(frozen=True)
+class H:
+    digest: str
+    build_status: str | None = None
+    nvr: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@pytest.mark.parametrize(
+    ("holders", "is_blob", "refused"),
+    [
+        ([], True, False),
+        ([H(A)], False, False),  # an untagged manifest nobody registered
+        ([H(A, "candidate", "x-1-1")], False, True),  # pending build
+        ([H(A, "released", "x-1-1", (NVR_TAG,))], False, True),
+        ([H(A, "withdrawn", "x-1-1")], False, False),  # withdrawn: may go
+        ([H(A, tags=(NVR_TAG,))], False, False),  # its own tags: judged tag by tag
+        ([H(A), H(B, tags=("latest",))], False, True),  # child of a tagged index
+        ([H(A), H(B, tags=(COSIGN,))], False, False),  # child of a signature only
+        ([H(B, "candidate", "x-1-1")], True, True),  # a layer of a pending build
+        ([H(B, tags=(NVR_TAG,))], True, True),  # a layer of a tagged manifest
+        ([H(B, "withdrawn", "x-1-1")], True, False),
+    ],
+)
+def test_content_delete(holders: list[H], is_blob: bool, refused: bool) -> None:
+    target = "sha256:" + "f" * 64 if is_blob else A
+    violation = check_content_delete(target, holders, repository="f25/x", is_blob=is_blob)
+    assert (violation is not None) is refused
+    if violation is not None:
+        assert violation.rule == Rule.BUILD_PROTECTED == "build-protected"
+        assert target in str(violation)
+
+
+def test_content_delete_messages() -> None:
+    v = check_content_delete(A, [H(A, "candidate", "x-1-1")], repository="f25/x",
+                             is_blob=False)
     assert v is not None and str(v) == (
-        "tag latest is a floating Name tag and can only be created by the release engine"
-    )
+        f"manifest {A} of f25/x is build x-1-1, pending release: withdraw it first "
+        f"(`strata candidate withdraw f25/x@{A} --reason TEXT`); garbage collection then "
+        "removes what nothing else uses")
+    blob = "sha256:" + "f" * 64
+    v = check_content_delete(blob, [H(A, "released", "x-1-1")], repository="f25/x",
+                             is_blob=True)
+    assert v is not None and str(v).startswith(
+        f"blob {blob} of f25/x is part of {A}, which is build x-1-1, released")
 
 
 def test_skip_is_plain_data() -> None:

@@ -146,23 +146,50 @@ def candidate_add(url: str, user: str | None, password: str | None, as_json: boo
     """Register REFERENCE (<namespace>/<name>@<digest>, <name>@<digest>) as a candidate."""
     data = run_api(url, user, password, lambda c: c.add_candidate(
         reference, advisories=advisories, reason=reason))
+    if not as_json:
+        for warning in data.get("warnings") or ():
+            click.echo(f"warning: {warning}", err=True)
     emit(data, as_json, lambda d: f"{d['repository']}@{d['digest']}: {d['nvr']} ({d['status']})")
+
+
+@candidate.command("withdraw")
+@server_options
+@click.argument("reference")
+@click.option("--reason", required=True, help="Why (recorded on the build, shown by list).")
+def candidate_withdraw(url: str, user: str | None, password: str | None, as_json: bool,
+                       reference: str, reason: str) -> None:
+    """Take pending build REFERENCE (<namespace>/<name>@<digest>) out of the next release.
+
+    Its manifest may then be deleted or garbage-collected; its NVR stays taken."""
+    data = run_api(url, user, password, lambda c: c.withdraw_candidate(reference,
+                                                                       reason=reason))
+    emit(data, as_json, lambda d: f"{d['repository']}@{d['digest']}: {d['nvr']} withdrawn by "
+         f"{d['withdrawn']['by']} at {d['withdrawn']['at']}: {d['withdrawn']['reason']}")
+
+
+def _build_line(b: dict[str, Any]) -> str:
+    line = f"{b['repository']}\t{b['nvr']}\t{_short(b['digest'])}\t{b['status']}"
+    withdrawn = b.get("withdrawn")
+    if withdrawn:
+        line += f"\tby {withdrawn['by']} at {withdrawn['at']}: {withdrawn['reason']}"
+    return line
 
 
 @candidate.command("list")
 @server_options
 @click.option("--namespace", default=None)
 @click.option("--repository", default=None)
-@click.option("--status", type=click.Choice(["candidate", "released", "all"]),
-              default="candidate", show_default=True)
+@click.option("--status", type=click.Choice(["unreleased", "candidate", "withdrawn",
+                                            "released", "all"]),
+              default="unreleased", show_default=True,
+              help="unreleased: pending (candidate) and withdrawn builds.")
 def candidate_list(url: str, user: str | None, password: str | None, as_json: bool,
                    namespace: str | None, repository: str | None, status: str) -> None:
-    """List builds (waiting candidates by default)."""
+    """List builds (pending and withdrawn ones by default; withdrawn ones with who, when and
+    why)."""
     data = run_api(url, user, password, lambda c: c.candidates(
         namespace=namespace, repository=repository, status=status))
-    emit(data, as_json, lambda d: "\n".join(
-        f"{b['repository']}\t{b['nvr']}\t{_short(b['digest'])}\t{b['status']}"
-        for b in d["candidates"]))
+    emit(data, as_json, lambda d: "\n".join(_build_line(b) for b in d["candidates"]))
 
 
 # -- release ----------------------------------------------------------------------------------

@@ -107,6 +107,10 @@ class ApiClient:
         return await self._call("POST", "/api/v1/candidates", body={
             "reference": reference, "advisories": list(advisories), "reason": reason})
 
+    async def withdraw_candidate(self, reference: str, *, reason: str) -> Any:
+        return await self._call("POST", "/api/v1/candidates/withdraw", body={
+            "reference": reference, "reason": reason})
+
     # -- releases --------------------------------------------------------------------------
     async def plan(self, namespace: str | None = None, count: int = 3) -> Any:
         params = {"count": str(count)}

@@ -177,9 +177,11 @@ def _sweep(conn: sa.Connection, rid: int, name: str, cutoff: float) -> Repositor
         (children if is_manifest else blobs_of).setdefault(parent, []).append(child)
     live = {str(r[0]) for r in conn.execute(sa.select(t.tags.c.digest).where(
         t.tags.c.repository_id == rid))}
-    # Registered builds (release candidates) are untagged until released: keep them.
+    # Registered builds (release candidates) are untagged until released: keep them, unless
+    # withdrawn (then they go like any untagged manifest).
     live |= {str(r[0]) for r in conn.execute(sa.select(rt.candidates.c.digest).where(
-        rt.candidates.c.repository == name))}
+        rt.candidates.c.repository == name,
+        rt.candidates.c.status.in_(("candidate", "released"))))}
     live |= {d for d, (_, created) in manifests.items() if created >= cutoff}
     changed = True
     while changed:

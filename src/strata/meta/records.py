@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -55,6 +55,22 @@ class TagRecord:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class HeldBy:
+    """A manifest of the repository that keeps a manifest or blob being deleted: the manifest
+    itself, an index listing it, or a manifest referencing the blob (and its indexes); with
+    its registered build's status and NVR, if any, and its tags."""
+
+    digest: str
+    build_status: str | None
+    nvr: str | None
+    tags: tuple[str, ...]
+
+
 # A tag write's veto: check(tag, current digest or None, repository is release-managed) raises
 # to refuse. The registry's policy builds it; the store calls it inside the writing transaction.
 TagCheck = Callable[[str, str | None, bool], None]
+
+# A delete's veto: check(repository is release-managed, the manifests holding the target)
+# raises to refuse; called by the store inside the deleting transaction.
+HoldCheck = Callable[[bool, Sequence[HeldBy]], None]

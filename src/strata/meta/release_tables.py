@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from strata.meta.conflicts import insert_new
 from strata.meta.fastread import run
-from strata.meta.records import TagCheck
-from strata.meta.tables import metadata, repositories, tags
+from strata.meta.records import HeldBy, TagCheck
+from strata.meta.tables import manifest_references, metadata, repositories, tags
 
 namespaces = sa.Table(
     "namespaces",
@@ -57,6 +57,9 @@ candidates = sa.Table(
     sa.Column("release_name", sa.String(128), nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("withdrawn_at", sa.Float, nullable=True),  # migration 0005
+    sa.Column("withdrawn_by", sa.String(255), nullable=True),
+    sa.Column("withdrawn_reason", sa.Text, nullable=True),
     sa.UniqueConstraint("repository", "digest", name="uq_candidates_digest"),
     sa.UniqueConstraint("repository", "version", "release", name="uq_candidates_nvr"),
     sa.Index("ix_candidates_status", "status", "repository"),
@@ -180,14 +183,66 @@ def _w_tag_event() -> sa.ClauseElement:
 
 
 def _q_managed() -> sa.ClauseElement:
-    return sa.select(images.c.repository).select_from(
-        images.join(repositories, repositories.c.name == images.c.repository)).where(
-            repositories.c.id == sa.bindparam("rid"))
+    repo = repositories.alias("repo")
+    image = sa.select(images.c.repository).where(images.c.repository == repo.c.name)
+    # the namespace is the first path component (or the whole name: the repository ``f25``)
+    # (constants as SQL text: the statement is compiled once and run with only ``rid`` bound)
+    one, slash = sa.literal_column("1", sa.Integer), sa.literal_column("'/'", sa.String)
+    namespace = sa.select(namespaces.c.name).where(sa.or_(
+        namespaces.c.name == repo.c.name,
+        sa.func.substr(repo.c.name, one, sa.func.length(namespaces.c.name) + one)
+        == namespaces.c.name.concat(slash)))
+    return sa.select(repo.c.id).where(repo.c.id == sa.bindparam("rid"),
+                                      sa.or_(image.exists(), namespace.exists()))
 
 
 def is_managed(conn: sa.Connection, repository_id: int) -> bool:
-    """Whether the repository is a release-managed image (has a row in ``images``)."""
+    """Whether the repository is release-managed: its image is registered (a row in
+    ``images``) or its first path component is a registered namespace (``f25/x``, ``f25``).
+
+    Read inside the writing transaction, so a name is protected from the moment its image or
+    namespace is registered (see :mod:`strata.release.streams`, "Release-managed")."""
     return run(conn, _q_managed, rid=repository_id).fetchone() is not None
+
+
+_MAX_INDEX_DEPTH = 8  # indexes of indexes: more than any client builds
+
+
+def holders(conn: sa.Connection, repository_id: int, digest: str, *,
+            is_blob: bool) -> list[HeldBy]:
+    """The manifests of the repository that keep ``digest``: for a manifest, itself and the
+    indexes that list it; for a blob, the manifests that reference it and the indexes that
+    list those (transitively), each with its build status and tags."""
+    refs = manifest_references
+    held: list[str] = [] if is_blob else [digest]
+    frontier = [digest]
+    for _ in range(_MAX_INDEX_DEPTH):
+        if not frontier:
+            break
+        parents = [str(row[0]) for row in conn.execute(sa.select(refs.c.parent).where(
+            refs.c.repository_id == repository_id, refs.c.child.in_(frontier)).distinct())]
+        frontier = [p for p in parents if p not in held]
+        held.extend(frontier)
+    if not held:
+        return []
+    name = conn.execute(sa.select(repositories.c.name).where(
+        repositories.c.id == repository_id)).scalar_one()
+    c = candidates.c
+    builds = {str(row.digest): row for row in conn.execute(
+        sa.select(c.digest, c.status, c.name, c.version, c.release).where(
+            c.repository == name, c.digest.in_(held)))}
+    tagged: dict[str, list[str]] = {}
+    for tag, pointee in conn.execute(sa.select(tags.c.name, tags.c.digest).where(
+            tags.c.repository_id == repository_id, tags.c.digest.in_(held))):
+        tagged.setdefault(str(pointee), []).append(str(tag))
+    out = []
+    for d in held:
+        build = builds.get(d)
+        out.append(HeldBy(d, None if build is None else str(build.status),
+                          None if build is None else
+                          f"{build.name}-{build.version}-{build.release}",
+                          tuple(sorted(tagged.get(d, ())))))
+    return out
 
 
 def record_tag_event(conn: sa.Connection, repository_id: int, tag: str, old: str | None,

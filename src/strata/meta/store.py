@@ -20,8 +20,15 @@ from strata.meta import tables as t
 from strata.meta.conflicts import insert_new
 from strata.meta.fastread import CompiledSql, FastReader, run, run_many
 from strata.meta.groupcommit import Batch, GroupWriter, Job
-from strata.meta.records import ManifestRecord, Reference, Referrer, TagCheck, UploadRecord
-from strata.meta.release_tables import is_managed, record_tag_event, write_tag
+from strata.meta.records import (
+    HoldCheck,
+    ManifestRecord,
+    Reference,
+    Referrer,
+    TagCheck,
+    UploadRecord,
+)
+from strata.meta.release_tables import holders, is_managed, record_tag_event, write_tag
 
 T = TypeVar("T")
 
@@ -251,11 +258,16 @@ class SqlMetaStore:
             return int(row[0])
         return await self._tx(go)
 
-    async def unlink_blob(self, repository: str, digest: str) -> bool:
+    async def unlink_blob(self, repository: str, digest: str,
+                          check_held: HoldCheck | None = None) -> bool:
+        """Unlink a blob from the repository; ``check_held(managed, holders)`` may veto it,
+        decided on this transaction's view of the manifests that reference the blob."""
         def go(conn: sa.Connection, batch: Batch) -> bool:
             rid = self._repo_id(conn, repository)
             if rid is None:
                 return False
+            if check_held is not None:
+                check_held(is_managed(conn, rid), holders(conn, rid, digest, is_blob=True))
             result = conn.execute(sa.delete(t.repository_blobs).where(
                 t.repository_blobs.c.repository_id == rid,
                 t.repository_blobs.c.digest == digest))
@@ -336,25 +348,30 @@ class SqlMetaStore:
 
     async def delete_manifest(
         self, repository: str, digest: str,
-        check_tag: TagCheck | None = None,
+        check_tag: TagCheck | None = None, check_held: HoldCheck | None = None,
     ) -> bool:
-        """Delete a manifest and every tag pointing at it."""
+        """Delete a manifest and every tag pointing at it.
+
+        ``check_tag`` may veto removing each tag; ``check_held(managed, holders)`` may veto
+        deleting the manifest (held by itself and by the indexes listing it)."""
         def go(conn: sa.Connection, batch: Batch) -> bool:
             rid = self._repo_id(conn, repository)
             if rid is None:
                 return False
             # The manifest first (FOR UPDATE on PostgreSQL): a push tagging it meanwhile
             # commits before this reads the tags, so no tag is left pointing at nothing.
-            conn.execute(sa.select(t.manifests.c.digest).where(
+            exists = conn.execute(sa.select(t.manifests.c.digest).where(
                 t.manifests.c.repository_id == rid, t.manifests.c.digest == digest)
-                .with_for_update())
+                .with_for_update()).first() is not None
             # FOR UPDATE (PostgreSQL): a tag being moved meanwhile is read as it ends up.
             tagged = [r[0] for r in conn.execute(sa.select(t.tags.c.name).where(
                 t.tags.c.repository_id == rid, t.tags.c.digest == digest).with_for_update())]
+            managed = is_managed(conn, rid) if check_tag or check_held else False
             if check_tag is not None:
-                managed = is_managed(conn, rid)
                 for tag in tagged:
                     check_tag(tag, digest, managed)
+            if check_held is not None and exists:
+                check_held(managed, holders(conn, rid, digest, is_blob=False))
             conn.execute(sa.delete(t.tags).where(
                 t.tags.c.repository_id == rid, t.tags.c.digest == digest))
             for tag in tagged:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from strata.errors import Code, RegistryError
+from strata.meta.records import HeldBy
 from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName
-from strata.registry.ports import MetaStore
+from strata.registry.ports import AllowAllTags, MetaStore, TagPolicy
 from strata.storage.base import BlobStore, LocalBlobPaths
 
 
@@ -21,9 +22,11 @@ class BlobHandle:
 
 
 class BlobService:
-    def __init__(self, meta: MetaStore, store: BlobStore) -> None:
+    def __init__(self, meta: MetaStore, store: BlobStore,
+                 policy: TagPolicy | None = None) -> None:
         self._meta = meta
         self._store = store
+        self._policy = policy or AllowAllTags()
 
     async def open(self, repo: RepositoryName, digest: Digest) -> BlobHandle:
         size = await self._meta.blob_size(repo.value, str(digest))
@@ -36,7 +39,11 @@ class BlobService:
         return self._store.read(handle.digest, start, end)
 
     async def delete(self, repo: RepositoryName, digest: Digest) -> None:
-        if not await self._meta.unlink_blob(repo.value, str(digest)):
+        """Unlink the blob from the repository (the policy may refuse: content of a release)."""
+        def check(managed: bool, holders: Sequence[HeldBy]) -> None:
+            self._policy.check_delete_sync(repo.value, str(digest), True, managed, holders)
+
+        if not await self._meta.unlink_blob(repo.value, str(digest), check_held=check):
             raise RegistryError(Code.BLOB_UNKNOWN, {"digest": str(digest)})
 
     async def mount(self, repo: RepositoryName, source: RepositoryName,

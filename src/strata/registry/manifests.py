@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strata.errors import Code, RegistryError
-from strata.meta.records import ManifestRecord, Reference, TagCheck
+from strata.meta.records import HeldBy, HoldCheck, ManifestRecord, Reference, TagCheck
 from strata.oci import mediatypes as mt
 from strata.oci.digest import Digest
 from strata.oci.manifest import Descriptor, parse_manifest
@@ -140,6 +140,11 @@ class ManifestService:
             self._policy.check_sync(repo.value, tag, current, new, managed)
         return check
 
+    def _held_checker(self, repo: RepositoryName, digest: str) -> HoldCheck:
+        def check(managed: bool, holders: Sequence[HeldBy]) -> None:
+            self._policy.check_delete_sync(repo.value, digest, False, managed, holders)
+        return check
+
     async def put(self, repo: RepositoryName, ref: ManifestRef, body: bytes,
                   content_type: str | None, extra_tags: Sequence[str] = ()) -> PutResult:
         if len(body) > self._limits.max_manifest_bytes:
@@ -177,8 +182,9 @@ class ManifestService:
 
     async def delete(self, repo: RepositoryName, ref: ManifestRef) -> None:
         if ref.digest is not None:
-            ok = await self._meta.delete_manifest(repo.value, str(ref.digest),
-                                                  check_tag=self._checker(repo, None))
+            ok = await self._meta.delete_manifest(
+                repo.value, str(ref.digest), check_tag=self._checker(repo, None),
+                check_held=self._held_checker(repo, str(ref.digest)))
         else:
             ok = await self._meta.delete_tag(repo.value, str(ref.tag),
                                              check_tag=self._checker(repo, None))

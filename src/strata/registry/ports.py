@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from strata.meta.records import ManifestRecord, Reference, Referrer, TagCheck, UploadRecord
+from strata.meta.records import (
+    HeldBy,
+    HoldCheck,
+    ManifestRecord,
+    Reference,
+    Referrer,
+    TagCheck,
+    UploadRecord,
+)
 
 
 class MetaStore(Protocol):
@@ -17,13 +25,15 @@ class MetaStore(Protocol):
     async def list_repositories(self, n: int | None, last: str | None) -> list[str]: ...
     async def blob_size(self, repository: str, digest: str) -> int | None: ...
     async def mount_blob(self, source: str, target: str, digest: str) -> int | None: ...
-    async def unlink_blob(self, repository: str, digest: str) -> bool: ...
+    async def unlink_blob(self, repository: str, digest: str,
+                          check_held: HoldCheck | None = None) -> bool: ...
     async def put_manifest(self, record: ManifestRecord, references: Sequence[Reference],
                            tags: Sequence[str], check_tag: TagCheck | None = None) -> None: ...
     async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None: ...
     async def resolve_tag(self, repository: str, tag: str) -> ManifestRecord | None: ...
     async def delete_manifest(self, repository: str, digest: str,
-                              check_tag: TagCheck | None = None) -> bool: ...
+                              check_tag: TagCheck | None = None,
+                              check_held: HoldCheck | None = None) -> bool: ...
     async def delete_tag(self, repository: str, tag: str,
                          check_tag: TagCheck | None = None) -> bool: ...
     async def list_tags(self, repository: str, n: int | None,
@@ -62,14 +72,19 @@ class GarbageStore(Protocol):
 
 
 class TagPolicy(Protocol):
-    """Decides whether a tag may be created, moved (``new`` set) or deleted (``new`` None).
+    """Decides whether a tag may be created, moved (``new`` set) or deleted (``new`` None)
+    (:meth:`check_sync`), and whether a manifest or a blob may be deleted from a repository
+    (:meth:`check_delete_sync`, given the manifests that hold it).
 
-    Called inside the metadata transaction that writes the tag, with ``managed`` read in that
-    same transaction (whether the repository is a release-managed image); raises
-    RegistryError to refuse."""
+    Called inside the metadata transaction that writes the tag or deletes the content, with
+    ``managed`` read in that same transaction (whether the repository is release-managed);
+    raises RegistryError to refuse."""
 
     def check_sync(self, repository: str, tag: str, current: str | None,
                    new: str | None, managed: bool) -> None: ...
+
+    def check_delete_sync(self, repository: str, digest: str, is_blob: bool, managed: bool,
+                          holders: Sequence[HeldBy]) -> None: ...
 
 
 class AllowAllTags:
@@ -77,4 +92,8 @@ class AllowAllTags:
 
     def check_sync(self, repository: str, tag: str, current: str | None,
                    new: str | None, managed: bool) -> None:
+        return None
+
+    def check_delete_sync(self, repository: str, digest: str, is_blob: bool, managed: bool,
+                          holders: Sequence[HeldBy]) -> None:
         return None

@@ -30,11 +30,12 @@ class Registry:
         """``decode_in_process``: large manifests are decoded in a process of their own (see
         ``registry.manifests``), not on a thread; for ``strata serve``."""
         limits = limits or Limits()
+        policy = policy or AllowAllTags()
         uploads = UploadService(meta, store, limits)
         return cls(
-            blobs=BlobService(meta, store),
+            blobs=BlobService(meta, store, policy),
             uploads=uploads,
-            manifests=ManifestService(meta, policy or AllowAllTags(), limits,
+            manifests=ManifestService(meta, policy, limits,
                                       decode_in_process=decode_in_process),
             discovery=DiscoveryService(meta, limits),
             limits=limits,

@@ -231,7 +231,7 @@ class ReleaseEngine:
                               tuple(dict.fromkeys(advisories)), reason)
             store.insert_release(conn, release)
             apply_release(conn, release, current, at=now, host=self.public_host,
-                          after_write=self.after_tag_write)
+                          after_write=self.after_tag_write, strict=True)
             return self._release_or_fail(conn, release_name)
         release = await self.db.write(go)
         log.info("published out-of-band release %s (%s)", release.name, actor)

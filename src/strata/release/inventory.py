@@ -6,17 +6,24 @@ Decisions:
   release is one interval away, not today.
 * Images may be added explicitly (``strata image add``, with maintainers and source) or are
   created ``active`` by their first candidate. A repository is *managed* (the registry's
-  stream write policy applies) from the moment its image exists.
+  stream write policy applies) from the moment its image exists, or as soon as its first path
+  component is a registered namespace (:func:`strata.meta.release_tables.is_managed`).
 * ``candidate add`` reads the NVR labels of the build from the registry. The ``name`` label
   may be the image name (``cockpit``) or the repository (``f25/cockpit``); the NVR is stored
   with the image name. When the namespace has a dist tag, the ``release`` label must end with
   ``.<dist tag>`` (``1.f25docker``). The NVR must be usable as tags. Registering the same
   digest again answers the existing build; the same NVR with another digest is a CONFLICT.
-  Retired images take no candidates.
+  Retired images take no candidates, and a withdrawn build cannot be registered again.
 * A repository at the root of the registry (``fedora``, ``f25``: a base image) is an image
   like any other once it has an image row, which says its namespace: given when the image is
   added (``strata image add fedora --namespace f25``, ``strata base import``), or the
   namespace of the same name (``f25`` in ``f25``). :func:`namespace_for` is the one lookup.
+* ``candidate withdraw`` takes a pending build out of the next release: status
+  ``withdrawn``, with who, when and why on the build's record (``candidate list`` shows it),
+  and the webhook event ``candidate.withdrawn``. Until then the registry refuses to delete
+  a pending build's manifest or blobs (:mod:`strata.release.policy`).
+* ``candidate add`` warns (:meth:`Inventory.stream_warnings`) when the build would move no
+  stream: not newer than the current release of its version, or its stream is end-of-life.
 """
 
 from __future__ import annotations
@@ -46,11 +53,12 @@ from strata.release.model import (
     image_name_of,
     invalid,
     not_found,
+    parse_build_ref,
     parse_repository,
     split_repository,
 )
 from strata.release.nvr import NVR, InvalidNVR
-from strata.release.streams import TagKind, classify_tag
+from strata.release.streams import Candidate, StreamViolation, TagKind, classify_tag, plan_release
 from strata.release.webhooks import enqueue
 
 _NAMESPACE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
@@ -95,6 +103,13 @@ def namespace_for(conn: sa.Connection, repo: RepositoryName,
         raise not_found(f"root repository {repo} belongs to no namespace (add it with "
                         f"strata image add {repo} --namespace NS)")
     return ns
+
+
+def _not_withdrawn(build: Build) -> None:
+    if build.status is BuildStatus.WITHDRAWN:
+        raise conflict(f"{build.repository}@{build.digest} ({build.nvr}) was withdrawn by "
+                       f"{build.withdrawn_by}: {build.withdrawn_reason}; its NVR stays taken, "
+                       "build again for a new release number")
 
 
 def check_nvr(labels: dict[str, str], repo: RepositoryName, ns: Namespace) -> NVR:
@@ -224,6 +239,7 @@ class Inventory:
 
         ns, existing = await self.db.read(before)
         if existing is not None:
+            _not_withdrawn(existing)
             return existing
         nvr = check_nvr(await read_labels(self.registry, repo, parsed), repo, ns)
         build = Build(repo.value, str(parsed), nvr, BuildStatus.CANDIDATE,
@@ -239,6 +255,7 @@ class Inventory:
                 raise conflict(f"image {repo} is retired and takes no new builds")
             again = store.get_build(conn, repo.value, build.digest)
             if again is not None:
+                _not_withdrawn(again)
                 return again
             same = store.get_build_by_nvr(conn, repo.value, nvr.version, nvr.release)
             if same is not None:
@@ -253,8 +270,65 @@ class Inventory:
             return build
         return await self.db.write(go)
 
+    async def stream_warnings(self, build: Build) -> list[str]:
+        """Why releasing ``build`` would move no stream (not newer than the current release
+        of its stream, or the stream is end-of-life); empty when it would move one."""
+        if build.status is not BuildStatus.CANDIDATE:
+            return []
+
+        def go(conn: sa.Connection) -> list[str]:
+            image = store.get_image(conn, build.repository)
+            rid = store.repository_id(conn, build.repository)
+            digests = store.tag_digests(conn, rid) if rid is not None else {}
+            name = image.name if image is not None else build.nvr.name
+            states = store.tag_states(conn, build.repository, name, digests)
+            try:
+                plan = plan_release(states, [Candidate(build.nvr, build.digest)],
+                                    store.eol_versions(conn, build.repository))
+            except StreamViolation as violation:
+                return [f"{build.nvr} cannot be released as it is: {violation} "
+                        f"(rule {violation.rule})"]
+            if any(m.kind is not TagKind.NVR for m in plan.moves):
+                return []
+            why = "; ".join(f"{s.tag}: {s.reason}" for s in plan.skips
+                            if classify_tag(s.tag) is not TagKind.NVR)
+            return [f"{build.nvr} is not newer than the current release of its stream "
+                    f"({why}): a release would publish only its NVR tag "
+                    f"{build.nvr.version_release} and move no stream"]
+        return await self.db.read(go)
+
+    async def withdraw_candidate(self, reference: str, *, actor: str, reason: str) -> Build:
+        """Take a pending build out of the next release (``strata candidate withdraw``).
+
+        Recorded on the build (status ``withdrawn``, who, when, why) and sent to webhooks as
+        ``candidate.withdrawn``; its manifest may then be deleted or garbage-collected.
+        Withdrawing a withdrawn build again answers it unchanged; a released build is a
+        CONFLICT (released builds stay)."""
+        repo, digest = parse_build_ref(reference)
+        if not reason.strip():
+            raise invalid("a withdrawal needs a reason (--reason)")
+
+        def go(conn: sa.Connection) -> Build:
+            store.get_image(conn, repo.value, lock=True)
+            build = store.get_build(conn, repo.value, str(digest))
+            if build is None:
+                raise not_found(f"{repo}@{digest} is not a registered build")
+            if build.status is BuildStatus.WITHDRAWN:
+                return build
+            if build.status is BuildStatus.RELEASED:
+                raise conflict(f"{build.nvr} was released in {build.release_name}; released "
+                               "builds cannot be withdrawn")
+            now = self.db.now()
+            store.withdraw_build(conn, build, now, actor, reason.strip())
+            withdrawn = store.get_build(conn, repo.value, str(digest))
+            assert withdrawn is not None
+            enqueue(conn, "candidate.withdrawn", withdrawn.to_json(), now)
+            return withdrawn
+        return await self.db.write(go)
+
     async def candidates(self, *, namespace: str | None = None, repository: str | None = None,
-                         status: BuildStatus | None = BuildStatus.CANDIDATE) -> list[Build]:
+                         status: BuildStatus | tuple[BuildStatus, ...] | None
+                         = BuildStatus.CANDIDATE) -> list[Build]:
         return await self.db.read(lambda conn: store.list_builds(
             conn, namespace=namespace, repository=repository, status=status))
 

@@ -18,7 +18,6 @@ Parsing failures raise ``RegistryError(Code.INVALID)``.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -27,6 +26,7 @@ from strata.errors import Code, RegistryError
 from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName, is_tag
 from strata.release.nvr import NVR
+from strata.release.streams import is_cosign_tag as is_cosign_tag
 
 
 class ImageStatus(StrEnum):
@@ -38,6 +38,7 @@ class ImageStatus(StrEnum):
 class BuildStatus(StrEnum):
     CANDIDATE = "candidate"
     RELEASED = "released"
+    WITHDRAWN = "withdrawn"
 
 
 class ReleaseKind(StrEnum):
@@ -48,14 +49,6 @@ class ReleaseKind(StrEnum):
 class ReleaseStatus(StrEnum):
     PLANNED = "planned"
     PUBLISHED = "published"
-
-
-COSIGN_TAG = re.compile(r"^sha256-[0-9a-f]{64}(?:\.(?:sig|att|sbom))?$")
-
-
-def is_cosign_tag(tag: str) -> bool:
-    """A cosign / referrers-API fallback tag (``sha256-<hex>[.sig|.att|.sbom]``): no stream."""
-    return COSIGN_TAG.match(tag) is not None
 
 
 def invalid(message: str, detail: Any = None) -> RegistryError:
@@ -182,14 +175,21 @@ class Build:
     release_name: str | None
     created_at: float
     created_by: str
+    withdrawn_at: float | None = None
+    withdrawn_by: str | None = None
+    withdrawn_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        withdrawn = None if self.withdrawn_at is None else {
+            "at": iso_time(self.withdrawn_at), "by": self.withdrawn_by,
+            "reason": self.withdrawn_reason}
         return {"repository": self.repository, "digest": self.digest, "nvr": str(self.nvr),
                 "name": self.nvr.name, "version": self.nvr.version,
                 "release": self.nvr.release, "tag": self.nvr.version_release,
                 "status": self.status.value, "advisories": list(self.advisories),
                 "reason": self.reason, "release_name": self.release_name,
-                "created_at": iso_time(self.created_at), "created_by": self.created_by}
+                "created_at": iso_time(self.created_at), "created_by": self.created_by,
+                "withdrawn": withdrawn}
 
 
 @dataclass(frozen=True)

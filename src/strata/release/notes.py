@@ -2,7 +2,9 @@
 
 Per image: the builds released (NVR, digest, advisories, reasons), every tag that moved
 (stream, old NVR -> new NVR, old and new digest), the tags left alone and why, a one-line
-``old NVR -> new NVR`` summary, and the pull commands for every tag that moved.
+``old NVR -> new NVR`` summary, the pull commands for every tag that moved, and whether the
+release moved any stream for it (a build not newer than its stream's current release gets
+only its NVR tag). The builds a release had to leave out (``left_out``) are listed with why.
 The JSON is the source; :func:`render_markdown` renders it.
 
 Much of the text is user input (a candidate's reason and advisories, a release's reason and
@@ -24,7 +26,7 @@ from typing import Any
 
 from strata.release.model import Build, Release, iso_time
 from strata.release.nvr import NVR
-from strata.release.streams import NAME_TAG, StreamPlan
+from strata.release.streams import NAME_TAG, StreamPlan, TagKind
 
 __all__ = ["ImageChanges", "build_notes", "markdown_text", "render_markdown"]
 
@@ -54,6 +56,8 @@ def _image_notes(change: ImageChanges, release: Release, host: str) -> dict[str,
     reasons = [x for x in [release.reason, *(b.reason for b in change.builds)] if x]
     moved = [m.tag for m in change.plan.moves]
     return {
+        "streams_moved": any(m.kind is not TagKind.NVR for m in change.plan.moves),
+        "moved_nothing": not moved,
         "repository": change.repository,
         "old_nvr": _nvr(summary_move.old_nvr) if summary_move else None,
         "new_nvr": str(newest.nvr),
@@ -79,8 +83,12 @@ class _Order:
         return self.nvr.compare(other.nvr) < 0
 
 
-def build_notes(release: Release, changes: Sequence[ImageChanges], host: str) -> dict[str, Any]:
-    """The JSON release notes of a published release."""
+def build_notes(release: Release, changes: Sequence[ImageChanges], host: str, *,
+                left_out: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The JSON release notes of a published release.
+
+    ``left_out``: the pending builds the release could not use (repository, nvr, digest,
+    reason); they stay pending."""
     return {
         "release": release.name,
         "kind": release.kind.value,
@@ -92,6 +100,7 @@ def build_notes(release: Release, changes: Sequence[ImageChanges], host: str) ->
         "reason": release.reason,
         "images": [_image_notes(c, release, host)
                    for c in sorted(changes, key=lambda c: c.repository) if c.builds],
+        "left_out": list(left_out),
     }
 
 
@@ -144,6 +153,11 @@ def render_markdown(notes: dict[str, Any]) -> str:
             lines += [f"| {_code(m['tag'])} | {markdown_text(m['stream'])} | "
                       f"{_tag_of(m['old_nvr'])} | {_tag_of(m['new_nvr'])} |"
                       for m in image["tags"]]
+        if image.get("moved_nothing"):
+            lines += ["", "This release moved nothing for this image (why, per tag, below)."]
+        elif not image.get("streams_moved", True):
+            lines += ["", "No stream moved for this image: only its Name-Version-Release tag "
+                      "was published (why the streams stayed, below)."]
         if image["skipped"]:
             lines.append("")
         for skip in image["skipped"]:
@@ -156,4 +170,11 @@ def render_markdown(notes: dict[str, Any]) -> str:
         if image["pull"]:
             lines += ["", "```", *(" ".join(p.replace("`", "").split())
                                    for p in image["pull"]), "```"]
+    if notes.get("left_out"):
+        lines += ["", "## Left out", "",
+                  "These pending builds could not be released; they stay pending "
+                  "(fix or withdraw them):", ""]
+        lines += [f"- {markdown_text(x['repository'])} {markdown_text(x['nvr'])} "
+                  f"({markdown_text(x['digest'])}): {markdown_text(x['reason'])}"
+                  for x in notes["left_out"]]
     return "\n".join(lines) + "\n"

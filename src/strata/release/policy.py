@@ -1,41 +1,65 @@
-"""The registry's tag write policy for managed repositories (``TagPolicy`` of the registry).
+"""The registry's write policy for release-managed repositories (``TagPolicy`` of the registry).
 
-A repository is managed when its image is in the ``images`` table. For a managed repository,
-every tag write through ``/v2/`` (push with a tag, DELETE of a tag, DELETE of a tagged
-manifest) is judged by :func:`strata.release.streams.check_registry_write` with
-``by_release_engine=False``: an NVR tag may be created once and never moved or deleted, and
-floating tags (``130``, ``latest``) are never written. This holds for every account, admin
-included: the release engine writes tags inside its own transaction, not through ``/v2/``.
+This is the one place on the ``/v2/`` side that enforces the invariant of
+:mod:`strata.release.streams`: **in a release-managed repository every stream tag is written
+only by the release engine**. The registry's store calls it inside every transaction that
+writes a tag (manifest PUT with a tag or ``?tag=``), deletes a tag, deletes a manifest or
+unlinks a blob, with ``managed`` read in that same transaction: a repository is
+release-managed when its image is registered or its first path component is a registered
+namespace (:func:`strata.meta.release_tables.is_managed`).
 
-Tags of the cosign / referrers-API fallback scheme (``sha256-<64 hex>`` with an optional
-``.sig``, ``.att`` or ``.sbom`` suffix) are not streams and are exempt: signing tools re-push
-them as signatures accumulate.
+* Tag writes are judged by :func:`strata.release.streams.check_registry_write` with
+  ``by_release_engine=False``: every tag of the stream grammar (NVR, Name-Version, ``latest``)
+  is refused (rule ``stream-tags-release-only``); a re-push of the digest a tag already has
+  writes nothing and passes. Cosign / referrers-API fallback tags (``sha256-<64 hex>`` with an
+  optional ``.sig``, ``.att`` or ``.sbom`` suffix) are not streams and are exempt: signing tools
+  re-push them as signatures accumulate.
+* Deletes of content are judged by :func:`strata.release.streams.check_content_delete`: the
+  manifest of a pending or released build, a child manifest of one, a blob one of them
+  references, or content of a manifest that carries a stream tag, is refused (rule
+  ``build-protected``).
 
-Unmanaged repositories (base images, scratch space) accept any tag write.
+Both hold for every account, admin included: the release engine writes tags inside its own
+transaction, not through ``/v2/``. Repositories that are not release-managed (scratch space
+such as ``demo/busybox``) accept any write.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from strata.errors import Code, RegistryError
-from strata.release.model import is_cosign_tag
-from strata.release.streams import check_registry_write
+from strata.meta.records import HeldBy
+from strata.release.streams import StreamViolation, check_content_delete, check_registry_write
+
+
+def _denied(violation: StreamViolation, detail: dict[str, str]) -> RegistryError:
+    return RegistryError(Code.DENIED, {"rule": violation.rule, **detail},
+                         message=f"{violation.message} (rule {violation.rule})")
 
 
 class ReleaseTagPolicy:
-    """``TagPolicy`` enforcing the stream rules on managed repositories.
+    """``TagPolicy`` enforcing the stream rules on release-managed repositories.
 
     Whether a repository is managed is read by the store inside the transaction that writes
-    the tag, so an image registered a moment ago is protected from the next write on."""
+    the tag, so an image or namespace registered a moment ago is protected from the next
+    write on."""
 
     def check_sync(self, repository: str, tag: str, current: str | None,
                    new: str | None, managed: bool) -> None:
-        if not managed or is_cosign_tag(tag):
+        if not managed:
             return
-        if new is not None and new == current:
-            return  # re-push of the same digest: a no-op
-        violation = check_registry_write(tag, current, new, by_release_engine=False)
+        violation = check_registry_write(tag, current, new, by_release_engine=False,
+                                         repository=repository)
         if violation is not None:
-            raise RegistryError(
-                Code.DENIED,
-                {"rule": violation.rule, "repository": repository, "tag": tag},
-                message=f"{violation.message} (rule {violation.rule})")
+            raise _denied(violation, {"repository": repository, "tag": tag})
+
+    def check_delete_sync(self, repository: str, digest: str, is_blob: bool, managed: bool,
+                          holders: Sequence[HeldBy]) -> None:
+        if not managed:
+            return
+        violation = check_content_delete(digest, holders, repository=repository,
+                                         is_blob=is_blob)
+        if violation is not None:
+            raise _denied(violation, {"repository": repository,
+                                      "blob" if is_blob else "manifest": digest})

@@ -3,8 +3,11 @@
 :func:`apply_release` runs inside the caller's single transaction. It locks the images of the
 release (row locks on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers),
 reads what every tag points to, plans each repository with the rule book
-(:func:`strata.release.streams.plan_release`), refuses the whole release if any repository
-breaks a rule or lost a build's manifest, and only then writes: tags (straight into the
+(:func:`strata.release.streams.plan_release`), leaves out the builds it cannot release (their
+manifest is gone, their NVR tag points elsewhere; a repository whose usable builds together
+break a rule is left out whole) -- they stay pending and the notes name them, so one broken
+build never blocks the rest of the namespace (an out-of-band release, whose builds the caller
+named, is refused instead) -- and only then writes: tags (straight into the
 registry's ``tags`` table, each with its ``tag_events`` row), the builds' status, the release
 items, the notes and the webhook outbox. Commit makes all of it visible together; any exception
 (or a crash) before commit leaves none of it.
@@ -12,7 +15,7 @@ items, the notes and the webhook outbox. Commit makes all of it visible together
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
@@ -22,7 +25,13 @@ import sqlalchemy as sa
 from strata.release import store
 from strata.release.model import Build, Release, conflict
 from strata.release.notes import ImageChanges, build_notes, render_markdown
-from strata.release.streams import Candidate, StreamPlan, StreamViolation, plan_release
+from strata.release.streams import (
+    Candidate,
+    StreamPlan,
+    StreamViolation,
+    TagState,
+    plan_release,
+)
 from strata.release.webhooks import enqueue
 
 TagWriteHook = Callable[[str, str], None]
@@ -30,16 +39,32 @@ TagWriteHook = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
+class LeftOut:
+    """A pending build a release cannot use, and why (it stays pending)."""
+
+    build: Build
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"repository": self.build.repository, "digest": self.build.digest,
+                "nvr": str(self.build.nvr), "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class RepoPlan:
+    """The plan of one repository: the builds it releases, and those it leaves out."""
+
     repository: str
     builds: tuple[Build, ...]
     plan: StreamPlan | None
     problem: str | None = None
+    left_out: tuple[LeftOut, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"repository": self.repository,
                                "builds": [b.to_json() for b in self.builds],
-                               "problem": self.problem, "moves": [], "skips": []}
+                               "problem": self.problem, "moves": [], "skips": [],
+                               "left_out": [x.to_json() for x in self.left_out]}
         if self.plan is not None:
             out["moves"] = [{"tag": m.tag, "stream": m.kind.value,
                              "old_digest": m.old_digest, "new_digest": m.new_digest,
@@ -49,24 +74,47 @@ class RepoPlan:
         return out
 
 
+def _usable(conn: sa.Connection, rid: int | None, states: Mapping[str, TagState],
+            build: Build, eol: set[str]) -> str | None:
+    """Why ``build`` cannot be released on its own, or None."""
+    if rid is None or not store.has_manifest(conn, rid, build.digest):
+        return (f"manifest-missing: {build.digest} is no longer in the registry (push the "
+                "same bytes again, or withdraw the build)")
+    try:
+        plan_release(states, [Candidate(build.nvr, build.digest)], eol)
+    except StreamViolation as violation:
+        return f"{violation.rule}: {violation}"
+    return None
+
+
 def plan_repository(conn: sa.Connection, repository: str, builds: Sequence[Build]) -> RepoPlan:
-    """Plan releasing ``builds`` (all of ``repository``) against the current tags."""
+    """Plan releasing ``builds`` (all of ``repository``) against the current tags.
+
+    A build that cannot be released (its manifest is gone, its NVR tag points elsewhere) is
+    left out with the reason; if the usable builds together break a rule (two that rpm
+    cannot order), the repository is left out as a whole (``problem``)."""
     image = store.get_image(conn, repository)
     name = image.name if image is not None else repository.rsplit("/", 1)[-1]
     rid = store.repository_id(conn, repository)
     digests = store.tag_digests(conn, rid) if rid is not None else {}
-    missing = [b for b in builds if rid is None or not store.has_manifest(conn, rid, b.digest)]
-    if missing:
-        return RepoPlan(repository, tuple(builds), None,
-                        f"manifest-missing: {', '.join(str(b.nvr) for b in missing)} "
-                        f"no longer in the registry")
     states = store.tag_states(conn, repository, name, digests)
+    eol = store.eol_versions(conn, repository)
+    usable: list[Build] = []
+    left_out: list[LeftOut] = []
+    for build in builds:
+        reason = _usable(conn, rid, states, build, eol)
+        if reason is None:
+            usable.append(build)
+        else:
+            left_out.append(LeftOut(build, reason))
+    if not usable:
+        return RepoPlan(repository, (), None, None, tuple(left_out))
     try:
-        plan = plan_release(states, [Candidate(b.nvr, b.digest) for b in builds],
-                            store.eol_versions(conn, repository))
+        plan = plan_release(states, [Candidate(b.nvr, b.digest) for b in usable], eol)
     except StreamViolation as violation:
-        return RepoPlan(repository, tuple(builds), None, f"{violation.rule}: {violation}")
-    return RepoPlan(repository, tuple(builds), plan)
+        return RepoPlan(repository, tuple(usable), None, f"{violation.rule}: {violation}",
+                        tuple(left_out))
+    return RepoPlan(repository, tuple(usable), plan, None, tuple(left_out))
 
 
 def plan_builds(conn: sa.Connection, builds: Sequence[Build]) -> list[RepoPlan]:
@@ -77,17 +125,25 @@ def plan_builds(conn: sa.Connection, builds: Sequence[Build]) -> list[RepoPlan]:
 
 def apply_release(conn: sa.Connection, release: Release, builds: Sequence[Build], *,
                   at: float, host: str, after_write: TagWriteHook | None = None,
-                  ) -> dict[str, Any]:
-    """Publish ``builds`` as ``release`` (already claimed in this transaction); the notes."""
+                  strict: bool = False) -> dict[str, Any]:
+    """Publish ``builds`` as ``release`` (already claimed in this transaction); the notes.
+
+    Builds that cannot be released are left out (they stay pending) and named in the notes;
+    with ``strict`` (an out-of-band release, whose builds were named by the caller) any such
+    build refuses the whole release instead."""
     store.lock_images(conn, (b.repository for b in builds))
     plans = plan_builds(conn, builds)
-    problems = [f"{p.repository}: {p.problem}" for p in plans if p.problem]
-    if problems:
+    left_out = [x for p in plans for x in p.left_out]
+    left_out += [LeftOut(b, p.problem) for p in plans if p.problem for b in p.builds]
+    if strict and left_out:
+        problems = list(dict.fromkeys(f"{x.build.repository}: {x.reason}" for x in left_out))
         raise conflict(f"release {release.name} cannot be published: {'; '.join(problems)}",
                        {"release": release.name, "problems": problems})
     actor = release.actor or "release-engine"
+    released: list[Build] = []
     for repo_plan in plans:
-        assert repo_plan.plan is not None
+        if repo_plan.plan is None:
+            continue
         rid = store.repository_id(conn, repo_plan.repository)
         assert rid is not None
         for move in repo_plan.plan.moves:
@@ -95,10 +151,12 @@ def apply_release(conn: sa.Connection, release: Release, builds: Sequence[Build]
                             release=release.name, reason=release.reason)
             if after_write is not None:
                 after_write(repo_plan.repository, move.tag)
-    store.mark_released(conn, builds, release.name)
+        released.extend(repo_plan.builds)
+    store.mark_released(conn, released, release.name)
     changes = [ImageChanges(p.repository, p.builds, p.plan) for p in plans
                if p.plan is not None]
-    notes = build_notes(release, changes, host)
+    notes = build_notes(release, changes, host,
+                        left_out=[x.to_json() for x in left_out])
     store.store_notes(conn, release.name, notes, render_markdown(notes))
     enqueue(conn, "release.published", notes, at)
     return notes

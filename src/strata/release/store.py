@@ -110,7 +110,8 @@ def is_managed(conn: sa.Connection, repository: str) -> bool:
 def _build(row: Any) -> Build:
     return Build(row.repository, row.digest, NVR(row.name, row.version, row.release),
                  BuildStatus(row.status), _json_list(row.advisories), row.reason,
-                 row.release_name, row.created_at, row.created_by)
+                 row.release_name, row.created_at, row.created_by, row.withdrawn_at,
+                 row.withdrawn_by, row.withdrawn_reason)
 
 
 def get_build(conn: sa.Connection, repository: str, digest: str) -> Build | None:
@@ -128,7 +129,8 @@ def get_build_by_nvr(conn: sa.Connection, repository: str, version: str,
 
 
 def list_builds(conn: sa.Connection, *, namespace: str | None = None,
-                repository: str | None = None, status: BuildStatus | None = None,
+                repository: str | None = None,
+                status: BuildStatus | tuple[BuildStatus, ...] | None = None,
                 release_name: str | None = None, active_only: bool = False) -> list[Build]:
     c = r.candidates.c
     q = sa.select(r.candidates).join(r.images, r.images.c.repository == c.repository)
@@ -136,8 +138,10 @@ def list_builds(conn: sa.Connection, *, namespace: str | None = None,
         q = q.where(r.images.c.namespace == namespace)
     if repository is not None:
         q = q.where(c.repository == repository)
-    if status is not None:
+    if isinstance(status, BuildStatus):
         q = q.where(c.status == status.value)
+    elif status is not None:
+        q = q.where(c.status.in_([s.value for s in status]))
     if release_name is not None:
         q = q.where(c.release_name == release_name)
     if active_only:
@@ -163,6 +167,17 @@ def mark_released(conn: sa.Connection, builds: Sequence[Build], release: str) ->
         conn.execute(sa.insert(r.release_items).values(
             release_name=release, repository=build.repository, digest=build.digest,
             nvr=str(build.nvr)))
+
+
+def withdraw_build(conn: sa.Connection, build: Build, at: float, by: str, reason: str) -> bool:
+    """Take a pending build out of the next release; False if it is no longer pending."""
+    c = r.candidates.c
+    result = conn.execute(sa.update(r.candidates).where(
+        c.repository == build.repository, c.digest == build.digest,
+        c.status == BuildStatus.CANDIDATE.value).values(
+            status=BuildStatus.WITHDRAWN.value, withdrawn_at=at, withdrawn_by=by,
+            withdrawn_reason=reason))
+    return result.rowcount == 1
 
 
 # -- streams ---------------------------------------------------------------------------------

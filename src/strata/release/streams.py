@@ -37,24 +37,44 @@ version, for a version tag).
 The plan lists moves and skips in a deterministic order: NVR tags, then version tags, then
 ``latest``, each group in rpm order of the tag (ties broken by the tag string).
 
-Registry write policy (:func:`check_registry_write`)
-----------------------------------------------------
-What a push or a tag delete may do to a managed repository:
+Release-managed repositories
+----------------------------
+The registry applies these rules to a repository that is *release-managed*: its image is
+registered (a row in ``images``), or its first path component is a registered namespace
+(``f25/anything``, and the repository ``f25`` itself), so a name cannot be claimed through
+``/v2/`` before its image is registered. Other repositories (``demo/busybox``) are free scratch
+space. The store reads this inside the writing transaction
+(:func:`strata.meta.release_tables.is_managed`).
 
-* NVR tags: anyone allowed to push may create one; re-pushing the same digest is fine (clients
-  do that); pointing it at another digest or deleting it is refused, even for the release
-  engine.
-* Floating tags (version, ``latest``): only the release engine may create, move or delete
-  them.  A re-push of the digest the tag already has is a no-op and is allowed.
-* Deleting a tag that does not exist is a no-op and is not a violation of these rules.
+The invariant
+-------------
+**In a release-managed repository every stream tag is written only by the release engine.**
+The one place that enforces it on the registry side is the registry's ``TagPolicy``
+(:class:`strata.release.policy.ReleaseTagPolicy`), consulted inside every tag-writing and
+content-deleting transaction of ``/v2/``, which asks this rule book:
 
-A registry that deletes a manifest by digest should check each tag pointing at it as a delete.
+* :func:`check_registry_write` -- a tag write through ``/v2/`` (manifest PUT with a tag, tag
+  DELETE, manifest DELETE that removes a tag). Every tag of the stream grammar (NVR,
+  Name-Version, ``latest``; i.e. every tag but the cosign / referrers fallback tags
+  ``sha256-<hex>[.sig|.att|.sbom]``, which are exempt) is refused with rule
+  ``stream-tags-release-only``, for every account. A re-push of the digest a tag already has
+  writes nothing and is allowed; deleting a tag that does not exist is a no-op. Builds are
+  pushed by digest and registered with ``strata candidate add <repo>@<digest>``. The release
+  engine itself (``by_release_engine=True``) may move floating tags but never moves or
+  deletes an NVR tag (``nvr-immutable``, ``nvr-no-delete``).
+* :func:`check_content_delete` -- a manifest DELETE by digest or a blob DELETE. Content held
+  by a build that is pending (``candidate``) or released, or by a manifest carrying a stream
+  tag -- the manifest itself, a child manifest of such an index, a blob such a manifest (or
+  its child) references -- is refused with rule ``build-protected``. A pending build is taken
+  out with ``strata candidate withdraw``; after that its manifest may be deleted or collected.
+  Garbage collection is the only way the blobs of released builds leave.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -67,6 +87,7 @@ from strata.release.rpmvercmp import rpmvercmp
 __all__ = [
     "NAME_TAG",
     "Candidate",
+    "Holder",
     "Rule",
     "Skip",
     "StreamPlan",
@@ -74,8 +95,11 @@ __all__ = [
     "TagKind",
     "TagMove",
     "TagState",
+    "check_content_delete",
     "check_registry_write",
     "classify_tag",
+    "is_cosign_tag",
+    "is_stream_tag",
     "plan_release",
     "plan_rollback",
 ]
@@ -108,7 +132,8 @@ class Rule(StrEnum):
 
     NVR_IMMUTABLE = "nvr-immutable"
     NVR_NO_DELETE = "nvr-no-delete"
-    FLOATING_ENGINE_ONLY = "floating-release-engine-only"
+    STREAM_TAGS_RELEASE_ONLY = "stream-tags-release-only"
+    BUILD_PROTECTED = "build-protected"
     SINGLE_NAME = "single-name"
     CANDIDATE_CONFLICT = "candidate-conflict"
     AMBIGUOUS_ORDER = "ambiguous-order"
@@ -350,46 +375,119 @@ def plan_rollback(current: Mapping[str, TagState], tag: str, target: Pointee) ->
     return TagMove(tag, kind, existing.digest, target.digest, existing.nvr, target.nvr)
 
 
+COSIGN_TAG = re.compile(r"^sha256-[0-9a-f]{64}(?:\.(?:sig|att|sbom))?$")
+
+
+def is_cosign_tag(tag: str) -> bool:
+    """A cosign / referrers-API fallback tag (``sha256-<hex>[.sig|.att|.sbom]``): no stream."""
+    return COSIGN_TAG.match(tag) is not None
+
+
+def is_stream_tag(tag: str) -> bool:
+    """Whether ``tag`` is in the stream grammar (every tag but the cosign fallback tags)."""
+    return not is_cosign_tag(tag)
+
+
 def check_registry_write(
     tag: str,
     existing_digest: str | None,
     new_digest: str | None,
     *,
     by_release_engine: bool,
+    repository: str = "<namespace>/<name>",
 ) -> StreamViolation | None:
-    """The registry's write policy for a tag of a managed repository.
+    """The registry's write policy for a tag of a release-managed repository.
 
     ``existing_digest`` is what the tag points to now (None: it does not exist);
     ``new_digest`` is what the write makes it point to (None: the tag is deleted).  Returns the
-    violated rule, or None if the write is allowed.
+    violated rule, or None if the write is allowed.  ``repository`` only goes into the message.
     """
-    kind = classify_tag(tag)
     if new_digest is not None and new_digest == existing_digest:
-        return None  # re-push of the same digest: a no-op
+        return None  # re-push of the same digest: writes nothing
     if new_digest is None and existing_digest is None:
         return None  # deleting a tag that does not exist: a no-op
-    if kind is TagKind.NVR:
+    if not is_stream_tag(tag):
+        return None
+    kind = classify_tag(tag)
+    if by_release_engine:
+        if kind is not TagKind.NVR or existing_digest is None:
+            return None
         if new_digest is None:
             return StreamViolation(
                 Rule.NVR_NO_DELETE,
-                f"tag {tag} is a Name-Version-Release tag and can never be deleted",
-            )
-        if existing_digest is not None:
-            return StreamViolation(
-                Rule.NVR_IMMUTABLE,
-                f"tag {tag} is a Name-Version-Release tag and is immutable "
-                f"(it points to {existing_digest})",
-            )
-        return None
-    if by_release_engine:
-        return None
-    if new_digest is None:
-        action = "deleted"
-    elif existing_digest is None:
-        action = "created"
-    else:
-        action = "moved"
+                f"tag {tag} is a Name-Version-Release tag and can never be deleted")
+        return StreamViolation(
+            Rule.NVR_IMMUTABLE,
+            f"tag {tag} is a Name-Version-Release tag and is immutable "
+            f"(it points to {existing_digest})")
+    head = (f"tag {tag} is a {kind.value} stream tag of the release-managed repository "
+            f"{repository}, and only the release engine writes stream tags")
+    if new_digest is not None:
+        return StreamViolation(
+            Rule.STREAM_TAGS_RELEASE_ONLY,
+            f"{head}: push the build by digest, then register it for the next release with "
+            f"`strata candidate add {repository}@{new_digest}`")
+    if kind is TagKind.NVR:
+        return StreamViolation(
+            Rule.STREAM_TAGS_RELEASE_ONLY,
+            f"{head}: a Name-Version-Release tag names a released build forever and is never "
+            "deleted")
     return StreamViolation(
-        Rule.FLOATING_ENGINE_ONLY,
-        f"tag {tag} is a floating {kind.value} tag and can only be {action} by the release engine",
-    )
+        Rule.STREAM_TAGS_RELEASE_ONLY,
+        f"{head}: releases move it forward; to move it back use `strata release rollback "
+        f"{repository}:{tag} --to <older NVR> --reason TEXT`")
+
+
+class Holder(Protocol):
+    """A manifest of the repository that holds content being deleted: the manifest itself, an
+    index listing it, or a manifest (or an index of one) referencing the blob."""
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def build_status(self) -> str | None:
+        """The status of its registered build (``candidate``, ``released``, ``withdrawn``)."""
+
+    @property
+    def nvr(self) -> str | None: ...
+
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+
+
+PROTECTING_STATUSES = frozenset({"candidate", "released"})
+
+
+def check_content_delete(target: str, holders: Sequence[Holder], *, repository: str,
+                         is_blob: bool) -> StreamViolation | None:
+    """May the manifest or blob ``target`` of a release-managed repository be deleted?
+
+    ``holders`` are the manifests that keep it (the manifest itself included, for a manifest).
+    Refused (``build-protected``) when one of them is a pending or released build, or (other
+    than the manifest itself, whose tags :func:`check_registry_write` judges one by one)
+    carries a stream tag.
+    """
+    what = "blob" if is_blob else "manifest"
+    for holder in holders:
+        itself = holder.digest == target and not is_blob
+        part = "" if itself else f" is part of {holder.digest}, which"
+        if holder.build_status in PROTECTING_STATUSES:
+            state = ("pending release" if holder.build_status == "candidate"
+                     else "released")
+            how = (f"withdraw it first (`strata candidate withdraw {repository}@{holder.digest}"
+                   " --reason TEXT`); garbage collection then removes what nothing else uses"
+                   if holder.build_status == "candidate"
+                   else "released builds are never deleted; garbage collection is the only "
+                   "way content leaves")
+            return StreamViolation(
+                Rule.BUILD_PROTECTED,
+                f"{what} {target} of {repository}{part} is build {holder.nvr}, {state}: {how}")
+        tagged = [tag for tag in holder.tags if is_stream_tag(tag)]
+        if tagged and not itself:
+            return StreamViolation(
+                Rule.BUILD_PROTECTED,
+                f"{what} {target} of {repository}{part} carries the stream tag(s) "
+                f"{', '.join(sorted(tagged))}: content of a published stream is never deleted "
+                "through /v2/; garbage collection is the only way it leaves")
+    return None

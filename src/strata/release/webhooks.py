@@ -46,7 +46,8 @@ from strata.release.destinations import (
 )
 from strata.release.model import invalid, iso_time
 
-EVENTS = frozenset({"release.published", "tag.rolled_back", "stream.eol", "candidate.added"})
+EVENTS = frozenset({"release.published", "tag.rolled_back", "stream.eol", "candidate.added",
+                    "candidate.withdrawn"})
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 MAX_URL, MAX_SECRET = 2048, 1024
 

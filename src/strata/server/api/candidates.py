@@ -1,4 +1,16 @@
-"""/api/v1/candidates: builds registered for release (``strata candidate add``)."""
+"""/api/v1/candidates: builds registered for release (``strata candidate add``, ``list``,
+``withdraw``).
+
+* ``GET /api/v1/candidates[?namespace=&repository=&status=]``: ``status`` is ``candidate``
+  (pending, the default), ``withdrawn``, ``released``, ``unreleased`` (pending and withdrawn)
+  or ``all``.
+* ``POST /api/v1/candidates`` ``{"reference": "<ns>/<name>@<digest>", "advisories": [...],
+  "reason": ...}``: register a pushed build (maintainer of the image, releng, admin). The
+  answer is the build plus ``warnings``: why a release of it would move no stream.
+* ``POST /api/v1/candidates/withdraw`` ``{"reference": "<ns>/<name>@<digest>", "reason":
+  TEXT}``: take a pending build out of the next release (maintainer of the image, releng,
+  admin); answers the build, status ``withdrawn`` with ``withdrawn: {by, at, reason}``.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +22,21 @@ from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
 from strata.server.http import json_response
 
+_STATUSES: dict[str, BuildStatus | tuple[BuildStatus, ...] | None] = {
+    **{s.value: s for s in BuildStatus},
+    "unreleased": (BuildStatus.CANDIDATE, BuildStatus.WITHDRAWN),
+    "all": None,
+}
+
 
 async def list_candidates(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
     status_text = request.query.get("status", BuildStatus.CANDIDATE.value)
-    if status_text not in {s.value for s in BuildStatus} | {"all"}:
-        raise invalid(f"unknown status {status_text!r} (candidate, released or all)")
-    status = None if status_text == "all" else BuildStatus(status_text)
+    if status_text not in _STATUSES:
+        raise invalid(f"unknown status {status_text!r} ({', '.join(_STATUSES)})")
     builds = await engine_of(request).inventory.candidates(
         namespace=request.query.get("namespace") or None,
-        repository=request.query.get("repository") or None, status=status)
+        repository=request.query.get("repository") or None, status=_STATUSES[status_text])
     return json_response({"candidates": [b.to_json() for b in builds]})
 
 
@@ -28,7 +45,19 @@ async def add_candidate(request: web.Request) -> web.Response:
     data = await parse.json_body(request)
     repo, digest = parse_build_ref(parse.required(data, "reference"))
     authorize(request, Need.MAINTAINER, repo.value)
-    build = await engine_of(request).inventory.add_candidate(
+    inventory = engine_of(request).inventory
+    build = await inventory.add_candidate(
         repo.value, str(digest), actor=actor(request),
         advisories=parse.strings(data, "advisories"), reason=parse.text(data, "reason"))
-    return json_response(build.to_json(), status=201)
+    warnings = await inventory.stream_warnings(build)
+    return json_response({**build.to_json(), "warnings": warnings}, status=201)
+
+
+async def withdraw_candidate(request: web.Request) -> web.Response:
+    data = await parse.json_body(request)
+    reference = parse.required(data, "reference")
+    repo, _ = parse_build_ref(reference)
+    authorize(request, Need.MAINTAINER, repo.value)
+    build = await engine_of(request).inventory.withdraw_candidate(
+        reference, actor=actor(request), reason=parse.required(data, "reason"))
+    return json_response(build.to_json())

@@ -12,6 +12,7 @@ Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``):
 ``GET .../images/{ns}/{name}/history[?tag=&at=]``          tag events of the image
 ``GET .../images/{ns}/{name}/tags/{tag}/history[?at=]``    one tag; with ``at``: its digest then
 ``GET|POST /api/v1/candidates``                            candidate builds
+``POST /api/v1/candidates/withdraw``                       take a pending build out
 ``GET /api/v1/plan[?namespace=&count=]``                   next dates and tag moves
 ``GET /api/v1/releases``, ``GET .../{name}``               releases (with notes and builds);
                                                            a date names the one release
@@ -64,6 +65,7 @@ def _routes() -> list[web.RouteDef]:
         web.get(_IMAGE + "/tags/{tag}/history", streams.history),
         web.get("/api/v1/candidates", candidates.list_candidates),
         web.post("/api/v1/candidates", candidates.add_candidate),
+        web.post("/api/v1/candidates/withdraw", candidates.withdraw_candidate),
         web.get("/api/v1/plan", releases.plan),
         web.post("/api/v1/releases/publish", releases.publish),
         web.post("/api/v1/releases/oob", releases.oob),
