@@ -32,6 +32,7 @@ class Code(enum.Enum):
     UNSUPPORTED = ("the operation is unsupported", 405)
     TOOMANYREQUESTS = ("too many requests", 429)
     # Not in the spec's table, used for ranges and unknown routes with their proper status.
+    TAG_INVALID = ("invalid tag", 400)  # distribution's code: a PUT to a tag that is not one
     RANGE_INVALID = ("requested range not satisfiable", 416)
     NOT_FOUND = ("no such endpoint", 404)
     UNAVAILABLE = ("service unavailable", 503)

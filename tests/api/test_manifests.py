@@ -161,7 +161,7 @@ async def test_invalid_tag_query_parameter(client: Client) -> None:
     for b in m.blobs:
         await push_blob(client, REPO, b)
     resp = await put(client, m.digest, m.body, tag="-bad")
-    await error_of(resp, 400, "MANIFEST_INVALID")
+    await error_of(resp, 400, "TAG_INVALID")
     await error_of(await client.get(f"/v2/{REPO}/manifests/{m.digest}"), 404, "MANIFEST_UNKNOWN")
 
 
@@ -169,8 +169,12 @@ async def test_invalid_tag_query_parameter(client: Client) -> None:
 async def test_invalid_tag_in_url(client: Client, tag: str) -> None:
     m = image()
     await push_manifest(client, REPO, "ok", m)
-    await error_of(await put(client, tag, m.body), 400, "MANIFEST_INVALID")
-    await error_of(await client.get(f"/v2/{REPO}/manifests/{tag}"), 400, "MANIFEST_INVALID")
+    await error_of(await put(client, tag, m.body), 400, "TAG_INVALID")
+    # A lookup of a reference that is neither a tag nor a digest names no manifest: 404
+    # (the distribution-spec conformance suite), for GET, HEAD and DELETE alike.
+    await error_of(await client.get(f"/v2/{REPO}/manifests/{tag}"), 404, "MANIFEST_UNKNOWN")
+    assert (await client.head(f"/v2/{REPO}/manifests/{tag}")).status == 404
+    await error_of(await client.delete(f"/v2/{REPO}/manifests/{tag}"), 404, "MANIFEST_UNKNOWN")
 
 
 @pytest.mark.parametrize("tag", ["a" * 128, "_underscore", "Upper.Case-1_2", "0"])
@@ -517,8 +521,11 @@ async def test_delete_by_digest_removes_manifest_and_its_tags(client: Client) ->
 
 async def test_delete_with_malformed_digest(client: Client) -> None:
     await push_manifest(client, REPO, "v1", image())
-    await error_of(await client.delete(f"/v2/{REPO}/manifests/sha256:abc"), 400, "DIGEST_INVALID")
-    await error_of(await client.get(f"/v2/{REPO}/manifests/sha256:abc"), 400, "DIGEST_INVALID")
+    await error_of(await client.delete(f"/v2/{REPO}/manifests/sha256:abc"), 404,
+                   "MANIFEST_UNKNOWN")
+    await error_of(await client.get(f"/v2/{REPO}/manifests/sha256:abc"), 404, "MANIFEST_UNKNOWN")
+    await error_of(await client.put(f"/v2/{REPO}/manifests/sha256:abc", data=b"{}"), 400,
+                   "DIGEST_INVALID")
 
 
 # -- the cap on references ------------------------------------------------------------------

@@ -36,6 +36,7 @@ from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.store import SqlMetaStore
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
+from strata.release.policy import ReleaseTagPolicy
 from strata.release.webhooks import WebhookSender
 from strata.server.api.context import ReleaseApi
 from strata.server.app import create_app
@@ -156,7 +157,9 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
         engine = create_engine(sqlite_url(data))
         engines.append(engine)
         stores.append(SqlMetaStore(engine))
-        registry = Registry.build(stores[-1], FilesystemBlobStore(data))
+        # with the release API, the stream rules too, as ``strata serve`` runs them
+        registry = Registry.build(stores[-1], FilesystemBlobStore(data),
+                                  policy=ReleaseTagPolicy() if release else None)
         clock = FakeClock()
         service = AuthService(AuthStore(engine), hashing or fast_hashing(), public=public,
                               limits=limits, cache_ttl=cache_ttl, clock=clock)

@@ -46,8 +46,9 @@ def is_tag(text: str) -> bool:
 
 
 def parse_tag(text: str) -> str:
+    """A tag to write (``PUT``, ``?tag=``): ``TAG_INVALID`` (400) if it is not one."""
     if not is_tag(text):
-        raise RegistryError(Code.MANIFEST_INVALID, {"tag": text[:200]}, message="invalid tag")
+        raise RegistryError(Code.TAG_INVALID, {"tag": text[:200]})
     return text
 
 
@@ -60,12 +61,21 @@ class ManifestRef:
 
     @classmethod
     def parse(cls, text: str) -> ManifestRef:
+        """The reference of a ``PUT``: a digest (``DIGEST_INVALID`` if malformed) or a tag to
+        write (``TAG_INVALID``)."""
         if ":" in text:
             return cls(digest=Digest.parse(text))
-        if not is_tag(text):
-            raise RegistryError(Code.MANIFEST_INVALID, {"reference": text[:200]},
-                                message="invalid tag")
-        return cls(tag=text)
+        return cls(tag=parse_tag(text))
+
+    @classmethod
+    def lookup(cls, text: str) -> ManifestRef:
+        """The reference of a ``GET``, ``HEAD`` or ``DELETE``: one that is neither a valid tag
+        nor a valid digest names no manifest, ``MANIFEST_UNKNOWN`` (404), as the
+        distribution-spec conformance suite expects."""
+        try:
+            return cls.parse(text)
+        except RegistryError:
+            raise RegistryError(Code.MANIFEST_UNKNOWN, {"reference": text[:200]}) from None
 
     def __str__(self) -> str:
         return str(self.digest) if self.digest is not None else str(self.tag)

@@ -35,9 +35,11 @@ The gate (a middleware on every route under ``/v2``)
       login as the token endpoint (rate limited, argon2 cached briefly), then ``403 DENIED`` if
       the account may not.
 
-    A repository name that is not valid can never be granted: ``401`` without credentials,
-    ``403`` with. Nothing here looks at what exists, so unknown and forbidden repositories get
-    the same answer.
+    Before any of that, the names and references of the path are validated
+    (:func:`strata.server.routes.check_params`, the dispatcher's own checks): an invalid
+    repository name is ``400 NAME_INVALID`` for every account, admin included, and a malformed
+    reference gets its 400/404 likewise. Nothing here looks at what exists, so unknown and
+    forbidden repositories get the same answer.
 
 The JSON API (``/api/…``)
     gets the request's principal resolved (Basic, or a bearer token whose account is loaded
@@ -80,14 +82,14 @@ from strata.auth.scope import (
     Scope,
     ScopeError,
     format_challenge,
-    is_valid_repository_name,
     parse_scopes,
 )
 from strata.auth.service import AuthService, InvalidCredentials, LoginThrottled
 from strata.auth.tokens import Claims, TokenInvalid, TokenIssuer, TokenVerifier
 from strata.errors import Code, RegistryError
+from strata.oci.names import RepositoryName
 from strata.server.http import json_response
-from strata.server.routes import ROUTES
+from strata.server.routes import ROUTES, check_params
 from strata.server.urls import absolute_url
 
 __all__ = ["AUTH", "DEFAULT_SERVICE", "TOKEN_PATH", "Requirement", "TokenAuth",
@@ -106,17 +108,17 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 @dataclass(frozen=True)
 class Requirement:
-    """What a ``/v2/`` request needs: every scope in :attr:`scopes` (none = any credentials).
-
-    :attr:`invalid` marks a request naming an invalid repository: no grant can cover it.
-    """
+    """What a ``/v2/`` request needs: every scope in :attr:`scopes` (none = any credentials)."""
 
     scopes: tuple[Scope, ...] = ()
-    invalid: bool = False
 
 
 def required_access(method: str, tail: str, query: Mapping[str, str]) -> Requirement:
-    """The access a request for ``/v2/<tail>`` needs, matched exactly as ``routes.dispatch``."""
+    """The access a request for ``/v2/<tail>`` needs, matched exactly as ``routes.dispatch``.
+
+    Names and references are validated first (:func:`strata.server.routes.check_params`),
+    before any authorization: an invalid repository name is ``NAME_INVALID`` (400) for every
+    account, anonymous or admin (the answer depends on syntax only)."""
     if tail == "":
         return Requirement()
     if tail == "_catalog":
@@ -130,16 +132,13 @@ def required_access(method: str, tail: str, query: Mapping[str, str]) -> Require
         if method not in route.methods:
             return Requirement()  # answered 405 UNSUPPORTED, whoever asks
         params = match.groupdict()
-        name = params["name"]
-        if not is_valid_repository_name(name):
-            return Requirement(invalid=True)
+        name = check_params(method, params).value
         action = PUSH if "upload_id" in params else _METHOD_ACTIONS[method]
         scopes = [Scope(REPOSITORY, name, frozenset({action}))]
         source = query.get("from")
         if method == "POST" and "upload_id" not in params and query.get("mount") is not None \
                 and source:
-            if not is_valid_repository_name(source):
-                return Requirement(invalid=True)
+            RepositoryName.parse(source)
             scopes.append(Scope(REPOSITORY, source, frozenset({PULL})))
         return Requirement(tuple(scopes))
     return Requirement()  # answered 404 NOT_FOUND
@@ -335,8 +334,6 @@ async def _check_bearer(auth: TokenAuth, request: web.Request, token: str,
                                                    claims.generation)
     if principal is None:
         raise auth.challenge(request, need, "invalid_token")
-    if need.invalid:
-        raise _denied()
     if all(auth.service.allows(Principal.anonymous(), s) for s in need.scopes) and need.scopes:
         # What anybody may do (a public pull, the catalog) needs no scope in the token:
         # podman search asks for a token without one and then reads the catalog.
@@ -353,7 +350,7 @@ async def _check_basic(auth: TokenAuth, request: web.Request, header: str,
         raise auth.challenge(request, need)
     principal = await auth.login(request, creds.login, creds.password,
                                  lambda: auth.challenge(request, need))
-    if need.invalid or not all(auth.service.allows(principal, s) for s in need.scopes):
+    if not all(auth.service.allows(principal, s) for s in need.scopes):
         raise _denied()
 
 
@@ -406,7 +403,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     header = request.headers.get(hdrs.AUTHORIZATION)
     if header is None:
         anonymous = Principal.anonymous()
-        if need.invalid or not need.scopes or \
+        if not need.scopes or \
                 not all(auth.service.allows(anonymous, s) for s in need.scopes):
             raise auth.challenge(request, need)
     else:

@@ -1,8 +1,12 @@
 """The /v2/ route table, as data, and the dispatcher that applies it.
 
 aiohttp routes one catch-all; repository names contain slashes, so the table below matches the
-rest of the path with regular expressions, validates the name (``NAME_INVALID``) and answers
-``UNSUPPORTED`` (405) for a known path with a method it does not serve.
+rest of the path with regular expressions and answers ``UNSUPPORTED`` (405) for a known path
+with a method it does not serve. :func:`check_params` validates what the path names -- the
+repository (``NAME_INVALID``), a manifest reference (:func:`parse_reference`), a blob digest
+(``DIGEST_INVALID``) -- and runs *before authorization* too (the auth gate calls it), so a
+malformed request gets the same 400/404 from every account, admin included; the answer depends
+on the syntax only, never on what exists.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from strata.errors import Code, RegistryError
-from strata.oci.names import RepositoryName
+from strata.oci.digest import Digest
+from strata.oci.names import ManifestRef, RepositoryName
 from strata.server.handlers import blobs, discovery, manifests, uploads
 from strata.server.http import json_response
 from strata.server.keys import ROUTE
@@ -48,6 +53,23 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+def parse_reference(method: str, text: str) -> ManifestRef:
+    """A manifest reference: for ``PUT`` a tag to write (``TAG_INVALID``) or a digest
+    (``DIGEST_INVALID``); for a lookup (``GET``, ``HEAD``, ``DELETE``) one that is neither
+    names no manifest (``MANIFEST_UNKNOWN``, 404)."""
+    return ManifestRef.parse(text) if method == "PUT" else ManifestRef.lookup(text)
+
+
+def check_params(method: str, params: dict[str, str]) -> RepositoryName:
+    """Validate the names in a matched path (raises the catalogue's error); the repository."""
+    repo = RepositoryName.parse(params["name"])
+    if "reference" in params:
+        parse_reference(method, params["reference"])
+    if "digest" in params:
+        Digest.parse(params["digest"])
+    return repo
+
+
 async def base(request: web.Request) -> web.StreamResponse:
     return json_response({})
 
@@ -74,6 +96,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             raise _unsupported(request, route.methods)
         request[ROUTE] = handler.__name__
         params: dict[str, Any] = m.groupdict()
-        params["repo"] = RepositoryName.parse(params.pop("name"))
+        params["repo"] = check_params(request.method, params)
+        del params["name"]
         return await handler(request, **params)
     raise RegistryError(Code.NOT_FOUND, {"path": request.path[:200]})

@@ -4,7 +4,7 @@ Every handler calls :func:`authorize` with the role its use-case needs, before d
 
 * ``releng`` (or ``admin``): publish, out-of-band releases, rollbacks, end-of-life, namespaces,
   images, webhooks;
-* ``maintainer`` (of the image, or ``releng``/``admin``): candidate add;
+* ``maintainer`` (of the image, or ``releng``/``admin``): candidate add and withdraw;
 * ``reader``: everything that only reads (open to anonymous users today).
 
 A bearer token acts only within its ``strata:api`` scope (``read`` for the GETs that need a
@@ -12,8 +12,10 @@ role, ``write`` for every change); Basic credentials act with the account's role
 
 With authentication on, the auth middleware (:mod:`strata.server.auth`) has resolved the
 request's principal (Basic or bearer; anonymous without credentials): a call without the role
-is refused with ``UNAUTHORIZED`` when anonymous and ``DENIED`` otherwise (``maintainer`` must
-also maintain ``resource``, the image's repository; ``admin`` may do everything), and
+is refused with ``UNAUTHORIZED`` when anonymous and ``DENIED`` otherwise, naming the missing
+right (``needs role releng or admin``, ``needs maintainer of f25/b (or role releng or
+admin)``; ``maintainer`` must also maintain ``resource``, the image's repository; ``admin``
+may do everything), and
 :func:`actor` is the verified account name. With authentication off (``--no-auth``, or an app
 built without ``auth``) every call is allowed and :func:`actor` records the user name the
 client *claims* (Basic auth), unverified.
@@ -61,7 +63,19 @@ def authorize(request: web.Request, role: Need, resource: str | None = None) -> 
         # resource None: a maintainer of some image (the check made before reading a body
         # that names the image; the handler checks that image once it knows it)
         return None
-    raise RegistryError(Code.DENIED)
+    raise denied(role, resource)
+
+
+def denied(role: Need, resource: str | None = None) -> RegistryError:
+    """403 naming the right that was missing (``needs role releng or admin``)."""
+    if role is Need.MAINTAINER:
+        needs = f"needs maintainer of {resource} (or role releng or admin)"
+    elif role is Need.RELENG:
+        needs = "needs role releng or admin"
+    else:
+        needs = f"needs role {role.value}"
+    return RegistryError(Code.DENIED, {"needs": needs},
+                         message=f"{Code.DENIED.message}: {needs}")
 
 
 def actor(request: web.Request) -> str:

@@ -12,7 +12,7 @@ from strata.server.keys import REGISTRY
 
 async def get_manifest(request: web.Request, repo: RepositoryName,
                        reference: str) -> web.StreamResponse:
-    record = await request.app[REGISTRY].manifests.get(repo, ManifestRef.parse(reference))
+    record = await request.app[REGISTRY].manifests.get(repo, ManifestRef.lookup(reference))
     headers = {"Docker-Content-Digest": record.digest, "ETag": f'"{record.digest}"',
                "Content-Type": record.media_type}
     if request.method == "HEAD":
@@ -39,5 +39,5 @@ async def put_manifest(request: web.Request, repo: RepositoryName,
 
 async def delete_manifest(request: web.Request, repo: RepositoryName,
                           reference: str) -> web.StreamResponse:
-    await request.app[REGISTRY].manifests.delete(repo, ManifestRef.parse(reference))
+    await request.app[REGISTRY].manifests.delete(repo, ManifestRef.lookup(reference))
     return empty(202)
