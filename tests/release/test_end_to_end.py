@@ -26,9 +26,9 @@ LATER = (TODAY + dt.timedelta(days=7)).isoformat()
 PASSWORD = "release-engineering-secret"
 
 
-def add_releng(base: Path) -> None:
+def add_releng(base: Path, name: str = "releng", role: str = "releng") -> None:
     """A release engineer account, made offline before the server starts."""
-    proc = subprocess.run([*strata_command(), "user", "add", "releng", "--role", "releng",
+    proc = subprocess.run([*strata_command(), "user", "add", name, "--role", role,
                            "--password-stdin", "--data", str(base / "data")],
                           input=PASSWORD + "\n", capture_output=True, text=True, timeout=60,
                           check=False)
@@ -36,12 +36,13 @@ def add_releng(base: Path) -> None:
 
 
 class World:
-    def __init__(self, server: StrataServer, tmp: Path) -> None:
+    def __init__(self, server: StrataServer, tmp: Path, user: str = "releng") -> None:
         self.server = server
         self.tmp = tmp
+        self.user = user
 
     def cli(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "STRATA_URL": self.server.url, "STRATA_USER": "releng",
+        env = {**os.environ, "STRATA_URL": self.server.url, "STRATA_USER": self.user,
                "STRATA_PASSWORD": PASSWORD}
         proc = subprocess.run([*strata_command(), *args], capture_output=True, text=True,
                               env=env, timeout=60, check=False)
@@ -64,7 +65,8 @@ class World:
         layout = self.tmp / f"layout-{image.digest[7:19]}"
         write_layout(layout, image)
         dest = f"{repo}:{tag}" if tag else f"{repo}@{image.digest}"
-        return self.skopeo("copy", "--dest-tls-verify=false", f"--dest-creds=releng:{PASSWORD}",
+        return self.skopeo("copy", "--dest-tls-verify=false",
+                           f"--dest-creds={self.user}:{PASSWORD}",
                            f"oci:{layout}:build",
                            f"docker://{self.server.host_port}/{dest}", ok=ok)
 
@@ -240,3 +242,47 @@ def test_several_workers_publish_a_due_release_once(tmp_path: Path) -> None:
         assert w.digests("f26/z") == {"2-1.f26docker": d2, "2": d2, "latest": d2}
         assert len(w.cli_json("history", "f26/z:latest")["events"]) == 1
         assert w.digests() == {}
+
+
+def test_stream_rules_with_skopeo_and_the_cli_as_admin(tmp_path: Path) -> None:
+    """Issue 11 through real clients: as admin, skopeo can neither mint an NVR tag (in a
+    registered image or a name of a registered namespace) nor delete a pending build; the
+    CLI withdraws it, after which skopeo may delete it; the CLI warns about a build that would
+    move no stream; invalid names are 400 NAME_INVALID even for admin."""
+    add_releng(tmp_path / "srv", "boss", "admin")
+    with StrataServer(tmp_path / "srv", "--workers", "1") as srv:
+        w = World(srv, tmp_path, user="boss")
+        w.cli("namespace", "add", "f25", "--dist-tag", "f25docker", "--anchor", LATER)
+        d130 = w.build("130", "1")
+        w.cli("candidate", "add", f"f25/x@{d130}")
+        for repo in ("f25/x", "f25/newthing"):
+            image = make_image(repo.split("/")[1], "131", "1.f25docker")
+            refused = w.push(image, repo=repo, tag="131-1.f25docker", ok=False)
+            assert refused.returncode != 0
+            assert "stream-tags-release-only" in refused.stderr, refused.stderr
+        assert w.digests() == {} and w.digests("f25/newthing") == {}
+        dest = f"docker://{srv.host_port}/f25/x@{d130}"
+        creds = f"--creds=boss:{PASSWORD}"
+        refused = w.skopeo("delete", "--tls-verify=false", creds, dest, ok=False)
+        assert refused.returncode != 0 and "build-protected" in refused.stderr, refused.stderr
+        out = w.cli("candidate", "withdraw", f"f25/x@{d130}", "--reason", "wrong base").stdout
+        assert "withdrawn by boss" in out and "wrong base" in out
+        listed = w.cli("candidate", "list").stdout
+        assert "x-130-1.f25docker" in listed and "withdrawn" in listed and "wrong base" in listed
+        [entry] = w.cli_json("candidate", "list")["candidates"]
+        assert entry["withdrawn"]["by"] == "boss" and entry["status"] == "withdrawn"
+        w.skopeo("delete", "--tls-verify=false", creds, dest)
+        # a build that is not newer than its stream: the CLI says so
+        d2 = w.build("130", "2")
+        w.cli("candidate", "add", f"f25/x@{d2}")
+        w.cli("release", "publish")
+        d1 = w.build("130", "0")  # (130-1 stays taken by the withdrawn build)
+        added = w.cli("candidate", "add", f"f25/x@{d1}")
+        assert "warning: x-130-0.f25docker is not newer than the current release" in \
+            added.stderr, added.stderr
+        assert w.cli_json("candidate", "add", f"f25/x@{d1}")["warnings"]
+        for path in ("/v2/UPPER/case/manifests/latest", "/v2/" + "a" * 300 + "/tags/list"):
+            resp = srv.request("GET", path, headers={
+                "Authorization": aiohttp.encode_basic_auth("boss", PASSWORD)})
+            assert resp.status == 400
+            assert json.loads(resp.body)["errors"][0]["code"] == "NAME_INVALID"
