@@ -68,7 +68,9 @@ def authorize(request: web.Request, role: Need, resource: str | None = None) -> 
 
 def denied(role: Need, resource: str | None = None) -> RegistryError:
     """403 naming the right that was missing (``needs role releng or admin``)."""
-    if role is Need.MAINTAINER:
+    if role is Need.MAINTAINER and resource is None:
+        needs = "needs role maintainer (of the image), releng or admin"
+    elif role is Need.MAINTAINER:
         needs = f"needs maintainer of {resource} (or role releng or admin)"
     elif role is Need.RELENG:
         needs = "needs role releng or admin"

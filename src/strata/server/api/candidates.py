@@ -54,6 +54,7 @@ async def add_candidate(request: web.Request) -> web.Response:
 
 
 async def withdraw_candidate(request: web.Request) -> web.Response:
+    authorize(request, Need.MAINTAINER)  # before reading the body: some image, any
     data = await parse.json_body(request)
     reference = parse.required(data, "reference")
     repo, _ = parse_build_ref(reference)
