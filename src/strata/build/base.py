@@ -42,6 +42,7 @@ from strata.client.registry import ClientError
 from strata.image.layer import Compression, LayerError, scan_tree, write_layer
 from strata.oci import mediatypes as mt
 from strata.oci.names import RepositoryName
+from strata.release.model import split_repository
 from strata.release.nvr import NVR, InvalidNVR
 
 __all__ = ["import_base"]
@@ -101,9 +102,9 @@ async def _namespace(api: ApiClient, repo: str, given: str | None, dist_tag: str
         namespaces = {str(n["name"]): n for n in (await api.namespaces())["namespaces"]}
     except ClientError as exc:
         raise BuildError(f"cannot read the namespaces from the release API: {exc}") from exc
-    prefix, sep, _ = repo.partition("/")
+    prefix, _ = split_repository(RepositoryName(repo))
     chosen = given
-    if sep:
+    if prefix is not None:
         if given is not None and given != prefix:
             raise BuildError(f"--name {repo} is in namespace {prefix}, not {given}")
         chosen = prefix
@@ -209,12 +210,9 @@ async def import_base(registry: Registry, tarball: Path, *, name: str, version: 
             raise BuildError(f"setting the base image of namespace {ns['name']} failed: "
                              f"{exc}") from exc
     return {"nvr": str(candidate.get("nvr") or nvr), "digest": digest, "repository": name,
-            "namespace": ns["name"], "name": image_name(name), "version": version,
+            "namespace": ns["name"], "name": split_repository(RepositoryName(name))[1],
+            "version": version,
             "release": release, "tag": nvr.version_release,
             "reference": f"{registry.host}/{name}@{digest}", "layer": layer.descriptor(),
             "dist_tag": dist_tag or None, "candidate": candidate,
             "status": candidate.get("status")}
-
-
-def image_name(repository: str) -> str:
-    return repository.rpartition("/")[2]
