@@ -213,3 +213,47 @@ async def test_referrers_in_digest_order_paged_and_filtered(meta: SqlMetaStore,
     assert await meta.referrers("lib/x", subject.digest, last=max(made)) == []
     assert await meta.referrers("lib/x", blob_digest("none")) == []
     assert await meta.referrers("nope", subject.digest) == []
+
+
+async def test_deletes_see_the_manifests_holding_the_content(meta: SqlMetaStore,
+                                                             engine: sa.Engine) -> None:
+    """``check_held(managed, holders)``: the manifest itself and the indexes listing it, or the
+    manifests (and their indexes) referencing a blob, each with its build and tags; managed
+    from the namespace alone (issue 11)."""
+    from collections.abc import Sequence
+
+    from strata.meta.records import HeldBy
+
+    layer = blob_digest("held/0")
+    await add_blob(meta, "f/x", layer)
+    image, refs = manifest("f/x", "image", layers=[layer])
+    await meta.put_manifest(image, refs, [])
+    idx, idx_refs = manifest("f/x", "index", children=[image.digest])
+    await meta.put_manifest(idx, idx_refs, ["latest"])
+    with engine.begin() as conn:
+        conn.execute(sa.insert(rt.namespaces).values(name="f", dist_tag="", interval_days=14,
+                                                     anchor="2025-06-10", created_at=0.0))
+        conn.execute(sa.insert(rt.images).values(repository="f/x", namespace="f", name="x",
+                                                 status="active", created_at=0.0))
+        conn.execute(sa.insert(rt.candidates).values(
+            repository="f/x", digest=idx.digest, name="x", version="1", release="1",
+            status="candidate", created_at=0.0, created_by="m"))
+    seen: list[tuple[bool, list[HeldBy]]] = []
+
+    def refuse(managed: bool, holders: Sequence[HeldBy]) -> None:
+        seen.append((managed, sorted(holders, key=lambda h: h.digest)))
+        raise RegistryError(Code.DENIED)
+
+    expected = sorted([HeldBy(image.digest, None, None, ()),
+                       HeldBy(idx.digest, "candidate", "x-1-1", ("latest",))],
+                      key=lambda h: h.digest)
+    with pytest.raises(RegistryError):
+        await meta.delete_manifest("f/x", image.digest, check_held=refuse)
+    with pytest.raises(RegistryError):
+        await meta.unlink_blob("f/x", layer, check_held=refuse)
+    assert seen == [(True, expected), (True, expected)]
+    assert await digest_of(meta.get_manifest("f/x", image.digest)) == image.digest
+    assert link_row(engine, "f/x", layer) is not None
+    # without a veto both go
+    assert await meta.unlink_blob("f/x", layer, check_held=lambda m, h: None)
+    assert await meta.delete_manifest("f/x", idx.digest, check_held=lambda m, h: None)

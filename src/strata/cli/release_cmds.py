@@ -210,8 +210,12 @@ def _plan_text(data: dict[str, Any]) -> str:
         lines.append(f"  {plan['release']} would move:" if plan["images"]
                      else f"  {plan['release']}: no candidates")
         for image in plan["images"]:
+            lines += [f"    {x['repository']}: LEFT OUT {x['nvr']}: {x['reason']}"
+                      for x in image.get("left_out") or ()]
             if image["problem"]:
                 lines.append(f"    {image['repository']}: CANNOT PUBLISH: {image['problem']}")
+                continue
+            if not image["builds"]:  # every build of it left out
                 continue
             lines.append(f"    {image['repository']}")
             lines += [f"      {m['tag']:<20} {_tag_of(m['old_nvr']):<20} -> "
@@ -245,6 +249,10 @@ def _published_text(d: dict[str, Any]) -> str:
     for image in (d.get("notes") or {}).get("images", []):
         lines += [f"  {image['repository']}:{t['tag']}  {_tag_of(t['old_nvr'])} -> "
                   f"{_tag_of(t['new_nvr'])}" for t in image["tags"]]
+        if not image.get("streams_moved", True):
+            lines.append(f"  {image['repository']}: no stream moved")
+    lines += [f"  left out (still pending): {x['repository']} {x['nvr']}: {x['reason']}"
+              for x in (d.get("notes") or {}).get("left_out", [])]
     return "\n".join(lines)
 
 
