@@ -215,35 +215,39 @@ def test_large_layer_roundtrip(containers: Containers, registry: StrataServer,
 
 
 def test_managed_repository_stream_rules(containers: Containers, registry: StrataServer,
-                                         busybox_layout: OciLayout, tmp_path: Path) -> None:
-    """In an image's repository the release rules hold for skopeo too, with readable errors:
-    an NVR tag is written once, floating tags belong to the release engine, candidates go in
-    by digest."""
+                                         tmp_path: Path) -> None:
+    """In a release-managed repository the release rules hold for skopeo too (as admin), with
+    readable errors: no stream tag is written through /v2/ (issue 11), a build goes in by
+    digest and out through a release, and a pending build cannot be deleted until withdrawn."""
     env = {**os.environ, "STRATA_URL": registry.url, "STRATA_USER": registry.admin_user,
            "STRATA_PASSWORD": registry.admin_password}
     for args in (["namespace", "add", "skopeo", "--dist-tag", "f99skopeo"],
                  ["image", "add", "skopeo/managed"]):
         run([*strata_command(), *args], env=env)
     host = registry.host_port
-    other = build_busybox_layout(tmp_path / "other", tag="v1", message="other")
+    build = build_busybox_layout(tmp_path / "build", tag="v1", labels={
+        "name": "managed", "version": "130", "release": "1.f99skopeo"})
     nvr = f"docker://{host}/skopeo/managed:130-1.f99skopeo"
-    push_layout(containers, busybox_layout, nvr, tmp_path / "nvr")
+    for target in (nvr, f"docker://{host}/skopeo/managed:latest",
+                   f"docker://{host}/skopeo/unregistered:130-1.f99skopeo"):
+        refused = containers.skopeo("copy", build.ref, target, check=False)
+        assert refused.returncode != 0
+        assert "denied" in refused.stderr and "stream-tags-release-only" in refused.stderr, \
+            refused.stderr
+        assert "strata candidate add skopeo/" in refused.stderr, refused.stderr
 
-    moved = containers.skopeo("copy", other.ref, nvr, check=False)
-    assert moved.returncode != 0
-    assert "denied" in moved.stderr and "immutable" in moved.stderr, moved.stderr
-    floating = containers.skopeo("copy", busybox_layout.ref,
-                                 f"docker://{host}/skopeo/managed:latest", check=False)
-    assert floating.returncode != 0
-    assert "release engine" in floating.stderr, floating.stderr
+    candidate = f"docker://{host}/skopeo/managed@{build.manifest_digest}"
+    containers.skopeo("copy", build.ref, candidate)
+    run([*strata_command(), "candidate", "add", f"skopeo/managed@{build.manifest_digest}"],
+        env=env)
+    pending = containers.skopeo("delete", candidate, check=False)
+    assert pending.returncode != 0
+    assert "build-protected" in pending.stderr and "withdraw" in pending.stderr, pending.stderr
+    run([*strata_command(), "release", "publish", "--namespace", "skopeo"], env=env)
+    assert get_manifest(registry, "skopeo/managed", "130-1.f99skopeo").body == \
+        build.manifest_bytes()
     deleted = containers.skopeo("delete", nvr, check=False)
     assert deleted.returncode != 0
-    assert "can never be deleted" in deleted.stderr, deleted.stderr
-
-    candidate = f"docker://{host}/skopeo/managed@{other.manifest_digest}"
-    containers.skopeo("copy", other.ref, candidate)
-    get_manifest(registry, "skopeo/managed", other.manifest_digest)
-    assert get_manifest(registry, "skopeo/managed", "130-1.f99skopeo").body == \
-        busybox_layout.manifest_bytes()
+    assert "never deleted" in deleted.stderr, deleted.stderr
     tags = json.loads(containers.skopeo("list-tags", f"docker://{host}/skopeo/managed").stdout)
-    assert tags["Tags"] == ["130-1.f99skopeo"]
+    assert sorted(tags["Tags"]) == ["130", "130-1.f99skopeo", "latest"]

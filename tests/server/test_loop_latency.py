@@ -133,11 +133,12 @@ def test_big_manifest_pushes_leave_pulls_fast(tmp_path: Path) -> None:
 
 def test_registering_a_huge_index_leaves_pulls_fast(tmp_path: Path) -> None:
     with StrataServer(tmp_path, "--workers", "1") as server:
+        # the pulled image first: once ``lat`` is a namespace its tags come only from releases
+        image(server, "lat/pull", {"x": "y"}, tag="v1")
         resp = server.request("POST", "/api/v1/namespaces", body=compact(
             {"name": "lat", "dist_tag": "lat1"}), headers={**server.admin_headers,
                                                             "Content-Type": "application/json"})
         assert resp.status == 201, resp
-        image(server, "lat/pull", {"x": "y"}, tag="v1")
         child, child_digest = image(server, "lat/app", {
             "name": "app", "version": "1.0", "release": "1.lat1"})
         entry = {"mediaType": OCI_MANIFEST, "digest": child_digest, "size": len(child),
