@@ -17,9 +17,9 @@ Logins (:meth:`AuthService.login`) take a user name and a password or a robot se
   throttled login raises :class:`LoginThrottled` with the seconds to wait;
 * a password login that succeeded is remembered for ``cache_ttl`` seconds under an HMAC of the
   credentials (keyed with a per-process random key), so clients that send Basic credentials
-  with every ``/v2/`` request do not pay argon2 each time; a password change therefore reaches
-  logins with the old password within ``cache_ttl``. Robot logins (one indexed lookup) are not
-  cached: a revoked robot cannot log in any more at once.
+  with every ``/v2/`` request do not pay argon2 each time; each hit is checked against the
+  account's generation (below), so the old password stops at once after a change. Robot
+  logins (one indexed lookup) are not cached: a revoked robot cannot log in any more at once.
 
 Accounts have a stable ``uid`` and a credential ``generation`` (:class:`~strata.auth.store.Stamp`),
 bumped by revoke, disable, enable, password and role changes. Tokens carry both and cached logins
