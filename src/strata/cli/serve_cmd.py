@@ -28,8 +28,15 @@ from strata.server.urls import PublicUrl
               help="Garbage collection keeps anything created or used this recently.")
 @click.option("--upload-ttl", type=float, default=86400.0, show_default=True,
               help="Seconds an idle upload session lives.")
+@click.option("--upload-idle", type=click.FloatRange(min=1.0),
+              default=Limits().upload_idle_seconds, show_default=True,
+              help="Seconds an upload session that has received no byte lives.")
+@click.option("--max-upload-sessions", type=click.IntRange(1),
+              default=Limits().max_upload_sessions, show_default=True,
+              help="Open upload sessions per account (all workers); more get 429.")
 @click.option("--max-uploads", type=click.IntRange(1), default=256, show_default=True,
-              help="Concurrent blob uploads per worker; more get 429 TOOMANYREQUESTS.")
+              help="Concurrent blob uploads per worker, shared fairly between accounts; more "
+                   "get 429 TOOMANYREQUESTS.")
 @click.option("--max-blob-size", type=click.IntRange(1), default=Limits().max_blob_bytes,
               show_default=True, help="Largest blob accepted, in bytes.")
 @click.option("--max-manifest-references", type=click.IntRange(1),
@@ -58,6 +65,7 @@ from strata.server.urls import PublicUrl
                    "(refused by default: the server's own network is no webhook's business).")
 def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           blob_store: str | None, gc_interval: float, gc_grace: float, upload_ttl: float,
+          upload_idle: float, max_upload_sessions: int,
           max_uploads: int, max_blob_size: int, max_manifest_references: int,
           body_timeout: float, idle_timeout: float,
           access_log: bool, auth: bool,
@@ -76,6 +84,7 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--public-url") from None
     limits = Limits(max_blob_bytes=max_blob_size, upload_ttl_seconds=upload_ttl,
+                    upload_idle_seconds=upload_idle, max_upload_sessions=max_upload_sessions,
                     max_concurrent_uploads=max_uploads, body_timeout_seconds=body_timeout,
                     max_manifest_references=max_manifest_references)
     run_server(ServerSettings(

@@ -45,6 +45,7 @@ class UploadRecord:
     size: int
     created_at: float
     updated_at: float
+    account: str | None = None  # who opened it (None: an open registry, or an older session)
 
 
 @dataclass(frozen=True, slots=True)

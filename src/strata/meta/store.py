@@ -103,6 +103,20 @@ def _w_upload_add() -> sa.ClauseElement:
         created_at=sa.bindparam("now"), updated_at=sa.bindparam("now"))
 
 
+def _w_upload_open() -> sa.ClauseElement:
+    return sa.insert(t.uploads).values(
+        id=sa.bindparam("id"), repository=sa.bindparam("repo"), size=0,
+        created_at=sa.bindparam("now"), updated_at=sa.bindparam("now"),
+        account=sa.bindparam("account"))
+
+
+def _q_upload_count() -> sa.ClauseElement:
+    u = t.uploads
+    return sa.select(sa.func.count()).select_from(u).where(
+        u.c.account == sa.bindparam("account"), u.c.updated_at >= sa.bindparam("stale"),
+        sa.or_(u.c.size > 0, u.c.updated_at >= sa.bindparam("idle")))
+
+
 def _w_reference_add() -> sa.ClauseElement:
     return sa.insert(t.manifest_references).values(
         repository_id=sa.bindparam("rid"), parent=sa.bindparam("parent"),
@@ -144,7 +158,8 @@ class SqlMetaStore:
             t.repositories.c.name == sa.bindparam("repo")))
         self._q_upload = CompiledSql(engine, sa.select(
             t.uploads.c.id, t.uploads.c.repository, t.uploads.c.size, t.uploads.c.created_at,
-            t.uploads.c.updated_at).where(t.uploads.c.id == sa.bindparam("id")))
+            t.uploads.c.updated_at, t.uploads.c.account).where(
+                t.uploads.c.id == sa.bindparam("id")))
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """A read: inline on SQLite (microseconds), on a worker thread on PostgreSQL."""
@@ -454,6 +469,23 @@ class SqlMetaStore:
             return None if row is None else UploadRecord(*row)
         return await self._run(go)
 
+    async def open_upload(self, record: UploadRecord, limit: int, idle_before: float,
+                          stale_before: float) -> int:
+        """Record the session ``record`` of ``record.account`` unless that account has
+        ``limit`` open sessions already; returns how many it had (the row is written only when
+        fewer). Open: not idle (an empty session touched before ``idle_before``) and not stale
+        (touched before ``stale_before``). One transaction, so workers and nodes count
+        together (on PostgreSQL two racing opens may both pass at ``limit - 1``)."""
+        def go(conn: sa.Connection, batch: Batch) -> int:
+            count = int(run(conn, _q_upload_count, account=record.account,
+                            stale=stale_before, idle=idle_before).fetchone()[0])
+            if count < limit:
+                run(conn, _w_upload_open, id=record.id, repo=record.repository,
+                    now=record.created_at, account=record.account)
+            return count
+        # Like an offset, a session may be lost to a power failure: the client starts anew.
+        return await self._writes.run(go, durable=False)
+
     async def advance_upload(self, upload_id: str, repository: str, old_size: int,
                              new_size: int) -> bool:
         """Move an upload's offset forward if nobody else moved it meanwhile.
@@ -513,12 +545,17 @@ class SqlMetaStore:
                 t.uploads.c.id == upload_id)).rowcount > 0
         return await self._tx(go)
 
-    async def stale_uploads(self, before: float) -> list[UploadRecord]:
+    async def stale_uploads(self, before: float,
+                            idle_before: float | None = None) -> list[UploadRecord]:
+        """Sessions touched before ``before``, and empty ones touched before ``idle_before``."""
         def go() -> list[UploadRecord]:
+            u = t.uploads
+            stale = u.c.updated_at < before
+            if idle_before is not None:
+                stale = sa.or_(stale, sa.and_(u.c.size == 0, u.c.updated_at < idle_before))
             with self._read() as conn:
                 rows = conn.execute(sa.select(
-                    t.uploads.c.id, t.uploads.c.repository, t.uploads.c.size,
-                    t.uploads.c.created_at, t.uploads.c.updated_at).where(
-                        t.uploads.c.updated_at < before)).all()
+                    u.c.id, u.c.repository, u.c.size, u.c.created_at, u.c.updated_at,
+                    u.c.account).where(stale)).all()
             return [UploadRecord(*r) for r in rows]
         return await self._run(go)

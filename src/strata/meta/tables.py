@@ -96,6 +96,10 @@ uploads = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # The account that opened the session (None: an open registry); its open sessions are
+    # counted against --max-upload-sessions (migration 0009).
+    sa.Column("account", sa.String(255), nullable=True),
+    sa.Index("ix_uploads_account", "account"),
 )
 
 from strata.meta import auth_tables as auth_tables  # noqa: E402  (same metadata)

@@ -18,5 +18,8 @@ class Limits:
     max_page: int = 10_000
     referrers_page: int = 1000  # referrers listed per page when the client gives no ``n``
     upload_ttl_seconds: float = 24 * 3600.0
-    max_concurrent_uploads: int = 256  # per worker process
+    # An upload session that has received no byte expires this much sooner.
+    upload_idle_seconds: float = 600.0
+    max_upload_sessions: int = 100  # open sessions per account (all workers and nodes)
+    max_concurrent_uploads: int = 256  # per worker process, shared fairly between accounts
     body_timeout_seconds: float = 120.0  # longest wait for the next body bytes

@@ -62,9 +62,24 @@ class UploadService:
         self._clock = clock
         self._hashers: OrderedDict[str, tuple[int, Any]] = OrderedDict()
 
-    async def start(self, repo: RepositoryName) -> UploadRecord:
+    async def start(self, repo: RepositoryName, account: str | None = None) -> UploadRecord:
+        """Open a session. With an ``account`` (every push once authentication is on) the
+        session is recorded with it at once, and refused with 429 when the account has
+        ``max_upload_sessions`` open already (idle empty ones do not count)."""
         now = self._clock()
-        rec = UploadRecord(uuid.uuid4().hex, repo.value, 0, now, now)
+        rec = UploadRecord(uuid.uuid4().hex, repo.value, 0, now, now, account)
+        if account is not None:
+            cap = self._limits.max_upload_sessions
+            held = await self._meta.open_upload(
+                rec, cap, now - self._limits.upload_idle_seconds,
+                now - self._limits.upload_ttl_seconds)
+            if held >= cap:
+                raise RegistryError(
+                    Code.TOOMANYREQUESTS, {"account": account, "open_sessions": held},
+                    message=f"too many requests: {account} has {held} open upload sessions, "
+                            f"the most allowed is {cap}; finish or cancel (DELETE) some, or "
+                            "wait for idle ones to expire",
+                    headers={"Retry-After": "60"})
         await self._store.upload_start(rec.id, repo.value)
         return rec
 
@@ -78,7 +93,9 @@ class UploadService:
                 rec = UploadRecord(upload_id, owner[0], 0, owner[1], owner[1])
         if rec is None or rec.repository != repo.value:
             raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, {"upload": upload_id[:100]})
-        if self._clock() - rec.updated_at > self._limits.upload_ttl_seconds:
+        idle = self._clock() - rec.updated_at
+        if idle > self._limits.upload_ttl_seconds or (
+                rec.size == 0 and idle > self._limits.upload_idle_seconds):
             raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, "upload session expired")
         return rec
 
@@ -193,13 +210,26 @@ class UploadService:
         await self._store.upload_abort(rec.id)
 
     async def expire(self) -> int:
-        """Drop sessions idle for longer than the upload TTL; returns how many."""
-        cutoff = self._clock() - self._limits.upload_ttl_seconds
-        gone = {rec.id for rec in await self._meta.stale_uploads(cutoff)}
-        for upload_id in await self._store.uploads_started_before(cutoff):
+        """Drop sessions idle for longer than the upload TTL, and those that received nothing
+        for ``upload_idle_seconds``; returns how many."""
+        now = self._clock()
+        cutoff = now - self._limits.upload_ttl_seconds
+        idle = now - self._limits.upload_idle_seconds
+        gone = {rec.id for rec in await self._meta.stale_uploads(cutoff, idle)}
+        for upload_id in await self._store.uploads_started_before(max(cutoff, idle)):
             rec = await self._meta.get_upload(upload_id)
-            if rec is None or rec.updated_at < cutoff:
+            if rec is None or rec.updated_at < cutoff or (rec.size == 0
+                                                          and rec.updated_at < idle):
                 gone.add(upload_id)
+        started_long_ago = set(await self._store.uploads_started_before(cutoff))
+        for upload_id in list(gone):
+            # "Received nothing" is judged from the stored bytes too: a single request
+            # streaming a big blob (recorded only when it ends) keeps its session.
+            rec = await self._meta.get_upload(upload_id)
+            recent = rec.updated_at >= cutoff if rec is not None \
+                else upload_id not in started_long_ago
+            if recent and await self._store.upload_size(upload_id):
+                gone.discard(upload_id)
         for upload_id in gone:
             self._hashers.pop(upload_id, None)
             await self._meta.delete_upload(upload_id)

@@ -89,6 +89,7 @@ from strata.auth.tokens import Claims, TokenInvalid, TokenIssuer, TokenVerifier
 from strata.errors import Code, RegistryError
 from strata.oci.names import RepositoryName
 from strata.server.http import json_response
+from strata.server.keys import PRINCIPAL
 from strata.server.routes import ROUTES, check_params
 from strata.server.urls import absolute_url
 
@@ -216,13 +217,13 @@ class TokenAuth:
 
 
 AUTH = web.AppKey("strata.auth", TokenAuth)
-PRINCIPAL = web.RequestKey("strata.principal", Principal)
 #: The ``strata:api`` actions a bearer token grants (absent: Basic or no credentials).
 API_GRANT = web.RequestKey("strata.api_grant", frozenset)
 
 
 def request_principal(request: web.Request) -> Principal | None:
-    """Who sent this ``/api/`` request (anonymous included); None when auth is off."""
+    """Who sent this ``/api/`` request (anonymous included), or this ``/v2/`` request with
+    credentials (the upload bounds count per account); None when auth is off."""
     return request.get(PRINCIPAL)
 
 
@@ -334,6 +335,7 @@ async def _check_bearer(auth: TokenAuth, request: web.Request, token: str,
                                                    claims.generation)
     if principal is None:
         raise auth.challenge(request, need, "invalid_token")
+    request[PRINCIPAL] = principal  # who pushes: upload sessions are counted per account
     if all(auth.service.allows(Principal.anonymous(), s) for s in need.scopes) and need.scopes:
         # What anybody may do (a public pull, the catalog) needs no scope in the token:
         # podman search asks for a token without one and then reads the catalog.
@@ -350,6 +352,7 @@ async def _check_basic(auth: TokenAuth, request: web.Request, header: str,
         raise auth.challenge(request, need)
     principal = await auth.login(request, creds.login, creds.password,
                                  lambda: auth.challenge(request, need))
+    request[PRINCIPAL] = principal
     if not all(auth.service.allows(principal, s) for s in need.scopes):
         raise _denied()
 

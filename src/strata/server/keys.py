@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from strata.auth.policy import Principal
 from strata.registry.service import Registry
 
 REGISTRY = web.AppKey("registry", Registry)
 # The route a request matched (for metrics and logs); a RequestKey, since string keys warn.
 ROUTE = web.RequestKey("route", str)
+# Who sent the request, set by the auth middleware (``server.auth.request_principal``); here so
+# that handlers can read it without importing the middleware (which imports the route table).
+PRINCIPAL = web.RequestKey("strata.principal", Principal)

@@ -36,6 +36,11 @@ class BlobStore(Protocol):
         """(repository, start time) of an unfinished upload, or None."""
         ...
 
+    async def upload_size(self, upload_id: str) -> int | None:
+        """Bytes stored so far for an unfinished upload (also of a request still streaming,
+        where the store can see them), or None when it is gone."""
+        ...
+
     async def upload_write(self, upload_id: str, offset: int,
                            batches: AsyncIterable[Sequence[bytes]]) -> int:
         """Write ``batches`` of pieces at ``offset`` (dropping anything after it); return the

@@ -241,6 +241,12 @@ class FilesystemBlobStore:
         with os.fdopen(fd, "w") as owner:
             owner.write(repository)
 
+    async def upload_size(self, upload_id: str) -> int | None:
+        try:
+            return self._upload_path(upload_id).stat().st_size
+        except (FileNotFoundError, ValueError):
+            return None
+
     async def upload_owner(self, upload_id: str) -> tuple[str, float] | None:
         try:
             path = self._owner_path(upload_id)

@@ -225,6 +225,12 @@ class S3BlobStore:
             repository = (await body.read()).decode("utf-8", "replace")
         return repository, resp["LastModified"].timestamp()
 
+    async def upload_size(self, upload_id: str) -> int | None:
+        # A chunk still streaming is spooled on its node and not seen here.
+        if await self.upload_owner(upload_id) is None:
+            return None
+        return sum(size for _, size, _ in await self._parts(upload_id))
+
     async def _parts(self, upload_id: str) -> list[tuple[int, int, str]]:
         """(offset, size, key) of the upload's parts, in order."""
         parts = []

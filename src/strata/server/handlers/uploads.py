@@ -13,12 +13,18 @@ from strata.oci.names import RepositoryName
 from strata.registry.uploads import ContentRange
 from strata.server.gate import UPLOAD_GATE
 from strata.server.http import body_chunks, empty, has_body
-from strata.server.keys import REGISTRY
+from strata.server.keys import PRINCIPAL, REGISTRY
 
 
 def _session_headers(repo: RepositoryName, upload_id: str, size: int) -> dict[str, str]:
     return {"Location": f"/v2/{repo}/blobs/uploads/{upload_id}",
             "Range": f"0-{max(size - 1, 0)}", "Docker-Upload-UUID": upload_id}
+
+
+def _account(request: web.Request) -> str | None:
+    """The authenticated account pushing (None: an open registry)."""
+    principal = request.get(PRINCIPAL)
+    return principal.name if principal is not None else None
 
 
 def _body(request: web.Request) -> AsyncIterator[bytes]:
@@ -43,12 +49,12 @@ async def start_upload(request: web.Request, repo: RepositoryName) -> web.Stream
             return _created(repo, digest)
     elif "digest" in query:
         digest = Digest.parse(query["digest"])
-        with request.app[UPLOAD_GATE].enter(request):
-            session = await registry.uploads.start(repo)
+        with request.app[UPLOAD_GATE].enter(request, _account(request)):
+            session = await registry.uploads.start(repo)  # ends in this request: not counted
             await registry.uploads.finish(repo, session.id, digest, _body(request),
                                           request.content_length)
         return _created(repo, digest)
-    session = await registry.uploads.start(repo)
+    session = await registry.uploads.start(repo, _account(request))
     return empty(202, _session_headers(repo, session.id, 0))
 
 
@@ -56,7 +62,7 @@ async def patch_upload(request: web.Request, repo: RepositoryName,
                        upload_id: str) -> web.StreamResponse:
     header = request.headers.get("Content-Range")
     content_range = ContentRange.parse(header) if header else None
-    with request.app[UPLOAD_GATE].enter(request):
+    with request.app[UPLOAD_GATE].enter(request, _account(request)):
         rec = await request.app[REGISTRY].uploads.append(
             repo, upload_id, _body(request), content_range, request.content_length)
     return empty(202, _session_headers(repo, rec.id, rec.size))
@@ -69,7 +75,7 @@ async def finish_upload(request: web.Request, repo: RepositoryName,
         raise RegistryError(Code.DIGEST_INVALID, "the digest query parameter is required")
     digest = Digest.parse(text)
     body = _body(request) if has_body(request) else None
-    with request.app[UPLOAD_GATE].enter(request):
+    with request.app[UPLOAD_GATE].enter(request, _account(request)):
         await request.app[REGISTRY].uploads.finish(repo, upload_id, digest, body,
                                                    request.content_length)
     return _created(repo, digest)
