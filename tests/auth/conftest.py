@@ -34,6 +34,7 @@ from strata.auth.service import AuthService, LoginLimits
 from strata.auth.store import AuthStore
 from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.store import SqlMetaStore
+from strata.registry.limits import Limits
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
 from strata.release.policy import ReleaseTagPolicy
@@ -147,7 +148,8 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
                     limits: LoginLimits | None = None, cache_ttl: float = 60.0,
                     hashing: PasswordHashing | None = None, release: bool = False,
                     data_from: Path | None = None,
-                    public_url: PublicUrl | None = None) -> AuthEnv:
+                    public_url: PublicUrl | None = None,
+                    registry_limits: Limits | None = None) -> AuthEnv:
         data = tmp_path / f"data{len(engines)}"
         if data_from is not None:  # a data dir prepared earlier (database and blobs)
             shutil.copytree(data_from, data)
@@ -158,7 +160,7 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
         engines.append(engine)
         stores.append(SqlMetaStore(engine))
         # with the release API, the stream rules too, as ``strata serve`` runs them
-        registry = Registry.build(stores[-1], FilesystemBlobStore(data),
+        registry = Registry.build(stores[-1], FilesystemBlobStore(data), limits=registry_limits,
                                   policy=ReleaseTagPolicy() if release else None)
         clock = FakeClock()
         service = AuthService(AuthStore(engine), hashing or fast_hashing(), public=public,

@@ -65,3 +65,25 @@ async def test_delete_upload(meta: SqlMetaStore) -> None:
     assert await meta.delete_upload("u1")
     assert not await meta.delete_upload("u1")
     assert await meta.get_upload("u1") is None
+
+
+async def test_open_upload_counts_the_accounts_open_sessions(meta: SqlMetaStore,
+                                                             clock: Clock) -> None:
+    now = clock.now
+
+    def rec(upload_id: str, account: str) -> UploadRecord:
+        return UploadRecord(upload_id, "lib/x", 0, now, now, account)
+
+    assert await meta.open_upload(rec("a1", "alice"), 2, now - 600, now - 86400) == 0
+    assert await meta.open_upload(rec("a2", "alice"), 2, now - 600, now - 86400) == 1
+    assert await meta.open_upload(rec("a3", "alice"), 2, now - 600, now - 86400) == 2
+    assert await meta.get_upload("a3") is None  # refused: no row
+    assert await meta.get_upload("a1") == rec("a1", "alice")
+    assert await meta.open_upload(rec("b1", "bob"), 2, now - 600, now - 86400) == 0
+    # A session with bytes counts until the TTL; an empty one only while it is not idle.
+    assert await meta.advance_upload("a1", "lib/x", 0, 10)
+    assert await meta.open_upload(rec("a4", "alice"), 2, now + 1, now - 86400) == 1
+    assert {r.id for r in await meta.stale_uploads(now - 86400, now + 1)} == {"a2", "b1", "a4"}
+    stale = await meta.stale_uploads(now + 1)
+    assert {(r.id, r.account) for r in stale} == {
+        ("a1", "alice"), ("a2", "alice"), ("a4", "alice"), ("b1", "bob")}

@@ -105,7 +105,7 @@ def _w_upload_add() -> sa.ClauseElement:
 
 def _w_upload_open() -> sa.ClauseElement:
     return sa.insert(t.uploads).values(
-        id=sa.bindparam("id"), repository=sa.bindparam("repo"), size=0,
+        id=sa.bindparam("id"), repository=sa.bindparam("repo"), size=sa.bindparam("zero"),
         created_at=sa.bindparam("now"), updated_at=sa.bindparam("now"),
         account=sa.bindparam("account"))
 
@@ -114,7 +114,7 @@ def _q_upload_count() -> sa.ClauseElement:
     u = t.uploads
     return sa.select(sa.func.count()).select_from(u).where(
         u.c.account == sa.bindparam("account"), u.c.updated_at >= sa.bindparam("stale"),
-        sa.or_(u.c.size > 0, u.c.updated_at >= sa.bindparam("idle")))
+        sa.or_(u.c.size > sa.bindparam("zero"), u.c.updated_at >= sa.bindparam("idle")))
 
 
 def _w_reference_add() -> sa.ClauseElement:
@@ -477,10 +477,10 @@ class SqlMetaStore:
         (touched before ``stale_before``). One transaction, so workers and nodes count
         together (on PostgreSQL two racing opens may both pass at ``limit - 1``)."""
         def go(conn: sa.Connection, batch: Batch) -> int:
-            count = int(run(conn, _q_upload_count, account=record.account,
+            count = int(run(conn, _q_upload_count, account=record.account, zero=0,
                             stale=stale_before, idle=idle_before).fetchone()[0])
             if count < limit:
-                run(conn, _w_upload_open, id=record.id, repo=record.repository,
+                run(conn, _w_upload_open, id=record.id, repo=record.repository, zero=0,
                     now=record.created_at, account=record.account)
             return count
         # Like an offset, a session may be lost to a power failure: the client starts anew.
