@@ -147,6 +147,19 @@ async def test_an_aborted_upload_is_gone(blob_store: BlobStore) -> None:
     await blob_store.upload_abort(new_id())  # an unknown upload: nothing to do, no error
 
 
+async def test_upload_size_is_what_is_stored_so_far(blob_store: BlobStore) -> None:
+    """What idle expiry asks before dropping a session that recorded nothing."""
+    upload_id = new_id()
+    await blob_store.upload_start(upload_id, "lib/x")
+    assert await blob_store.upload_size(upload_id) == 0
+    await blob_store.upload_write(upload_id, 0, batches(b"hello "))
+    await blob_store.upload_write(upload_id, 6, batches(b"world"))
+    assert await blob_store.upload_size(upload_id) == 11
+    await blob_store.upload_abort(upload_id)
+    assert await blob_store.upload_size(upload_id) is None
+    assert await blob_store.upload_size(new_id()) is None
+
+
 async def test_uploads_started_before_a_cutoff(blob_store: BlobStore) -> None:
     old, new, aborted = new_id(), new_id(), new_id()
     await blob_store.upload_start(old, "lib/x")

@@ -91,7 +91,7 @@ def run_flood(server: StrataServer, tmp_path: Path, threads: int,
     flood = subprocess.Popen(["nice", "-n", "19", sys.executable, str(FLOOD), str(server.port),
                               str(spec)], stdout=subprocess.PIPE, text=True)
     try:
-        times = measure_gets(server, "/v2/lat/pull/manifests/v1", flood)
+        times = measure_gets(server, "/v2/free/pull/manifests/v1", flood)
         out, _ = flood.communicate(timeout=300)
     finally:
         if flood.poll() is None:
@@ -110,7 +110,7 @@ def p99(times: list[float]) -> float:
 
 def test_big_manifest_pushes_leave_pulls_fast(tmp_path: Path) -> None:
     with StrataServer(tmp_path, "--workers", "1") as server:
-        image(server, "lat/pull", {"x": "y"}, tag="v1")
+        image(server, "free/pull", {"x": "y"}, tag="v1")
         body, _ = image(server, "lat/big", {"x": "z"})
         doc = json.loads(body)
         at_cap = tmp_path / "cap.json"  # 10,000 layers (the default cap): stored
@@ -133,8 +133,8 @@ def test_big_manifest_pushes_leave_pulls_fast(tmp_path: Path) -> None:
 
 def test_registering_a_huge_index_leaves_pulls_fast(tmp_path: Path) -> None:
     with StrataServer(tmp_path, "--workers", "1") as server:
-        # the pulled image first: once ``lat`` is a namespace its tags come only from releases
-        image(server, "lat/pull", {"x": "y"}, tag="v1")
+        # the pulled image outside the namespace: there, tags come only from releases
+        image(server, "free/pull", {"x": "y"}, tag="v1")
         resp = server.request("POST", "/api/v1/namespaces", body=compact(
             {"name": "lat", "dist_tag": "lat1"}), headers={**server.admin_headers,
                                                             "Content-Type": "application/json"})
