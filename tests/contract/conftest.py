@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from strata.meta.database import Database
 from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.gc_store import SqlGarbageStore
 from strata.meta.store import SqlMetaStore
@@ -95,3 +96,10 @@ def meta(engine: sa.Engine, clock: Clock) -> Iterator[SqlMetaStore]:
 @pytest.fixture
 def garbage(engine: sa.Engine) -> SqlGarbageStore:
     return SqlGarbageStore(engine)
+
+
+@pytest.fixture
+def database(engine: sa.Engine, clock: Clock) -> Iterator[Database]:
+    db = Database(engine, clock=clock)
+    yield db
+    db.close()

@@ -50,6 +50,22 @@ class FastReader:
             self._local.conn = conn
         return conn
 
+    def all(self, query: CompiledSql, **values: Any) -> list[tuple[Any, ...]]:
+        if self._sqlite_path is not None:
+            rows: list[tuple[Any, ...]] = self._sqlite().execute(
+                query.sql, query.params(values)).fetchall()
+            return rows
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute(query.sql, query.params(values))
+            result = [tuple(r) for r in cur.fetchall()]
+            cur.close()
+            raw.rollback()
+            return result
+        finally:
+            raw.close()
+
     def first(self, query: CompiledSql, **values: Any) -> tuple[Any, ...] | None:
         if self._sqlite_path is not None:
             row: tuple[Any, ...] | None = self._sqlite().execute(
@@ -83,11 +99,13 @@ def run_in(conn: sa.Connection, query: CompiledSql, **values: Any) -> Any:
 _PREPARED: dict[tuple[str, Callable[[], sa.ClauseElement]], CompiledSql] = {}
 
 
-def prepared(conn: sa.Connection, build: Callable[[], sa.ClauseElement]) -> CompiledSql:
-    key = (conn.dialect.name, build)
+def prepared(conn: sa.Connection | sa.Dialect,
+             build: Callable[[], sa.ClauseElement]) -> CompiledSql:
+    dialect = conn.dialect if isinstance(conn, sa.Connection) else conn
+    key = (dialect.name, build)
     sql = _PREPARED.get(key)
     if sql is None:
-        sql = _PREPARED[key] = CompiledSql(conn.dialect, build())
+        sql = _PREPARED[key] = CompiledSql(dialect, build())
     return sql
 
 

@@ -85,9 +85,9 @@ class GroupWriter:
             self._queue.put(pending)
         return await asyncio.wrap_future(pending.future)
 
-    def run_sync(self, job: Job[T]) -> T:
-        """The same from a plain thread (commands, tests)."""
-        pending: _Pending[T] = _Pending(job, True)
+    def run_sync(self, job: Job[T], *, durable: bool = True) -> T:
+        """The same from a plain thread (commands, tests): a transaction of its own."""
+        pending: _Pending[T] = _Pending(job, durable)
         self._commit([pending])
         return pending.future.result()
 
