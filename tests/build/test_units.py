@@ -14,6 +14,7 @@ import pytest
 from strata.build import containerfile as cf
 from strata.build.errors import BuildError
 from strata.build.fsview import DirLayer, EntryLayer, MergedView
+from strata.build.ignore import parse_ignore_file
 from strata.build.labels import check_labels, next_release, own_labels
 from strata.build.record import _rpm_header, os_packages
 from strata.build.remote import parse_image_ref
@@ -107,7 +108,7 @@ def test_ignore_file_excludes_context_files(tmp_path: Path) -> None:
     (ctx / "d").mkdir(parents=True)
     (ctx / "d" / "keep.txt").write_text("k")
     (ctx / "d" / "skip.log").write_text("s")
-    ignore = cf.parse_ignore_file("**/*.log\n")
+    ignore = parse_ignore_file("**/*.log\n")
     entries = transfer_entries([ContextItem(ctx / "d", "d")], "/d", workdir="/",
                                view=MergedView([]), sde=SDE, owner=None, chmod=None,
                                ignore=ignore, line=1)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from strata.build.containerfile import ContainerfileError, parse_ignore_file
+from strata.build.containerfile import ContainerfileError
+from strata.build.ignore import parse_ignore_file
 from strata.image.layer import scan_tree
 
 

@@ -17,8 +17,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from strata.build.containerfile import IgnoreMatcher, parse_ignore_file
 from strata.build.errors import BuildError
+from strata.build.ignore import IgnoreMatcher, parse_ignore_file
 
 __all__ = ["Source", "is_git_url", "match_sources", "open_source"]
 

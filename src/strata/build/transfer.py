@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from strata.build.containerfile import IgnoreMatcher
 from strata.build.errors import BuildError
 from strata.build.fsview import MergedView, Node
+from strata.build.ignore import IgnoreMatcher
 from strata.image.layer import (
     LayerError,
     TarEntry,
