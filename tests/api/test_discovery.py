@@ -370,3 +370,22 @@ async def test_bad_referrers_paging_is_400(client: Client, query: str) -> None:
     await push_manifest(client, REPO, "v1", subject)
     resp = await client.get(f"/v2/{REPO}/referrers/{subject.digest}?{query}")
     assert resp.status == 400, await resp.text()
+
+
+async def test_the_client_gathers_every_referrers_page(aiohttp_client: Any,
+                                                      make_app: Any) -> None:
+    """``RegistryClient.referrers`` (the CLI's client) follows ``Link`` to every page."""
+    from strata.client.registry import RegistryClient
+    from strata.registry.limits import Limits
+
+    client = await aiohttp_client(make_app(Limits(referrers_page=4)))
+    subject = image("client")
+    await push_manifest(client, REPO, "v1", subject)
+    made = await push_referrers(client, subject, 9)
+    oci = RegistryClient(str(client.make_url("")), client.session)
+    index = await oci.referrers(REPO, subject.digest)
+    assert index["mediaType"] == OCI_INDEX
+    assert [d["digest"] for d in index["manifests"]] == sorted(made)
+    typed = await oci.referrers(REPO, subject.digest, "application/vnd.example.a")
+    assert [d["digest"] for d in typed["manifests"]] == sorted(
+        d for d, k in made.items() if k == "application/vnd.example.a")
