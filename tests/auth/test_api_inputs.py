@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from strata.errors import Code
-from strata.meta.release_tables import namespaces
+from strata.meta.schema import namespaces
 
 from .conftest import IMAGE, AuthEnv, EnvFactory
 from .helpers import assert_refused

@@ -69,7 +69,7 @@ async def test_the_session_records_its_account(make_env: EnvFactory) -> None:
     upload_id = resp.headers["Docker-Upload-UUID"]
     import sqlalchemy as sa
 
-    from strata.meta import tables as t
+    from strata.meta import schema as t
     with env.engine.connect() as conn:
         row = conn.execute(sa.select(t.uploads.c.account, t.uploads.c.repository).where(
             t.uploads.c.id == upload_id)).one()

@@ -12,8 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from strata.meta import release_tables as rt
-from strata.meta import tables as t
+from strata.meta import schema as rt
+from strata.meta import schema as t
 from strata.meta.records import ManifestRecord, Reference
 from strata.meta.store import SqlMetaStore
 from strata.oci.mediatypes import OCI_INDEX, OCI_MANIFEST

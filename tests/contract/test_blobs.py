@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from strata.meta import tables as t
+from strata.meta import schema as t
 from strata.meta.store import SqlMetaStore
 
 from .conftest import Clock

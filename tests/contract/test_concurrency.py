@@ -12,7 +12,7 @@ import itertools
 
 import sqlalchemy as sa
 
-from strata.meta import tables as t
+from strata.meta import schema as t
 from strata.meta.store import SqlMetaStore
 
 from .helpers import (

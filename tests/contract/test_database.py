@@ -11,7 +11,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from strata.meta import tables as t
+from strata.meta import schema as t
 from strata.meta.database import Batch, Database, Job
 from strata.meta.errors import Conflict
 from support.clock import SettableClock as Clock

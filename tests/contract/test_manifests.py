@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from strata.errors import Code, RegistryError
-from strata.meta import release_tables as rt
-from strata.meta import tables as t
+from strata.meta import schema as rt
+from strata.meta import schema as t
 from strata.meta.store import SqlMetaStore
 from strata.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from strata.errors import Code, RegistryError
-from strata.meta import release_tables as rt
+from strata.meta import schema as rt
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
 from strata.release.model import BuildStatus, ReleaseKind, ReleaseStatus
@@ -279,7 +279,7 @@ async def test_an_nvr_tag_pushed_before_the_namespace_blocks_only_its_candidate(
 
 async def _drop_manifest(db: sa.Engine, repo: str, digest: str) -> None:
     """What a /v2/ DELETE of a pending build did before issue 11 (now refused)."""
-    from strata.meta import tables as t
+    from strata.meta import schema as t
     with db.begin() as conn:
         rid = conn.execute(sa.select(t.repositories.c.id).where(
             t.repositories.c.name == repo)).scalar_one()

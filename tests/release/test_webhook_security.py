@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 
 from strata.auth.secretbox import SealError, SecretBox
 from strata.errors import Code, RegistryError
-from strata.meta import release_tables as r
+from strata.meta import schema as r
 from strata.registry.service import Registry
 from strata.release.destinations import DestinationRefused, GuardedResolver, redact_url
 from strata.release.engine import ReleaseEngine

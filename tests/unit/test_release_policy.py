@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from strata.errors import Code, RegistryError
-from strata.meta import release_tables as rt
+from strata.meta import schema as rt
+from strata.meta import tagwrite
 from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.records import HeldBy, ManifestRecord, TagCheck
 from strata.meta.store import SqlMetaStore
@@ -133,6 +134,6 @@ async def test_a_registered_namespace_manages_every_name_under_it(tmp_path: Path
                                                  created_at=0.0))
         ids = {name: conn.execute(sa.select(rt.repositories.c.id).where(
             rt.repositories.c.name == name)).scalar_one() for name in names}
-        managed = {name for name in names if rt.is_managed(conn, ids[name])}
+        managed = {name for name in names if tagwrite.is_managed(conn, ids[name])}
     assert managed == {"f25/newthing", "f25", "f25/a/b", "fedora", "f_25/y"}
     engine.dispose()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from strata.errors import Code, RegistryError
-from strata.meta import tables as t
+from strata.meta import schema as t
 from strata.meta.conflicts import insert_new
 from strata.meta.fastread import CompiledSql, FastReader, run, run_many
 from strata.meta.groupcommit import Batch, GroupWriter, Job
@@ -28,7 +28,7 @@ from strata.meta.records import (
     TagCheck,
     UploadRecord,
 )
-from strata.meta.release_tables import holders, is_managed, record_tag_event, write_tag
+from strata.meta.tagwrite import holders, is_managed, record_tag_event, write_tag
 
 T = TypeVar("T")
 

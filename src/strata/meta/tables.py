@@ -1,106 +1,21 @@
-"""SQLAlchemy Core tables: the single source of truth for names, manifests and tags.
-
-One schema for SQLite and PostgreSQL. Alembic migrations in ``migrations/versions`` create and
-evolve it; this module is the shape the code queries.
-"""
+"""Deprecated import path (issue 13): use :mod:`strata.meta.schema`. Kept until every caller
+has moved."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-metadata = sa.MetaData()
-
-
-def byte_ordered(length: int) -> sa.types.TypeEngine[str]:
-    """A name column that sorts and compares in byte order on every database.
-
-    The tag list and the catalog are paged in lexical (byte) order (``n``/``last``). SQLite
-    compares text bytewise by default; PostgreSQL uses the database's collation, typically a
-    linguistic one (en-US sorts ``a`` before ``B`` and ignores punctuation at first), so there
-    these columns carry ``COLLATE "C"`` (migration ``0004``). The ORDER BY and ``> last``
-    comparisons then need nothing dialect-specific, and the primary-key index serves them.
-    """
-    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
-
-repositories = sa.Table(
-    "repositories",
+from strata.meta.schema import (
+    blobs,
+    byte_ordered,
+    manifest_references,
+    manifests,
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", byte_ordered(255), nullable=False, unique=True),
-    sa.Column("created_at", sa.Float, nullable=False),
+    repositories,
+    repository_blobs,
+    tags,
+    uploads,
 )
 
-blobs = sa.Table(
-    "blobs",
-    metadata,
-    sa.Column("digest", sa.String(200), primary_key=True),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-)
-
-repository_blobs = sa.Table(
-    "repository_blobs",
-    metadata,
-    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
-    sa.Column("digest", sa.String(200), primary_key=True),
-    sa.Column("created_at", sa.Float, nullable=False),
-    # Last time a client asked for this blob here (HEAD/GET/mount): protects it from garbage
-    # collection for a grace period while a push that found it goes on.
-    sa.Column("touched_at", sa.Float, nullable=False),
-    sa.Index("ix_repository_blobs_digest", "digest"),
-)
-
-manifests = sa.Table(
-    "manifests",
-    metadata,
-    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
-    sa.Column("digest", sa.String(200), primary_key=True),
-    sa.Column("media_type", sa.String(255), nullable=False),
-    sa.Column("size", sa.Integer, nullable=False),
-    sa.Column("content", sa.LargeBinary, nullable=False),
-    sa.Column("artifact_type", sa.String(255), nullable=True),
-    sa.Column("subject", sa.String(200), nullable=True),
-    sa.Column("annotations", sa.Text, nullable=True),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Index("ix_manifests_subject", "repository_id", "subject"),
-)
-
-manifest_references = sa.Table(
-    "manifest_references",
-    metadata,
-    sa.Column("repository_id", sa.Integer, primary_key=True),
-    sa.Column("parent", sa.String(200), primary_key=True),
-    sa.Column("child", sa.String(200), primary_key=True),
-    sa.Column("is_manifest", sa.Boolean, nullable=False),
-    sa.ForeignKeyConstraint(
-        ["repository_id", "parent"], ["manifests.repository_id", "manifests.digest"]
-    ),
-    sa.Index("ix_manifest_references_child", "child"),
-)
-
-tags = sa.Table(
-    "tags",
-    metadata,
-    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
-    sa.Column("name", byte_ordered(128), primary_key=True),
-    sa.Column("digest", sa.String(200), nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Index("ix_tags_digest", "repository_id", "digest"),
-)
-
-uploads = sa.Table(
-    "uploads",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("repository", sa.String(255), nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    # The account that opened the session (None: an open registry); its open sessions are
-    # counted against --max-upload-sessions (migration 0009).
-    sa.Column("account", sa.String(255), nullable=True),
-    sa.Index("ix_uploads_account", "account"),
-)
-
-from strata.meta import auth_tables as auth_tables  # noqa: E402  (same metadata)
-from strata.meta import release_tables as release_tables  # noqa: E402  (same metadata)
+__all__ = [
+    "blobs", "byte_ordered", "manifest_references", "manifests", "metadata", "repositories",
+    "repository_blobs", "tags", "uploads",
+]

@@ -1,0 +1,43 @@
+"""Every table of strata, on one ``metadata``: the shape the code queries.
+
+The tables are declared per domain — :mod:`strata.meta.schema_registry`,
+:mod:`strata.meta.schema_release`, :mod:`strata.meta.schema_auth` — on
+:data:`strata.meta.schema_base.metadata`; importing this module imports them all, so
+``metadata`` here is complete (the Alembic environment and the schema-drift test use it). A
+new domain (catalog, reviews, builds) adds a ``schema_<domain>.py`` and one import below.
+"""
+
+from __future__ import annotations
+
+from strata.meta.schema_auth import (
+    auth_accounts,
+    auth_role_grants,
+)
+from strata.meta.schema_base import byte_ordered, metadata
+from strata.meta.schema_registry import (
+    blobs,
+    manifest_references,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+    uploads,
+)
+from strata.meta.schema_release import (
+    candidates,
+    images,
+    namespaces,
+    release_items,
+    releases,
+    streams,
+    tag_events,
+    webhook_outbox,
+    webhooks,
+)
+
+__all__ = [
+    "auth_accounts", "auth_role_grants", "blobs", "byte_ordered", "candidates", "images",
+    "manifest_references", "manifests", "metadata", "namespaces", "release_items", "releases",
+    "repositories", "repository_blobs", "streams", "tag_events", "tags", "uploads",
+    "webhook_outbox", "webhooks",
+]
