@@ -474,3 +474,30 @@ async def test_candidate_not_newer_than_its_stream_warns_and_notes_say_so(
     [image] = release.notes["images"]
     assert image["streams_moved"] is False and image["moved_nothing"] is False
     assert "No stream moved for this image" in (release.notes_md or "")
+
+
+async def test_release_leaves_out_a_candidate_whose_layer_is_gone(
+        engine: ReleaseEngine, registry: Registry, db: sa.Engine) -> None:
+    """A layer unlinked before the registry protected builds' content (the old blob-delete
+    hole): the build cannot be pulled whole, so the release leaves it out with a note."""
+    import json
+
+    from strata.meta import tables as t
+
+    await setup_ns(engine)
+    good = await candidate(engine, registry, "1", "1", repo="f25/y")
+    broken = await candidate(engine, registry, "130", "1")
+    with db.begin() as conn:
+        rid = conn.execute(sa.select(t.repositories.c.id).where(
+            t.repositories.c.name == REPO)).scalar_one()
+        content = conn.execute(sa.select(t.manifests.c.content).where(
+            t.manifests.c.repository_id == rid, t.manifests.c.digest == broken)).scalar_one()
+        layer = json.loads(content)["layers"][0]["digest"]
+        conn.execute(sa.delete(t.repository_blobs).where(
+            t.repository_blobs.c.repository_id == rid, t.repository_blobs.c.digest == layer))
+    release = await engine.publish(actor="releng")
+    assert await tags(registry, "f25/y") == {"1-1.f25docker": good, "1": good, "latest": good}
+    assert await tags(registry) == {}
+    assert release.notes is not None
+    [left] = release.notes["left_out"]
+    assert left["digest"] == broken and left["reason"].startswith(f"content-missing: {layer}")

@@ -4,13 +4,13 @@
 release (row locks on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers),
 reads what every tag points to, plans each repository with the rule book
 (:func:`strata.release.streams.plan_release`), leaves out the builds it cannot release (their
-manifest is gone, their NVR tag points elsewhere; a repository whose usable builds together
-break a rule is left out whole) -- they stay pending and the notes name them, so one broken
-build never blocks the rest of the namespace (an out-of-band release, whose builds the caller
-named, is refused instead) -- and only then writes: tags (straight into the
-registry's ``tags`` table, each with its ``tag_events`` row), the builds' status, the release
-items, the notes and the webhook outbox. Commit makes all of it visible together; any exception
-(or a crash) before commit leaves none of it.
+manifest or one of its blobs is gone, their NVR tag points elsewhere; a repository whose
+usable builds together break a rule is left out whole) -- they stay pending and the notes name
+them, so one broken build never blocks the rest of the namespace (an out-of-band release,
+whose builds the caller named, is refused instead) -- and only then writes: tags (straight
+into the registry's ``tags`` table, each with its ``tag_events`` row), the builds' status, the
+release items, the notes and the webhook outbox. Commit makes all of it visible together; any
+exception (or a crash) before commit leaves none of it.
 """
 
 from __future__ import annotations
@@ -80,6 +80,10 @@ def _usable(conn: sa.Connection, rid: int | None, states: Mapping[str, TagState]
     if rid is None or not store.has_manifest(conn, rid, build.digest):
         return (f"manifest-missing: {build.digest} is no longer in the registry (push the "
                 "same bytes again, or withdraw the build)")
+    missing = store.missing_content(conn, rid, build.digest)
+    if missing:
+        return (f"content-missing: {', '.join(missing)} of {build.digest} no longer in the "
+                "repository (push it again, or withdraw the build)")
     try:
         plan_release(states, [Candidate(build.nvr, build.digest)], eol)
     except StreamViolation as violation:
@@ -90,9 +94,9 @@ def _usable(conn: sa.Connection, rid: int | None, states: Mapping[str, TagState]
 def plan_repository(conn: sa.Connection, repository: str, builds: Sequence[Build]) -> RepoPlan:
     """Plan releasing ``builds`` (all of ``repository``) against the current tags.
 
-    A build that cannot be released (its manifest is gone, its NVR tag points elsewhere) is
-    left out with the reason; if the usable builds together break a rule (two that rpm
-    cannot order), the repository is left out as a whole (``problem``)."""
+    A build that cannot be released (its manifest or a blob of it is gone, its NVR tag points
+    elsewhere) is left out with the reason; if the usable builds together break a rule (two
+    that rpm cannot order), the repository is left out as a whole (``problem``)."""
     image = store.get_image(conn, repository)
     name = image.name if image is not None else repository.rsplit("/", 1)[-1]
     rid = store.repository_id(conn, repository)

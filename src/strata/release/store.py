@@ -294,6 +294,32 @@ def has_manifest(conn: sa.Connection, rid: int, digest: str) -> bool:
         t.manifests.c.repository_id == rid, t.manifests.c.digest == digest)).first() is not None
 
 
+def missing_content(conn: sa.Connection, rid: int, digest: str) -> list[str]:
+    """What the manifest ``digest`` needs and the repository lacks: the manifest itself, a
+    child manifest, or a blob no longer linked into the repository (a build damaged before the
+    registry protected builds' content). Empty when the build can be pulled whole."""
+    refs = t.manifest_references
+    missing: list[str] = []
+    todo, seen = [digest], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if not has_manifest(conn, rid, current):
+            missing.append(current)
+            continue
+        rows = conn.execute(sa.select(refs.c.child, refs.c.is_manifest).where(
+            refs.c.repository_id == rid, refs.c.parent == current)).all()
+        todo += [str(child) for child, is_manifest in rows if is_manifest]
+        blobs = [str(child) for child, is_manifest in rows if not is_manifest]
+        linked = {str(row[0]) for row in conn.execute(sa.select(
+            t.repository_blobs.c.digest).where(t.repository_blobs.c.repository_id == rid,
+                                               t.repository_blobs.c.digest.in_(blobs)))}
+        missing += [blob for blob in blobs if blob not in linked]
+    return missing
+
+
 def tag_states(conn: sa.Connection, repository: str, image_name: str,
                digests: dict[str, str]) -> dict[str, TagState]:
     """What each tag points to, as the stream planner needs it.
