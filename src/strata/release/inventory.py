@@ -7,7 +7,7 @@ Decisions:
 * Images may be added explicitly (``strata image add``, with maintainers and source) or are
   created ``active`` by their first candidate. A repository is *managed* (the registry's
   stream write policy applies) from the moment its image exists, or as soon as its first path
-  component is a registered namespace (:func:`strata.meta.release_tables.is_managed`).
+  component is a registered namespace (:func:`strata.meta.tagwrite.is_managed`).
 * ``candidate add`` reads the NVR labels of the build from the registry. The ``name`` label
   may be the image name (``cockpit``) or the repository (``f25/cockpit``); the NVR is stored
   with the image name. When the namespace has a dist tag, the ``release`` label must end with

@@ -6,7 +6,7 @@ only by the release engine**. The registry's store calls it inside every transac
 writes a tag (manifest PUT with a tag or ``?tag=``), deletes a tag, deletes a manifest or
 unlinks a blob, with ``managed`` read in that same transaction: a repository is
 release-managed when its image is registered or its first path component is a registered
-namespace (:func:`strata.meta.release_tables.is_managed`).
+namespace (:func:`strata.meta.tagwrite.is_managed`).
 
 * Tag writes are judged by :func:`strata.release.streams.check_registry_write` with
   ``by_release_engine=False``: every tag of the stream grammar (NVR, Name-Version, ``latest``)

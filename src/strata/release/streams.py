@@ -44,7 +44,7 @@ registered (a row in ``images``), or its first path component is a registered na
 (``f25/anything``, and the repository ``f25`` itself), so a name cannot be claimed through
 ``/v2/`` before its image is registered. Other repositories (``demo/busybox``) are free scratch
 space. The store reads this inside the writing transaction
-(:func:`strata.meta.release_tables.is_managed`).
+(:func:`strata.meta.tagwrite.is_managed`).
 
 The invariant
 -------------
