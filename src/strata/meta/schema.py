@@ -14,6 +14,7 @@ from strata.meta.schema_auth import (
     auth_role_grants,
 )
 from strata.meta.schema_base import byte_ordered, metadata
+from strata.meta.schema_build import build_jobs
 from strata.meta.schema_registry import (
     blobs,
     manifest_references,
@@ -36,7 +37,8 @@ from strata.meta.schema_release import (
 )
 
 __all__ = [
-    "auth_accounts", "auth_role_grants", "blobs", "byte_ordered", "candidates", "images",
+    "auth_accounts", "auth_role_grants", "blobs", "build_jobs", "byte_ordered", "candidates",
+    "images",
     "manifest_references", "manifests", "metadata", "namespaces", "release_items", "releases",
     "repositories", "repository_blobs", "streams", "tag_events", "tags", "uploads",
     "webhook_outbox", "webhooks",
