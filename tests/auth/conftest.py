@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from strata.auth.passwords import PasswordHashing
 from strata.auth.policy import Role, everything_public
 from strata.auth.service import AuthService, LoginLimits
-from strata.auth.store import AuthStore
+from strata.meta.account_store import SqlAccountStore
+from strata.meta.database import Database
 from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.store import SqlMetaStore
 from strata.registry.limits import Limits
@@ -85,7 +86,7 @@ def auth_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     root = tmp_path_factory.mktemp("auth-template")
     engine = create_engine(sqlite_url(root))
     migrate(engine)
-    service = AuthService(AuthStore(engine), fast_hashing())
+    service = AuthService(SqlAccountStore(Database(engine)), fast_hashing())
     secrets = {}
     for name, (role, images) in USERS.items():
         service.add_user(name, password_of(name), role, images)
@@ -163,8 +164,8 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
         registry = Registry.build(stores[-1], FilesystemBlobStore(data), limits=registry_limits,
                                   policy=ReleaseTagPolicy() if release else None)
         clock = FakeClock()
-        service = AuthService(AuthStore(engine), hashing or fast_hashing(), public=public,
-                              limits=limits, cache_ttl=cache_ttl, clock=clock)
+        service = AuthService(SqlAccountStore(Database(engine)), hashing or fast_hashing(),
+                              public=public, limits=limits, cache_ttl=cache_ttl, clock=clock)
         auth = TokenAuth.create(service, signing_key)
         api = None
         if release:

@@ -9,7 +9,8 @@ import pytest
 from aiohttp import ClientResponse
 
 from strata.auth.policy import Role
-from strata.auth.store import AuthStore
+from strata.meta.account_store import SqlAccountStore
+from strata.meta.database import Database
 from strata.meta.engine import create_engine, sqlite_url
 
 from .conftest import IMAGE, AuthEnv, EnvFactory
@@ -134,7 +135,7 @@ async def test_a_change_made_through_another_connection_counts_at_once(env: Auth
     assert await start_upload(env, creds) == 202
     other = create_engine(sqlite_url(env.data_dir))
     try:
-        AuthStore(other).set_user_active("maint", False)
+        SqlAccountStore(Database(other)).set_user_active("maint", False)
     finally:
         other.dispose()
     assert await start_upload(env, token) == 401

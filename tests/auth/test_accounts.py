@@ -13,11 +13,13 @@ import pytest
 from argon2 import PasswordHasher
 from click.testing import CliRunner
 
+from strata.auth.accounts import AccountKind
 from strata.auth.passwords import PasswordHashing, is_robot_secret
 from strata.auth.policy import Principal, Role
 from strata.auth.service import AccountExists, AccountNotFound, AuthService
-from strata.auth.store import AccountKind, AuthStore
 from strata.cli.main import cli
+from strata.meta.account_store import SqlAccountStore
+from strata.meta.database import Database
 from strata.meta.engine import create_engine, migrate, sqlite_url
 
 from .conftest import fast_hashing
@@ -27,7 +29,7 @@ from .conftest import fast_hashing
 def service(tmp_path: Path) -> Iterator[AuthService]:
     engine = create_engine(sqlite_url(tmp_path))
     migrate(engine)
-    yield AuthService(AuthStore(engine), fast_hashing())
+    yield AuthService(SqlAccountStore(Database(engine)), fast_hashing())
     engine.dispose()
 
 
@@ -94,14 +96,14 @@ def test_robots(service: AuthService) -> None:
 def test_set_password_and_rehash(tmp_path: Path) -> None:
     engine = create_engine(sqlite_url(tmp_path))
     migrate(engine)
-    weak = AuthService(AuthStore(engine), PasswordHashing(
+    weak = AuthService(SqlAccountStore(Database(engine)), PasswordHashing(
         PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)))
     weak.add_user("alice", "first-password", Role.REVIEWER)
     weak.set_password("alice", "second-password")
     assert weak.verify_credentials("alice", "first-password") is None
     before = weak.store.get("alice")
     assert before is not None and before.password_hash is not None
-    stronger = AuthService(AuthStore(engine), PasswordHashing(
+    stronger = AuthService(SqlAccountStore(Database(engine)), PasswordHashing(
         PasswordHasher(time_cost=2, memory_cost=16, parallelism=1)))
     assert stronger.verify_credentials("alice", "second-password") is not None
     after = stronger.store.get("alice")
@@ -191,7 +193,7 @@ def test_user_commands(tmp_path: Path) -> None:
     assert any(line.split()[:3] == ["builder", "robot", "revoked"] for line in out.splitlines())
 
     engine = create_engine(sqlite_url(data))
-    service = AuthService(AuthStore(engine), PasswordHashing())
+    service = AuthService(SqlAccountStore(Database(engine)), PasswordHashing())
     assert service.verify_credentials("alice", "new-password") is not None
     assert service.verify_credentials("bob", "bob-password") is not None
     assert service.verify_credentials("builder", token) is None
@@ -215,7 +217,7 @@ def test_role_changes_and_disabled_users(tmp_path: Path) -> None:
     assert code == 0 and "user alice: releng" in out, err
 
     engine = create_engine(sqlite_url(data))
-    service = AuthService(AuthStore(engine), PasswordHashing())
+    service = AuthService(SqlAccountStore(Database(engine)), PasswordHashing())
     principal = service.verify_credentials("alice", "alice-password")
     assert principal == Principal("alice", frozenset({Role.RELENG}), frozenset())
 

@@ -94,12 +94,12 @@ def meta(engine: sa.Engine, clock: Clock) -> Iterator[SqlMetaStore]:
 
 
 @pytest.fixture
-def garbage(engine: sa.Engine) -> SqlGarbageStore:
-    return SqlGarbageStore(engine)
-
-
-@pytest.fixture
 def database(engine: sa.Engine, clock: Clock) -> Iterator[Database]:
     db = Database(engine, clock=clock)
     yield db
     db.close()
+
+
+@pytest.fixture
+def garbage(database: Database) -> SqlGarbageStore:
+    return SqlGarbageStore(database)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from strata.meta.database import Database
 from strata.meta.gc_store import SqlGarbageStore
 from strata.meta.store import SqlMetaStore
 from strata.oci.mediatypes import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
@@ -29,7 +30,7 @@ async def client(aiohttp_client: Callable[..., Awaitable[Client]], engine: sa.En
                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
     monkeypatch.setattr(os, "fsync", lambda fd: None)  # durability is the server tier's
     registry = Registry.build(SqlMetaStore(engine), FilesystemBlobStore(tmp_path / "data"),
-                              garbage=SqlGarbageStore(engine))
+                              garbage=SqlGarbageStore(Database(engine)))
     return await aiohttp_client(create_app(registry, housekeeping_interval=0))
 
 

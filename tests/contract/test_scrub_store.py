@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from strata.meta.database import Database
 from strata.meta.scrub_store import SqlScrubStore
 from strata.meta.store import SqlMetaStore
 
@@ -17,7 +18,7 @@ async def test_pages_visit_every_row_once(meta: SqlMetaStore, engine: sa.Engine)
         await add_blob(meta, "a/b" if i % 2 else "A/b", digest, size=i + 1)
     pushed = [await push(meta, repo, seed, ["t"]) for repo, seed in
               [("lib/z", "1"), ("lib/Z", "2"), ("lib/z", "3"), ("lib-x", "4")]]
-    store = SqlScrubStore(engine)
+    store = SqlScrubStore(Database(engine))
     for page in (1, 2, 100):
         seen: list[tuple[str, int]] = []
         after = ""

@@ -400,6 +400,7 @@ async def test_candidate_index_images_are_read_once_and_capped(
 
 async def test_withdraw_takes_a_pending_build_out_and_records_why(
         engine: ReleaseEngine, registry: Registry, db: sa.Engine, clock: Clock) -> None:
+    from strata.meta.database import Database
     from strata.meta.gc_store import SqlGarbageStore
     from strata.oci.digest import Digest
     from strata.oci.names import ManifestRef, RepositoryName
@@ -437,7 +438,7 @@ async def test_withdraw_takes_a_pending_build_out_and_records_why(
     assert err.value.code is Code.NOT_FOUND
     # garbage collection keeps pending and released builds, collects withdrawn ones
     d3 = await candidate(engine, registry, "3", "1")
-    garbage = SqlGarbageStore(db)
+    garbage = SqlGarbageStore(Database(db))
     [(rid, _)] = [r for r in await garbage.repositories() if r[1] == REPO]
     # (the registry stamps manifests with the real clock)
     sweep = await garbage.sweep_repository(rid, REPO, time.time() + 3600, dry_run=False)

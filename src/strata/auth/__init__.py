@@ -17,10 +17,11 @@ This package holds only the pure pieces the HTTP server composes:
 * :mod:`strata.auth.passwords` -- argon2id password hashes and robot secrets.
 * :mod:`strata.auth.policy` -- roles and the scope-granting policy.
 * :mod:`strata.auth.ratelimit` -- a bounded-memory token-bucket limiter.
-* :mod:`strata.auth.store` -- users, robots and role grants in SQL.
+* :mod:`strata.auth.accounts` -- accounts, their rules, and the store port (the SQL store is
+  :class:`strata.meta.account_store.SqlAccountStore`).
 * :mod:`strata.auth.service` -- the use-cases: logins, grants, accounts, the first admin.
 
-Only :mod:`strata.auth.keys` (the key file), :mod:`strata.auth.store` (SQL) and
-:mod:`strata.auth.service` (through the store; the generated admin password file) perform
-I/O, and nothing keeps module-level mutable state.
+Only :mod:`strata.auth.keys` (the key file) and :mod:`strata.auth.service` (through the
+account store it is given; the generated admin password file) perform I/O; nothing here
+imports SQLAlchemy, and nothing keeps module-level mutable state.
 """

@@ -21,10 +21,11 @@ Logins (:meth:`AuthService.login`) take a user name and a password or a robot se
   account's generation (below), so the old password stops at once after a change. Robot
   logins (one indexed lookup) are not cached: a revoked robot cannot log in any more at once.
 
-Accounts have a stable ``uid`` and a credential ``generation`` (:class:`~strata.auth.store.Stamp`),
-bumped by revoke, disable, enable, password and role changes. Tokens carry both and cached logins
-remember them; every use compares them with the account's row (one indexed read), so any of those
-changes ends every earlier token and cached login at once, in every worker and on every node.
+Accounts have a stable ``uid`` and a credential ``generation``
+(:class:`~strata.auth.accounts.Stamp`), bumped by revoke, disable, enable, password and role
+changes. Tokens carry both and cached logins remember them; every use compares them with the
+account's row (one indexed read), so any of those changes ends every earlier token and cached
+login at once, in every worker and on every node.
 
 Rate limits and the cache live in the serving process: with ``--workers N`` each worker keeps
 its own.
@@ -44,6 +45,14 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from strata.auth.accounts import (
+    Account,
+    AccountExists,
+    AccountKind,
+    AccountNotFound,
+    AccountStore,
+    Stamp,
+)
 from strata.auth.passwords import (
     PasswordHashing,
     hash_robot_secret,
@@ -53,14 +62,6 @@ from strata.auth.passwords import (
 from strata.auth.policy import Principal, Role, everything_public, grant
 from strata.auth.ratelimit import Limiter, RateLimiter, rate_limit_key
 from strata.auth.scope import CATALOG, REGISTRY, Scope
-from strata.auth.store import (
-    Account,
-    AccountExists,
-    AccountKind,
-    AccountNotFound,
-    AuthStore,
-    Stamp,
-)
 
 __all__ = [
     "ADMIN_USER",
@@ -188,25 +189,23 @@ class _AccountCache:
     a changed stamp reloads the account (roles and images). There is no time window: a change
     made by any process (``strata user …`` against the data dir included) counts at once."""
 
-    def __init__(self, store: AuthStore, max_entries: int = 4096) -> None:
+    def __init__(self, store: AccountStore, max_entries: int = 4096) -> None:
         self._store = store
         self._max = max_entries
         self._entries: OrderedDict[str, Account] = OrderedDict()
 
     async def stamp(self, name: str) -> Stamp | None:
-        if self._store.stamps_inline:
-            return self._store.stamp(name)
-        return await asyncio.to_thread(self._store.stamp, name)
+        return await self._store.stamp(name)
 
     async def current(self, name: str) -> Account | None:
         """The active account called *name* as it is now, or None."""
-        stamp = await self.stamp(name)
+        stamp = await self._store.stamp(name)
         if stamp is None or not stamp.active:
             self._entries.pop(name, None)
             return None
         account = self._entries.get(name)
         if account is None or account.stamp != stamp:
-            account = await asyncio.to_thread(self._store.get, name)
+            account = await self._store.load(name)
             if account is None or not account.active:
                 self._entries.pop(name, None)
                 return None
@@ -218,14 +217,14 @@ class _AccountCache:
 
 
 class AuthService:
-    """Accounts, logins and grants over an :class:`AuthStore`.
+    """Accounts, logins and grants over an :class:`~strata.auth.accounts.AccountStore`.
 
     *public* says which repositories anonymous clients may pull (default: all). When it is not
     :func:`everything_public`, ``registry:catalog:*`` is granted only to admin, releng and
     reviewer accounts, so the catalog cannot reveal private repository names.
     """
 
-    def __init__(self, store: AuthStore, hashing: PasswordHashing, *,
+    def __init__(self, store: AccountStore, hashing: PasswordHashing, *,
                  public: Callable[[str], bool] = everything_public,
                  limits: LoginLimits | None = None,
                  limiters: tuple[Limiter, Limiter] | None = None,
@@ -378,7 +377,7 @@ class AuthService:
         """The principal a token's ``sub`` names now (``""`` = anonymous); None if gone."""
         if subject == "":
             return Principal.anonymous()
-        return _active(await asyncio.to_thread(self.store.get, subject))
+        return _active(await self.store.load(subject))
 
     async def token_principal(self, subject: str, uid: str | None,
                               generation: int | None) -> Principal | None:

@@ -9,10 +9,11 @@ with a non-zero exit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +21,8 @@ import aiohttp
 import click
 
 from strata.config import default_url
+from strata.meta.database import Database
+from strata.meta.engine import sqlite_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -51,6 +54,17 @@ def database_option(fn: F) -> F:
     return click.option("--database-url", envvar="STRATA_DATABASE_URL", default=None,
                         help="SQLAlchemy URL of the metadata database (default: SQLite in "
                              "--data).")(fn)
+
+
+@contextlib.contextmanager
+def open_database(data_dir: Path, database_url: str | None) -> Iterator[Database]:
+    """The metadata database an offline command works on (``--database-url``, else SQLite in
+    ``--data``): one per command, handed to every store it uses, closed at the end."""
+    db = Database(database_url or sqlite_url(data_dir.resolve()))
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def blob_store_option(fn: F) -> F:

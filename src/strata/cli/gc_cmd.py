@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from strata.cli.common import emit, store_options
+from strata.cli.common import emit, open_database, store_options
 from strata.config import ServerSettings
-from strata.registry.gc import GcReport
+from strata.registry.gc import GarbageCollector, GcReport
 from strata.registry.limits import Limits
 from strata.server.runner import build_registry, build_store, prepare
 
@@ -43,14 +43,15 @@ def gc(data_dir: Path, database_url: str | None, blob_store: str | None, dry_run
                               limits=Limits(upload_ttl_seconds=upload_ttl))
     prepare(settings)
     store = build_store(settings)
-    collector = build_registry(settings, store=store).gc
-    assert collector is not None
 
-    async def collect() -> GcReport:
+    async def collect(collector: GarbageCollector) -> GcReport:
         try:
             return await collector.collect(dry_run=dry_run)
         finally:
             await store.close()
 
-    report = asyncio.run(collect())
+    with open_database(settings.data_dir, database_url) as db:
+        collector = build_registry(settings, db, store).gc
+        assert collector is not None
+        report = asyncio.run(collect(collector))
     emit(report.to_json(), as_json, lambda _: _text(report))

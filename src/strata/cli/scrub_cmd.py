@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
-from strata.cli.common import emit, store_options
+from strata.cli.common import emit, open_database, store_options
 from strata.config import ServerSettings
-from strata.meta.engine import create_engine, sqlite_url
 from strata.meta.scrub_store import SqlScrubStore
 from strata.registry.scrub import Scrubber, ScrubReport
 from strata.server.runner import build_store, prepare
@@ -39,19 +38,16 @@ def scrub(data_dir: Path, database_url: str | None, blob_store: str | None, quic
     settings = ServerSettings(data_dir=data_dir.resolve(), database_url=database_url,
                               blob_store=blob_store)
     prepare(settings)
-    engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
     store = build_store(settings)
 
-    async def run() -> ScrubReport:
+    async def run(scrubber: Scrubber) -> ScrubReport:
         try:
-            return await Scrubber(SqlScrubStore(engine), store).run(quick=quick)
+            return await scrubber.run(quick=quick)
         finally:
             await store.close()
 
-    try:
-        report = asyncio.run(run())
-    finally:
-        engine.dispose()
+    with open_database(settings.data_dir, database_url) as db:
+        report = asyncio.run(run(Scrubber(SqlScrubStore(db), store)))
     emit(report.to_json(), as_json, lambda _: _text(report))
     if not report.ok:
         sys.exit(1)

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import click
 
+from strata.auth.accounts import GRANTABLE_ROLES, Account, AccountKind
 from strata.auth.passwords import PasswordHashing
 from strata.auth.policy import Role
 from strata.auth.service import AccountExists, AccountNotFound, AuthService
-from strata.auth.store import GRANTABLE_ROLES, Account, AccountKind, AuthStore
-from strata.cli.common import data_option, database_option, emit, fail
-from strata.meta.engine import create_engine, migrate, sqlite_url
+from strata.cli.common import data_option, database_option, emit, fail, open_database
+from strata.meta.account_store import SqlAccountStore
 from strata.storage.private import owner_only_umask, private_dir
 
 ROLE_CHOICE = click.Choice([r.value for r in GRANTABLE_ROLES])
@@ -46,16 +46,14 @@ def _service(data_dir: Path, database_url: str | None) -> Iterator[AuthService]:
     owner_only_umask()
     if database_url is None:
         private_dir(data_dir)
-    engine = create_engine(database_url or sqlite_url(data_dir.resolve()))
-    try:
-        migrate(engine)
-        yield AuthService(AuthStore(engine), PasswordHashing())
-    except (AccountExists, AccountNotFound, ValueError) as exc:
-        message = {AccountExists: "an account named {} exists already",
-                   AccountNotFound: "no such account: {}"}.get(type(exc), "{}")
-        fail(message.format(exc))
-    finally:
-        engine.dispose()
+    with open_database(data_dir, database_url) as db:
+        try:
+            db.migrate()
+            yield AuthService(SqlAccountStore(db), PasswordHashing())
+        except (AccountExists, AccountNotFound, ValueError) as exc:
+            message = {AccountExists: "an account named {} exists already",
+                       AccountNotFound: "no such account: {}"}.get(type(exc), "{}")
+            fail(message.format(exc))
 
 
 def _read_password(from_stdin: bool) -> str:

@@ -25,16 +25,15 @@ PostgreSQL writes go on during a step, and each step takes what the lock gave fo
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
 
 from strata.meta import release_tables as rt
 from strata.meta import tables as t
-from strata.meta.engine import locked_begin
+from strata.meta.database import Batch, Database
 
 T = TypeVar("T")
 
@@ -47,91 +46,90 @@ class RepositorySweep:
 
 
 class SqlGarbageStore:
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
+    """Every step runs on a worker thread (:meth:`Database.offload` / :meth:`Database.read`):
+    a sweep may wait for the write lock or unlink many files, and a collector running inside
+    ``strata serve`` must not stall the worker's requests. A sweep is a write transaction of
+    its own (:meth:`Database.write_sync`), never part of a group commit: the bytes it removes
+    go with its rows, whatever another writer's job does."""
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        # Always on a thread: a sweep may wait for the write lock or unlink many files, and a
-        # collector running inside ``strata serve`` must not stall the worker's requests.
-        return await asyncio.to_thread(fn, *args)
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def repositories(self) -> list[tuple[int, str]]:
-        def go() -> list[tuple[int, str]]:
-            with self.engine.connect().execution_options(readonly=True) as conn:
-                rows = conn.execute(sa.select(t.repositories.c.id, t.repositories.c.name)
-                                    .order_by(t.repositories.c.name)).all()
+        def go(conn: sa.Connection) -> list[tuple[int, str]]:
+            rows = conn.execute(sa.select(t.repositories.c.id, t.repositories.c.name)
+                                .order_by(t.repositories.c.name)).all()
             return [(int(r[0]), str(r[1])) for r in rows]
-        return await self._run(go)
+        return await self._db.read(go)
 
     async def sweep_repository(self, rid: int, name: str, cutoff: float,
                                dry_run: bool) -> RepositorySweep:
-        def go() -> RepositorySweep:
-            with locked_begin(self.engine) as conn:
-                # FOR UPDATE (PostgreSQL): wait for the repository's writes in flight, hold
-                # off new ones until this sweep commits.
-                conn.execute(sa.select(t.repositories.c.id).where(
-                    t.repositories.c.id == rid).with_for_update())
-                sweep = _sweep(conn, rid, name, cutoff)
-                if not dry_run:
-                    _apply(conn, rid, sweep, cutoff)
+        def go(conn: sa.Connection, _batch: Batch) -> RepositorySweep:
+            # FOR UPDATE (PostgreSQL): wait for the repository's writes in flight, hold
+            # off new ones until this sweep commits.
+            conn.execute(sa.select(t.repositories.c.id).where(
+                t.repositories.c.id == rid).with_for_update())
+            sweep = _sweep(conn, rid, name, cutoff)
+            if not dry_run:
+                _apply(conn, rid, sweep, cutoff)
             return sweep
-        return await self._run(go)
+        return await self._db.offload(self._db.write_sync, go)
 
     async def simulate(self, cutoff: float) -> tuple[list[RepositorySweep], list[tuple[str, int]]]:
-        """A dry run: every sweep applied in one transaction that is then rolled back."""
-        def go() -> tuple[list[RepositorySweep], list[tuple[str, int]]]:
+        """A dry run: every sweep applied in one savepoint that is then rolled back."""
+        def go(conn: sa.Connection, _batch: Batch
+               ) -> tuple[list[RepositorySweep], list[tuple[str, int]]]:
             sweeps: list[RepositorySweep] = []
-            with self.engine.connect() as conn:
-                trans = conn.begin()
-                try:
-                    repos = conn.execute(sa.select(t.repositories.c.id, t.repositories.c.name)
-                                         .order_by(t.repositories.c.name)).all()
-                    for rid, name in repos:
-                        sweep = _sweep(conn, int(rid), str(name), cutoff)
-                        _apply(conn, int(rid), sweep, cutoff)
-                        sweeps.append(sweep)
-                    blobs = _unlinked_blobs(conn, cutoff)
-                finally:
-                    trans.rollback()
+            rehearsal = conn.begin_nested()
+            try:
+                repos = conn.execute(sa.select(t.repositories.c.id, t.repositories.c.name)
+                                     .order_by(t.repositories.c.name)).all()
+                for rid, name in repos:
+                    sweep = _sweep(conn, int(rid), str(name), cutoff)
+                    _apply(conn, int(rid), sweep, cutoff)
+                    sweeps.append(sweep)
+                blobs = _unlinked_blobs(conn, cutoff)
+            finally:
+                rehearsal.rollback()
             return sweeps, blobs
-        return await self._run(go)
+        return await self._db.offload(self._db.write_sync, go)
 
     async def sweep_blobs(self, cutoff: float, dry_run: bool,
                           remove: Callable[[str], None]) -> list[tuple[str, int]]:
         """Delete unlinked blobs older than ``cutoff``; ``remove`` deletes the bytes."""
-        def go() -> list[tuple[str, int]]:
-            with locked_begin(self.engine) as conn:
-                gone = _unlinked_blobs(conn, cutoff)
-                if not dry_run and gone:
-                    kept: set[str] = set()
-                    for chunk in _chunks([d for d, _ in gone], 500):
-                        kept |= _delete_unlinked(conn, chunk, cutoff)
-                    gone = [(d, size) for d, size in gone if d not in kept]
-                    for digest, _ in gone:
-                        remove(digest)
+        def go(conn: sa.Connection, _batch: Batch) -> list[tuple[str, int]]:
+            gone = _unlinked_blobs(conn, cutoff)
+            if not dry_run and gone:
+                kept: set[str] = set()
+                for chunk in _chunks([d for d, _ in gone], 500):
+                    kept |= _delete_unlinked(conn, chunk, cutoff)
+                gone = [(d, size) for d, size in gone if d not in kept]
+                for digest, _ in gone:
+                    remove(digest)
             return gone
-        return await self._run(go)
+        return await self._db.offload(self._db.write_sync, go)
 
     async def sweep_orphan_files(self, candidates: list[tuple[str, int]], dry_run: bool,
                                  remove: Callable[[str], None]) -> list[tuple[str, int]]:
         """Of files (digest, size) old enough to go, delete those with no blob row."""
-        def go() -> list[tuple[str, int]]:
+        postgresql = self._db.dialect == "postgresql"
+
+        def go(conn: sa.Connection, _batch: Batch) -> list[tuple[str, int]]:
             gone: list[tuple[str, int]] = []
-            with locked_begin(self.engine) as conn:
-                if conn.dialect.name == "postgresql":
-                    # Wait for blob writes in flight, hold off new ones: a row being recorded
-                    # for bytes already placed must be visible before they are judged.
-                    conn.exec_driver_sql("LOCK TABLE blobs IN SHARE MODE")
-                for chunk in _chunks(candidates, 500):
-                    known = {r[0] for r in conn.execute(sa.select(t.blobs.c.digest).where(
-                        t.blobs.c.digest.in_([d for d, _ in chunk])))}
-                    for digest, size in chunk:
-                        if digest not in known:
-                            gone.append((digest, size))
-                            if not dry_run:
-                                remove(digest)
+            if postgresql:
+                # Wait for blob writes in flight, hold off new ones: a row being recorded
+                # for bytes already placed must be visible before they are judged.
+                conn.exec_driver_sql("LOCK TABLE blobs IN SHARE MODE")
+            for chunk in _chunks(candidates, 500):
+                known = {r[0] for r in conn.execute(sa.select(t.blobs.c.digest).where(
+                    t.blobs.c.digest.in_([d for d, _ in chunk])))}
+                for digest, size in chunk:
+                    if digest not in known:
+                        gone.append((digest, size))
+                        if not dry_run:
+                            remove(digest)
             return gone
-        return await self._run(go)
+        return await self._db.offload(self._db.write_sync, go)
 
 
 def _unlinked(cutoff: float) -> sa.ColumnElement[bool]:

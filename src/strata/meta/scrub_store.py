@@ -1,48 +1,43 @@
 """The metadata side of ``strata scrub``: every blob row and every stored manifest, in pages
-(keyset pagination, so a scrub of a big registry holds no long transaction)."""
+(keyset pagination, so a scrub of a big registry holds no long transaction). Each page is one
+read-only transaction on a worker thread (:meth:`Database.read`)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 
 from strata.meta import tables as t
-
-T = TypeVar("T")
+from strata.meta.database import Database
 
 
 class SqlScrubStore:
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(fn, *args)
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def blobs_after(self, after: str, limit: int) -> list[tuple[str, int]]:
         """(digest, size) of the blob rows after ``after`` in digest order."""
-        def go() -> list[tuple[str, int]]:
-            q = (sa.select(t.blobs.c.digest, t.blobs.c.size)
-                 .where(t.blobs.c.digest > after).order_by(t.blobs.c.digest).limit(limit))
-            with self.engine.connect() as conn:
-                return [(r[0], r[1]) for r in conn.execute(q)]
-        return await self._run(go)
+        q = (sa.select(t.blobs.c.digest, t.blobs.c.size)
+             .where(t.blobs.c.digest > after).order_by(t.blobs.c.digest).limit(limit))
+
+        def go(conn: sa.Connection) -> list[tuple[str, int]]:
+            return [(r[0], r[1]) for r in conn.execute(q)]
+        return await self._db.read(go)
 
     async def manifests_after(self, after: tuple[str, str], limit: int
                               ) -> list[tuple[str, str, bytes]]:
         """(repository, digest, stored bytes) after ``after`` = (repository, digest)."""
-        def go() -> list[tuple[str, str, bytes]]:
-            r, m = t.repositories, t.manifests
-            key = sa.tuple_(r.c.name, m.c.digest)
-            q = (sa.select(r.c.name, m.c.digest, m.c.content)
-                 .select_from(m.join(r, r.c.id == m.c.repository_id))
-                 .where(key > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
-                 .order_by(r.c.name, m.c.digest).limit(limit))
-            with self.engine.connect() as conn:
-                return [(row[0], row[1], _bytes(row[2])) for row in conn.execute(q)]
-        return await self._run(go)
+        r, m = t.repositories, t.manifests
+        key = sa.tuple_(r.c.name, m.c.digest)
+        q = (sa.select(r.c.name, m.c.digest, m.c.content)
+             .select_from(m.join(r, r.c.id == m.c.repository_id))
+             .where(key > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
+             .order_by(r.c.name, m.c.digest).limit(limit))
+
+        def go(conn: sa.Connection) -> list[tuple[str, str, bytes]]:
+            return [(row[0], row[1], _bytes(row[2])) for row in conn.execute(q)]
+        return await self._db.read(go)
 
 
 def _bytes(value: Any) -> bytes:

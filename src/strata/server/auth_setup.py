@@ -17,15 +17,14 @@ import ssl
 import sys
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from strata.auth.keys import load_or_create_signing_key
 from strata.auth.passwords import PasswordHashing
 from strata.auth.secretbox import SecretBox
 from strata.auth.service import AuthService, LoginLimits
 from strata.auth.shared_ratelimit import SharedRateLimiter
-from strata.auth.store import AuthStore
 from strata.config import ServerSettings
+from strata.meta.account_store import SqlAccountStore
+from strata.meta.database import Database
 from strata.meta.engine import create_engine, locked_begin, sqlite_url
 from strata.release.webhooks import seal_stored, sealed_with_other_keys
 from strata.server.auth import TokenAuth
@@ -82,13 +81,13 @@ def prepare_auth(settings: ServerSettings) -> None:
     load_or_create_signing_key(signing_key_path(settings.data_dir))
     for path in _limit_paths(settings.data_dir):
         SharedRateLimiter.reset(path)  # the buckets hold this boot's monotonic clock
-    engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
+    db = Database(settings.database_url or sqlite_url(settings.data_dir))
     try:
-        service = AuthService(AuthStore(engine), PasswordHashing())
+        service = AuthService(SqlAccountStore(db), PasswordHashing())
         created = service.bootstrap_admin(os.environ.get(ADMIN_PASSWORD_ENV) or None,
                                           admin_password_path(settings.data_dir))
     finally:
-        engine.dispose()
+        db.close()
     if created is None:
         return
     if created.password_file is None:
@@ -99,7 +98,7 @@ def prepare_auth(settings: ServerSettings) -> None:
           file=sys.stderr, flush=True)
 
 
-def build_auth(settings: ServerSettings, engine: sa.Engine) -> TokenAuth | None:
+def build_auth(settings: ServerSettings, db: Database) -> TokenAuth | None:
     """The token-auth component of one worker, or None for an open registry."""
     if not settings.auth:
         return None
@@ -109,7 +108,7 @@ def build_auth(settings: ServerSettings, engine: sa.Engine) -> TokenAuth | None:
     limiters = (SharedRateLimiter(per_user_path, limits.per_user_per_minute,
                                   limits.per_user_burst),
                 SharedRateLimiter(per_ip_path, limits.per_ip_per_minute, limits.per_ip_burst))
-    service = AuthService(AuthStore(engine), PasswordHashing(), limits=limits,
+    service = AuthService(SqlAccountStore(db), PasswordHashing(), limits=limits,
                           limiters=limiters)
     return TokenAuth.create(service, key)
 

@@ -13,12 +13,12 @@ import signal
 import sys
 from types import FrameType
 
-import sqlalchemy as sa
 from aiohttp import web
 
 from strata.auth.secretbox import SecretBox
 from strata.config import ServerSettings
-from strata.meta.engine import create_engine, migrate, sqlite_url
+from strata.meta.database import Database
+from strata.meta.engine import sqlite_url
 from strata.meta.gc_store import SqlGarbageStore
 from strata.meta.store import SqlMetaStore
 from strata.registry.service import Registry
@@ -52,15 +52,20 @@ def build_store(settings: ServerSettings) -> BlobStore:
     return FilesystemBlobStore(settings.data_dir)
 
 
-def build_registry(settings: ServerSettings, engine: sa.Engine | None = None,
+def metadata_database(settings: ServerSettings) -> Database:
+    """The metadata database: ``--database-url``, else SQLite in the data dir. One per
+    process, handed to every store; the caller closes it."""
+    return Database(settings.database_url or sqlite_url(settings.data_dir))
+
+
+def build_registry(settings: ServerSettings, db: Database,
                    store: BlobStore | None = None) -> Registry:
-    engine = engine or create_engine(settings.database_url or sqlite_url(settings.data_dir))
     # A blob asked for is marked used at most this often; a quarter of the grace period leaves
     # a push that found it plenty of time to reference it before a collection could take it.
-    meta = SqlMetaStore(engine, touch_interval=min(300.0, settings.gc_grace / 4))
+    meta = SqlMetaStore(db.sa_engine, touch_interval=min(300.0, settings.gc_grace / 4))
     store = store or build_store(settings)
     return Registry.build(meta, store, limits=settings.limits,
-                          garbage=SqlGarbageStore(engine), gc_grace_seconds=settings.gc_grace,
+                          garbage=SqlGarbageStore(db), gc_grace_seconds=settings.gc_grace,
                           policy=ReleaseTagPolicy(), decode_in_process=True)
 
 
@@ -69,9 +74,11 @@ def prepare(settings: ServerSettings) -> None:
     owner-only files (umask 077), the data dir exists (0700), the schema is current."""
     owner_only_umask()
     private_dir(settings.data_dir)
-    engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
-    migrate(engine)
-    engine.dispose()
+    db = metadata_database(settings)
+    try:
+        db.migrate()
+    finally:
+        db.close()
 
 
 def public_url(settings: ServerSettings) -> PublicUrl:
@@ -96,22 +103,23 @@ def tighten_data_dir(settings: ServerSettings) -> None:
 
 
 def run_worker(settings: ServerSettings) -> None:
-    engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
+    db = metadata_database(settings)
     store = build_store(settings)
-    registry = build_registry(settings, engine, store)
+    registry = build_registry(settings, db, store)
     url = public_url(settings)
     security = WebhookSecurity(SecretBox.load(webhook_key_path(settings.data_dir)),
                                allow_private=settings.webhook_allow_private)
-    release = release_api_from_env(engine, registry, default_host=url.netloc,
+    release = release_api_from_env(db.sa_engine, registry, default_host=url.netloc,
                                    webhook_security=security)
     app = create_app(registry, release=release,
                      housekeeping_interval=settings.housekeeping_interval,
                      gc_interval=settings.gc_interval, lock_dir=settings.data_dir,
                      metrics=Metrics.create(), access_log=settings.access_log,
-                     auth=build_auth(settings, engine), public_url=url)
+                     auth=build_auth(settings, db), public_url=url)
 
     async def close(_app: web.Application) -> None:
         await store.close()
+        db.close()
 
     app.on_cleanup.append(close)
     web.run_app(app, host=settings.listen.host, port=settings.listen.port,
