@@ -26,9 +26,9 @@ from strata.auth.accounts import (
     is_valid_account_name,
 )
 from strata.auth.policy import Role
-from strata.meta.auth_tables import auth_accounts, auth_role_grants
 from strata.meta.database import Batch, Database
 from strata.meta.errors import Conflict
+from strata.meta.schema_auth import auth_accounts, auth_role_grants
 
 __all__ = ["SqlAccountStore"]
 

@@ -31,8 +31,8 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from strata.meta import release_tables as rt
-from strata.meta import tables as t
+from strata.meta import schema_registry as t
+from strata.meta import schema_release as rt
 from strata.meta.database import Batch, Database
 
 T = TypeVar("T")

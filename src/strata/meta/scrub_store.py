@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from strata.meta import tables as t
+from strata.meta import schema_registry as t
 from strata.meta.database import Database
 
 
