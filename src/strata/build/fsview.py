@@ -27,7 +27,7 @@ __all__ = ["DirLayer", "EntryLayer", "FsLayer", "MergedView", "Node", "split_pat
 
 NodeKind = Literal["file", "dir", "symlink", "char", "block", "fifo", "whiteout"]
 
-_OPAQUE_XATTR = "trusted.overlay.opaque"
+_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")  # the jail: userxattr
 _MAX_HOPS = 40
 _ABSENT: Literal["absent"] = "absent"
 _HIDDEN: Literal["hidden"] = "hidden"
@@ -128,10 +128,13 @@ class DirLayer:
 
 
 def _is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, _OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
+    for name in _OPAQUE_XATTRS:
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            pass
+    return False
 
 
 class EntryLayer:

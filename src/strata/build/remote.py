@@ -118,7 +118,9 @@ class Puller:
         self.client = client
         self.cache = cache
         (cache / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-        (cache / "layers").mkdir(parents=True, exist_ok=True)
+        # "layers2": unpacked with both opaque xattrs (trusted. and user.overlay.opaque,
+        # for the jail's userxattr overlay); "layers" of older versions had only trusted.
+        (cache / "layers2").mkdir(parents=True, exist_ok=True)
 
     async def pull(self, ref: ImageRef) -> PulledImage:
         repo = ref.repository
@@ -184,7 +186,7 @@ class Puller:
         return path
 
     def _unpacked(self, layer: BlobRef) -> Path:
-        target = self.cache / "layers" / layer.diff_id.split(":", 1)[1]
+        target = self.cache / "layers2" / layer.diff_id.split(":", 1)[1]
         if target.is_dir():
             return target
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".unpack."))

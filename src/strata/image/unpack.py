@@ -36,7 +36,9 @@ __all__ = ["unpack_layer"]
 
 _CHUNK = 1 << 20
 _MAX_SYMLINK_HOPS = 40
-_OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+# both: an overlay mounted in a user namespace (``userxattr``, the build jail) reads the
+# user. one, one mounted on the host the trusted. one
+_OVERLAY_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _APPLY_ERRORS: tuple[type[Exception], ...] = (
     tarfile.TarError,
     EOFError,
@@ -173,7 +175,8 @@ class _Applier:
     def whiteout(self, parent: str, name: str, member_name: str) -> None:
         if name == OPAQUE_WHITEOUT:
             if self.mode == "overlay":
-                os.setxattr(self.abs(parent), _OVERLAY_OPAQUE_XATTR, b"y")
+                for xattr in _OVERLAY_OPAQUE_XATTRS:
+                    os.setxattr(self.abs(parent), xattr, b"y")
             else:
                 for child in sorted(os.listdir(self.abs(parent))):
                     self.prune(f"{parent}/{child}" if parent else child)
@@ -270,7 +273,7 @@ def unpack_layer(
     The compression is sniffed from the magic bytes.  ``whiteouts="apply"`` performs the
     deletions on *dest_root* (a merged root filesystem); ``"overlay"`` instead records
     them the way overlayfs stores them in a layer directory (char device 0/0,
-    ``trusted.overlay.opaque=y``) so *dest_root* can serve as a ``lowerdir``.
+    ``trusted.overlay.opaque=y`` and ``user.overlay.opaque=y``) so *dest_root* can serve as a ``lowerdir``.
     *same_owner* (default: when running as root) restores uid/gid; *xattrs* restores
     ``SCHILY.xattr.*`` records.  The returned ``sha256:`` digest covers the whole
     uncompressed stream, for comparison with the image config's ``rootfs.diff_ids``.
