@@ -6,11 +6,13 @@ BIN := $(VENV)/bin
 LISTEN ?= 127.0.0.1:5000
 DATA ?= var
 # Debian packages the tests drive (real clients, the reference registry, a load generator,
-# PostgreSQL server binaries for the contract tier's throwaway cluster).
+# PostgreSQL server binaries for the contract tier's throwaway cluster, gcc for the build
+# jail's attack program; libseccomp2 for the jail's seccomp filter).
 DEBS_TEST := skopeo podman buildah umoci runc docker-registry busybox-static wrk uidmap \
+  gcc libc6-dev libseccomp2 \
   postgresql
 # Debian packages the demo uses (a real busybox for the demo image).
-DEBS_RUN := busybox-static
+DEBS_RUN := busybox-static libseccomp2
 
 .PHONY: run test lint typecheck unit bench install debs-test debs-run clean
 

@@ -1,8 +1,8 @@
 """Helpers of the build tier: a busybox root filesystem, the ``strata`` CLI run in-process
 against a server, Containerfile contexts and git repositories.
 
-Builds run RUN steps in Linux namespaces on overlayfs: the tier needs root, ``unshare`` and
-overlay mounts (skipped outside CI when they are missing, like the interop clients).
+Builds run RUN steps in a jail (user namespace, idmapped overlay): the tier needs root, user
+namespaces and overlay mounts (skipped outside CI when they are missing, like the interop clients).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ GROUP = "root:x:0:\napp:x:1000:\nstaff:x:50:app\nnogroup:x:65534:\n"
 
 
 def sandbox_available() -> None:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        missing("root and unshare (util-linux) for RUN sandboxes", "run the tests as root")
+    if os.geteuid() != 0 or not Path("/proc/self/ns/user").exists():
+        missing("root and user namespaces for the RUN jail", "run the tests as root")
 
 
 def make_rootfs(dest: Path) -> Path:

@@ -1,7 +1,7 @@
 """Fixtures of the build tier: a server of our own with a namespace and an imported base.
 
-Builds run RUN steps in Linux namespaces on overlayfs: the tier needs root, ``unshare`` and
-overlay mounts (skipped outside CI when they are missing, like the interop clients).
+Builds run RUN steps in a jail (user namespace, idmapped overlay): the tier needs root, user
+namespaces and overlay mounts (skipped outside CI when they are missing, like the interop clients).
 """
 
 from __future__ import annotations

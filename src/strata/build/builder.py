@@ -23,6 +23,7 @@ from strata.build.assemble import Assembled, assemble
 from strata.build.context import Source
 from strata.build.errors import BuildError
 from strata.build.fsview import MergedView
+from strata.build.jail import JailLimits
 from strata.build.labels import own_labels
 from strata.build.layers import LayerWriter
 from strata.build.record import os_packages
@@ -45,6 +46,7 @@ class BuildOptions:
     network: Literal["none", "host"] = "none"
     compression: Compression = "gzip"
     level: int = 1
+    limits: JailLimits = field(default_factory=JailLimits)  # of each RUN's jail
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def build_image(plan: Plan, opts: BuildOptions, work: Path, *, extra_labels: Map
         return None
 
     env = BuildEnv(plan.source, writer, work, sde, opts.network, stage_state,
-                   plan.images.__getitem__, log, output)
+                   plan.images.__getitem__, log, output, limits=opts.limits)
     total = sum(len(stage.instructions) for stage in plan.stages)
     done = 0
     try:

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -46,7 +46,7 @@ class RunSpec:
     workdir: str = "/"
     user: str = ""
     network: Literal["none", "host"] = "none"
-    limits: JailLimits = JailLimits()
+    limits: JailLimits = field(default_factory=JailLimits)
 
 
 @dataclass(frozen=True)

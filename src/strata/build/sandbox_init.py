@@ -315,7 +315,7 @@ def exec_command(cfg: dict[str, Any], uid: int, gid: int, extra: list[int], work
     except OSError as exc:
         os.write(2, f"strata: cannot run {argv[0]}: {exc.strerror}\n".encode())
         os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
-    except Exception as exc:  # noqa: BLE001 -- never return into PID 1's code
+    except Exception as exc:  # never return into PID 1's code
         os.write(2, f"strata: jail setup failed: {exc}\n".encode())
         os._exit(125)
 

@@ -24,6 +24,7 @@ from strata.build import containerfile as cf
 from strata.build.context import Source, match_sources
 from strata.build.errors import EXIT_STEP_FAILED, BuildError
 from strata.build.fsview import DirLayer, MergedView
+from strata.build.jail import JailLimits
 from strata.build.layers import LayerWriter, Slot
 from strata.build.remote import PulledImage
 from strata.build.sandbox import RunSpec, run_in_sandbox
@@ -105,6 +106,7 @@ class BuildEnv:
     output: Callable[[bytes], None]
     step_logs: list[dict[str, Any]] = field(default_factory=list)
     counter: int = 0
+    limits: JailLimits = field(default_factory=JailLimits)
 
     def next(self) -> int:
         self.counter += 1
@@ -298,7 +300,7 @@ class _Stage:
         step_dir = self.env.work / f"run{self.env.next()}"
         spec = RunSpec(tuple(argv), tuple(f"{k}={v}" for k, v in [*env.items(), *args]),
                        self.workdir(), str(self.state.config.get("User") or ""),
-                       "host" if network == "host" else "none")
+                       "host" if network == "host" else "none", self.env.limits)
         self.env.step_logs[-1]["network"] = network
         result = run_in_sandbox(lowers, step_dir, spec, self.env.output)
         output = result.output.decode("utf-8", "replace")

@@ -22,6 +22,7 @@ import click
 from strata.build.base import import_base
 from strata.build.builder import BuildOptions
 from strata.build.errors import BuildError
+from strata.build.jail import JailLimits
 from strata.build.publish import Registry, SourceSpec, run_build
 from strata.cli.common import emit, fail, server_options
 from strata.client.api import ApiClient
@@ -83,6 +84,14 @@ def _pairs(values: tuple[str, ...], what: str, *, from_env: bool = False) -> dic
             value = os.environ[key]
         out[key] = value
     return out
+
+
+def _jail_limits() -> JailLimits:
+    """The RUN jail's limits: STRATA_BUILD_RUN_TIMEOUT, _MEMORY, _PIDS (see build.jail)."""
+    try:
+        return JailLimits.from_env(os.environ)
+    except BuildError as exc:
+        raise click.UsageError(exc.message) from None
 
 
 def _progress(quiet: bool) -> tuple[Callable[[str], None], Callable[[bytes], None]]:
@@ -150,7 +159,7 @@ def build(url: str, user: str | None, password: str | None, as_json: bool, sourc
         namespace=namespace, build_args=_pairs(build_args, "--build-arg", from_env=True),
         target=target, network="host" if network == "host" else "none",
         compression="zstd" if compression == "zstd" else "gzip",
-        level=3 if compression == "zstd" else 1)
+        level=3 if compression == "zstd" else 1, limits=_jail_limits())
     spec = SourceSpec(source, ref=ref, commit=source_commit,
                       source_date_epoch=source_date_epoch)
     log, output = _progress(quiet or as_json)

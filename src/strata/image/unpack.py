@@ -273,7 +273,8 @@ def unpack_layer(
     The compression is sniffed from the magic bytes.  ``whiteouts="apply"`` performs the
     deletions on *dest_root* (a merged root filesystem); ``"overlay"`` instead records
     them the way overlayfs stores them in a layer directory (char device 0/0,
-    ``trusted.overlay.opaque=y`` and ``user.overlay.opaque=y``) so *dest_root* can serve as a ``lowerdir``.
+    ``trusted.overlay.opaque=y`` and ``user.overlay.opaque=y``) so *dest_root* can serve
+    as a ``lowerdir``.
     *same_owner* (default: when running as root) restores uid/gid; *xattrs* restores
     ``SCHILY.xattr.*`` records.  The returned ``sha256:`` digest covers the whole
     uncompressed stream, for comparison with the image config's ``rootfs.diff_ids``.
