@@ -9,6 +9,26 @@ from pathlib import Path
 from strata.registry.limits import Limits
 
 DEFAULT_URL = "http://127.0.0.1:5000"
+DEFAULT_SOURCE_ALLOW: tuple[str, ...] = ("https://",)
+
+
+def source_refusal(url: str, allow: tuple[str, ...]) -> str | None:
+    """Why the server may not clone the git URL *url* (``--source-allow PREFIX``, repeatable;
+    default ``https://`` only), or None. A URL must start with one of the prefixes and hold no
+    ``..`` path segment, no whitespace or control character and no ``::`` transport
+    (``ext::``), so a registered source can never name the server's own files or a command."""
+    if not url or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return "the source URL is empty or holds whitespace or control characters"
+    if "::" in url.split("/", 1)[0] or url.startswith("-"):
+        return f"{url}: not a plain git URL"
+    path = url.split("://", 1)[-1]
+    if ".." in path.split("/"):
+        return f"{url}: a '..' path segment is not allowed"
+    if not any(url.startswith(prefix) for prefix in allow):
+        allowed = ", ".join(allow) or "nothing"
+        return (f"{url}: the server clones only sources under {allowed} "
+                "(strata serve --source-allow PREFIX)")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +67,8 @@ class ServerSettings:
     tls_key: Path | None = None  # its PEM private key
     public_url: str | None = None  # where clients reach us; None: the listen address
     webhook_allow_private: bool = False  # webhooks may go to loopback/link-local/private hosts
+    source_allow: tuple[str, ...] = DEFAULT_SOURCE_ALLOW  # git URL prefixes the server clones
+    build_concurrency: int = 1  # build jobs run at once by `strata serve` (0: none, workers do)
 
 
 def default_url() -> str:

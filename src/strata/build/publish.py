@@ -20,7 +20,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,6 +72,11 @@ class SourceSpec:
     ref: str | None = None
     commit: str | None = None
     source_date_epoch: int | None = None
+    # A server's build job clones the registered source itself: these are recorded as the
+    # build's source URL and branch instead of the clone's directory, and the build must
+    # make this repository.
+    url: str | None = None
+    repository: str | None = None
 
 
 async def dist_tag_of(api: ApiClient, namespace: str) -> str:
@@ -203,6 +208,8 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
             open_source, spec.location, file=opts.containerfile, ref=spec.ref,
             commit=spec.commit, source_date_epoch=spec.source_date_epoch,
             clone_dir=top / "source")
+        if spec.url is not None:
+            source = replace(source, url=spec.url, ref=spec.ref)
         plan = await plan_build(source, opts, Puller(registry.client, opts.cache_dir),
                                 registry.url)
         report = check_labels(plan.labels, help_file=(
@@ -213,6 +220,9 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
             raise BuildError(report.text(), exit_code=EXIT_INPUT)
         namespace, name = _repository(plan.labels, opts.namespace)
         repo = f"{namespace}/{name}"
+        if spec.repository is not None and repo != spec.repository:
+            raise BuildError(f"the Containerfile builds {repo}, not {spec.repository} "
+                             f"(label name={plan.labels['name']!r})", exit_code=EXIT_INPUT)
         version = plan.labels["version"].strip()
         dist_tag = await dist_tag_of(registry.api, namespace)
         builds = await _builds_of(registry.api, repo)
@@ -269,6 +279,7 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
                 "tag": nvr.version_release, "record": record_digest,
                 "base": record["base"], "source": record["source"],
                 "verified": verify, "reused": False, "duration_seconds": round(duration, 3),
+                "packages_digest": packages_digest(record["packages"]),
                 "candidate": candidate}
     finally:
         await asyncio.to_thread(remove_work, top, background=clean_in_background)
@@ -287,7 +298,14 @@ def _reused(registry: Registry, repo: str, existing: Reusable, *, verified: bool
             "tag": build["tag"], "record": existing.record_digest,
             "base": record.get("base"), "source": record.get("source"),
             "verified": verified, "reused": True, "duration_seconds": round(duration, 3),
+            "packages_digest": packages_digest(record.get("packages") or []),
             "candidate": build}
+
+
+def packages_digest(packages: list[dict[str, str]]) -> str:
+    """One digest for a build's OS package list (name, version...): two builds with the same
+    packages have the same one."""
+    return sha256(json.dumps(packages, sort_keys=True, separators=(",", ":")).encode())
 
 
 def _difference(first: LocalBuild, second: LocalBuild) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import warnings
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ import click
 
 from strata.build.base import import_base
 from strata.build.builder import BuildOptions
+from strata.build.context import is_git_url
 from strata.build.errors import BuildError
 from strata.build.jail import JailLimits
 from strata.build.publish import Registry, SourceSpec, run_build
@@ -117,7 +119,7 @@ def _build_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@click.command("build")
+@click.command("build", hidden=True)
 @server_options
 @click.argument("source")
 @click.option("-f", "--file", "containerfile", default=None,
@@ -145,15 +147,27 @@ def _build_text(data: dict[str, Any]) -> str:
 @click.option("--work-dir", type=click.Path(path_type=Path), default=None,
               help="Where temporary build directories go (default $TMPDIR).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def build(url: str, user: str | None, password: str | None, as_json: bool, source: str,
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="<ns>/<name>: follow the server's build until it ends.")
+@click.option("--reason", default=None, help="<ns>/<name>: why (recorded on the job).")
+def build_source(url: str, user: str | None, password: str | None, as_json: bool, source: str,
           containerfile: str | None, namespace: str | None, source_commit: str | None,
           ref: str | None, build_args: tuple[str, ...], target: str | None, network: str,
           verify: bool, rebuild: bool, compression: str, source_date_epoch: int | None,
-          cache_dir: Path | None, work_dir: Path | None, quiet: bool) -> None:
-    """Build SOURCE (a directory or a git URL) and push it as a release candidate.
+          cache_dir: Path | None, work_dir: Path | None, quiet: bool, wait: bool,
+          reason: str | None) -> None:
+    """Build SOURCE (a directory or a git URL) and push it as a release candidate; or, for
+    a repository name <ns>/<name>, ask the server to build the image from its registered
+    source at its branch head (a build job: strata build list|show|logs ID).
 
     Exit codes: 0 built (or reused), 1 the build failed, 2 usage error or the label
     policy / LABEL release= refused, 3 a RUN step failed."""
+    if _is_repository(source):
+        from strata.cli.build_jobs import server_build
+
+        server_build(url, user, password, as_json, source, rebuild=rebuild, wait=wait,
+                     reason=reason, quiet=quiet)
+        return
     opts = BuildOptions(
         cache_dir=cache_dir or default_cache(), containerfile=containerfile,
         namespace=namespace, build_args=_pairs(build_args, "--build-arg", from_env=True),
@@ -168,6 +182,41 @@ def build(url: str, user: str | None, password: str | None, as_json: bool, sourc
         output=output, clean_in_background=True),
         quiet or as_json)
     emit(data, as_json, _build_text)
+
+
+_REPOSITORY = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+                         r"/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+
+
+def _is_repository(source: str) -> bool:
+    """``<ns>/<name>`` that is neither a directory here nor a git URL."""
+    return (bool(_REPOSITORY.fullmatch(source)) and not Path(source).exists()
+            and not is_git_url(source))
+
+
+class _BuildGroup(click.Group):
+    """``strata build list|show|logs``; anything else is ``strata build SOURCE``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or args[0] not in ("list", "show", "logs"):
+            args = ["source", *args]
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        return ("" if name == "source" else name), command, rest  # "strata build SOURCE"
+
+
+def _build_group() -> click.Group:
+    from strata.cli.build_jobs import build_list, build_logs, build_show
+
+    group = _BuildGroup("build", help=build_source.help, add_help_option=False)
+    group.add_command(build_source, "source")
+    group.add_command(build_list)
+    group.add_command(build_show)
+    group.add_command(build_logs)
+    return group
 
 
 @click.group()
@@ -212,5 +261,7 @@ def _base_text(data: dict[str, Any]) -> str:
             f"'strata release oob {data['repository']}@{data['digest']} --advisory ID "
             f"--reason TEXT'")
 
+
+build = _build_group()
 
 COMMANDS = [build, base]

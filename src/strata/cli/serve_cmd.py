@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from strata.cli.common import blob_store_option, data_option, database_option
-from strata.config import Listen, ServerSettings
+from strata.config import DEFAULT_SOURCE_ALLOW, Listen, ServerSettings
 from strata.registry.limits import Limits
 from strata.server.runner import serve as run_server
 from strata.server.urls import PublicUrl
@@ -63,6 +63,11 @@ from strata.server.urls import PublicUrl
 @click.option("--webhook-allow-private", is_flag=True, default=False,
               help="Let webhooks be delivered to loopback, link-local and private addresses "
                    "(refused by default: the server's own network is no webhook's business).")
+@click.option("--source-allow", "source_allow", multiple=True, metavar="PREFIX",
+              help="Git URL prefix the server may clone image sources from (repeatable; "
+                   "default https:// only). Sources outside are refused at submit time.")
+@click.option("--build-concurrency", type=click.IntRange(0, 64), default=1, show_default=True,
+              help="Build jobs this server runs at once (0: none; strata worker runs them).")
 def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           blob_store: str | None, gc_interval: float, gc_grace: float, upload_ttl: float,
           upload_idle: float, max_upload_sessions: int,
@@ -70,7 +75,8 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           body_timeout: float, idle_timeout: float,
           access_log: bool, auth: bool,
           tls_cert: Path | None, tls_key: Path | None, public_url: str | None,
-          webhook_allow_private: bool) -> None:
+          webhook_allow_private: bool, source_allow: tuple[str, ...],
+          build_concurrency: int) -> None:
     """Serve the registry (OCI Distribution v1.1 at /v2/)."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -94,7 +100,8 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
         idle_timeout=idle_timeout, access_log=access_log, auth=auth,
         tls_cert=tls_cert and tls_cert.resolve(),
         tls_key=tls_key and tls_key.resolve(), public_url=public_url,
-        webhook_allow_private=webhook_allow_private))
+        webhook_allow_private=webhook_allow_private,
+        source_allow=source_allow or DEFAULT_SOURCE_ALLOW, build_concurrency=build_concurrency))
 
 
 def _blob_store(url: str | None) -> str | None:

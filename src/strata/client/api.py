@@ -36,11 +36,14 @@ def _split_tag(reference: str) -> tuple[str, str]:
 
 class ApiClient:
     def __init__(self, base_url: str, session: aiohttp.ClientSession, *,
-                 user: str | None = None, password: str | None = None) -> None:
+                 user: str | None = None, password: str | None = None,
+                 token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
         self.headers: dict[str, str] = {}
-        if user:
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        elif user:
             self.headers["Authorization"] = aiohttp.encode_basic_auth(user, password or "")
 
     async def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
@@ -170,3 +173,23 @@ class ApiClient:
 
     async def deliveries(self) -> Any:
         return await self._call("GET", "/api/v1/webhooks/deliveries")
+
+    # -- builds from the registered source (/api/v1/builds) --------------------------------
+    async def start_build(self, repository: str, *, rebuild: bool = False,
+                          reason: str | None = None) -> Any:
+        return await self._call("POST", "/api/v1/builds", body={
+            "repository": repository, "rebuild": rebuild, "reason": reason})
+
+    async def builds(self, *, repository: str | None = None, namespace: str | None = None,
+                     state: str | None = None, limit: int | None = None) -> Any:
+        params = {k: v for k, v in (("repository", repository), ("namespace", namespace),
+                                    ("state", state),
+                                    ("limit", None if limit is None else str(limit))) if v}
+        return await self._call("GET", "/api/v1/builds", params=params)
+
+    async def build(self, job_id: int) -> Any:
+        return await self._call("GET", f"/api/v1/builds/{int(job_id)}")
+
+    async def build_log(self, job_id: int, offset: int = 0) -> Any:
+        return await self._call("GET", f"/api/v1/builds/{int(job_id)}/log",
+                                params={"offset": str(offset)})

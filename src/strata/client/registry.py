@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -64,11 +64,14 @@ def _parse_challenge(text: str) -> dict[str, str]:
 
 class RegistryClient:
     def __init__(self, base_url: str, session: aiohttp.ClientSession, *,
-                 auth: aiohttp.BasicAuth | None = None) -> None:
+                 auth: aiohttp.BasicAuth | None = None,
+                 tokens: Mapping[str, str] | None = None) -> None:
+        """*tokens*: bearer tokens to use from the start, by repository (a server's build
+        job acting for its requester)."""
         self.base_url = base_url.rstrip("/")
         self.session = session
         self.auth = auth
-        self._tokens: dict[str, str] = {}
+        self._tokens: dict[str, str] = dict(tokens or {})
 
     def _url(self, path: str) -> str:
         return urljoin(self.base_url + "/", path.lstrip("/"))

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from strata.meta.database import Batch, Database
 from strata.meta.schema_build import build_jobs
+from strata.meta.schema_release import images
 
 __all__ = ["JOB_KINDS", "JOB_STATES", "BuildJob", "BuildResult", "BuildStore", "JobFilter",
            "insert_job"]
@@ -262,9 +263,11 @@ class BuildStore:
         done: bool = self.db.write_sync(self._finish(job_id, state, result, error, worker_id))
         return done
 
-    def _requeue(self, stale_before: float | None) -> Any:
+    def _requeue(self, stale_before: float | None, worker: str | None) -> Any:
         def job(conn: sa.Connection, batch: Batch) -> list[int]:
             cond = [build_jobs.c.state == "running"]
+            if worker is not None:
+                cond.append(build_jobs.c.worker == worker)
             if stale_before is not None:
                 cond.append(sa.or_(build_jobs.c.heartbeat_at.is_(None),
                                    build_jobs.c.heartbeat_at < stale_before))
@@ -287,15 +290,18 @@ class BuildStore:
             return again
         return job
 
-    async def requeue_interrupted(self, *, stale_before: float | None = None) -> list[int]:
+    async def requeue_interrupted(self, *, stale_before: float | None = None,
+                                  worker: str | None = None) -> list[int]:
         """Put jobs left ``running`` back in the queue (their ids); those that used every
         attempt fail instead. *stale_before*: only jobs whose heartbeat is older (a worker
-        that died elsewhere); None: every running job (the embedded runner at start)."""
-        result: list[int] = await self.db.write(self._requeue(stale_before))
+        that died elsewhere); *worker*: only that runner's jobs (a server starting again);
+        neither: every running job."""
+        result: list[int] = await self.db.write(self._requeue(stale_before, worker))
         return result
 
-    def requeue_interrupted_sync(self, *, stale_before: float | None = None) -> list[int]:
-        result: list[int] = self.db.write_sync(self._requeue(stale_before))
+    def requeue_interrupted_sync(self, *, stale_before: float | None = None,
+                                 worker: str | None = None) -> list[int]:
+        result: list[int] = self.db.write_sync(self._requeue(stale_before, worker))
         return result
 
     # -- reading ------------------------------------------------------------------------------
@@ -345,6 +351,14 @@ class BuildStore:
             if base_tag is not None:
                 q = q.where(build_jobs.c.base_tag == base_tag)
             return [_job(r) for r in conn.execute(q.order_by(build_jobs.c.repository))]
+        return await self.db.read(go)
+
+    async def image_source(self, repository: str) -> tuple[str | None, str | None] | None:
+        """The source (URL, branch) registered for an image; None for an unknown image."""
+        def go(conn: sa.Connection) -> tuple[str | None, str | None] | None:
+            row = conn.execute(sa.select(images.c.source_url, images.c.source_branch)
+                               .where(images.c.repository == repository)).first()
+            return None if row is None else (row[0], row[1])
         return await self.db.read(go)
 
     async def counts(self) -> dict[str, int]:

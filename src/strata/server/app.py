@@ -11,6 +11,7 @@ from strata.registry.service import Registry
 from strata.server.api import ReleaseApi, add_release_api
 from strata.server.auth import TokenAuth
 from strata.server.background import periodic, try_lock
+from strata.server.builds import BuildService, add_builds
 from strata.server.errors import add_api_version, error_middleware
 from strata.server.gate import UPLOAD_GATE, UploadGate
 from strata.server.handlers.health import healthz
@@ -27,7 +28,8 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
                client_max_size: int = 1 << 20, metrics: Metrics | None = None,
                access_log: bool = False, release: ReleaseApi | None = None,
                auth: TokenAuth | None = None,
-               public_url: PublicUrl | None = None) -> web.Application:
+               public_url: PublicUrl | None = None,
+               builds: BuildService | None = None) -> web.Application:
     """*public_url*: where clients reach the server, the base of every absolute URL (the token
     realm); None: the address of the socket each request arrived on (never its ``Host``)."""
     app = web.Application(middlewares=[observe, error_middleware],
@@ -52,6 +54,8 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
         auth.install(app)
     if release is not None:
         add_release_api(app, release)
+    if builds is not None:  # /api/v1/builds and the embedded build runner
+        add_builds(app, builds)
     if housekeeping_interval > 0:
         async def expire_uploads() -> None:
             expired = await registry.uploads.expire()

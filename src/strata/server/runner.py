@@ -17,6 +17,7 @@ from aiohttp import web
 
 from strata.auth.secretbox import SecretBox
 from strata.config import ServerSettings
+from strata.meta.build_store import BuildStore
 from strata.meta.database import Database
 from strata.meta.engine import sqlite_url
 from strata.meta.gc_store import SqlGarbageStore
@@ -33,6 +34,7 @@ from strata.server.auth_setup import (
     tls_context,
     webhook_key_path,
 )
+from strata.server.builds import build_service, embedded_worker_id
 from strata.server.metrics import Metrics, prepare_multiprocess_dir
 from strata.server.urls import PublicUrl
 from strata.storage.base import BlobStore
@@ -81,6 +83,19 @@ def prepare(settings: ServerSettings) -> None:
         db.close()
 
 
+def requeue_builds(settings: ServerSettings) -> None:
+    """Build jobs this server was running when it stopped (a crash, kill -9) go back in the
+    queue (or fail once their attempts are used up)."""
+    db = metadata_database(settings)
+    try:
+        again = BuildStore(db).requeue_interrupted_sync(worker=embedded_worker_id(settings))
+    finally:
+        db.close()
+    if again:
+        print(f"strata: build job(s) {', '.join(map(str, again))} were interrupted; queued "
+              "again", file=sys.stderr, flush=True)
+
+
 def public_url(settings: ServerSettings) -> PublicUrl:
     """``--public-url``, or the listen address (``https`` with TLS)."""
     if settings.public_url:
@@ -91,7 +106,8 @@ def public_url(settings: ServerSettings) -> PublicUrl:
 
 # What strata keeps in a data dir (anything else there is left alone by tighten_data_dir).
 DATA_ENTRIES = ("strata.db", "strata.db-wal", "strata.db-shm", "strata.db-journal",
-                "strata.db.writelock", "gc.lock", "uploads", "blobs", "auth", "metrics", "spool")
+                "strata.db.writelock", "gc.lock", "uploads", "blobs", "auth", "metrics", "spool",
+                "work", "builds.lock")
 
 
 def tighten_data_dir(settings: ServerSettings) -> None:
@@ -111,11 +127,12 @@ def run_worker(settings: ServerSettings) -> None:
                                allow_private=settings.webhook_allow_private)
     release = release_api_from_env(db.sa_engine, registry, default_host=url.netloc,
                                    webhook_security=security)
-    app = create_app(registry, release=release,
+    builds = build_service(settings, db, auth := build_auth(settings, db), str(url))
+    app = create_app(registry, release=release, builds=builds,
                      housekeeping_interval=settings.housekeeping_interval,
                      gc_interval=settings.gc_interval, lock_dir=settings.data_dir,
                      metrics=Metrics.create(), access_log=settings.access_log,
-                     auth=build_auth(settings, db), public_url=url)
+                     auth=auth, public_url=url)
 
     async def close(_app: web.Application) -> None:
         await store.close()
@@ -134,6 +151,7 @@ def run_worker(settings: ServerSettings) -> None:
 def serve(settings: ServerSettings) -> None:
     tighten_data_dir(settings)
     prepare(settings)
+    requeue_builds(settings)
     prepare_webhook_key(settings)
     prepare_auth(settings)
     prepare_multiprocess_dir(str(settings.data_dir / "metrics"))

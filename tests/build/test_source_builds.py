@@ -1,0 +1,207 @@
+"""Builds from an image's registered source, on the server (issue 14): ``strata build
+<ns>/<name>`` queues a job that clones the source (``file://`` here, allowed with
+``--source-allow file://``) at its branch head, builds it with the commit time as
+SOURCE_DATE_EPOCH and registers the candidate for the account that asked; ``strata build
+list|show|logs``; who may; sources outside the allow-list; a server killed during a job."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from build_support import (
+    BASE,
+    BASE_VERSION,
+    DIST_TAG,
+    NAMESPACE,
+    Strata,
+    git,
+    labels_block,
+    make_rootfs,
+    sandbox_available,
+    write_context,
+)
+from click.testing import CliRunner
+
+from strata.cli.main import cli
+from support.server import StrataServer
+
+WHEN = {"GIT_AUTHOR_DATE": "2022-03-04T05:06:07Z", "GIT_COMMITTER_DATE":
+        "2022-03-04T05:06:07Z", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-22"}
+
+
+def _server(base: Path) -> StrataServer:
+    return StrataServer(base, "--source-allow", "file://", env={"STRATA_BUILD_POLL": "0.2"})
+
+
+def _setup(server: StrataServer, tmp: Path) -> Strata:
+    sandbox_available()
+    tool = Strata(server, {"STRATA_URL": server.url, "STRATA_USER": server.admin_user,
+                           "STRATA_PASSWORD": server.admin_password,
+                           "STRATA_BUILD_CACHE": str(tmp / "cache")})
+    assert tool("namespace", "add", NAMESPACE, "--dist-tag", DIST_TAG).exit_code == 0
+    data = tool.json("base", "import", str(make_rootfs(tmp)), "--name", BASE, "--version",
+                     BASE_VERSION, "--namespace", NAMESPACE)
+    tool.json("release", "oob", f"{BASE}@{data['digest']}", "--advisory", "SB-1",
+              "--reason", "base of the source-build tests")
+    for name, image in (("alice", f"{NAMESPACE}/hello-src"), ("bob", f"{NAMESPACE}/other")):
+        result = CliRunner().invoke(cli, ["user", "add", name, "--data", str(server.data_dir),
+                                          "--role", "maintainer", "--image", image,
+                                          "--password-stdin"], input=PASSWORDS[name] + "\n")
+        assert result.exit_code == 0, result.output
+    return tool
+
+
+def source_repo(root: Path, name: str, run: str = "echo built > /built.txt") -> Path:
+    repo = write_context(root, f"""
+        FROM {BASE}:{BASE_VERSION}
+        {labels_block(name)}
+        RUN {run}
+    """, {"help.md": "help\n"})
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "one", env=WHEN)
+    git(repo, "checkout", "-q", "-b", DIST_TAG)  # one branch per namespace
+    git(repo, "checkout", "-q", "main")
+    (repo / "help.md").write_text("not on the namespace's branch\n")
+    git(repo, "commit", "-q", "-am", "two", env=WHEN)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StrataServer, Strata, Path]]:
+    base = tmp_path_factory.mktemp("source-builds")
+    with _server(base) as server:
+        tool = _setup(server, base)
+        repo = source_repo(base / "hello", "hello-src")
+        added = tool("image", "add", f"{NAMESPACE}/hello-src", "--maintainer", "alice",
+                     "--source-url", f"file://{repo}", "--source-branch", DIST_TAG)
+        assert added.exit_code == 0, added.output
+        yield server, tool, repo
+
+
+def as_user(tool: Strata, name: str, *args: str) -> Any:
+    return tool(*args, env={"STRATA_USER": name, "STRATA_PASSWORD": PASSWORDS[name]})
+
+
+def test_a_maintainer_builds_from_the_registered_source(
+        env: tuple[StrataServer, Strata, Path]) -> None:
+    server, tool, repo = env
+    result = as_user(tool, "alice", "build", f"{NAMESPACE}/hello-src", "--json")
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.stdout)
+    head = git(repo, "rev-parse", DIST_TAG)
+    assert job["state"] == "succeeded" and job["attempts"] == 1, job
+    assert (job["kind"], job["requested_by"]) == ("build", "alice")
+    assert job["source_url"] == f"file://{repo}" and job["source_branch"] == DIST_TAG
+    assert job["source_commit"] == head  # the branch head, not main's
+    assert (job["base_repository"], job["base_tag"]) == (BASE, BASE_VERSION)
+    assert job["base_digest"].startswith("sha256:") and job["packages_digest"]
+    assert job["result_nvr"] == f"hello-src-1-1.{DIST_TAG}"
+    # Registered as a candidate by alice, built at the commit's time, recorded as the URL.
+    candidates = tool.json("candidate", "list", "--repository", f"{NAMESPACE}/hello-src")
+    found = [c for c in candidates["candidates"] if c["digest"] == job["result_digest"]]
+    assert found and found[0]["created_by"] == "alice", candidates
+    _, config = tool.image(f"{NAMESPACE}/hello-src", job["result_digest"])
+    assert config["created"] == "2022-03-04T05:06:07Z"
+    assert config["config"]["Labels"]["vcs-ref"] == head
+    # list / show / logs
+    listed = tool.json("build", "list", "--repository", f"{NAMESPACE}/hello-src")
+    assert job["id"] in [j["id"] for j in listed["builds"]]
+    shown = tool.json("build", "show", str(job["id"]))
+    assert shown["result_digest"] == job["result_digest"]
+    logs = tool("build", "logs", str(job["id"]))
+    assert logs.exit_code == 0
+    assert "cloning file://" in logs.stdout and "RUN echo built" in logs.stdout
+    assert f"built hello-src-1-1.{DIST_TAG}" in logs.stdout
+    text = tool("build", "show", str(job["id"]))
+    assert "succeeded" in text.stdout and head in text.stdout
+    # Owner-only work area, left empty.
+    work = server.data_dir / "work" / "builds"
+    assert work.stat().st_mode & 0o077 == 0 and list(work.iterdir()) == []
+
+
+def test_a_maintainer_of_another_image_is_refused(
+        env: tuple[StrataServer, Strata, Path]) -> None:
+    server, tool, _ = env
+    before = tool.json("build", "list")["builds"]
+    result = as_user(tool, "bob", "build", f"{NAMESPACE}/hello-src")
+    assert result.exit_code == 1
+    assert f"needs maintainer of {NAMESPACE}/hello-src" in result.output
+    import base64
+    basic = base64.b64encode(f"bob:{PASSWORDS['bob']}".encode()).decode()
+    resp = server.request("POST", "/api/v1/builds", headers={
+        "Authorization": f"Basic {basic}", "Content-Type": "application/json"},
+        body=json.dumps({"repository": f"{NAMESPACE}/hello-src"}).encode())
+    assert resp.status == 403
+    anonymous = server.request("POST", "/api/v1/builds", headers={
+        "Content-Type": "application/json"},
+        body=json.dumps({"repository": f"{NAMESPACE}/hello-src"}).encode())
+    assert anonymous.status == 401
+    assert tool.json("build", "list")["builds"] == before  # nothing queued
+
+
+def test_an_unknown_image_and_one_without_a_source(
+        env: tuple[StrataServer, Strata, Path]) -> None:
+    _, tool, _ = env
+    result = tool("build", f"{NAMESPACE}/nope")
+    assert result.exit_code == 1 and "unknown image" in result.output
+    assert tool("image", "add", f"{NAMESPACE}/nosource").exit_code == 0
+    result = tool("build", f"{NAMESPACE}/nosource")
+    assert result.exit_code == 1 and "has no registered source" in result.output
+
+
+@pytest.mark.parametrize("url", ["https://git.example.com/x.git", "ssh://git@host/x.git",
+                                 "/srv/git/x.git", "file:///srv/../etc/x",
+                                 "ext::sh -c touch% /tmp/pwned"])
+def test_a_source_outside_the_allow_list_is_refused(
+        env: tuple[StrataServer, Strata, Path], url: str) -> None:
+    _, tool, _ = env
+    name = f"{NAMESPACE}/out{abs(hash(url)) % 10000}"
+    assert tool("image", "add", name, "--source-url", url, "--source-branch", "x"
+                ).exit_code == 0
+    result = tool("build", name)
+    assert result.exit_code == 1, result.output
+    assert "denied" in result.output.lower() or "not a plain git URL" in result.output
+    assert tool.json("build", "list", "--repository", name)["builds"] == []
+
+
+def test_logs_are_visible_while_the_build_runs_and_a_killed_server_retries_the_job(
+        tmp_path: Path) -> None:
+    with _server(tmp_path) as server:
+        tool = _setup(server, tmp_path)
+        repo = source_repo(tmp_path / "slow", "slow-src",
+                           run="echo started-slow-step && sleep 4 && echo done > /done.txt")
+        assert tool("image", "add", f"{NAMESPACE}/slow-src", "--source-url",
+                    f"file://{repo}", "--source-branch", DIST_TAG).exit_code == 0
+        queued = tool.json("build", f"{NAMESPACE}/slow-src", "--no-wait")
+        job_id = queued["id"]
+        assert queued["state"] == "queued"
+        deadline = time.monotonic() + 60
+        while True:  # the RUN step's output is in the log while the job runs
+            shown = tool.json("build", "show", str(job_id))
+            logs = tool("build", "logs", str(job_id)).stdout
+            if shown["state"] == "running" and "started-slow-step" in logs:
+                break
+            assert shown["state"] in ("queued", "running"), shown
+            assert time.monotonic() < deadline, logs
+            time.sleep(0.2)
+        server.kill()  # kill -9, in the middle of the RUN step
+        server.start()
+        deadline = time.monotonic() + 90
+        while (job := tool.json("build", "show", str(job_id)))["state"] in ("queued",
+                                                                             "running"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.3)
+        assert job["state"] == "succeeded", job
+        assert job["attempts"] == 2 and job["result_nvr"] == f"slow-src-1-1.{DIST_TAG}"
+        logs = tool("build", "logs", str(job_id)).stdout
+        assert "interrupted (the runner stopped); queued again" in logs
+        assert "attempt 2" in logs
+        assert "queued again" in server.log_text()
