@@ -194,9 +194,6 @@ class _AccountCache:
         self._max = max_entries
         self._entries: OrderedDict[str, Account] = OrderedDict()
 
-    async def stamp(self, name: str) -> Stamp | None:
-        return await self._store.stamp(name)
-
     async def current(self, name: str) -> Account | None:
         """The active account called *name* as it is now, or None."""
         stamp = await self._store.stamp(name)
@@ -363,7 +360,7 @@ class AuthService:
         cached = self._cache.get(username, password)
         if cached is None:
             return None
-        if not self._still_current(cached, await self._accounts.stamp(username)):
+        if not self._still_current(cached, await self.store.stamp(username)):
             self._cache.drop(username, password)
             return None
         return cached

@@ -146,25 +146,25 @@ class Database:
                        params: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
         """The first row of a hot read, on the calling thread (SQLite: its own reader
         connection, autocommit; PostgreSQL: a pooled connection)."""
-        return self._reader.first(query, **(params or {}))
+        return self._reader.first_of(query, params or {})
 
     def fetch_all_sync(self, query: CompiledSql,
                        params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return self._reader.all(query, **(params or {}))
+        return self._reader.all_of(query, params or {})
 
     async def fetch_one(self, query: CompiledSql,
                         params: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
         """The first row of a hot read: inline on SQLite (microseconds, no thread hop), on a
         worker thread on PostgreSQL."""
         if self._inline:
-            return self._reader.first(query, **(params or {}))
-        return await asyncio.to_thread(self._reader.first, query, **(params or {}))
+            return self._reader.first_of(query, params or {})
+        return await asyncio.to_thread(self._reader.first_of, query, params or {})
 
     async def fetch_all(self, query: CompiledSql,
                         params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         if self._inline:
-            return self._reader.all(query, **(params or {}))
-        return await asyncio.to_thread(self._reader.all, query, **(params or {}))
+            return self._reader.all_of(query, params or {})
+        return await asyncio.to_thread(self._reader.all_of, query, params or {})
 
     # -- slow work ----------------------------------------------------------------------------
     async def offload(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

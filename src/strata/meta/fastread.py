@@ -51,6 +51,13 @@ class FastReader:
         return conn
 
     def all(self, query: CompiledSql, **values: Any) -> list[tuple[Any, ...]]:
+        return self.all_of(query, values)
+
+    def first(self, query: CompiledSql, **values: Any) -> tuple[Any, ...] | None:
+        return self.first_of(query, values)
+
+    def all_of(self, query: CompiledSql, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row of ``query`` with the bind parameters ``values``."""
         if self._sqlite_path is not None:
             rows: list[tuple[Any, ...]] = self._sqlite().execute(
                 query.sql, query.params(values)).fetchall()
@@ -66,7 +73,9 @@ class FastReader:
         finally:
             raw.close()
 
-    def first(self, query: CompiledSql, **values: Any) -> tuple[Any, ...] | None:
+    def first_of(self, query: CompiledSql, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of ``query`` with the bind parameters ``values`` (a mapping, passed
+        on as it is: the hot path builds no keyword arguments)."""
         if self._sqlite_path is not None:
             row: tuple[Any, ...] | None = self._sqlite().execute(
                 query.sql, query.params(values)).fetchone()
@@ -81,7 +90,6 @@ class FastReader:
             return None if result is None else tuple(result)
         finally:
             raw.close()
-
 
 def run_in(conn: sa.Connection, query: CompiledSql, **values: Any) -> Any:
     """Execute a compiled statement on the DBAPI connection under ``conn``'s transaction;
