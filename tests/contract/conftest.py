@@ -1,6 +1,6 @@
 """The contract tier: one MetaStore suite, run on SQLite and on a real PostgreSQL.
 
-``SqlMetaStore`` promises one code path for both databases; these fixtures make every test of
+``RegistryStore`` promises one code path for both databases; these fixtures make every test of
 this directory run once per backend (the ``meta`` fixture, parametrized over ``backend``).
 
 - PostgreSQL: one throwaway cluster per session (the ``postgres`` fixture of
@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from strata.meta.database import Database
 from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.gc_store import SqlGarbageStore
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 from support.clock import SettableClock as Clock
 from support.postgres import PostgresCluster
 
@@ -87,10 +87,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def meta(engine: sa.Engine, clock: Clock) -> Iterator[SqlMetaStore]:
-    store = SqlMetaStore(engine, clock=clock, touch_interval=60.0)
-    yield store
-    store.close()  # the SQLite writer thread; PostgreSQL runs jobs on pool threads
+def meta(database: Database) -> RegistryStore:
+    return RegistryStore(database, touch_interval=60.0)
 
 
 @pytest.fixture

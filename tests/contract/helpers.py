@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from strata.meta import schema as rt
 from strata.meta import schema as t
 from strata.meta.records import ManifestRecord, Reference
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 from strata.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
 
 # Python's sorted() of these is byte order; a linguistic collation (en-US) sorts them
@@ -50,14 +50,14 @@ def manifest(repository: str, seed: str, *, layers: list[str] | None = None,
     return record, refs
 
 
-async def add_blob(meta: SqlMetaStore, repository: str, digest: str, size: int = 10,
+async def add_blob(meta: RegistryStore, repository: str, digest: str, size: int = 10,
                    upload_id: str | None = None) -> None:
     """Record a blob as a finished upload would (no bytes: place/persist do nothing)."""
     await meta.finish_upload(upload_id or f"up-{digest[7:19]}-{repository}", repository,
                              digest, size, lambda: None, lambda digests: None)
 
 
-async def push(meta: SqlMetaStore, repository: str, seed: str, tags: list[str],
+async def push(meta: RegistryStore, repository: str, seed: str, tags: list[str],
                layers: int = 1) -> ManifestRecord:
     """Blobs, then a manifest referencing them, tagged ``tags``."""
     digests = [blob_digest(f"{seed}/{i}") for i in range(layers)]

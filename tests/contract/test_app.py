@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from strata.meta.database import Database
 from strata.meta.gc_store import SqlGarbageStore
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 from strata.oci.mediatypes import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
 from strata.registry.service import Registry
 from strata.server.app import create_app
@@ -27,11 +27,13 @@ Client = TestClient[web.Request, web.Application]
 
 @pytest.fixture
 async def client(aiohttp_client: Callable[..., Awaitable[Client]], engine: sa.Engine,
-                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
+                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Client]:
     monkeypatch.setattr(os, "fsync", lambda fd: None)  # durability is the server tier's
-    registry = Registry.build(SqlMetaStore(engine), FilesystemBlobStore(tmp_path / "data"),
-                              garbage=SqlGarbageStore(Database(engine)))
-    return await aiohttp_client(create_app(registry, housekeeping_interval=0))
+    db = Database(engine)  # the real clock, as strata serve
+    registry = Registry.build(RegistryStore(db), FilesystemBlobStore(tmp_path / "data"),
+                              garbage=SqlGarbageStore(db))
+    yield await aiohttp_client(create_app(registry, housekeeping_interval=0))
+    db.close()
 
 
 async def put_blob(client: Client, repo: str, data: bytes, *, chunks: int = 1) -> str:

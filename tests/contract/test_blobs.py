@@ -6,14 +6,14 @@ import pytest
 import sqlalchemy as sa
 
 from strata.meta import schema as t
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 
 from .conftest import Clock
 from .helpers import add_blob, blob_digest, blob_row, count, link_row
 
 
 async def test_finish_upload_places_persists_links_and_ends_the_session(
-        meta: SqlMetaStore, engine: sa.Engine, clock: Clock) -> None:
+        meta: RegistryStore, engine: sa.Engine, clock: Clock) -> None:
     digest = blob_digest("b")
     assert await meta.advance_upload("u1", "lib/x", 0, 7)
     calls: list[object] = []
@@ -26,7 +26,7 @@ async def test_finish_upload_places_persists_links_and_ends_the_session(
     assert link_row(engine, "lib/x", digest) == (clock.now, clock.now)
 
 
-async def test_a_failing_place_records_nothing(meta: SqlMetaStore, engine: sa.Engine) -> None:
+async def test_a_failing_place_records_nothing(meta: RegistryStore, engine: sa.Engine) -> None:
     assert await meta.advance_upload("u1", "lib/x", 0, 7)
 
     def place() -> None:
@@ -39,7 +39,7 @@ async def test_a_failing_place_records_nothing(meta: SqlMetaStore, engine: sa.En
     assert count(engine, t.repository_blobs) == 0
 
 
-async def test_blob_size_is_per_repository(meta: SqlMetaStore) -> None:
+async def test_blob_size_is_per_repository(meta: RegistryStore) -> None:
     digest = blob_digest("b")
     await add_blob(meta, "lib/x", digest, 123)
     assert await meta.blob_size("lib/x", digest) == 123
@@ -52,7 +52,7 @@ async def test_blob_size_is_per_repository(meta: SqlMetaStore) -> None:
 
 
 async def test_asking_touches_the_link_at_most_once_per_interval(
-        meta: SqlMetaStore, engine: sa.Engine, clock: Clock) -> None:
+        meta: RegistryStore, engine: sa.Engine, clock: Clock) -> None:
     digest = blob_digest("b")
     await add_blob(meta, "lib/x", digest)
     created = clock.now
@@ -64,7 +64,7 @@ async def test_asking_touches_the_link_at_most_once_per_interval(
     assert link_row(engine, "lib/x", digest) == (created, clock.now)
 
 
-async def test_mount_links_from_a_source_that_has_the_blob(meta: SqlMetaStore,
+async def test_mount_links_from_a_source_that_has_the_blob(meta: RegistryStore,
                                                             engine: sa.Engine,
                                                             clock: Clock) -> None:
     digest = blob_digest("b")
@@ -82,7 +82,7 @@ async def test_mount_links_from_a_source_that_has_the_blob(meta: SqlMetaStore,
     assert count(engine, t.blobs) == 1
 
 
-async def test_unlink(meta: SqlMetaStore, engine: sa.Engine) -> None:
+async def test_unlink(meta: RegistryStore, engine: sa.Engine) -> None:
     digest = blob_digest("b")
     await add_blob(meta, "lib/x", digest)
     await add_blob(meta, "lib/y", digest)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 
 from .helpers import add_blob, blob_digest
 
@@ -11,12 +11,12 @@ from .helpers import add_blob, blob_digest
 NAMES = ["a_b", "ab", "a/b", "a0", "a.b", "a-b", "b", "a/b/c", "a-b/c", "A", "Z", "z"]
 
 
-async def make(meta: SqlMetaStore, names: list[str]) -> None:
+async def make(meta: RegistryStore, names: list[str]) -> None:
     for name in names:
         await add_blob(meta, name, blob_digest(name))
 
 
-async def test_unknown_until_something_is_stored(meta: SqlMetaStore) -> None:
+async def test_unknown_until_something_is_stored(meta: RegistryStore) -> None:
     assert not await meta.repository_exists("lib/x")
     assert await meta.list_repositories(None, None) == []
     await add_blob(meta, "lib/x", blob_digest("1"))
@@ -26,12 +26,12 @@ async def test_unknown_until_something_is_stored(meta: SqlMetaStore) -> None:
     assert await meta.list_repositories(None, None) == ["lib/x"]
 
 
-async def test_catalog_is_in_byte_order(meta: SqlMetaStore) -> None:
+async def test_catalog_is_in_byte_order(meta: RegistryStore) -> None:
     await make(meta, NAMES)
     assert await meta.list_repositories(None, None) == sorted(NAMES)
 
 
-async def test_catalog_pages_with_n_and_last(meta: SqlMetaStore) -> None:
+async def test_catalog_pages_with_n_and_last(meta: RegistryStore) -> None:
     await make(meta, NAMES)
     expected = sorted(NAMES)
     for n in (1, 2, 5, len(NAMES)):

@@ -13,7 +13,7 @@ import itertools
 import sqlalchemy as sa
 
 from strata.meta import schema as t
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 
 from .helpers import (
     Gate,
@@ -29,7 +29,7 @@ from .helpers import (
 N = 8
 
 
-async def test_same_tag_from_many_pushes_last_writer_wins(meta: SqlMetaStore,
+async def test_same_tag_from_many_pushes_last_writer_wins(meta: RegistryStore,
                                                           engine: sa.Engine) -> None:
     records = [manifest("lib/new", f"m{i}")[0] for i in range(N)]
     await asyncio.gather(*(meta.put_manifest(r, [], ["latest"]) for r in records))
@@ -45,7 +45,7 @@ async def test_same_tag_from_many_pushes_last_writer_wins(meta: SqlMetaStore,
     assert await meta.list_repositories(None, None) == ["lib/new"]
 
 
-async def test_same_manifest_from_many_pushes(meta: SqlMetaStore, engine: sa.Engine) -> None:
+async def test_same_manifest_from_many_pushes(meta: RegistryStore, engine: sa.Engine) -> None:
     layers = [blob_digest(str(i)) for i in range(3)]
     for d in layers:
         await add_blob(meta, "lib/x", d)
@@ -59,7 +59,7 @@ async def test_same_manifest_from_many_pushes(meta: SqlMetaStore, engine: sa.Eng
     assert tag_events(engine, "lib/x", "latest") == [("latest", None, record.digest)]
 
 
-async def test_same_blob_finished_into_many_repositories(meta: SqlMetaStore,
+async def test_same_blob_finished_into_many_repositories(meta: RegistryStore,
                                                          engine: sa.Engine) -> None:
     digest = blob_digest("shared")
     repos = [f"lib/r{i % 4}" for i in range(N)]  # new repositories, each twice
@@ -72,7 +72,7 @@ async def test_same_blob_finished_into_many_repositories(meta: SqlMetaStore,
         assert await meta.blob_size(repo, digest) == 42
 
 
-async def test_mounts_and_pushes_into_one_new_repository(meta: SqlMetaStore,
+async def test_mounts_and_pushes_into_one_new_repository(meta: RegistryStore,
                                                          engine: sa.Engine) -> None:
     digests = [blob_digest(str(i)) for i in range(N)]
     for d in digests:
@@ -85,7 +85,7 @@ async def test_mounts_and_pushes_into_one_new_repository(meta: SqlMetaStore,
     assert await meta.list_repositories(None, None) == ["lib/dst", "lib/src"]
 
 
-async def test_many_repositories_at_once(meta: SqlMetaStore) -> None:
+async def test_many_repositories_at_once(meta: RegistryStore) -> None:
     names = [f"ns{i % 3}/img{i}" for i in range(3 * N)]
     records = [manifest(name, name)[0] for name in names]
     await asyncio.gather(*(meta.put_manifest(r, [], ["v1"]) for r in records))
@@ -94,7 +94,7 @@ async def test_many_repositories_at_once(meta: SqlMetaStore) -> None:
         assert await digest_of(meta.resolve_tag(r.repository, "v1")) == r.digest
 
 
-async def test_moves_and_deletes_of_one_tag_keep_one_history(meta: SqlMetaStore,
+async def test_moves_and_deletes_of_one_tag_keep_one_history(meta: RegistryStore,
                                                              engine: sa.Engine) -> None:
     records = [manifest("lib/x", f"m{i}")[0] for i in range(N)]
     for r in records:
@@ -115,7 +115,7 @@ async def test_moves_and_deletes_of_one_tag_keep_one_history(meta: SqlMetaStore,
     assert history[-1][2] == await digest_of(meta.resolve_tag("lib/x", "latest"))
 
 
-async def test_deleting_a_manifest_while_a_push_tags_it(meta: SqlMetaStore) -> None:
+async def test_deleting_a_manifest_while_a_push_tags_it(meta: RegistryStore) -> None:
     """The push is held inside its transaction while the delete runs: the delete waits, then
     takes the new tag with it; never a tag left pointing at a deleted manifest."""
     record, _ = manifest("lib/x", "m")

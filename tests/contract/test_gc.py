@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from strata.meta.gc_store import SqlGarbageStore
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName
 from strata.registry.gc import GarbageCollector
@@ -45,7 +45,7 @@ def blob_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FilesystemBlo
 
 
 @pytest.fixture
-def uploads(meta: SqlMetaStore, blob_store: FilesystemBlobStore, clock: Clock) -> UploadService:
+def uploads(meta: RegistryStore, blob_store: FilesystemBlobStore, clock: Clock) -> UploadService:
     return UploadService(meta, blob_store, Limits(upload_ttl_seconds=1800), clock=clock)
 
 
@@ -67,7 +67,7 @@ async def upload(uploads: UploadService, repo: str, data: bytes) -> str:
     return digest
 
 
-async def image(meta: SqlMetaStore, uploads: UploadService, repo: str, seed: str,
+async def image(meta: RegistryStore, uploads: UploadService, repo: str, seed: str,
                 tags: list[str], *, shared: Sequence[str] = (), subject: str | None = None,
                 children: list[str] | None = None) -> tuple[str, list[str]]:
     """An image whose blobs are uploaded for real; returns (manifest digest, own blobs)."""
@@ -84,7 +84,7 @@ def on_disk(store: FilesystemBlobStore, digest: str) -> bool:
 
 
 async def test_a_collection_removes_garbage_and_keeps_the_rest(
-        meta: SqlMetaStore, uploads: UploadService, blob_store: FilesystemBlobStore,
+        meta: RegistryStore, uploads: UploadService, blob_store: FilesystemBlobStore,
         collector: GarbageCollector, clock: Clock) -> None:
     # -- old things (before the grace period) -----------------------------------------------
     # Rows get the store's clock, files the real one: the collection runs at the real time,
@@ -157,7 +157,7 @@ async def test_a_collection_removes_garbage_and_keeps_the_rest(
 # before the write commits.
 
 async def test_sweep_keeps_an_old_manifest_being_tagged(
-        meta: SqlMetaStore, garbage: SqlGarbageStore, engine: sa.Engine, clock: Clock) -> None:
+        meta: RegistryStore, garbage: SqlGarbageStore, engine: sa.Engine, clock: Clock) -> None:
     layer = blob_digest("l")
     await add_blob(meta, APP, layer)
     record, refs = manifest(APP, "m", layers=[layer])
@@ -173,7 +173,7 @@ async def test_sweep_keeps_an_old_manifest_being_tagged(
 
 
 async def test_blob_sweep_keeps_a_blob_being_uploaded_again(
-        meta: SqlMetaStore, garbage: SqlGarbageStore, engine: sa.Engine, clock: Clock) -> None:
+        meta: RegistryStore, garbage: SqlGarbageStore, engine: sa.Engine, clock: Clock) -> None:
     digest = blob_digest("b")
     await add_blob(meta, APP, digest)
     assert await meta.unlink_blob(APP, digest)  # an old blob nobody links any more
@@ -188,7 +188,7 @@ async def test_blob_sweep_keeps_a_blob_being_uploaded_again(
 
 
 async def test_blob_sweep_keeps_a_blob_being_mounted(
-        meta: SqlMetaStore, garbage: SqlGarbageStore, engine: sa.Engine, clock: Clock) -> None:
+        meta: RegistryStore, garbage: SqlGarbageStore, engine: sa.Engine, clock: Clock) -> None:
     digest = blob_digest("b")
     await add_blob(meta, APP, digest)
     clock.advance(GRACE + 10)  # the link into APP is old and unused: it goes, then the blob
@@ -218,7 +218,7 @@ async def test_blob_sweep_keeps_a_blob_being_mounted(
 
 
 async def test_orphan_sweep_keeps_bytes_being_recorded(
-        meta: SqlMetaStore, garbage: SqlGarbageStore, engine: sa.Engine, clock: Clock) -> None:
+        meta: RegistryStore, garbage: SqlGarbageStore, engine: sa.Engine, clock: Clock) -> None:
     digest = blob_digest("new")
     removed: list[str] = []
     gate = Gate()

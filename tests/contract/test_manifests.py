@@ -9,14 +9,14 @@ import sqlalchemy as sa
 from strata.errors import Code, RegistryError
 from strata.meta import schema as rt
 from strata.meta import schema as t
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 from strata.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
 
 from .conftest import Clock
 from .helpers import add_blob, blob_digest, count, digest_of, link_row, manifest, push, tag_events
 
 
-async def test_round_trip_keeps_every_field(meta: SqlMetaStore, clock: Clock) -> None:
+async def test_round_trip_keeps_every_field(meta: RegistryStore, clock: Clock) -> None:
     layer = blob_digest("l")
     await add_blob(meta, "lib/x", layer)
     record, refs = manifest("lib/x", "m", layers=[layer], artifact_type="application/x.test",
@@ -35,7 +35,7 @@ async def test_round_trip_keeps_every_field(meta: SqlMetaStore, clock: Clock) ->
     assert await meta.get_manifest("lib/y", record.digest) is None
 
 
-async def test_binary_content_is_stored_exactly(meta: SqlMetaStore) -> None:
+async def test_binary_content_is_stored_exactly(meta: RegistryStore) -> None:
     record, _ = manifest("lib/x", "m")
     raw = bytes(range(256)) * 3  # NUL bytes, invalid UTF-8: stored as bytes, not text
     record = record.__class__(**{**{f: getattr(record, f) for f in (
@@ -47,7 +47,7 @@ async def test_binary_content_is_stored_exactly(meta: SqlMetaStore) -> None:
     assert got.annotations == {}
 
 
-async def test_missing_blob_is_refused_and_nothing_is_written(meta: SqlMetaStore,
+async def test_missing_blob_is_refused_and_nothing_is_written(meta: RegistryStore,
                                                                engine: sa.Engine) -> None:
     present, missing = blob_digest("present"), blob_digest("missing")
     await add_blob(meta, "lib/x", present)
@@ -68,7 +68,7 @@ async def test_missing_blob_is_refused_and_nothing_is_written(meta: SqlMetaStore
     assert not await meta.repository_exists("lib/new")
 
 
-async def test_missing_child_manifest_is_refused(meta: SqlMetaStore) -> None:
+async def test_missing_child_manifest_is_refused(meta: RegistryStore) -> None:
     child = await push(meta, "lib/x", "child", [])
     absent = manifest("lib/x", "absent")[0].digest
     index, refs = manifest("lib/x", "index", children=[child.digest, absent])
@@ -83,7 +83,7 @@ async def test_missing_child_manifest_is_refused(meta: SqlMetaStore) -> None:
     assert got is not None and got.media_type == OCI_INDEX and got.digest == ok.digest
 
 
-async def test_references_mark_links_used(meta: SqlMetaStore, engine: sa.Engine,
+async def test_references_mark_links_used(meta: RegistryStore, engine: sa.Engine,
                                           clock: Clock) -> None:
     layer = blob_digest("l")
     await add_blob(meta, "lib/x", layer)
@@ -96,7 +96,7 @@ async def test_references_mark_links_used(meta: SqlMetaStore, engine: sa.Engine,
 
 
 async def test_put_is_idempotent_and_references_are_stored_once(
-        meta: SqlMetaStore, engine: sa.Engine) -> None:
+        meta: RegistryStore, engine: sa.Engine) -> None:
     layer = blob_digest("l")
     await add_blob(meta, "lib/x", layer)
     record, refs = manifest("lib/x", "m", layers=[layer, layer])  # listed twice
@@ -107,7 +107,7 @@ async def test_put_is_idempotent_and_references_are_stored_once(
     assert await meta.list_tags("lib/x", None, None) == ["a", "b"]
 
 
-async def test_delete_manifest_drops_its_tags_with_history(meta: SqlMetaStore,
+async def test_delete_manifest_drops_its_tags_with_history(meta: RegistryStore,
                                                             engine: sa.Engine) -> None:
     one = await push(meta, "lib/x", "one", ["a", "b"])
     two = await push(meta, "lib/x", "two", ["c"])
@@ -133,7 +133,7 @@ def refuse(name: str) -> rt.TagCheck:
     return check
 
 
-async def test_a_vetoed_tag_rolls_the_whole_write_back(meta: SqlMetaStore,
+async def test_a_vetoed_tag_rolls_the_whole_write_back(meta: RegistryStore,
                                                         engine: sa.Engine) -> None:
     layer = blob_digest("l")
     await add_blob(meta, "lib/x", layer)
@@ -163,7 +163,7 @@ async def test_a_vetoed_tag_rolls_the_whole_write_back(meta: SqlMetaStore,
     assert len(tag_events(engine, "lib/x")) == 2
 
 
-async def test_check_tag_sees_the_current_digest_and_managed(meta: SqlMetaStore,
+async def test_check_tag_sees_the_current_digest_and_managed(meta: RegistryStore,
                                                               engine: sa.Engine) -> None:
     seen: list[tuple[str, str | None, bool]] = []
 
@@ -184,7 +184,7 @@ async def test_check_tag_sees_the_current_digest_and_managed(meta: SqlMetaStore,
                     ("latest", two.digest, True)]
 
 
-async def test_referrers_in_digest_order_paged_and_filtered(meta: SqlMetaStore,
+async def test_referrers_in_digest_order_paged_and_filtered(meta: RegistryStore,
                                                             clock: Clock) -> None:
     subject = await push(meta, "lib/x", "subject", ["v1"])
     other = await push(meta, "lib/x", "other", [])
@@ -215,7 +215,7 @@ async def test_referrers_in_digest_order_paged_and_filtered(meta: SqlMetaStore,
     assert await meta.referrers("nope", subject.digest) == []
 
 
-async def test_deletes_see_the_manifests_holding_the_content(meta: SqlMetaStore,
+async def test_deletes_see_the_manifests_holding_the_content(meta: RegistryStore,
                                                              engine: sa.Engine) -> None:
     """``check_held(managed, holders)``: the manifest itself and the indexes listing it, or the
     manifests (and their indexes) referencing a blob, each with its build and tags; managed

@@ -6,13 +6,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from strata.meta.database import Database
+from strata.meta.registry_store import RegistryStore
 from strata.meta.scrub_store import SqlScrubStore
-from strata.meta.store import SqlMetaStore
 
 from .helpers import add_blob, push, sha
 
 
-async def test_pages_visit_every_row_once(meta: SqlMetaStore, engine: sa.Engine) -> None:
+async def test_pages_visit_every_row_once(meta: RegistryStore, engine: sa.Engine) -> None:
     digests = sorted(sha(f"blob {i}".encode()) for i in range(7))
     for i, digest in enumerate(digests):
         await add_blob(meta, "a/b" if i % 2 else "A/b", digest, size=i + 1)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 
 from .helpers import TRICKY_TAGS, digest_of, push, tag_events
 
 
-async def test_tags_come_back_in_byte_order(meta: SqlMetaStore) -> None:
+async def test_tags_come_back_in_byte_order(meta: RegistryStore) -> None:
     await push(meta, "lib/x", "m", TRICKY_TAGS)
     assert await meta.list_tags("lib/x", None, None) == sorted(TRICKY_TAGS)
     assert sorted(TRICKY_TAGS) == ["A", "B", "_x", "a", "a-b", "a.b", "a_b"]
 
 
-async def test_tags_page_with_n_and_last(meta: SqlMetaStore) -> None:
+async def test_tags_page_with_n_and_last(meta: RegistryStore) -> None:
     more = [*TRICKY_TAGS, "1.0", "1.0-rc1", "1.0.1", "10", "9", "latest", "Latest", "v1_2"]
     await push(meta, "lib/x", "m", more)
     expected = sorted(more)
@@ -35,14 +35,14 @@ async def test_tags_page_with_n_and_last(meta: SqlMetaStore) -> None:
         assert await meta.list_tags("lib/x", 2, last) == [x for x in expected if x > last][:2]
 
 
-async def test_unknown_repository_has_no_tag_list(meta: SqlMetaStore) -> None:
+async def test_unknown_repository_has_no_tag_list(meta: RegistryStore) -> None:
     assert await meta.list_tags("nope", None, None) is None
     await push(meta, "lib/x", "m", [])
     assert await meta.list_tags("lib/x", None, None) == []
     assert await meta.list_tags("lib/y", None, None) is None
 
 
-async def test_tags_of_other_repositories_stay_apart(meta: SqlMetaStore) -> None:
+async def test_tags_of_other_repositories_stay_apart(meta: RegistryStore) -> None:
     await push(meta, "lib/x", "m", ["a", "b"])
     await push(meta, "lib/xy", "m", ["c"])
     assert await meta.list_tags("lib/x", None, None) == ["a", "b"]
@@ -50,7 +50,7 @@ async def test_tags_of_other_repositories_stay_apart(meta: SqlMetaStore) -> None
     assert await meta.resolve_tag("lib/xy", "a") is None
 
 
-async def test_resolve_moves_and_history(meta: SqlMetaStore, engine: sa.Engine) -> None:
+async def test_resolve_moves_and_history(meta: RegistryStore, engine: sa.Engine) -> None:
     one = await push(meta, "lib/x", "one", ["latest", "1"])
     resolved = await meta.resolve_tag("lib/x", "latest")
     assert resolved is not None
@@ -66,7 +66,7 @@ async def test_resolve_moves_and_history(meta: SqlMetaStore, engine: sa.Engine) 
         ("latest", one.digest, two.digest)]
 
 
-async def test_delete_tag(meta: SqlMetaStore, engine: sa.Engine) -> None:
+async def test_delete_tag(meta: RegistryStore, engine: sa.Engine) -> None:
     one = await push(meta, "lib/x", "one", ["a", "b"])
     assert await meta.delete_tag("lib/x", "a")
     assert not await meta.delete_tag("lib/x", "a")

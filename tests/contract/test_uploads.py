@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from strata.meta.records import UploadRecord
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 
 from .conftest import Clock
 
 
-async def test_a_session_gets_a_row_with_its_first_chunk(meta: SqlMetaStore,
+async def test_a_session_gets_a_row_with_its_first_chunk(meta: RegistryStore,
                                                          clock: Clock) -> None:
     assert await meta.get_upload("u1") is None
     assert not await meta.advance_upload("u1", "lib/x", 5, 10)  # no row, not from 0
@@ -20,7 +20,7 @@ async def test_a_session_gets_a_row_with_its_first_chunk(meta: SqlMetaStore,
     assert await meta.get_upload("u1") == UploadRecord("u1", "lib/x", 10, start, start)
 
 
-async def test_advance_is_a_compare_and_set(meta: SqlMetaStore, clock: Clock) -> None:
+async def test_advance_is_a_compare_and_set(meta: RegistryStore, clock: Clock) -> None:
     start = clock.now
     assert await meta.advance_upload("u1", "lib/x", 0, 10)
     clock.advance(3)
@@ -31,7 +31,7 @@ async def test_advance_is_a_compare_and_set(meta: SqlMetaStore, clock: Clock) ->
     assert await meta.get_upload("u1") == UploadRecord("u1", "lib/x", 2**40, start, clock.now)
 
 
-async def test_racing_first_chunks_one_wins(meta: SqlMetaStore) -> None:
+async def test_racing_first_chunks_one_wins(meta: RegistryStore) -> None:
     results = await asyncio.gather(*(meta.advance_upload("u1", "lib/x", 0, n)
                                      for n in range(1, 9)))
     assert sorted(results) == [False] * 7 + [True]
@@ -39,14 +39,14 @@ async def test_racing_first_chunks_one_wins(meta: SqlMetaStore) -> None:
     assert rec is not None and rec.size == 1 + results.index(True)
 
 
-async def test_racing_chunks_from_one_offset_one_wins(meta: SqlMetaStore) -> None:
+async def test_racing_chunks_from_one_offset_one_wins(meta: RegistryStore) -> None:
     assert await meta.advance_upload("u1", "lib/x", 0, 10)
     results = await asyncio.gather(*(meta.advance_upload("u1", "lib/x", 10, 10 + n)
                                      for n in range(1, 9)))
     assert sorted(results) == [False] * 7 + [True]
 
 
-async def test_stale_uploads(meta: SqlMetaStore, clock: Clock) -> None:
+async def test_stale_uploads(meta: RegistryStore, clock: Clock) -> None:
     t0 = clock.now
     assert await meta.advance_upload("old", "lib/x", 0, 1)
     clock.advance(100)
@@ -59,7 +59,7 @@ async def test_stale_uploads(meta: SqlMetaStore, clock: Clock) -> None:
     assert [r.id for r in await meta.stale_uploads(t0 + 150)] == ["new"]
 
 
-async def test_delete_upload(meta: SqlMetaStore) -> None:
+async def test_delete_upload(meta: RegistryStore) -> None:
     assert not await meta.delete_upload("u1")
     assert await meta.advance_upload("u1", "lib/x", 0, 1)
     assert await meta.delete_upload("u1")
@@ -67,7 +67,7 @@ async def test_delete_upload(meta: SqlMetaStore) -> None:
     assert await meta.get_upload("u1") is None
 
 
-async def test_open_upload_counts_the_accounts_open_sessions(meta: SqlMetaStore,
+async def test_open_upload_counts_the_accounts_open_sessions(meta: RegistryStore,
                                                              clock: Clock) -> None:
     now = clock.now
 

@@ -28,14 +28,16 @@ import sqlalchemy as sa
 
 from strata.meta.engine import create_engine, migrate
 from strata.meta.errors import Conflict
-from strata.meta.fastread import CompiledSql, FastReader, prepared
+from strata.meta.fastread import CompiledSql, FastReader, prepared, run, run_many
 from strata.meta.groupcommit import Batch, GroupWriter, Job
 
 T = TypeVar("T")
 P = ParamSpec("P")
 Read = Callable[[sa.Connection], T]
 
-__all__ = ["Batch", "CompiledSql", "Conflict", "Database", "Job"]
+# ``run(conn, build, **values)`` / ``run_many``: inside a write job, run a statement built by a
+# module-level ``build()`` (compiled once per dialect) on the job's connection.
+__all__ = ["Batch", "CompiledSql", "Conflict", "Database", "Job", "run", "run_many"]
 
 
 class Database:

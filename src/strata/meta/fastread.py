@@ -28,8 +28,15 @@ class CompiledSql:
         compiled = stmt.compile(dialect=dialect)
         self.sql = str(compiled)
         self._order: Sequence[str] | None = getattr(compiled, "positiontup", None)
+        # Parameters the statement carries a value for (SQLite renders ``LIMIT ? OFFSET ?``
+        # with an offset of 0): given unless the caller names them.
+        binds = compiled.binds  # type: ignore[attr-defined]
+        self._defaults = {name: bind.value for name, bind in binds.items()
+                          if not bind.required and name in compiled.params}
 
     def params(self, values: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+        if self._defaults:
+            values = {**self._defaults, **values}
         if self._order is not None:
             return tuple(values[name] for name in self._order)
         return values
@@ -97,8 +104,19 @@ def run_in(conn: sa.Connection, query: CompiledSql, **values: Any) -> Any:
     raw = conn.connection.driver_connection
     assert raw is not None
     cur = raw.cursor()
-    cur.execute(query.sql, query.params(values))
+    params = query.params(values)
+    if conn.dispatch.before_cursor_execute:
+        _announce(conn, cur, query.sql, params, False)
+    cur.execute(query.sql, params)
     return cur
+
+
+def _announce(conn: sa.Connection, cursor: Any, sql: str, params: Any, many: bool) -> None:
+    """Tell the engine's ``before_cursor_execute`` listeners (instrumentation, tests that stop
+    a transaction at a statement) about a statement run on the driver; they see it as they
+    would through SQLAlchemy, but cannot rewrite it."""
+    for listener in conn.dispatch.before_cursor_execute:
+        listener(conn, cursor, sql, params, None, many)
 
 
 # Statements built by module-level functions, compiled once per dialect on first use. The memo
@@ -129,4 +147,7 @@ def run_many(conn: sa.Connection, build: Callable[[], sa.ClauseElement],
     raw = conn.connection.driver_connection
     assert raw is not None
     cur = raw.cursor()
-    cur.executemany(sql.sql, [sql.params(row) for row in rows])
+    params = [sql.params(row) for row in rows]
+    if conn.dispatch.before_cursor_execute:
+        _announce(conn, cur, sql.sql, params, True)
+    cur.executemany(sql.sql, params)

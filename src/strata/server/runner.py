@@ -21,7 +21,7 @@ from strata.meta.build_store import BuildStore
 from strata.meta.database import Database
 from strata.meta.engine import sqlite_url
 from strata.meta.gc_store import SqlGarbageStore
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 from strata.registry.service import Registry
 from strata.release.policy import ReleaseTagPolicy
 from strata.release.webhooks import WebhookSecurity
@@ -64,7 +64,7 @@ def build_registry(settings: ServerSettings, db: Database,
                    store: BlobStore | None = None) -> Registry:
     # A blob asked for is marked used at most this often; a quarter of the grace period leaves
     # a push that found it plenty of time to reference it before a collection could take it.
-    meta = SqlMetaStore(db.sa_engine, touch_interval=min(300.0, settings.gc_grace / 4))
+    meta = RegistryStore(db, touch_interval=min(300.0, settings.gc_grace / 4))
     store = store or build_store(settings)
     return Registry.build(meta, store, limits=settings.limits,
                           garbage=SqlGarbageStore(db), gc_grace_seconds=settings.gc_grace,
