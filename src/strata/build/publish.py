@@ -10,7 +10,14 @@
 4. build (twice with ``verify``, in fresh work directories, failing unless the digests
    are equal), push the layers, config and manifest (by digest: a candidate);
 5. push the build record as an OCI artifact referring to the image, then register the
-   candidate with ``POST /api/v1/candidates`` (the release engine reads its NVR labels).
+   candidate with ``POST /api/v1/candidates`` (the release engine reads its NVR labels) with
+   what it was built from: source URL and commit, base repository, stream tag and digest, and
+   the OS package list (the rebuild loop's record). ``rebuild`` builds again even if a build
+   of the same inputs exists (and gets a new release); with ``if_changed`` too (the rebuild
+   loop's jobs, ``strata build --if-changed``), if the source commit, base digest and package
+   list are those of the repository's current candidate or release, the server refuses the
+   registration as unchanged and nothing is registered (the result says ``"dropped": true``):
+   such a rebuild gets a new NVR only if something changed.
 """
 
 from __future__ import annotations
@@ -45,12 +52,14 @@ from strata.build.labels import (
     used_numbers,
 )
 from strata.build.record import EMPTY_JSON, record_manifest
-from strata.build.remote import Puller, push_blob_file, push_manifest
+from strata.build.remote import Puller, parse_image_ref, push_blob_file, push_manifest
 from strata.build.reuse import Reusable, build_inputs, find_reusable
 from strata.client.api import ApiClient
 from strata.client.registry import ClientError, RegistryClient, sha256
 from strata.oci import mediatypes as mt
 from strata.release.nvr import NVR
+from strata.release.rebuild import Package
+from strata.release.rebuild import packages_digest as list_digest
 
 __all__ = ["Registry", "SourceSpec", "run_build"]
 
@@ -195,12 +204,13 @@ def _record(source: Source, built: LocalBuild, *, repo: str, nvr: NVR, duration:
 
 
 async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
-                    verify: bool = False, rebuild: bool = False,
+                    verify: bool = False, rebuild: bool = False, if_changed: bool = False,
                     work_parent: Path | None = None, clean_in_background: bool = False,
                     log: Callable[[str], None] = lambda _: None,
                     output: Callable[[bytes], None] = lambda _: None) -> dict[str, Any]:
     """Build, push and register one candidate -- or find the one already built from the
     same inputs (unless *rebuild*); returns what ``--json`` prints."""
+    rebuild = rebuild or if_changed
     started = time.monotonic()
     top = Path(tempfile.mkdtemp(prefix="strata-build.", dir=work_parent))
     try:
@@ -269,8 +279,14 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
                          verified=verify, inputs=inputs)
         record_digest = await push_record(registry.client, repo, built, record)
         try:
-            candidate = await registry.api.add_candidate(f"{repo}@{built.image.digest}")
+            candidate = await registry.api.add_candidate(
+                f"{repo}@{built.image.digest}", inputs=candidate_inputs(record, built),
+                if_changed=if_changed)
         except ClientError as exc:
+            if exc.status == 409 and isinstance(exc.detail, dict) and exc.detail.get("unchanged"):
+                log(str(exc))
+                return _dropped(registry, repo, built, record, exc.detail,
+                                duration=time.monotonic() - started)
             raise BuildError(f"the image was pushed as {repo}@{built.image.digest} but "
                              f"registering it as a candidate failed: {exc}") from exc
         return {"nvr": str(nvr), "digest": built.image.digest, "repository": repo,
@@ -279,10 +295,38 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
                 "tag": nvr.version_release, "record": record_digest,
                 "base": record["base"], "source": record["source"],
                 "verified": verify, "reused": False, "duration_seconds": round(duration, 3),
-                "packages_digest": packages_digest(record["packages"]),
-                "candidate": candidate}
+                "packages_digest": packages_digest(built.packages),
+                "dropped": False, "candidate": candidate}
     finally:
         await asyncio.to_thread(remove_work, top, background=clean_in_background)
+
+
+def candidate_inputs(record: dict[str, Any], built: LocalBuild) -> dict[str, Any]:
+    """What ``POST /api/v1/candidates`` records of a build: source, base, packages."""
+    source = record["source"]
+    inputs: dict[str, Any] = {
+        "source": {"url": source["url"], "commit": source["commit"]},
+        "packages": [{"name": p.get("name", ""), "version": p.get("version", ""),
+                      "arch": p.get("arch", "")} for p in built.packages],
+    }
+    if built.base is not None:
+        ref = parse_image_ref(built.base.reference)
+        inputs["base"] = {"repository": ref.repository,
+                          "tag": None if ref.digest else ref.tag,  # pinned: no stream
+                          "digest": built.base.digest}
+    return inputs
+
+
+def _dropped(registry: Registry, repo: str, built: LocalBuild, record: dict[str, Any],
+             detail: dict[str, Any], *, duration: float) -> dict[str, Any]:
+    """What ``--json`` prints for a rebuild the server found unchanged (nothing registered)."""
+    same = detail.get("same_as") or {}
+    return {"nvr": same.get("nvr"), "digest": same.get("digest"), "repository": repo,
+            "reference": f"{registry.host}/{repo}@{same.get('digest')}",
+            "built_digest": built.image.digest, "base": record["base"],
+            "source": record["source"], "verified": False, "reused": False,
+            "dropped": True, "unchanged": same, "duration_seconds": round(duration, 3),
+            "candidate": None}
 
 
 def _reused(registry: Registry, repo: str, existing: Reusable, *, verified: bool,
@@ -303,9 +347,11 @@ def _reused(registry: Registry, repo: str, existing: Reusable, *, verified: bool
 
 
 def packages_digest(packages: list[dict[str, str]]) -> str:
-    """One digest for a build's OS package list (name, version...): two builds with the same
-    packages have the same one."""
-    return sha256(json.dumps(packages, sort_keys=True, separators=(",", ":")).encode())
+    """One digest for a build's OS package list (name, version, arch): two builds with the
+    same packages have the same one -- the rebuild loop's
+    (:func:`strata.release.rebuild.packages_digest`, recorded with the candidate)."""
+    return list_digest(Package(str(p.get("name", "")), str(p.get("version", "")),
+                               str(p.get("arch", ""))) for p in packages)
 
 
 def _difference(first: LocalBuild, second: LocalBuild) -> str:

@@ -109,6 +109,11 @@ def _progress(quiet: bool) -> tuple[Callable[[str], None], Callable[[bytes], Non
 
 
 def _build_text(data: dict[str, Any]) -> str:
+    if data.get("dropped"):
+        same = data.get("unchanged") or {}
+        return (f"dropped: unchanged rebuild of {data['repository']} (same source commit, "
+                f"base and packages as its current {same.get('status')} {same.get('nvr')} "
+                f"{same.get('digest')}); nothing registered")
     lines = [f"{data['nvr']} {data['digest']}", data["reference"]]
     if data.get("reused"):
         commit = (data.get("source") or {}).get("commit") or "?"
@@ -136,6 +141,10 @@ def _build_text(data: dict[str, Any]) -> str:
               "the digests are identical (and listing what differs).")
 @click.option("--rebuild", is_flag=True, help="Build a new release even if a build of the "
               "same commit, base and Containerfile exists (default: return that one).")
+@click.option("--if-changed", is_flag=True, help="Rebuild (as --rebuild), but register it "
+              "only if the source commit, base digest or package list differs from the "
+              "current candidate's or release's; else it is dropped as unchanged (what the "
+              "rebuild loop's jobs do).")
 @click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip",
               show_default=True)
 @click.option("--source-date-epoch", type=int, envvar="SOURCE_DATE_EPOCH", default=None,
@@ -153,20 +162,20 @@ def _build_text(data: dict[str, Any]) -> str:
 def build_source(url: str, user: str | None, password: str | None, as_json: bool, source: str,
           containerfile: str | None, namespace: str | None, source_commit: str | None,
           ref: str | None, build_args: tuple[str, ...], target: str | None, network: str,
-          verify: bool, rebuild: bool, compression: str, source_date_epoch: int | None,
-          cache_dir: Path | None, work_dir: Path | None, quiet: bool, wait: bool,
-          reason: str | None) -> None:
+          verify: bool, rebuild: bool, if_changed: bool, compression: str,
+          source_date_epoch: int | None, cache_dir: Path | None, work_dir: Path | None,
+          quiet: bool, wait: bool, reason: str | None) -> None:
     """Build SOURCE (a directory or a git URL) and push it as a release candidate; or, for
     a repository name <ns>/<name>, ask the server to build the image from its registered
     source at its branch head (a build job: strata build list|show|logs ID).
 
-    Exit codes: 0 built (or reused), 1 the build failed, 2 usage error or the label
-    policy / LABEL release= refused, 3 a RUN step failed."""
+    Exit codes: 0 built (or reused, or dropped as unchanged), 1 the build failed, 2 usage
+    error or the label policy / LABEL release= refused, 3 a RUN step failed."""
     if _is_repository(source):
         from strata.cli.build_jobs import server_build
 
-        server_build(url, user, password, as_json, source, rebuild=rebuild, wait=wait,
-                     reason=reason, quiet=quiet)
+        server_build(url, user, password, as_json, source, rebuild=rebuild or if_changed,
+                     wait=wait, reason=reason, quiet=quiet)
         return
     opts = BuildOptions(
         cache_dir=cache_dir or default_cache(), containerfile=containerfile,
@@ -178,7 +187,8 @@ def build_source(url: str, user: str | None, password: str | None, as_json: bool
                       source_date_epoch=source_date_epoch)
     log, output = _progress(quiet or as_json)
     data = _run(url, user, password, lambda registry: run_build(
-        registry, spec, opts, verify=verify, rebuild=rebuild, work_parent=work_dir, log=log,
+        registry, spec, opts, verify=verify, rebuild=rebuild, if_changed=if_changed,
+        work_parent=work_dir, log=log,
         output=output, clean_in_background=True),
         quiet or as_json)
     emit(data, as_json, _build_text)

@@ -54,14 +54,51 @@ def namespace() -> None:
 @click.option("--anchor", default=None, help="First scheduled date (YYYY-MM-DD; default: "
               "one interval from today).")
 @click.option("--base-image", default=None, help="The base image reference, if any.")
+@click.option("--rebuild-days-before", type=click.IntRange(0, 365), default=None,
+              help="Rebuild every active image N days before each scheduled release.")
 def namespace_add(url: str, user: str | None, password: str | None, as_json: bool, name: str,
                   dist_tag: str, interval_days: int, anchor: str | None,
-                  base_image: str | None) -> None:
+                  base_image: str | None, rebuild_days_before: int | None) -> None:
     """Add namespace NAME."""
     data = run_api(url, user, password, lambda c: c.add_namespace(
-        name, dist_tag, interval_days=interval_days, anchor=anchor, base_image=base_image))
-    emit(data, as_json, lambda d: f"namespace {d['name']}: dist tag {d['dist_tag']}, a release "
-         f"every {d['interval_days']} days from {d['anchor']}")
+        name, dist_tag, interval_days=interval_days, anchor=anchor, base_image=base_image,
+        rebuild_days_before=rebuild_days_before))
+    emit(data, as_json, _namespace_text)
+
+
+def _namespace_text(d: dict[str, Any]) -> str:
+    text = (f"namespace {d['name']}: dist tag {d['dist_tag']}, a release every "
+            f"{d['interval_days']} days from {d['anchor']}")
+    if d.get("rebuild_days_before") is not None:
+        text += f"; every active image rebuilt {d['rebuild_days_before']} days before each"
+    return text
+
+
+@namespace.command("set")
+@server_options
+@click.argument("name")
+@click.option("--rebuild-days-before", default=None, metavar="N|none",
+              help="Rebuild every active image N days before each scheduled release "
+              "('none': never).")
+@click.option("--base-image", default=None, metavar="REPOSITORY|none",
+              help="The namespace's base image ('none': unset).")
+def namespace_set(url: str, user: str | None, password: str | None, as_json: bool, name: str,
+                  rebuild_days_before: str | None, base_image: str | None) -> None:
+    """Change settings of namespace NAME."""
+    changes: dict[str, Any] = {}
+    if rebuild_days_before is not None:
+        if rebuild_days_before == "none":
+            changes["rebuild_days_before"] = None
+        elif rebuild_days_before.isdigit() and int(rebuild_days_before) <= 365:
+            changes["rebuild_days_before"] = int(rebuild_days_before)
+        else:
+            raise click.BadParameter("0 to 365, or 'none'", param_hint="--rebuild-days-before")
+    if base_image is not None:
+        changes["base_image"] = None if base_image == "none" else base_image
+    if not changes:
+        raise click.UsageError("nothing to set (--rebuild-days-before, --base-image)")
+    data = run_api(url, user, password, lambda c: c.update_namespace(name, changes))
+    emit(data, as_json, _namespace_text)
 
 
 @namespace.command("list")
@@ -102,13 +139,26 @@ def image_add(url: str, user: str | None, password: str | None, as_json: bool, r
          f"{', '.join(d['maintainers']) or '-'}")
 
 
+def _stale_line(i: dict[str, Any]) -> str:
+    base = i["base"]
+    return (f"{i['repository']}\t{i['nvr']}\tbuilt on {base['repository']}:{base['tag']} "
+            f"{base['built_on_nvr'] or _short(base['built_on'])}, now "
+            f"{base['now_nvr'] or _short(base['now'])}")
+
+
 @image.command("list")
 @server_options
 @click.option("--namespace", default=None)
+@click.option("--stale", is_flag=True, help="Only active images whose base moved since their "
+              "latest build (its stream tag points to another build now).")
 def image_list(url: str, user: str | None, password: str | None, as_json: bool,
-               namespace: str | None) -> None:
+               namespace: str | None, stale: bool) -> None:
     """List images."""
-    data = run_api(url, user, password, lambda c: c.images(namespace))
+    data = run_api(url, user, password, lambda c: c.images(namespace, stale=stale))
+    if stale:
+        emit(data, as_json, lambda d: "\n".join(_stale_line(i) for i in d["images"])
+             or "no stale images")
+        return
     emit(data, as_json, lambda d: "\n".join(f"{i['repository']}\t{i['status']}"
                                             for i in d["images"]))
 
@@ -224,6 +274,11 @@ def _plan_text(data: dict[str, Any]) -> str:
             lines += [f"      {s['tag']:<20} unchanged: {s['reason']}" for s in image["skips"]]
         lines += [f"  waiting (image not active): {b['repository']} {b['nvr']}"
                   for b in plan["waiting"]]
+        rebuilds = plan.get("rebuilds") or []
+        if rebuilds:
+            lines.append("  pending rebuilds (their builds join the release once registered):")
+        lines += [f"    {r['repository']} (job {r['id']}, {r['state']}): {r['reason'] or ''}"
+                  for r in rebuilds]
     return "\n".join(lines) or "no namespaces"
 
 

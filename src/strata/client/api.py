@@ -58,12 +58,14 @@ class ApiClient:
             content = await resp.read()
             if resp.status >= 400:
                 code, message = None, content[:500].decode(errors="replace")
+                detail = None
                 try:
                     err = json.loads(content)["errors"][0]
                     code, message = err.get("code"), err.get("message", "")
-                except (ValueError, KeyError, IndexError, TypeError):
+                    detail = err.get("detail")
+                except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                     pass
-                raise ClientError(resp.status, code, message)
+                raise ClientError(resp.status, code, message, detail=detail)
             return content.decode() if raw else json.loads(content)
 
     # -- namespaces and images -------------------------------------------------------------
@@ -71,18 +73,27 @@ class ApiClient:
         return await self._call("GET", "/api/v1/namespaces")
 
     async def add_namespace(self, name: str, dist_tag: str, *, interval_days: int = 14,
-                            anchor: str | None = None, base_image: str | None = None) -> Any:
+                            anchor: str | None = None, base_image: str | None = None,
+                            rebuild_days_before: int | None = None) -> Any:
         return await self._call("POST", "/api/v1/namespaces", body={
             "name": name, "dist_tag": dist_tag, "interval_days": interval_days,
-            "anchor": anchor, "base_image": base_image})
+            "anchor": anchor, "base_image": base_image,
+            "rebuild_days_before": rebuild_days_before})
+
+    async def update_namespace(self, namespace: str, changes: Mapping[str, Any]) -> Any:
+        """PATCH the namespace: ``base_image`` and/or ``rebuild_days_before`` (None clears)."""
+        return await self._call("PATCH", f"/api/v1/namespaces/{quote(namespace, safe='')}",
+                                body=dict(changes))
 
     async def set_base_image(self, namespace: str, base_image: str | None) -> Any:
         return await self._call("PATCH", f"/api/v1/namespaces/{quote(namespace, safe='')}",
                                 body={"base_image": base_image})
 
-    async def images(self, namespace: str | None = None) -> Any:
-        return await self._call("GET", "/api/v1/images",
-                                params={"namespace": namespace} if namespace else None)
+    async def images(self, namespace: str | None = None, *, stale: bool = False) -> Any:
+        params = {"namespace": namespace} if namespace else {}
+        if stale:
+            params["stale"] = "1"
+        return await self._call("GET", "/api/v1/images", params=params)
 
     async def image(self, repository: str) -> Any:
         return await self._call("GET", _image_path(repository))
@@ -106,9 +117,15 @@ class ApiClient:
         return await self._call("GET", "/api/v1/candidates", params=params)
 
     async def add_candidate(self, reference: str, *, advisories: Sequence[str] = (),
-                            reason: str | None = None) -> Any:
+                            reason: str | None = None,
+                            inputs: Mapping[str, Any] | None = None,
+                            if_changed: bool = False) -> Any:
+        """Register a build; ``inputs``: ``source``, ``base`` and ``packages`` (what it was
+        built from); ``if_changed``: refused (409, ``detail.unchanged``) if it repeats the
+        current candidate or release."""
         return await self._call("POST", "/api/v1/candidates", body={
-            "reference": reference, "advisories": list(advisories), "reason": reason})
+            "reference": reference, "advisories": list(advisories), "reason": reason,
+            **(inputs or {}), "if_changed": if_changed})
 
     async def withdraw_candidate(self, reference: str, *, reason: str) -> Any:
         return await self._call("POST", "/api/v1/candidates/withdraw", body={

@@ -23,9 +23,11 @@ ACCEPT_MANIFESTS = ", ".join(sorted(mt.MANIFESTS))
 
 
 class ClientError(Exception):
-    def __init__(self, status: int, code: str | None, message: str) -> None:
+    def __init__(self, status: int, code: str | None, message: str, *,
+                 detail: Any = None) -> None:
         self.status = status
         self.code = code
+        self.detail = detail  # the error's ``detail`` (JSON API answers)
         super().__init__(f"{status} {code or ''} {message}".strip())
 
 

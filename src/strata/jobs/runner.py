@@ -219,9 +219,14 @@ class BuildRunner:
         work = self.settings.work_dir / f"job-{job.id}-{job.attempts}"
         state, result, error = "failed", None, None
         try:
-            result = await self._build(job, work, sink)
-            state = "succeeded"
-            sink.line(f"[strata] built {result.result_nvr} {result.result_digest}")
+            result, dropped = await self._build(job, work, sink)
+            if dropped:  # a rebuild repeating the current candidate or release
+                state = "dropped"
+                sink.line(f"[strata] dropped: unchanged, the same source commit, base and "
+                          f"packages as {result.result_nvr} {result.result_digest}")
+            else:
+                state = "succeeded"
+                sink.line(f"[strata] built {result.result_nvr} {result.result_digest}")
         except BuildError as exc:
             error = exc.message
             sink.line(f"[strata] error: {exc.message}")
@@ -245,7 +250,9 @@ class BuildRunner:
             with contextlib.suppress(Exception):
                 await self.store.heartbeat(job.id, self.settings.worker_id)
 
-    async def _build(self, job: BuildJob, work: Path, sink: _Log) -> BuildResult:
+    async def _build(self, job: BuildJob, work: Path, sink: _Log) -> tuple[BuildResult, bool]:
+        """What the job built, and whether it was dropped as an unchanged rebuild (a
+        ``rebuild`` job registers its build only if it changed: ``if_changed``)."""
         url, branch = job.source_url, job.source_branch
         if url is None:
             found = await self.sources(job.repository)
@@ -278,13 +285,15 @@ class BuildRunner:
                 ApiClient(url_, session, token=token,
                           user=None if token else job.requested_by))
             data = await run_build(registry, spec, opts, rebuild=job.rebuild,
-                                   work_parent=work, log=sink.line, output=sink.output)
+                                   if_changed=job.kind == "rebuild", work_parent=work,
+                                   log=sink.line, output=sink.output)
         if data.get("reused"):
             sink.line(f"[strata] {data['nvr']} was already built from this commit and base")
         base_repo, base_tag, base_digest = _base_of(data)
         return BuildResult(source_commit=commit, base_repository=base_repo, base_tag=base_tag,
                            base_digest=base_digest, packages_digest=data.get("packages_digest"),
-                           result_digest=str(data["digest"]), result_nvr=str(data["nvr"]))
+                           result_digest=str(data["digest"]), result_nvr=str(data["nvr"])), \
+            bool(data.get("dropped"))
 
 
 def _private_dir(path: Path) -> None:

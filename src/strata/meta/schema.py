@@ -15,6 +15,7 @@ from strata.meta.schema_auth import (
 )
 from strata.meta.schema_base import byte_ordered, metadata
 from strata.meta.schema_build import build_jobs
+from strata.meta.schema_rebuild import candidate_inputs, namespace_rebuilds
 from strata.meta.schema_registry import (
     blobs,
     manifest_references,
@@ -37,9 +38,8 @@ from strata.meta.schema_release import (
 )
 
 __all__ = [
-    "auth_accounts", "auth_role_grants", "blobs", "build_jobs", "byte_ordered", "candidates",
-    "images",
-    "manifest_references", "manifests", "metadata", "namespaces", "release_items", "releases",
-    "repositories", "repository_blobs", "streams", "tag_events", "tags", "uploads",
-    "webhook_outbox", "webhooks",
+    "auth_accounts", "auth_role_grants", "blobs", "build_jobs", "byte_ordered",
+    "candidate_inputs", "candidates", "images", "manifest_references", "manifests", "metadata",
+    "namespace_rebuilds", "namespaces", "release_items", "releases", "repositories",
+    "repository_blobs", "streams", "tag_events", "tags", "uploads", "webhook_outbox", "webhooks",
 ]

@@ -20,6 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from strata.errors import Code, RegistryError
+from strata.meta.database import Database as MetaDatabase
+from strata.meta.rebuild_store import RebuildStore
 from strata.registry.service import Registry
 from strata.release import schedule, store
 from strata.release import webhooks as hooks
@@ -44,6 +46,7 @@ from strata.release.model import (
 from strata.release.notes import render_markdown
 from strata.release.nvr import NVR, InvalidNVR
 from strata.release.publish import TagWriteHook, apply_release, plan_builds
+from strata.release.rebuilds import RebuildLoop
 from strata.release.streams import Candidate, StreamViolation, TagKind, classify_tag, plan_rollback
 
 log = logging.getLogger("strata.release")
@@ -73,6 +76,7 @@ class ReleaseEngine:
         # The server passes its key (DATA/auth/webhook-key); the default one lives in memory.
         self.webhook_security = webhook_security or hooks.WebhookSecurity.ephemeral()
         self.inventory = Inventory(self.db, registry)
+        self.rebuilds = RebuildLoop(RebuildStore(MetaDatabase(engine, clock=clock)))
         self.public_host = public_host
         self.after_tag_write = after_tag_write
 

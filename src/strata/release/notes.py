@@ -4,7 +4,9 @@ Per image: the builds released (NVR, digest, advisories, reasons), every tag tha
 (stream, old NVR -> new NVR, old and new digest), the tags left alone and why, a one-line
 ``old NVR -> new NVR`` summary, the pull commands for every tag that moved, and whether the
 release moved any stream for it (a build not newer than its stream's current release gets
-only its NVR tag). The builds a release had to leave out (``left_out``) are listed with why.
+only its NVR tag), and what changed since the image's previous release when its build
+recorded its inputs (``rebuild``: the base, old -> new NVR and digest, and every package whose
+version changed). The builds a release had to leave out (``left_out``) are listed with why.
 The JSON is the source; :func:`render_markdown` renders it.
 
 Much of the text is user input (a candidate's reason and advisories, a release's reason and
@@ -43,6 +45,7 @@ class ImageChanges:
     repository: str
     builds: tuple[Build, ...]
     plan: StreamPlan
+    rebuild: dict[str, Any] | None = None  # strata.release.rebuild.rebuild_note
 
 
 def _nvr(nvr: NVR | None) -> str | None:
@@ -70,6 +73,7 @@ def _image_notes(change: ImageChanges, release: Release, host: str) -> dict[str,
         "advisories": advisories,
         "reasons": list(dict.fromkeys(reasons)),
         "pull": [f"podman pull {host}/{change.repository}:{tag}" for tag in moved],
+        "rebuild": change.rebuild,
     }
 
 
@@ -130,6 +134,24 @@ def _list(values: Sequence[str]) -> str:
     return ", ".join(markdown_text(v) for v in values)
 
 
+def _rebuild_lines(rebuild: dict[str, Any]) -> list[str]:
+    """The base change (old -> new base NVR, digests) and the package changes of a build."""
+    lines: list[str] = []
+    base = rebuild.get("base")
+    if base:
+        stream = base["repository"] + (f":{base['tag']}" if base.get("tag") else "")
+        lines += ["", f"Base {_code(stream)}: {_short(base['old_nvr'] or base['old_digest'])} "
+                  f"→ {_short(base['new_nvr'] or base['new_digest'])} "
+                  f"({_short(base['old_digest'])} → {_short(base['new_digest'])})"]
+    if rebuild.get("packages"):
+        lines += ["", "Packages changed:", ""]
+        lines += [f"- {markdown_text(p['name'])} "
+                  f"{markdown_text(p['old']) if p['old'] is not None else '(new)'} → "
+                  f"{markdown_text(p['new']) if p['new'] is not None else '(removed)'}"
+                  for p in rebuild["packages"]]
+    return lines
+
+
 def render_markdown(notes: dict[str, Any]) -> str:
     """Markdown for people: a section per image with a table of tag moves.
 
@@ -153,6 +175,8 @@ def render_markdown(notes: dict[str, Any]) -> str:
             lines += [f"| {_code(m['tag'])} | {markdown_text(m['stream'])} | "
                       f"{_tag_of(m['old_nvr'])} | {_tag_of(m['new_nvr'])} |"
                       for m in image["tags"]]
+        if image.get("rebuild"):
+            lines += _rebuild_lines(image["rebuild"])
         if image.get("moved_nothing"):
             lines += ["", "This release moved nothing for this image (why, per tag, below)."]
         elif not image.get("streams_moved", True):

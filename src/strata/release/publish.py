@@ -9,8 +9,9 @@ usable builds together break a rule is left out whole) -- they stay pending and 
 them, so one broken build never blocks the rest of the namespace (an out-of-band release,
 whose builds the caller named, is refused instead) -- and only then writes: tags (straight
 into the registry's ``tags`` table, each with its ``tag_events`` row), the builds' status, the
-release items, the notes and the webhook outbox. Commit makes all of it visible together; any
-exception (or a crash) before commit leaves none of it.
+release items, the notes (with each rebuilt image's base and package changes) and the webhook
+outbox, and the rebuilds of every image built on a stream it moved. Commit makes all of it
+visible together; any exception (or a crash) before commit leaves none of it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from strata.meta.rebuild_store import queue_dependants, rebuild_notes
 from strata.release import store
 from strata.release.model import Build, Release, conflict
 from strata.release.notes import ImageChanges, build_notes, render_markdown
@@ -156,11 +158,22 @@ def apply_release(conn: sa.Connection, release: Release, builds: Sequence[Build]
             if after_write is not None:
                 after_write(repo_plan.repository, move.tag)
         released.extend(repo_plan.builds)
+    rebuilt = rebuild_notes(conn, [(p.repository, _newest(p.builds).digest) for p in plans
+                                   if p.plan is not None and p.builds])
     store.mark_released(conn, released, release.name)
-    changes = [ImageChanges(p.repository, p.builds, p.plan) for p in plans
-               if p.plan is not None]
+    changes = [ImageChanges(p.repository, p.builds, p.plan, rebuilt.get(p.repository))
+               for p in plans if p.plan is not None]
     notes = build_notes(release, changes, host,
                         left_out=[x.to_json() for x in left_out])
     store.store_notes(conn, release.name, notes, render_markdown(notes))
     enqueue(conn, "release.published", notes, at)
+    queue_dependants(conn, release.name, at)  # the images built on a stream it moved
     return notes
+
+
+def _newest(builds: Sequence[Build]) -> Build:
+    newest = builds[0]
+    for build in builds[1:]:
+        if build.nvr.compare(newest.nvr) > 0:
+            newest = build
+    return newest

@@ -5,8 +5,15 @@
   (pending, the default), ``withdrawn``, ``released``, ``unreleased`` (pending and withdrawn)
   or ``all``.
 * ``POST /api/v1/candidates`` ``{"reference": "<ns>/<name>@<digest>", "advisories": [...],
-  "reason": ...}``: register a pushed build (maintainer of the image, releng, admin). The
-  answer is the build plus ``warnings``: why a release of it would move no stream.
+  "reason": ..., "source": {"url", "commit"}, "base": {"repository", "tag", "digest"},
+  "packages": [{"name", "version", "arch"}], "if_changed": bool}``: register a pushed build
+  (maintainer of the image, releng, admin) with what it was built from (``strata build``
+  sends it; recorded for the rebuild loop). The answer is the build plus ``warnings``: why a
+  release of it would move no stream, and ``inputs``. With ``if_changed`` (a rebuild: the
+  rebuild loop's jobs, ``strata build --if-changed``) a build whose source commit, base
+  digest and package list are those of the repository's current candidate or release is
+  refused, 409 CONFLICT with ``detail: {"unchanged": true, "same_as": {nvr, digest,
+  status}}``: it is dropped and gets no NVR.
 * ``POST /api/v1/candidates/withdraw`` ``{"reference": "<ns>/<name>@<digest>", "reason":
   TEXT}``: take a pending build out of the next release (maintainer of the image, releng,
   admin); answers the build, status ``withdrawn`` with ``withdrawn: {by, at, reason}``.
@@ -16,7 +23,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from strata.release.model import BuildStatus, invalid, parse_build_ref
+from strata.release.model import BuildStatus, conflict, invalid, parse_build_ref
+from strata.release.rebuild import parse_inputs
+from strata.release.rebuilds import Unchanged
 from strata.server.api import parse
 from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
@@ -45,12 +54,27 @@ async def add_candidate(request: web.Request) -> web.Response:
     data = await parse.json_body(request)
     repo, digest = parse_build_ref(parse.required(data, "reference"))
     authorize(request, Need.MAINTAINER, repo.value)
-    inventory = engine_of(request).inventory
+    try:
+        inputs = parse_inputs(data)
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+    engine = engine_of(request)
+    if inputs is not None and data.get("if_changed") is True:
+        try:
+            await engine.rebuilds.check_unchanged(repo.value, inputs)
+        except Unchanged as exc:
+            raise conflict(str(exc), exc.detail()) from None
+    inventory = engine.inventory
     build = await inventory.add_candidate(
         repo.value, str(digest), actor=actor(request),
         advisories=parse.strings(data, "advisories"), reason=parse.text(data, "reason"))
+    if inputs is not None:
+        await engine.rebuilds.record(build.repository, build.digest, inputs)
     warnings = await inventory.stream_warnings(build)
-    return json_response({**build.to_json(), "warnings": warnings}, status=201)
+    recorded = await engine.rebuilds.inputs([(build.repository, build.digest)])
+    known = recorded.get((build.repository, build.digest))
+    return json_response({**build.to_json(), "warnings": warnings,
+                          "inputs": None if known is None else known.to_json()}, status=201)
 
 
 async def withdraw_candidate(request: web.Request) -> web.Response:

@@ -1,10 +1,23 @@
-"""/api/v1/namespaces and /api/v1/images: the namespaces and images the engine manages."""
+"""/api/v1/namespaces and /api/v1/images: the namespaces and images the engine manages.
+
+A namespace's JSON carries ``rebuild_days_before`` (the rebuild loop's pre-release rebuilds,
+:mod:`strata.release.rebuilds`; null: none), set by POST and PATCH. ``GET /api/v1/images?stale=1``
+lists the active images whose base stream moved since their latest build."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from strata.release.model import ImageStatus, invalid, repository_from_segments
+from strata.release.model import (
+    ImageStatus,
+    Namespace,
+    invalid,
+    not_found,
+    repository_from_segments,
+)
+from strata.release.rebuilds import MAX_DAYS_BEFORE
 from strata.release.schedule import MAX_INTERVAL_DAYS
 from strata.server.api import parse
 from strata.server.api.auth import Need, authorize
@@ -12,16 +25,27 @@ from strata.server.api.context import engine_of
 from strata.server.http import json_response
 
 
+async def _with_setting(request: web.Request, items: list[Namespace]) -> list[dict[str, Any]]:
+    days = await engine_of(request).rebuilds.days_before()
+    return [{**ns.to_json(), "rebuild_days_before": days.get(ns.name)} for ns in items]
+
+
+def _days_before(data: dict[str, Any]) -> int | None:
+    if data.get("rebuild_days_before") is None:
+        return None
+    return parse.integer(data, "rebuild_days_before", 0, low=0, high=MAX_DAYS_BEFORE)
+
+
 async def list_namespaces(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
     items = await engine_of(request).inventory.namespaces()
-    return json_response({"namespaces": [ns.to_json() for ns in items]})
+    return json_response({"namespaces": await _with_setting(request, items)})
 
 
 async def show_namespace(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
     ns = await engine_of(request).inventory.namespace(request.match_info["ns"])
-    return json_response(ns.to_json())
+    return json_response((await _with_setting(request, [ns]))[0])
 
 
 async def add_namespace(request: web.Request) -> web.Response:
@@ -33,23 +57,42 @@ async def add_namespace(request: web.Request) -> web.Response:
                                     high=MAX_INTERVAL_DAYS),
         anchor=parse.date(parse.text(data, "anchor")),
         base_image=parse.text(data, "base_image"))
-    return json_response(ns.to_json(), status=201)
+    days = _days_before(data)
+    if days is not None:
+        await engine_of(request).rebuilds.set_days_before(ns.name, days)
+    return json_response((await _with_setting(request, [ns]))[0], status=201)
+
+
+_CHANGEABLE = {"base_image", "rebuild_days_before"}
 
 
 async def update_namespace(request: web.Request) -> web.Response:
-    """``PATCH /api/v1/namespaces/{ns}`` with ``{"base_image": REPOSITORY or null}``."""
+    """``PATCH /api/v1/namespaces/{ns}`` with ``{"base_image": REPOSITORY or null}`` and/or
+    ``{"rebuild_days_before": N or null}``."""
     authorize(request, Need.RELENG)
     data = await parse.json_body(request)
-    if set(data) - {"base_image"}:
-        raise invalid(f"only base_image can be changed, not {sorted(set(data) - {'base_image'})}")
-    ns = await engine_of(request).inventory.set_base_image(
-        request.match_info["ns"], parse.text(data, "base_image"))
-    return json_response(ns.to_json())
+    if set(data) - _CHANGEABLE:
+        raise invalid(f"only {', '.join(sorted(_CHANGEABLE))} can be changed, not "
+                      f"{sorted(set(data) - _CHANGEABLE)}")
+    engine = engine_of(request)
+    name = request.match_info["ns"]
+    days = _days_before(data)
+    if "base_image" in data:
+        ns = await engine.inventory.set_base_image(name, parse.text(data, "base_image"))
+    else:
+        ns = await engine.inventory.namespace(name)
+    if "rebuild_days_before" in data and not await engine.rebuilds.set_days_before(name, days):
+        raise not_found(f"unknown namespace {name!r}")
+    return json_response((await _with_setting(request, [ns]))[0])
 
 
 async def list_images(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    items = await engine_of(request).inventory.images(request.query.get("namespace") or None)
+    namespace = request.query.get("namespace") or None
+    if request.query.get("stale") in ("1", "true"):
+        stale = await engine_of(request).rebuilds.stale(namespace)
+        return json_response({"images": [{**s.to_json(), "stale": True} for s in stale]})
+    items = await engine_of(request).inventory.images(namespace)
     return json_response({"images": [image.to_json() for image in items]})
 
 

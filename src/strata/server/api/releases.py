@@ -16,7 +16,11 @@ async def plan(request: web.Request) -> web.Response:
     count = parse.integer(request.query, "count", 3)
     if not 1 <= count <= 100:
         raise invalid("count must be 1 to 100")
-    plans = await engine_of(request).plan(request.query.get("namespace") or None, count)
+    engine = engine_of(request)
+    plans = await engine.plan(request.query.get("namespace") or None, count)
+    for item in plans:  # the rebuilds the next release waits for (queued or running)
+        pending = await engine.rebuilds.pending(item["namespace"]["name"])
+        item["rebuilds"] = [p.to_json() for p in pending]
     return json_response({"plans": plans})
 
 

@@ -3,8 +3,10 @@
 Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``):
 
 ========================================================  ==========================
-``GET|POST /api/v1/namespaces``, ``GET|PATCH .../{ns}``    namespaces (PATCH: base_image)
-``GET|POST /api/v1/images``, ``GET .../{ns}/{name}``       images (with streams, tags);
+``GET|POST /api/v1/namespaces``, ``GET|PATCH .../{ns}``    namespaces (PATCH: base_image,
+                                                           rebuild_days_before)
+``GET|POST /api/v1/images``, ``GET .../{ns}/{name}``       images (with streams, tags;
+                                                           ``?stale=1``: base moved);
                                                            ``{ns}`` is ``_`` for a root
                                                            repository (``.../images/_/f25``)
 ``GET .../images/{ns}/{name}/streams``                     version streams (EOL flags)
@@ -13,7 +15,8 @@ Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``):
 ``GET .../images/{ns}/{name}/tags/{tag}/history[?at=]``    one tag; with ``at``: its digest then
 ``GET|POST /api/v1/candidates``                            candidate builds
 ``POST /api/v1/candidates/withdraw``                       take a pending build out
-``GET /api/v1/plan[?namespace=&count=]``                   next dates and tag moves
+``GET /api/v1/plan[?namespace=&count=]``                   next dates, tag moves and
+                                                           pending rebuilds
 ``GET /api/v1/releases``, ``GET .../{name}``               releases (with notes and builds);
                                                            a date names the one release
                                                            of that day
@@ -25,7 +28,9 @@ Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``):
 ========================================================  ==========================
 
 Background tasks, one set per server process: publish scheduled releases that are due (the
-engine guarantees that one process publishes each), and deliver webhook events.
+engine guarantees that one process publishes each), queue the pre-release rebuilds of
+namespaces with ``rebuild_days_before`` (once per release, whichever process comes first), and
+deliver webhook events.
 """
 
 from __future__ import annotations
@@ -102,6 +107,8 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     if api.scheduler_interval > 0:
         tasks.append(asyncio.create_task(_every(
             api.scheduler_interval, "scheduled publishing", api.engine.publish_due)))
+        tasks.append(asyncio.create_task(_every(
+            api.scheduler_interval, "pre-release rebuilds", api.engine.rebuilds.queue_due)))
     if api.webhook_interval > 0:
         tasks.append(asyncio.create_task(_every(
             api.webhook_interval, "webhook delivery", api.webhooks.deliver_due)))
