@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from strata.cli.release_cmds import _plan_text
 from strata.client.registry import RegistryClient
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
@@ -117,6 +118,9 @@ async def test_a_base_release_queues_the_dependants_and_the_plan_lists_them(
         ("f25/cockpit", "queued"), ("f25/toolchain", "queued")]
     assert f"moved in {release['name']}" in plan["rebuilds"][0]["reason"]
     assert "f25-25-1.f25docker -> f25-25-2.f25docker" in plan["rebuilds"][0]["reason"]
+    text = _plan_text({"plans": [plan]})  # what `strata release plan` prints
+    assert "  pending rebuilds (their builds join the release once registered):" in text
+    assert f"    f25/cockpit (job {plan['rebuilds'][0]['id']}, queued): base f25:25 moved" in text
     stale = (await ok(await client.get("/api/v1/images",
                                        params={"stale": "1", "namespace": "f25"})))["images"]
     assert [(s["repository"], s["base"]["built_on"], s["base"]["now"], s["stale"])
