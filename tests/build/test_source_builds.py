@@ -6,7 +6,12 @@ list|show|logs``; who may; sources outside the allow-list; a server killed durin
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +33,9 @@ from build_support import (
 from click.testing import CliRunner
 
 from strata.cli.main import cli
-from support.server import StrataServer
+from strata.server.auth_setup import signing_key_path
+from support.postgres import PostgresCluster
+from support.server import StrataServer, strata_command
 
 WHEN = {"GIT_AUTHOR_DATE": "2022-03-04T05:06:07Z", "GIT_COMMITTER_DATE":
         "2022-03-04T05:06:07Z", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
@@ -40,7 +47,7 @@ def _server(base: Path) -> StrataServer:
     return StrataServer(base, "--source-allow", "file://", env={"STRATA_BUILD_POLL": "0.2"})
 
 
-def _setup(server: StrataServer, tmp: Path) -> Strata:
+def _setup(server: StrataServer, tmp: Path, database_args: list[str] | None = None) -> Strata:
     sandbox_available()
     tool = Strata(server, {"STRATA_URL": server.url, "STRATA_USER": server.admin_user,
                            "STRATA_PASSWORD": server.admin_password,
@@ -52,6 +59,7 @@ def _setup(server: StrataServer, tmp: Path) -> Strata:
               "--reason", "base of the source-build tests")
     for name, image in (("alice", f"{NAMESPACE}/hello-src"), ("bob", f"{NAMESPACE}/other")):
         result = CliRunner().invoke(cli, ["user", "add", name, "--data", str(server.data_dir),
+                                          *(database_args or []),
                                           "--role", "maintainer", "--image", image,
                                           "--password-stdin"], input=PASSWORDS[name] + "\n")
         assert result.exit_code == 0, result.output
@@ -205,3 +213,73 @@ def test_logs_are_visible_while_the_build_runs_and_a_killed_server_retries_the_j
         assert "interrupted (the runner stopped); queued again" in logs
         assert "attempt 2" in logs
         assert "queued again" in server.log_text()
+
+
+def _worker(tmp: Path, server: StrataServer, database_url: str, name: str
+            ) -> subprocess.Popen[bytes]:
+    """``strata worker`` on its own data dir holding a copy of the server's signing key (as
+    on another build machine), in its own process group."""
+    data = tmp / f"worker-{name}"
+    (data / "auth").mkdir(parents=True, mode=0o700)
+    shutil.copy2(signing_key_path(server.data_dir), signing_key_path(data))
+    with (tmp / f"worker-{name}.log").open("wb") as log:
+        return subprocess.Popen(
+            [*strata_command(), "worker", "--data", str(data), "--database-url", database_url,
+             "--url", server.url, "--source-allow", "file://", "--lease", "5", "--poll", "0.2",
+             "--worker-id", name], stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_workers_on_postgresql_take_the_jobs_and_retry_a_dead_workers_job(
+        tmp_path: Path, postgres: PostgresCluster) -> None:
+    """``strata serve --build-concurrency 0`` on PostgreSQL runs no job; ``strata worker``
+    processes do. A worker killed (-9) during a job: another takes the job once the lease ran
+    out, and finishes it."""
+    url = postgres.create_database("source_builds_workers")
+    with StrataServer(tmp_path, "--source-allow", "file://", "--build-concurrency", "0",
+                      "--database-url", url) as server:
+        tool = _setup(server, tmp_path, ["--database-url", url])
+        fast = source_repo(tmp_path / "fast", "fast-src")
+        slow = source_repo(tmp_path / "slow", "slow-src",
+                           run="echo started-slow-step && sleep 4 && echo done > /done.txt")
+        for name, repo in (("fast-src", fast), ("slow-src", slow)):
+            assert tool("image", "add", f"{NAMESPACE}/{name}", "--source-url",
+                        f"file://{repo}", "--source-branch", DIST_TAG).exit_code == 0
+        slow_id = tool.json("build", f"{NAMESPACE}/slow-src", "--no-wait")["id"]
+        time.sleep(1.5)
+        assert tool.json("build", "show", str(slow_id))["state"] == "queued"  # serve runs none
+        first = _worker(tmp_path, server, url, "w1")
+        try:
+            _wait(tool, slow_id, lambda job, logs: job["state"] == "running"
+                  and "started-slow-step" in logs)
+            assert tool.json("build", "show", str(slow_id))["worker"] == "w1"
+        finally:
+            _kill(first)
+        second = _worker(tmp_path, server, url, "w2")
+        try:
+            fast_id = tool.json("build", f"{NAMESPACE}/fast-src", "--no-wait")["id"]
+            for job_id in (slow_id, fast_id):
+                job = _wait(tool, job_id, lambda job, logs: job["state"] not in (
+                    "queued", "running"), seconds=120)
+                assert job["state"] == "succeeded" and job["worker"] == "w2", job
+            assert tool.json("build", "show", str(slow_id))["attempts"] == 2
+            assert "queued again" in tool("build", "logs", str(slow_id)).stdout
+        finally:
+            _kill(second)
+
+
+def _wait(tool: Strata, job_id: int, done: Any, seconds: float = 60.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        job = tool.json("build", "show", str(job_id))
+        logs = tool("build", "logs", str(job_id)).stdout
+        if done(job, logs):
+            return job
+        assert time.monotonic() < deadline, (job, logs)
+        time.sleep(0.3)

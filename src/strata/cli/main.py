@@ -28,6 +28,7 @@ _COMMANDS = {
     "webhook": "release_cmds:webhook",
     "build": "build_cmds:build",
     "base": "build_cmds:base",
+    "worker": "worker_cmd:worker",
     "user": "user_cmds:user",
     "robot": "user_cmds:robot",
     "demo": "demo:demo",
