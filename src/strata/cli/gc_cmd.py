@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from strata.cli.common import emit, open_database, store_options
+from strata.compose import build_registry, build_store, prepare
 from strata.config import ServerSettings
 from strata.registry.gc import GarbageCollector, GcReport
 from strata.registry.limits import Limits
-from strata.server.runner import build_registry, build_store, prepare
 
 
 def _text(report: GcReport) -> str:

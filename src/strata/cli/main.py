@@ -1,7 +1,9 @@
 """``strata`` entry point: the command groups.
 
 Commands are imported when they run (or when ``--help`` lists them): a ``strata tags`` need
-not import the server, the builder and the release engine first.
+not import the server, the builder and the release engine first. ``strata serve`` is the
+server's own command (:mod:`strata.server.serve_cmd`), loaded by name like the others: nothing
+in :mod:`strata.cli` imports the server.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import logging
 
 import click
 
-# name -> "module:attribute" under strata.cli
+# name -> "module:attribute" (modules under strata.cli unless dotted)
 _COMMANDS = {
-    "serve": "serve_cmd:serve",
+    "serve": "strata.server.serve_cmd:serve",
     "catalog": "registry_cmds:catalog",
     "tags": "registry_cmds:tags",
     "inspect": "registry_cmds:inspect",
@@ -44,7 +46,8 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, _, attribute = target.partition(":")
-        command = getattr(importlib.import_module(f"strata.cli.{module}"), attribute)
+        path = module if "." in module else f"strata.cli.{module}"
+        command = getattr(importlib.import_module(path), attribute)
         assert isinstance(command, click.Command)
         return command
 

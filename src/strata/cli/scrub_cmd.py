@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from strata.cli.common import emit, open_database, store_options
+from strata.compose import build_store, prepare
 from strata.config import ServerSettings
 from strata.meta.scrub_store import SqlScrubStore
 from strata.registry.scrub import Scrubber, ScrubReport
-from strata.server.runner import build_store, prepare
 
 
 def _text(report: ScrubReport) -> str:

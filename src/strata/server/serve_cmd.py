@@ -1,4 +1,4 @@
-"""``strata serve``."""
+"""``strata serve``: the server's command line (loaded by name from :mod:`strata.cli.main`)."""
 
 from __future__ import annotations
 
