@@ -135,6 +135,23 @@ def test_a_maintainer_builds_from_the_registered_source(
     assert work.stat().st_mode & 0o077 == 0 and list(work.iterdir()) == []
 
 
+def test_releng_builds_any_image_and_the_log_follows_on_stderr(
+        env: tuple[StrataServer, Strata, Path]) -> None:
+    server, tool, _ = env
+    result = CliRunner().invoke(cli, ["user", "add", "carol", "--data", str(server.data_dir),
+                                      "--role", "releng", "--password-stdin"],
+                                input="carol-password-333\n")
+    assert result.exit_code == 0, result.output
+    result = tool("build", f"{NAMESPACE}/hello-src", "--rebuild", "--reason", "by releng",
+                  env={"STRATA_USER": "carol", "STRATA_PASSWORD": "carol-password-333"})
+    assert result.exit_code == 0, result.output
+    assert "queued" in result.stderr and "cloning file://" in result.stderr  # followed
+    assert "RUN echo built" in result.stderr
+    assert "succeeded" in result.stdout and f"hello-src-1-2.{DIST_TAG}" in result.stdout
+    job = tool.json("build", "list", "--repository", f"{NAMESPACE}/hello-src")["builds"][0]
+    assert (job["requested_by"], job["reason"], job["rebuild"]) == ("carol", "by releng", True)
+
+
 def test_a_maintainer_of_another_image_is_refused(
         env: tuple[StrataServer, Strata, Path]) -> None:
     server, tool, _ = env

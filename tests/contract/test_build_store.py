@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import sqlalchemy as sa
 
 from strata.meta.build_store import BuildResult, BuildStore, JobFilter
-from strata.meta.database import Database
+from strata.meta.database import Batch, Database
 from support.clock import SettableClock as Clock
 
 
@@ -146,3 +147,27 @@ async def test_built_on_finds_the_newest_build_of_each_dependant(builds: BuildSt
     assert [j.id for j in await builds.built_on("f25/base", "25")] == [a2, b1]
     assert [j.id for j in await builds.built_on("f25/base")] == [a2, b1]
     assert await builds.built_on("f25/base", "24") == []
+
+
+async def test_a_runner_requeues_only_its_own_jobs(builds: BuildStore) -> None:
+    mine = await builds.enqueue("f25/a", requested_by="x")
+    theirs = await builds.enqueue("f25/b", requested_by="x")
+    await builds.claim("serve@h:/data")
+    await builds.claim("worker@other:1")
+    assert await builds.requeue_interrupted(worker="serve@h:/data") == [mine]
+    job = await builds.job(theirs)
+    assert job is not None and job.state == "running"
+
+
+async def test_image_source(builds: BuildStore, database: Database) -> None:
+    from strata.meta import schema as t
+
+    def add(conn: sa.Connection, batch: Batch) -> None:
+        conn.execute(sa.insert(t.namespaces).values(name="f25", dist_tag="f25docker",
+                                                    anchor="2026-01-01", created_at=1.0))
+        conn.execute(sa.insert(t.images).values(
+            repository="f25/a", namespace="f25", name="a", status="active", maintainers="[]",
+            source_url="https://git.example/a.git", source_branch="f25", created_at=1.0))
+    await database.write(add)
+    assert await builds.image_source("f25/a") == ("https://git.example/a.git", "f25")
+    assert await builds.image_source("f25/none") is None

@@ -14,7 +14,9 @@ the worker's work area (clones, build directories, the base image cache), owner-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -74,8 +76,21 @@ def worker(data_dir: Path, database_url: str | None, registry_url: str,
     print(f"strata: worker {name} takes build jobs from {db.url}", file=sys.stderr,
           flush=True)
     try:
-        asyncio.run(runner.run_forever())
-    except KeyboardInterrupt:
-        pass
+        asyncio.run(_run(runner, store, name))
     finally:
         db.close()
+
+
+async def _run(runner: BuildRunner, store: BuildStore, name: str) -> None:
+    """Until SIGTERM or SIGINT; then the jobs this worker was running go back in the queue at
+    once (not after the lease)."""
+    task = asyncio.create_task(runner.run_forever())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    again = await store.requeue_interrupted(worker=name)
+    if again:
+        print(f"strata: worker {name} stopped; job(s) {', '.join(map(str, again))} queued "
+              "again", file=sys.stderr, flush=True)
