@@ -1,9 +1,10 @@
 """``strata`` entry point: the command groups.
 
 Commands are imported when they run (or when ``--help`` lists them): a ``strata tags`` need
-not import the server, the builder and the release engine first. ``strata serve`` is the
-server's own command (:mod:`strata.server.serve_cmd`), loaded by name like the others: nothing
-in :mod:`strata.cli` imports the server.
+not import the server, the builder and the release engine first. ``strata serve`` and
+``strata worker`` are the server's own commands (:mod:`strata.server.serve_cmd`,
+:mod:`strata.server.worker_cmd`), loaded by name like the others: nothing in
+:mod:`strata.cli` imports the server.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ _COMMANDS = {
     "webhook": "release_cmds:webhook",
     "build": "build_cmds:build",
     "base": "build_cmds:base",
-    "worker": "worker_cmd:worker",
+    "worker": "strata.server.worker_cmd:worker",
     "user": "user_cmds:user",
     "robot": "user_cmds:robot",
     "demo": "demo:demo",
