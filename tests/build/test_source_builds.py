@@ -152,6 +152,33 @@ def test_releng_builds_any_image_and_the_log_follows_on_stderr(
     assert (job["requested_by"], job["reason"], job["rebuild"]) == ("carol", "by releng", True)
 
 
+def test_a_base_release_rebuilds_the_dependant_from_its_source(
+        env: tuple[StrataServer, Strata, Path], tmp_path: Path) -> None:
+    """The rebuild loop's job runs here too: a new base release queues a rebuild of
+    hello-src (requested by the rebuild loop, acting as its releng robot) and the runner
+    builds it from the registered source on the new base."""
+    _, tool, repo = env
+    before = {j["id"] for j in tool.json("build", "list")["builds"]}
+    data = tool.json("base", "import", str(make_rootfs(tmp_path)), "--name", BASE,
+                     "--version", BASE_VERSION, "--namespace", NAMESPACE,
+                     "--label", "rebuilt=yes")
+    tool.json("release", "oob", f"{BASE}@{data['digest']}", "--advisory", "SB-2",
+              "--reason", "a new base")
+    deadline = time.monotonic() + 90
+    while True:
+        jobs = [j for j in tool.json("build", "list")["builds"] if j["id"] not in before]
+        if jobs and all(j["state"] not in ("queued", "running") for j in jobs):
+            break
+        assert time.monotonic() < deadline, jobs
+        time.sleep(0.3)
+    assert [(j["repository"], j["kind"], j["requested_by"]) for j in jobs] == [
+        (f"{NAMESPACE}/hello-src", "rebuild", "rebuild-loop")]
+    job = jobs[0]
+    assert job["state"] == "succeeded", (job, tool("build", "logs", str(job["id"])).stdout)
+    assert job["base_digest"] == data["digest"]
+    assert job["source_commit"] == git(repo, "rev-parse", DIST_TAG)
+
+
 def test_a_maintainer_of_another_image_is_refused(
         env: tuple[StrataServer, Strata, Path]) -> None:
     server, tool, _ = env

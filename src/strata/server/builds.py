@@ -22,12 +22,16 @@ from pathlib import Path
 
 from aiohttp import web
 
+from strata.auth.accounts import AccountExists
+from strata.auth.policy import Principal, Role
 from strata.auth.scope import API, PULL, PUSH, READ, REPOSITORY, STRATA, WRITE, Scope
 from strata.build.errors import BuildError
 from strata.config import ServerSettings
 from strata.jobs.runner import BuildRunner, Credentials, RunnerSettings
 from strata.meta.build_store import BuildStore
 from strata.meta.database import Database
+from strata.meta.errors import Conflict
+from strata.meta.rebuild_store import REBUILD_ACTOR
 from strata.server.api.builds import BUILDS_API, BuildsApi, routes
 from strata.server.auth import TokenAuth
 from strata.server.background import try_lock
@@ -42,7 +46,12 @@ def embedded_worker_id(settings: ServerSettings) -> str:
 
 
 def token_minter(auth: TokenAuth | None) -> Credentials:
-    """Bearer tokens for a job's requester (None with an open registry: nothing to sign)."""
+    """Bearer tokens for a job's requester (None with an open registry: nothing to sign).
+
+    The rebuild loop's jobs (requested by :data:`REBUILD_ACTOR`) act for a robot account of
+    that name with role ``releng``, created the first time one is needed (its secret is
+    never shown: it only ever acts through tokens the server signs); revoking or disabling
+    it stops the automatic rebuilds. Any other requester must still be an active account."""
     issuer = None if auth is None else dataclasses.replace(
         auth.issuer, ttl_seconds=JOB_TOKEN_SECONDS)
 
@@ -50,6 +59,8 @@ def token_minter(auth: TokenAuth | None) -> Credentials:
         if auth is None or issuer is None:
             return None
         principal = await auth.service.principal(account)
+        if principal is None and account == REBUILD_ACTOR:
+            principal = await _system_robot(auth, account)
         if principal is None or principal.is_anonymous:
             raise BuildError(f"the account {account!r} that asked for this build is gone "
                              "or disabled")
@@ -59,6 +70,18 @@ def token_minter(auth: TokenAuth | None) -> Credentials:
         return issuer.issue(account, granted, auth.now(), uid=principal.uid,
                             generation=principal.generation).token
     return mint
+
+
+async def _system_robot(auth: TokenAuth, name: str) -> Principal | None:
+    """The robot *name* (role releng), created if no account has that name yet (a revoked
+    or disabled one is left as it is: None)."""
+    def create() -> None:
+        if auth.service.store.get(name) is not None:
+            return
+        with contextlib.suppress(AccountExists, Conflict):  # another process made it first
+            auth.service.add_robot(name, Role.RELENG)
+    await asyncio.to_thread(create)
+    return await auth.service.principal(name)
 
 
 @dataclass(frozen=True)
