@@ -148,8 +148,13 @@ def main() -> None:
         strata = strata_command()
         timed([*strata, "namespace", "add", "bench", "--dist-tag", "benchdocker"], env)
         rootfs = make_rootfs(work / "base")
-        timed([*strata, "base", "import", str(rootfs), "--name", "busybox-bench", "--version",
-               "1", "--namespace", "bench"], env)
+        imported = json.loads(subprocess.run(
+            [*strata, "base", "import", str(rootfs), "--name", "busybox-bench", "--version",
+             "1", "--namespace", "bench", "--json"], env=env, capture_output=True, text=True,
+            check=True).stdout)
+        # a base gets its tags (busybox-bench:1) from the release that publishes it
+        timed([*strata, "release", "oob", f"busybox-bench@{imported['digest']}", "--advisory",
+               "BENCH-1", "--reason", "the bench's base"], env)
         base = f"{server.host_port}/busybox-bench:1"
         ctxs = contexts(work / "ctx", base, args.copy_mib)
         names = [args.only] if args.only else list(TARGETS)

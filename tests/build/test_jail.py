@@ -235,6 +235,14 @@ def test_run_as_a_user_has_no_capabilities(lower: Path, tmp_path: Path) -> None:
     assert result.output.decode().rstrip().endswith("refused")
 
 
+def test_without_root_the_build_says_why(lower: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(BuildError, match=r"run `strata build` as root .*rootless RUN is not "
+                                         r"supported"):
+        jail(lower, tmp_path / "s", "/bin/true")
+
+
 # -- through `strata build` against the tier's server ----------------------------------------
 def test_hostile_build_is_refused_and_the_server_unharmed(
         strata: Strata, build_server: StrataServer, base_image: dict[str, Any],
