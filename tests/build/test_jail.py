@@ -20,7 +20,7 @@ import pytest
 from build_support import APPLETS, BASE, GROUP, PASSWD, Strata, labels_block, write_context
 
 from strata.build.errors import BuildError
-from strata.build.jail import SUBID_BASE, JailLimits
+from strata.build.jail import SUBID_BASE, Cgroup, JailLimits
 from strata.build.sandbox import RunSpec, SandboxResult, run_in_sandbox
 from strata.image.layer import diff_tree
 from support.clients import require_static_busybox, require_tool
@@ -87,7 +87,7 @@ def test_root_inside_is_an_unprivileged_uid_outside(lower: Path, tmp_path: Path)
     result = jail(lower, tmp_path / "s", "/bin/sh", "-c",
                   "cat /proc/self/uid_map /proc/self/gid_map; "
                   "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; "
-                  "ls /; id -u")
+                  "ls /; cat /proc/self/cgroup | grep -v :/$ ; id -u")
     assert result.exit_code == 0, result.output
     out = result.output.decode().split("\n")
     assert out[0].split() == ["0", str(SUBID_BASE), "65536"]
@@ -218,7 +218,28 @@ def test_fork_bomb_is_bounded(lower: Path, tmp_path: Path) -> None:
              limits=JailLimits(timeout=3, pids=64))
     assert time.monotonic() - started < 30
     assert subprocess.run(["true"], check=False).returncode == 0
-    assert not [d for d in os.listdir("/sys/fs/cgroup/pids") if d.startswith("strata-run-")]
+    assert not [d for d in os.listdir("/sys/fs/cgroup/pids")
+                if d.startswith(f"strata-run-{os.getpid()}-")]
+
+
+def test_cgroups_of_killed_builders_are_swept(lower: Path, tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    probe = Cgroup(JailLimits())
+    parents = [path.parent for path in probe.dirs]
+    probe.close()
+    if not parents:
+        pytest.skip("no cgroup controller can be delegated here: nothing to sweep")
+    stale = [parent / f"strata-run-{dead.pid}-0" for parent in parents]
+    for path in stale:
+        path.mkdir()
+    try:
+        assert jail(lower, tmp_path / "s", "/bin/true").exit_code == 0
+        assert not [path for path in stale if path.exists()]
+    finally:
+        for path in stale:
+            if path.exists():
+                path.rmdir()
 
 
 def test_memory_is_limited(lower: Path, tmp_path: Path) -> None:

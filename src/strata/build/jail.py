@@ -95,6 +95,25 @@ def _own_path(controller: str) -> str:
     return ""
 
 
+def _sweep(parent: Path) -> None:
+    """Remove the empty cgroups of builders that died without removing them (killed)."""
+    with contextlib.suppress(OSError):
+        for entry in parent.iterdir():
+            _, _, rest = entry.name.partition("strata-run-")
+            pid = rest.split("-", 1)[0]
+            if not entry.name.startswith("strata-run-") or not pid.isdigit():
+                continue
+            try:
+                os.kill(int(pid), 0)
+                continue  # its builder is alive
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            with contextlib.suppress(OSError):
+                entry.rmdir()  # fails while something is still in it
+
+
 class Cgroup:
     """The cgroup(s) of one jail: created before it starts, killed and removed after."""
 
@@ -120,6 +139,7 @@ class Cgroup:
                 self.kind = "v1"
 
     def _make(self, path: Path, values: Mapping[str, int]) -> None:
+        _sweep(path.parent)
         path.mkdir()
         self.dirs.append(path)
         for key, value in values.items():

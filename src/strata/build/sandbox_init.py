@@ -13,7 +13,7 @@ kernel through ``ctypes`` (libc, and libseccomp when it is installed).  Three pr
     written from ``upper`` has the ownership the image expects and no chown is needed);
     mounts the overlay on them; lets ``helper`` go, reaps it and writes the status file.
 ``helper`` (root of the new user namespace = an unprivileged uid on the host)
-    unshares mount, PID, UTS, IPC (and network, unless ``network`` is ``host``) namespaces,
+    unshares mount, PID, UTS, IPC, cgroup (and network, unless ``network`` is ``host``) namespaces,
     all owned by its user namespace, and forks ``init``.
 ``init`` (PID 1 of the jail)
     mounts ``/proc`` and a minimal ``/dev`` in the overlay, ``pivot_root``\\ s into it and
@@ -382,7 +382,8 @@ def helper(cfg: dict[str, Any], go: int, ready: int, report_fd: int) -> None:
         os.setgroups([])
         os.setresuid(0, 0, 0)
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL, "pdeathsig")
-        flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC
+        # a cgroup namespace too: the jail sees its own cgroup as "/", not the host's tree
+        flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP
         if cfg["network"] != "host":
             flags |= CLONE_NEWNET
         unshare(flags, "mount/pid/uts/ipc/net namespaces")
