@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from strata.meta.database import Database
 from strata.meta.engine import create_engine, sqlite_url
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 from strata.registry.limits import Limits
 from strata.registry.service import Registry
 from strata.server.app import create_app
@@ -48,14 +49,14 @@ def _no_fsync(dbapi_conn: Any, _record: Any) -> None:
 def make_app(data_dir: Path) -> Iterator[Callable[..., web.Application]]:
     """Build an app over ``data_dir`` (the same DB and blobs each time: a "restart")."""
     engines: list[sa.Engine] = []
-    stores: list[SqlMetaStore] = []
+    stores: list[Database] = []
 
     def build(limits: Limits | None = None) -> web.Application:
         engine = create_engine(sqlite_url(data_dir))
         sa.event.listen(engine, "connect", _no_fsync)
         engines.append(engine)
-        stores.append(SqlMetaStore(engine))
-        registry = Registry.build(stores[-1], FilesystemBlobStore(data_dir),
+        stores.append(Database(engine))
+        registry = Registry.build(RegistryStore(stores[-1]), FilesystemBlobStore(data_dir),
                                   limits=limits)
         return create_app(registry, housekeeping_interval=0)
 

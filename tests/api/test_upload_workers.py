@@ -11,8 +11,9 @@ import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from strata.meta.database import Database
 from strata.meta.engine import create_engine, sqlite_url
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName
 from strata.registry.service import Registry
@@ -40,7 +41,8 @@ async def once(data: bytes) -> AsyncIterator[bytes]:
 
 async def test_alternating_workers_hash_each_chunk_once_more_at_most(data_dir: Path) -> None:
     engine = create_engine(sqlite_url(data_dir))
-    workers = [Registry.build(SqlMetaStore(engine), CountingStore(data_dir)) for _ in range(2)]
+    workers = [Registry.build(RegistryStore(Database(engine)), CountingStore(data_dir))
+               for _ in range(2)]
     repo = RepositoryName.parse("spread/out")
     chunks = [bytes([i]) * CHUNK for i in range(8)]
     blob = b"".join(chunks)
@@ -63,7 +65,7 @@ async def test_alternating_workers_hash_each_chunk_once_more_at_most(data_dir: P
 
 async def test_a_worker_that_never_saw_the_session_hashes_it_once(data_dir: Path) -> None:
     engine = create_engine(sqlite_url(data_dir))
-    first, second = (Registry.build(SqlMetaStore(engine), CountingStore(data_dir))
+    first, second = (Registry.build(RegistryStore(Database(engine)), CountingStore(data_dir))
                      for _ in range(2))
     repo = RepositoryName.parse("moved/session")
     session = await first.uploads.start(repo)

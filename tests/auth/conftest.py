@@ -34,7 +34,7 @@ from strata.auth.service import AuthService, LoginLimits
 from strata.meta.account_store import SqlAccountStore
 from strata.meta.database import Database
 from strata.meta.engine import create_engine, migrate, sqlite_url
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 from strata.registry.limits import Limits
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
@@ -143,7 +143,7 @@ EnvFactory = Callable[..., Awaitable[AuthEnv]]
 def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Template,
              signing_key: ec.EllipticCurvePrivateKey) -> Iterator[EnvFactory]:
     engines: list[sa.Engine] = []
-    stores: list[SqlMetaStore] = []
+    stores: list[Database] = []
 
     async def build(*, public: Callable[[str], bool] = everything_public,
                     limits: LoginLimits | None = None, cache_ttl: float = 60.0,
@@ -159,12 +159,13 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
             shutil.copyfile(auth_template.db, data / "strata.db")
         engine = create_engine(sqlite_url(data))
         engines.append(engine)
-        stores.append(SqlMetaStore(engine))
+        stores.append(Database(engine))
         # with the release API, the stream rules too, as ``strata serve`` runs them
-        registry = Registry.build(stores[-1], FilesystemBlobStore(data), limits=registry_limits,
+        registry = Registry.build(RegistryStore(stores[-1]), FilesystemBlobStore(data),
+                                  limits=registry_limits,
                                   policy=ReleaseTagPolicy() if release else None)
         clock = FakeClock()
-        service = AuthService(SqlAccountStore(Database(engine)), hashing or fast_hashing(),
+        service = AuthService(SqlAccountStore(stores[-1]), hashing or fast_hashing(),
                               public=public, limits=limits, cache_ttl=cache_ttl, clock=clock)
         auth = TokenAuth.create(service, signing_key)
         api = None

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from strata.meta.database import Database
 from strata.meta.engine import create_engine, migrate, sqlite_url
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
 from strata.release.policy import ReleaseTagPolicy
@@ -37,7 +38,7 @@ def db(tmp_path: Path) -> Iterator[sa.Engine]:
 
 @pytest.fixture
 def registry(db: sa.Engine, tmp_path: Path) -> Registry:
-    return Registry.build(SqlMetaStore(db), FilesystemBlobStore(tmp_path / "blobs"),
+    return Registry.build(RegistryStore(Database(db)), FilesystemBlobStore(tmp_path / "blobs"),
                           policy=ReleaseTagPolicy())
 
 

@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from strata.errors import Code, RegistryError
 from strata.meta import schema as rt
 from strata.meta import tagwrite
+from strata.meta.database import Database
 from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.records import HeldBy, ManifestRecord, TagCheck
-from strata.meta.store import SqlMetaStore
+from strata.meta.registry_store import RegistryStore
 from strata.oci.mediatypes import OCI_INDEX
 from strata.release.model import is_cosign_tag
 from strata.release.policy import ReleaseTagPolicy
@@ -93,7 +94,7 @@ async def test_managed_is_read_in_the_writing_transaction(tmp_path: Path) -> Non
     database inside the transaction that writes the tag."""
     engine = create_engine(sqlite_url(tmp_path))
     migrate(engine)
-    store = SqlMetaStore(engine)
+    store = RegistryStore(Database(engine))
     seen: list[tuple[str, str | None, bool]] = []
 
     def checker(new: str) -> TagCheck:

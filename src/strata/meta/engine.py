@@ -62,7 +62,7 @@ def locked_begin(engine: sa.Engine, *, durable: bool = True) -> Iterator[sa.Conn
 
     Every writer of the data dir (all worker processes, ``strata gc``) takes it, so writers
     queue in the kernel and wake the moment it is free rather than polling SQLite's busy
-    handler; garbage collection relies on it too (see ``SqlMetaStore.finish_upload``).
+    handler; garbage collection relies on it too (see ``RegistryStore.finish_upload``).
 
     ``durable=False`` commits without waiting for the disk (SQLite ``synchronous=NORMAL``: the
     WAL is synced at the next durable commit or checkpoint). A process crash loses nothing

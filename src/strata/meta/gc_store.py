@@ -6,7 +6,7 @@ Each step is one short transaction, so pushes and pulls go on while a collection
    of a live manifest and older than the grace cutoff go; then blob links that no remaining
    manifest references and that nobody created or asked for since the cutoff;
 2. blobs with no link left and older than the cutoff go — row and bytes together, the bytes
-   removed inside the transaction (see ``SqlMetaStore.finish_upload`` for why);
+   removed inside the transaction (see ``RegistryStore.finish_upload`` for why);
 3. files in the blob store with no row (left by a crash between placing bytes and recording
    them) go once they are older than the cutoff.
 
@@ -14,7 +14,7 @@ On SQLite each step holds the data dir's write lock, so no write interleaves wit
 PostgreSQL writes go on during a step, and each step takes what the lock gave for free:
 
 - a repository sweep holds the repository row FOR UPDATE; every write into a repository holds
-  it FOR KEY SHARE (``SqlMetaStore._ensure_repo``), so the sweep and the repository's writes
+  it FOR KEY SHARE (``RegistryStore._ensure_repo``), so the sweep and the repository's writes
   take turns (a push tagging an old untagged manifest is never half-seen);
 - the blob sweep repeats its conditions in the DELETE and removes the bytes of the rows it
   actually deleted: a write that links a blob touches its row first (``finish_upload``,

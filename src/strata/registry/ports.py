@@ -1,7 +1,7 @@
 """What the registry use-cases need from the metadata store and the write policy.
 
 The use-cases depend on these protocols only; ``server/app.py`` and the CLI pick the concrete
-store (``strata.meta.store.SqlMetaStore``) and policies.
+store (``strata.meta.registry_store.RegistryStore``) and policies.
 """
 
 from __future__ import annotations
