@@ -8,6 +8,7 @@ the host stands for the signing keys and the database.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -17,7 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from build_support import APPLETS, BASE, GROUP, PASSWD, Strata, labels_block, write_context
+from build_support import (
+    APPLETS,
+    BASE,
+    BASE_VERSION,
+    DIST_TAG,
+    GROUP,
+    NAMESPACE,
+    PASSWD,
+    Strata,
+    git,
+    labels_block,
+    make_rootfs,
+    sandbox_available,
+    write_context,
+)
 
 from strata.build.errors import BuildError
 from strata.build.jail import SUBID_BASE, Cgroup, JailLimits
@@ -123,6 +138,22 @@ def test_layer_ownership_is_what_the_image_expects(lower: Path, tmp_path: Path) 
     assert entries["rootfile"] == (0, 0) and entries["home/app/f"] == (1000, 50)
     # the lower layer was not touched through its idmapped mount
     assert os.lstat(lower / "etc" / "passwd").st_uid == 0
+
+
+def test_the_builders_umask_does_not_matter(lower: Path, tmp_path: Path) -> None:
+    """strata serve runs with umask 077: the jail still starts, the RUN gets umask 022
+    (so a layer does not depend on who built it) and a USER can walk the image."""
+    saved = os.umask(0o077)
+    try:
+        result = jail(lower, tmp_path / "s", "/bin/sh", "-c",
+                      "umask; touch /f; mkdir /d; stat -c '%a %n' / /f /d")
+        as_user = jail(lower, tmp_path / "u", "/bin/sh", "-c", "head -c 4 /etc/passwd",
+                       user="app")
+    finally:
+        os.umask(saved)
+    assert result.exit_code == 0, result.output
+    assert result.output.decode().split("\n")[:4] == ["0022", "755 /", "644 /f", "755 /d"]
+    assert (as_user.exit_code, as_user.output) == (0, b"root")
 
 
 def test_cannot_read_the_hosts_files(lower: Path, tmp_path: Path,
@@ -315,3 +346,54 @@ def test_build_limits_are_settings(strata: Strata, base_image: dict[str, Any],
     assert result.exit_code == 1 and "RUN timed out after 3s" in result.stderr
     bad = strata("build", str(ctx), env={"STRATA_BUILD_RUN_MEMORY": "lots"})
     assert bad.exit_code == 2 and "STRATA_BUILD_RUN_MEMORY='lots': not a number" in bad.stderr
+
+
+# -- as a job of `strata serve` (the same jail, the server's limits) --------------------------
+def test_a_hostile_job_on_the_server_fails_and_the_server_is_unharmed(
+        tmp_path: Path, attack: Path) -> None:
+    sandbox_available()
+    when = {"GIT_AUTHOR_DATE": "2022-03-04T05:06:07Z", "GIT_COMMITTER_DATE":
+            "2022-03-04T05:06:07Z", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
+            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+    with StrataServer(tmp_path / "srv", "--source-allow", "file://",
+                      env={"STRATA_BUILD_POLL": "0.2", "STRATA_BUILD_RUN_TIMEOUT": "3"}
+                      ) as server:
+        tool = Strata(server, {"STRATA_URL": server.url, "STRATA_USER": server.admin_user,
+                               "STRATA_PASSWORD": server.admin_password,
+                               "STRATA_BUILD_CACHE": str(tmp_path / "cache")})
+        assert tool("namespace", "add", NAMESPACE, "--dist-tag", DIST_TAG).exit_code == 0
+        data = tool.json("base", "import", str(make_rootfs(tmp_path)), "--name", BASE,
+                         "--version", BASE_VERSION, "--namespace", NAMESPACE)
+        tool.json("release", "oob", f"{BASE}@{data['digest']}", "--advisory", "JB-1",
+                  "--reason", "base of the jail's server test")
+        key = server.data_dir / "auth" / "signing-key.pem"
+        assert key.is_file()
+        jobs = {}
+        for name, run in (("hostile", f"/bin/attack read {key} /proc/1/root{key} "
+                                      f"{server.data_dir}/strata.db && "
+                                      f"/bin/attack signal {server.pid} && cat {key}"),
+                          ("sleepy", "echo started; sleep 60")):
+            repo = write_context(tmp_path / name, f"""
+                FROM {BASE}:{BASE_VERSION}
+                {labels_block(name)}
+                COPY attack /bin/attack
+                RUN {run}
+            """, {"help.md": "help\n"})
+            shutil.copy2(attack, repo / "attack")
+            git(repo, "init", "-q", "-b", DIST_TAG)
+            git(repo, "add", ".")
+            git(repo, "commit", "-q", "-m", "one", env=when)
+            added = tool("image", "add", f"{NAMESPACE}/{name}", "--source-url",
+                         f"file://{repo}", "--source-branch", DIST_TAG)
+            assert added.exit_code == 0, added.output
+            result = tool("build", f"{NAMESPACE}/{name}", "--json")
+            jobs[name] = json.loads(result.stdout)
+            jobs[name]["log"] = tool("build", "logs", str(jobs[name]["id"])).stdout
+        hostile, sleepy = jobs["hostile"], jobs["sleepy"]
+        assert hostile["state"] == "failed", hostile
+        assert "ESCAPED" not in hostile["log"] and key.read_text() not in hostile["log"]
+        assert hostile["log"].count(": denied (") == 8, hostile["log"]
+        assert f"cat: can't open '{key}': No such file or directory" in hostile["log"]
+        assert sleepy["state"] == "failed" and "started" in sleepy["log"]
+        assert "RUN timed out after 3s" in (sleepy["error"] or ""), sleepy
+        assert server.request("GET", "/v2/", headers=server.admin_headers).status == 200

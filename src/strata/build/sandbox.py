@@ -72,6 +72,10 @@ def run_in_sandbox(
     links = step_dir / "l"
     for sub in ("l", "rw/upper", "rw/work", "merged"):
         (step_dir / sub).mkdir(parents=True)
+    for sub in ("", "l", "rw", "rw/upper", "rw/work", "merged"):
+        # whatever the builder's umask (strata serve's is 077): the jail's root walks these
+        # as an unprivileged uid, and rw/upper's mode is the mode of the jail's "/"
+        (step_dir / sub).chmod(0o755)
     names = []
     for index, lower in enumerate(lowers):
         (links / str(index)).symlink_to(lower)

@@ -408,6 +408,7 @@ def helper(cfg: dict[str, Any], go: int, ready: int, report_fd: int) -> None:
 
 def outer(cfg: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL, "pdeathsig")
+    os.umask(0o022)  # the RUN's umask (and our mount points'), whatever the builder's is
     for procs in cfg.get("cgroups") or ():
         with open(procs, "w") as fh:  # everything below joins the job's cgroups
             fh.write(str(os.getpid()))

@@ -29,7 +29,7 @@ import os
 import shutil
 import stat
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import aiohttp
 
 from strata.build.builder import BuildOptions
 from strata.build.errors import BuildError
+from strata.build.jail import JailLimits
 from strata.build.publish import Registry, SourceSpec, run_build
 from strata.build.remote import parse_image_ref
 from strata.client.api import ApiClient
@@ -69,6 +70,7 @@ class RunnerSettings:
     poll_seconds: float = 1.0
     lease_seconds: float | None = None  # requeue jobs whose heartbeat is older (workers)
     clone_timeout: float = 600.0
+    limits: JailLimits = field(default_factory=JailLimits)  # of each RUN's jail
 
 
 class _Log:
@@ -274,7 +276,8 @@ class BuildRunner:
                   f"(SOURCE_DATE_EPOCH={when})")
         token = await self.credentials(job.requested_by, job.repository)
         namespace = job.repository.split("/", 1)[0] if "/" in job.repository else None
-        opts = BuildOptions(cache_dir=self.settings.cache_dir, namespace=namespace)
+        opts = BuildOptions(cache_dir=self.settings.cache_dir, namespace=namespace,
+                            limits=self.settings.limits)
         spec = SourceSpec(os.fspath(work / "source"), ref=branch, commit=commit,
                           source_date_epoch=when, url=url, repository=job.repository)
         url_ = self.settings.registry_url

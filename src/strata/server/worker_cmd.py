@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 
+from strata.build.jail import JailLimits
 from strata.cli.common import data_option, database_option
 from strata.config import DEFAULT_SOURCE_ALLOW, ServerSettings
 from strata.jobs.runner import BuildRunner, RunnerSettings
@@ -71,7 +72,7 @@ def worker(data_dir: Path, database_url: str | None, registry_url: str,
         cache_dir=data_dir / "work" / "cache",
         source_allow=source_allow or DEFAULT_SOURCE_ALLOW, worker_id=name,
         concurrency=concurrency, heartbeat_seconds=min(10.0, lease / 3),
-        poll_seconds=poll, lease_seconds=lease),
+        poll_seconds=poll, lease_seconds=lease, limits=JailLimits.from_env(os.environ)),
         credentials=token_minter(build_auth(settings, db)), sources=store.image_source)
     print(f"strata: worker {name} takes build jobs from {db.url}", file=sys.stderr,
           flush=True)
