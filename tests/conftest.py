@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from strata.meta.engine import create_engine, migrate, sqlite_url
+from strata.meta.connection import create_engine, migrate, sqlite_url
 from support.clients import missing
 from support.postgres import PostgresCluster, PostgresError
 from support.s3 import RcloneError, RcloneMissing, RcloneS3

@@ -9,8 +9,8 @@ nothing of the server for it.
 from __future__ import annotations
 
 from strata.config import ServerSettings
+from strata.meta.connection import sqlite_url
 from strata.meta.database import Database
-from strata.meta.engine import sqlite_url
 from strata.meta.gc_store import SqlGarbageStore
 from strata.meta.registry_store import RegistryStore
 from strata.registry.service import Registry

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from strata.meta.connection import create_engine, sqlite_url
 from strata.meta.database import Database
-from strata.meta.engine import create_engine, sqlite_url
 from strata.meta.registry_store import RegistryStore
 from strata.registry.limits import Limits
 from strata.registry.service import Registry

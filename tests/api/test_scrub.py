@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from strata.cli.main import cli
-from strata.meta.engine import create_engine, sqlite_url
+from strata.meta.connection import create_engine, sqlite_url
 from strata.oci.digest import Digest
 from strata.storage.filesystem import FilesystemBlobStore
 

@@ -11,8 +11,8 @@ import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from strata.meta.connection import create_engine, sqlite_url
 from strata.meta.database import Database
-from strata.meta.engine import create_engine, sqlite_url
 from strata.meta.registry_store import RegistryStore
 from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName

@@ -32,8 +32,8 @@ from strata.auth.passwords import PasswordHashing
 from strata.auth.policy import Role, everything_public
 from strata.auth.service import AuthService, LoginLimits
 from strata.meta.account_store import SqlAccountStore
+from strata.meta.connection import create_engine, migrate, sqlite_url
 from strata.meta.database import Database
-from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.registry_store import RegistryStore
 from strata.registry.limits import Limits
 from strata.registry.service import Registry

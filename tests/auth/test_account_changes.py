@@ -10,8 +10,8 @@ from aiohttp import ClientResponse
 
 from strata.auth.policy import Role
 from strata.meta.account_store import SqlAccountStore
+from strata.meta.connection import create_engine, sqlite_url
 from strata.meta.database import Database
-from strata.meta.engine import create_engine, sqlite_url
 
 from .conftest import IMAGE, AuthEnv, EnvFactory
 from .helpers import assert_refused, basic, bearer

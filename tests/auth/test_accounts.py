@@ -19,8 +19,8 @@ from strata.auth.policy import Principal, Role
 from strata.auth.service import AccountExists, AccountNotFound, AuthService
 from strata.cli.main import cli
 from strata.meta.account_store import SqlAccountStore
+from strata.meta.connection import create_engine, migrate, sqlite_url
 from strata.meta.database import Database
-from strata.meta.engine import create_engine, migrate, sqlite_url
 
 from .conftest import fast_hashing
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
-from strata.meta.engine import migrate
+from strata.meta.connection import migrate
 from support.postgres import PostgresCluster
 
 from .helpers import TRICKY_TAGS

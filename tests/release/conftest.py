@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from strata.meta.connection import create_engine, migrate, sqlite_url
 from strata.meta.database import Database
-from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.registry_store import RegistryStore
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine

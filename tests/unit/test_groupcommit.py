@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from strata.meta.engine import create_engine
+from strata.meta.connection import create_engine
 from strata.meta.groupcommit import Batch, GroupWriter, Job
 
 items = sa.Table("items", sa.MetaData(), sa.Column("name", sa.String, primary_key=True))

@@ -13,8 +13,8 @@ import pytest
 from strata.jobs import runner as runner_module
 from strata.jobs.runner import BuildRunner, RunnerSettings
 from strata.meta.build_store import BuildStore
+from strata.meta.connection import sqlite_url
 from strata.meta.database import Database
-from strata.meta.engine import sqlite_url
 
 BASE = {"reference": "127.0.0.1:5000/f25:25", "digest": "sha256:" + "b" * 64}
 

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from strata.errors import Code, RegistryError
 from strata.meta import schema as rt
 from strata.meta import tagwrite
+from strata.meta.connection import create_engine, migrate, sqlite_url
 from strata.meta.database import Database
-from strata.meta.engine import create_engine, migrate, sqlite_url
 from strata.meta.records import HeldBy, ManifestRecord, TagCheck
 from strata.meta.registry_store import RegistryStore
 from strata.oci.mediatypes import OCI_INDEX

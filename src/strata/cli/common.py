@@ -21,8 +21,8 @@ import aiohttp
 import click
 
 from strata.config import default_url
+from strata.meta.connection import sqlite_url
 from strata.meta.database import Database
-from strata.meta.engine import sqlite_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """Statements for writers that may race each other on PostgreSQL.
 
-On SQLite every write of a data dir is serialized (``engine.locked_begin``), so "look, then
+On SQLite every write of a data dir is serialized (``connection.locked_begin``), so "look, then
 insert if missing" is safe. On PostgreSQL each write is its own READ COMMITTED transaction:
 two of them may both find a row missing and both insert it, and the loser's plain INSERT fails
 with a unique violation that aborts its whole transaction (a push answered 500). The helpers

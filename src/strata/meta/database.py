@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 
-from strata.meta.engine import create_engine, migrate
+from strata.meta.connection import create_engine, migrate
 from strata.meta.errors import Conflict
 from strata.meta.fastread import CompiledSql, FastReader, prepared, run, run_many
 from strata.meta.groupcommit import Batch, GroupWriter, Job

@@ -1,7 +1,7 @@
 """Group commit: write jobs that queue while a commit is in flight share the next one.
 
 On SQLite every write of the data dir is serialized (one ``flock`` across processes, see
-``engine.locked_begin``) and a commit with ``synchronous=FULL`` costs an fsync of the WAL; a
+``connection.locked_begin``) and a commit with ``synchronous=FULL`` costs an fsync of the WAL; a
 blob placement also costs an fsync of its directory. With one transaction per job those fsyncs
 run one after the other under the lock, and a busy registry spends its time waiting on them.
 Here one thread per process takes every job queued so far, runs each in a SAVEPOINT of one
@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 
-from strata.meta.engine import locked_begin
+from strata.meta.connection import locked_begin
 
 T = TypeVar("T")
 Hook = Callable[[list[Any]], None]
@@ -76,7 +76,7 @@ class GroupWriter:
         """Run ``job(conn, batch)`` in a write transaction; its result once committed.
 
         ``durable=False``: the job's commit need not reach the disk before it returns (see
-        ``engine.locked_begin``); a batch is durable if any of its jobs is."""
+        ``connection.locked_begin``); a batch is durable if any of its jobs is."""
         pending: _Pending[T] = _Pending(job, durable)
         if not self._grouped:
             await asyncio.to_thread(self._commit, [pending])

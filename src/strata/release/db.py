@@ -11,7 +11,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from strata.errors import Code, RegistryError
-from strata.meta.engine import locked_begin
+from strata.meta.connection import locked_begin
 
 T = TypeVar("T")
 

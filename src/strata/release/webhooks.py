@@ -37,7 +37,7 @@ from aiohttp.abc import AbstractResolver
 
 from strata.auth.secretbox import SealError, SecretBox
 from strata.meta import release_tables as r
-from strata.meta.engine import locked_begin
+from strata.meta.connection import locked_begin
 from strata.release.destinations import (
     DestinationRefused,
     GuardedResolver,

@@ -24,8 +24,8 @@ from strata.auth.service import AuthService, LoginLimits
 from strata.auth.shared_ratelimit import SharedRateLimiter
 from strata.config import ServerSettings
 from strata.meta.account_store import SqlAccountStore
+from strata.meta.connection import create_engine, locked_begin, sqlite_url
 from strata.meta.database import Database
-from strata.meta.engine import create_engine, locked_begin, sqlite_url
 from strata.release.webhooks import seal_stored, sealed_with_other_keys
 from strata.server.auth import TokenAuth
 

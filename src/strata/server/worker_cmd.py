@@ -28,8 +28,8 @@ from strata.cli.common import data_option, database_option
 from strata.config import DEFAULT_SOURCE_ALLOW, ServerSettings
 from strata.jobs.runner import BuildRunner, RunnerSettings
 from strata.meta.build_store import BuildStore
+from strata.meta.connection import sqlite_url
 from strata.meta.database import Database
-from strata.meta.engine import sqlite_url
 from strata.server.auth_setup import build_auth, signing_key_path
 from strata.server.builds import token_minter
 from strata.storage.private import owner_only_umask, private_dir

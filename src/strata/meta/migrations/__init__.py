@@ -1,1 +1,1 @@
-"""Alembic migrations for the metadata schema (run by :func:`strata.meta.engine.migrate`)."""
+"""Alembic migrations for the metadata schema (run by :func:`strata.meta.connection.migrate`)."""

@@ -1,0 +1,115 @@
+"""Connecting to the database: the SQLAlchemy engine (SQLite: WAL, one writer at a time; or
+PostgreSQL), the data dir's write lock, migrations. Used by :class:`strata.meta.database.Database`;
+outside :mod:`strata.meta` only ``sqlite_url`` is needed."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from strata.storage.private import create_private_file
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'strata.db'}"
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine whose SQLite connections use WAL and take the write lock up front; a new
+    SQLite database file is created mode 0600 (and so are its ``-wal`` and ``-shm``).
+
+    SQLite transactions start with ``BEGIN IMMEDIATE`` so that two processes writing at once
+    queue on the busy timeout instead of failing to upgrade a read lock; transactions opened
+    with ``execution_options(readonly=True)`` use a plain deferred ``BEGIN``.
+    """
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = sa.create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
+    database = engine.url.database
+    if database and database != ":memory:" and Path(database).parent.is_dir():
+        # Owner-only whatever the umask; SQLite gives its -wal and -shm files the mode of
+        # the database file.
+        create_private_file(Path(database))
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        readonly = conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextlib.contextmanager
+def locked_begin(engine: sa.Engine, *, durable: bool = True) -> Iterator[sa.Connection]:
+    """A write transaction; on a SQLite file, under an exclusive ``flock`` beside the database.
+
+    Every writer of the data dir (all worker processes, ``strata gc``) takes it, so writers
+    queue in the kernel and wake the moment it is free rather than polling SQLite's busy
+    handler; garbage collection relies on it too (see ``RegistryStore.finish_upload``).
+
+    ``durable=False`` commits without waiting for the disk (SQLite ``synchronous=NORMAL``: the
+    WAL is synced at the next durable commit or checkpoint). A process crash loses nothing
+    either way; a power loss may lose such a commit, so it is only for state that may safely
+    fall back, such as an upload's offset (the client resumes from the older offset).
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        with engine.begin() as conn:
+            yield conn
+        return
+    fd = os.open(f"{database}.writelock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with engine.connect() as conn:
+            relaxed = not durable and _relax_sync(conn)
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                if relaxed:
+                    _pragma(conn, "synchronous=FULL")
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _pragma(conn: sa.Connection, setting: str) -> Any:
+    # On the driver connection, outside any transaction (SQLAlchemy would begin one).
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw.execute(f"PRAGMA {setting}").fetchone()
+
+
+def _relax_sync(conn: sa.Connection) -> bool:
+    """FULL -> NORMAL for one commit; False if the connection was not on FULL."""
+    if _pragma(conn, "synchronous")[0] != 2:
+        return False
+    _pragma(conn, "synchronous=NORMAL")
+    return True
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the schema to the newest revision of every branch (idempotent)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "heads")
