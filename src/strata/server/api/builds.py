@@ -2,8 +2,8 @@
 
 * ``POST /api/v1/builds`` ``{"repository": "<ns>/<name>", "rebuild": false, "reason": ...}``:
   queue a build of the image from its registered source at its branch head (maintainer of the
-  image, releng, admin). An unknown image is 404; an image without a source, or whose source
-  the server may not clone (``--source-allow``), is 400. Answers 202 with the job.
+  image, releng, admin). An unknown image is 404, an image without a source 400, one whose
+  source the server may not clone (``--source-allow``) 403 DENIED. Answers 202 with the job.
 * ``GET /api/v1/builds[?repository=&namespace=&state=&limit=]``: jobs, newest first.
 * ``GET /api/v1/builds/{id}``: one job (state, attempts, source commit, base, result, error).
 * ``GET /api/v1/builds/{id}/log[?offset=N]``: the log from character N, with the offset to
