@@ -28,6 +28,7 @@ import logging
 import os
 import shutil
 import stat
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,7 @@ class _Log:
         self.store, self.job_id = store, job_id
         self.pending: list[str] = []
         self.size = 0
+        self.lock = threading.Lock()  # the build thread adds, the event loop takes
 
     def line(self, text: str) -> None:
         self.add(text.rstrip("\n") + "\n")
@@ -89,16 +91,18 @@ class _Log:
         self.add(data.decode("utf-8", "replace"))
 
     def add(self, text: str) -> None:
-        if self.size >= MAX_LOG_CHARS:
-            return
-        if self.size + len(text) >= MAX_LOG_CHARS:
-            text = text[:MAX_LOG_CHARS - self.size] + "\n[strata] log truncated\n"
-        self.size += len(text)
-        self.pending.append(text)  # list.append is atomic: safe from the build thread
+        with self.lock:
+            if self.size >= MAX_LOG_CHARS:
+                return
+            if self.size + len(text) >= MAX_LOG_CHARS:
+                text = text[:MAX_LOG_CHARS - self.size] + "\n[strata] log truncated\n"
+            self.size += len(text)
+            self.pending.append(text)
 
     async def flush(self) -> None:
-        if self.pending:
+        with self.lock:
             taken, self.pending = self.pending, []
+        if taken:
             await self.store.append_log(self.job_id, "".join(taken))
 
     async def run(self) -> None:
