@@ -99,3 +99,45 @@ def seed_cmd(url: str, user: str | None, password: str | None, as_json: bool,
         return
     click.echo(json.dumps({"repository": "demo/busybox", "digest": digest}) if as_json
                else f"pushed demo/busybox:latest and :1 ({digest})")
+
+
+@demo.command("story")
+@server_options
+@click.option("--work", "work", type=click.Path(path_type=Path), required=True,
+              help="Where the demo's git repositories and root filesystems go (a directory "
+                   "the server may clone from: strata serve --source-allow file://WORK).")
+@click.option("--wait", type=float, default=30.0, help="Seconds to wait for the server.")
+@click.option("--timeout", type=float, default=180.0,
+              help="Seconds to wait for the rebuilds on the new base.")
+def story_cmd(url: str, user: str | None, password: str | None, as_json: bool,
+              work: Path, wait: float, timeout: float) -> None:
+    """Tell the release story of namespace f25: a busybox base, three images built from git on
+    the server and released on the schedule, then a base update whose rebuilds go out of band.
+    Steps already done on the server are skipped."""
+    from strata.cli import demo_story  # noqa: PLC0415 - only this command needs it
+
+    env = {"STRATA_USER": user or "", "STRATA_PASSWORD": password or ""} if user else {}
+    cli = demo_story.Cli(url, env)
+    deadline = time.monotonic() + wait
+    while not cli.ok("namespace", "list"):
+        if time.monotonic() > deadline:
+            fail(f"no strata server answers at {url}")
+        time.sleep(0.3)
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if not as_json:
+            click.echo(f"- {line}")
+
+    try:
+        demo_story.tell(cli, work.resolve(), say, timeout=timeout)
+    except demo_story.DemoError as exc:
+        fail(f"demo story: {exc}")
+        return
+    if as_json:
+        click.echo(json.dumps({"steps": lines}))
+    else:
+        click.echo()
+        for line in demo_story.how_to_look(url, "strata"):
+            click.echo(line)
