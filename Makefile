@@ -58,13 +58,19 @@ test: install debs-test lint typecheck
 unit: install
 	$(BIN)/pytest -q tests/unit tests/api
 
+# The demo: demo/busybox, then the f25 release story (strata demo story): a busybox base, three
+# images built on the server from git repositories the demo creates in $(DATA)/demo (the only
+# file:// sources the server may clone), scheduled releases, a base update and its rebuilds.
 run: install debs-run
-	@mkdir -p $(DATA)
-	@set -m; $(BIN)/strata serve --data $(DATA) --listen $(LISTEN) & pid=$$!; \
+	@mkdir -p $(DATA)/demo
+	@set -m; $(BIN)/strata serve --data $(DATA) --listen $(LISTEN) \
+	  --source-allow file://$(abspath $(DATA))/demo/ & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; exit 0' INT TERM; \
-	token=$$($(BIN)/strata robot add demo-seed --data $(DATA) 2>/dev/null); \
-	STRATA_USER=demo-seed STRATA_PASSWORD=$$token \
-	  $(BIN)/strata demo seed --url http://$(LISTEN) --wait 30 || { kill $$pid; exit 1; }; \
+	token=$$($(BIN)/strata robot add demo-seed --role releng --data $(DATA) 2>/dev/null); \
+	export STRATA_USER=demo-seed STRATA_PASSWORD=$$token; \
+	$(BIN)/strata demo seed --url http://$(LISTEN) --wait 30 || { kill $$pid; exit 1; }; \
+	$(BIN)/strata demo story --url http://$(LISTEN) --work $(abspath $(DATA))/demo \
+	  || { $(BIN)/strata robot revoke demo-seed --data $(DATA) >/dev/null; kill $$pid; exit 1; }; \
 	$(BIN)/strata robot revoke demo-seed --data $(DATA) >/dev/null; \
 	echo; \
 	echo "strata is serving $(DATA)/ on http://$(LISTEN)  (Ctrl-C stops it)"; \
@@ -74,7 +80,7 @@ run: install debs-run
 	echo "          podman run --rm --tls-verify=false $(LISTEN)/demo/busybox:latest"; \
 	echo "  push:   skopeo copy --dest-tls-verify=false --dest-creds admin:PASSWORD docker-archive:IMAGE.tar docker://$(LISTEN)/demo/mine:1"; \
 	echo "          podman login --tls-verify=false -u admin $(LISTEN) && podman push --tls-verify=false IMAGE $(LISTEN)/demo/mine:1"; \
-	echo "          (admin's password: \$$STRATA_ADMIN_PASSWORD, or $(DATA)/auth/admin-password)"; \
+	echo "          (admin's password: \$$STRATA_ADMIN_PASSWORD, or $(DATA)/auth/admin-password; the f25 commands above need it)"; \
 	echo "  browse: $(BIN)/strata catalog --url http://$(LISTEN)"; \
 	echo "          $(BIN)/strata tags demo/busybox --url http://$(LISTEN)"; \
 	echo; \

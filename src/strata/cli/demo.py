@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import click
 
+from strata.cli import demo_story
 from strata.cli.common import fail, server_options
 from strata.client.registry import ClientError, RegistryClient, sha256
 
@@ -114,7 +115,6 @@ def story_cmd(url: str, user: str | None, password: str | None, as_json: bool,
     """Tell the release story of namespace f25: a busybox base, three images built from git on
     the server and released on the schedule, then a base update whose rebuilds go out of band.
     Steps already done on the server are skipped."""
-    from strata.cli import demo_story  # noqa: PLC0415 - only this command needs it
 
     env = {"STRATA_USER": user or "", "STRATA_PASSWORD": password or ""} if user else {}
     cli = demo_story.Cli(url, env)
