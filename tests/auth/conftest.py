@@ -150,7 +150,8 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
                     hashing: PasswordHashing | None = None, release: bool = False,
                     data_from: Path | None = None,
                     public_url: PublicUrl | None = None,
-                    registry_limits: Limits | None = None) -> AuthEnv:
+                    registry_limits: Limits | None = None,
+                    source_allow: tuple[str, ...] = ("https://",)) -> AuthEnv:
         data = tmp_path / f"data{len(engines)}"
         if data_from is not None:  # a data dir prepared earlier (database and blobs)
             shutil.copytree(data_from, data)
@@ -171,7 +172,8 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
         api = None
         if release:
             api = ReleaseApi(ReleaseEngine(engine, registry, public_host="registry.example"),
-                             WebhookSender(engine), scheduler_interval=0, webhook_interval=0)
+                             WebhookSender(engine), scheduler_interval=0, webhook_interval=0,
+                             source_allow=source_allow)
         app: web.Application = create_app(registry, housekeeping_interval=0, auth=auth,
                                           release=api, public_url=public_url)
         client = await aiohttp_client(app)

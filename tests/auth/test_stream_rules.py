@@ -43,6 +43,9 @@ async def env(make_env: EnvFactory) -> AuthEnv:
     resp = await env.client.post("/api/v1/namespaces", json={
         "name": "f25", "dist_tag": "f25docker"}, headers=env.creds("admin"))
     assert resp.status == 201, await resp.text()
+    resp = await env.client.post("/api/v1/images", json={  # approved: takes candidates
+        "repository": IMAGE, "reason": "test fixture"}, headers=env.creds("admin"))
+    assert resp.status == 201, await resp.text()
     return env
 
 

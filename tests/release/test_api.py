@@ -73,8 +73,12 @@ async def error(resp: aiohttp.ClientResponse, status: int, code: str) -> dict[st
 
 
 async def setup(client: Client) -> None:
+    """Namespace f25 and its image f25/x, registered directly (issue 14: candidates only for
+    active images)."""
     await ok(await client.post("/api/v1/namespaces", json={
         "name": "f25", "dist_tag": "f25docker", "anchor": "2025-06-10"}, headers=AUTH), 201)
+    await ok(await client.post("/api/v1/images", json={
+        "repository": "f25/x", "reason": "test fixture"}, headers=AUTH), 201)
 
 
 async def add(client: Client, repo: str, digest: str) -> Any:
@@ -188,6 +192,11 @@ async def test_a_registered_namespace_protects_names_not_registered_yet(client: 
             await registry.push_image(repo, "131-1.f25docker", [image.layer], image.config)
         assert err.value.status == 403 and "stream-tags-release-only" in str(err.value)
     digest = await registry.push_image("f25/newthing", None, [image.layer], image.config)
+    refused = await error(await client.post("/api/v1/candidates", json={
+        "reference": f"f25/newthing@{digest}"}, headers=AUTH), 403, "DENIED")
+    assert "strata image submit f25/newthing" in refused["message"]
+    await ok(await client.post("/api/v1/images", json={"repository": "f25/newthing"},
+                               headers=AUTH), 201)
     build = await add(client, "f25/newthing", digest)
     assert build["status"] == "candidate" and build["warnings"] == []
     assert await registry.tags("f25/newthing") == []

@@ -99,6 +99,7 @@ def test_candidates_scheduled_and_oob_releases_pulled_with_skopeo(tmp_path: Path
                       env={"STRATA_PUBLIC_HOST": "registry.example"}) as srv:
         w = World(srv, tmp_path)
         w.cli("namespace", "add", "f25", "--dist-tag", "f25docker", "--anchor", LATER)
+        w.cli("image", "add", "f25/x", "--reason", "test fixture")
         d129 = w.build("129", "1")
         d130 = w.build("130", "1")
         for digest in (d129, d130):
@@ -171,6 +172,7 @@ def test_crash_during_publish_leaves_the_old_state(tmp_path: Path) -> None:
     with StrataServer(base, "--workers", "1") as srv:
         w = World(srv, tmp_path)
         w.cli("namespace", "add", "f25", "--dist-tag", "f25docker", "--anchor", LATER)
+        w.cli("image", "add", "f25/x", "--reason", "test fixture")
         d1 = w.build("130", "1")
         w.cli("candidate", "add", f"f25/x@{d1}")
         w.cli("release", "publish")
@@ -181,6 +183,7 @@ def test_crash_during_publish_leaves_the_old_state(tmp_path: Path) -> None:
     try:
         w = World(crashing, tmp_path)
         d2 = w.build("130", "2")
+        w.cli("image", "add", "f25/y", "--reason", "test fixture")
         dy = w.build("1", "1", repo="f25/y")
         w.cli("candidate", "add", f"f25/x@{d2}")
         w.cli("candidate", "add", f"f25/y@{dy}")
@@ -221,9 +224,11 @@ def test_several_workers_publish_a_due_release_once(tmp_path: Path) -> None:
         w = World(srv, tmp_path)
         tomorrow = (TODAY + dt.timedelta(days=1)).isoformat()
         w.cli("namespace", "add", "f25", "--dist-tag", "f25docker", "--anchor", tomorrow)
+        w.cli("image", "add", "f25/x", "--reason", "test fixture")
         w.cli("namespace", "add", "f26", "--dist-tag", "f26docker", "--anchor",
               TODAY.isoformat())
         w.cli("candidate", "add", f"f25/x@{w.build('130', '1')}")
+        w.cli("image", "add", "f26/z", "--reason", "test fixture")
         d2 = w.build("2", "1", repo="f26/z")
         w.cli("candidate", "add", f"f26/z@{d2}")
         plans = {p["namespace"]["name"]: p for p in w.cli_json("release", "plan")["plans"]}
@@ -253,6 +258,7 @@ def test_stream_rules_with_skopeo_and_the_cli_as_admin(tmp_path: Path) -> None:
     with StrataServer(tmp_path / "srv", "--workers", "1") as srv:
         w = World(srv, tmp_path, user="boss")
         w.cli("namespace", "add", "f25", "--dist-tag", "f25docker", "--anchor", LATER)
+        w.cli("image", "add", "f25/x", "--reason", "test fixture")
         d130 = w.build("130", "1")
         w.cli("candidate", "add", f"f25/x@{d130}")
         for repo in ("f25/x", "f25/newthing"):

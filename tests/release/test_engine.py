@@ -28,8 +28,12 @@ async def tags(registry: Registry, repo: str = REPO) -> dict[str, str]:
     return await tag_map(registry, repo)
 
 
-async def setup_ns(engine: ReleaseEngine) -> None:
+async def setup_ns(engine: ReleaseEngine, *images: str) -> None:
+    """Namespace f25 with its approved images (``REPO`` unless named): candidates are
+    registered only for active images (issue 14)."""
     await engine.inventory.add_namespace("f25", "f25docker", anchor=ANCHOR)
+    for repo in images or (REPO,):
+        await engine.inventory.add_image(repo, actor="releng", reason="test fixture")
 
 
 async def candidate(engine: ReleaseEngine, registry: Registry, version: str, release: str,
@@ -238,7 +242,7 @@ async def test_history_at_time(engine: ReleaseEngine, registry: Registry, clock:
 
 async def test_publish_is_all_or_nothing(engine: ReleaseEngine, registry: Registry,
                                          db: sa.Engine, clock: Clock) -> None:
-    await setup_ns(engine)
+    await setup_ns(engine, REPO, "f25/y")
     await candidate(engine, registry, "129", "1")
     await candidate(engine, registry, "130", "1")
     await candidate(engine, registry, "1", "1", repo="f25/y")
@@ -292,7 +296,7 @@ async def _drop_manifest(db: sa.Engine, repo: str, digest: str) -> None:
 
 async def test_release_leaves_out_an_unusable_candidate_and_publishes_the_rest(
         engine: ReleaseEngine, registry: Registry, db: sa.Engine) -> None:
-    await setup_ns(engine)
+    await setup_ns(engine, REPO, "f25/y")
     dy = await candidate(engine, registry, "1", "1", repo="f25/y")
     d129 = await candidate(engine, registry, "129", "1")
     gone = await candidate(engine, registry, "130", "1")

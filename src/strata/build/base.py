@@ -162,7 +162,7 @@ async def import_base(registry: Registry, tarball: Path, *, name: str, version: 
     dist_tag = ns_dist_tag
     if image is None:
         try:
-            image = await api.add_image(name, namespace=str(ns["name"]))
+            image = await api.add_image(name, namespace=str(ns["name"]), reason="base import")
         except ClientError as exc:
             raise BuildError(f"registering image {name} in namespace {ns['name']} failed: "
                              f"{exc}") from exc

@@ -57,9 +57,11 @@ from strata.build.reuse import Reusable, build_inputs, find_reusable
 from strata.client.api import ApiClient
 from strata.client.registry import ClientError, RegistryClient, sha256
 from strata.oci import mediatypes as mt
+from strata.release.model import ImageStatus
 from strata.release.nvr import NVR
 from strata.release.rebuild import Package
 from strata.release.rebuild import packages_digest as list_digest
+from strata.review.policy import candidate_refusal
 
 __all__ = ["Registry", "SourceSpec", "run_build"]
 
@@ -203,13 +205,33 @@ def _record(source: Source, built: LocalBuild, *, repo: str, nvr: NVR, duration:
     }
 
 
+async def check_gate(api: ApiClient, repo: str, force_reason: str | None) -> None:
+    """Refuse before building when the server would refuse the candidate: the image is not
+    registered or still in review (:func:`strata.review.policy.candidate_refusal`), unless
+    forced with a reason (releng/admin; the server checks the role and records the reason)."""
+    try:
+        image = await api.image(repo)
+        status: ImageStatus | None = ImageStatus(str(image.get("status")))
+    except ClientError as exc:
+        if exc.status != 404:
+            raise BuildError(f"cannot read image {repo} from the release API: {exc}") from exc
+        status = None
+    except ValueError:
+        status = None
+    refusal = candidate_refusal(repo, status, forced=force_reason is not None)
+    if refusal is not None:
+        raise BuildError(refusal, exit_code=EXIT_INPUT)
+
+
 async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
                     verify: bool = False, rebuild: bool = False, if_changed: bool = False,
                     work_parent: Path | None = None, clean_in_background: bool = False,
                     log: Callable[[str], None] = lambda _: None,
-                    output: Callable[[bytes], None] = lambda _: None) -> dict[str, Any]:
+                    output: Callable[[bytes], None] = lambda _: None,
+                    force_reason: str | None = None) -> dict[str, Any]:
     """Build, push and register one candidate -- or find the one already built from the
-    same inputs (unless *rebuild*); returns what ``--json`` prints."""
+    same inputs (unless *rebuild*); returns what ``--json`` prints. Only an approved
+    (``active``) image is built unless ``force_reason`` (see :func:`check_gate`)."""
     rebuild = rebuild or if_changed
     started = time.monotonic()
     top = Path(tempfile.mkdtemp(prefix="strata-build.", dir=work_parent))
@@ -235,6 +257,7 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
                              f"(label name={plan.labels['name']!r})", exit_code=EXIT_INPUT)
         version = plan.labels["version"].strip()
         dist_tag = await dist_tag_of(registry.api, namespace)
+        await check_gate(registry.api, repo, force_reason)
         builds = await _builds_of(registry.api, repo)
         inputs = build_inputs(source, plan, opts)
         existing = None
@@ -281,7 +304,7 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
         try:
             candidate = await registry.api.add_candidate(
                 f"{repo}@{built.image.digest}", inputs=candidate_inputs(record, built),
-                if_changed=if_changed)
+                if_changed=if_changed, reason=force_reason, force=force_reason is not None)
         except ClientError as exc:
             if exc.status == 409 and isinstance(exc.detail, dict) and exc.detail.get("unchanged"):
                 log(str(exc))

@@ -158,25 +158,34 @@ def _build_text(data: dict[str, Any]) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="<ns>/<name>: follow the server's build until it ends.")
-@click.option("--reason", default=None, help="<ns>/<name>: why (recorded on the job).")
+@click.option("--reason", default=None, help="<ns>/<name>: why (recorded on the job); with "
+              "--force: why (recorded in the image's events).")
+@click.option("--force", is_flag=True, help="releng/admin: build and register an image that "
+              "is not approved (needs --reason).")
 def build_source(url: str, user: str | None, password: str | None, as_json: bool, source: str,
           containerfile: str | None, namespace: str | None, source_commit: str | None,
           ref: str | None, build_args: tuple[str, ...], target: str | None, network: str,
           verify: bool, rebuild: bool, if_changed: bool, compression: str,
           source_date_epoch: int | None, cache_dir: Path | None, work_dir: Path | None,
-          quiet: bool, wait: bool, reason: str | None) -> None:
+          quiet: bool, wait: bool, reason: str | None, force: bool) -> None:
     """Build SOURCE (a directory or a git URL) and push it as a release candidate; or, for
     a repository name <ns>/<name>, ask the server to build the image from its registered
     source at its branch head (a build job: strata build list|show|logs ID).
 
+    Only approved (active) images are built: a new image is submitted for review first
+    ('strata image submit').
+
     Exit codes: 0 built (or reused, or dropped as unchanged), 1 the build failed, 2 usage
-    error or the label policy / LABEL release= refused, 3 a RUN step failed."""
+    error or the label policy / LABEL release= / an unapproved image refused, 3 a RUN step
+    failed."""
     if _is_repository(source):
         from strata.cli.build_jobs import server_build
 
         server_build(url, user, password, as_json, source, rebuild=rebuild or if_changed,
                      wait=wait, reason=reason, quiet=quiet)
         return
+    if force and not (reason or "").strip():
+        raise click.UsageError("--force needs --reason (recorded in the image's events)")
     opts = BuildOptions(
         cache_dir=cache_dir or default_cache(), containerfile=containerfile,
         namespace=namespace, build_args=_pairs(build_args, "--build-arg", from_env=True),
@@ -189,7 +198,7 @@ def build_source(url: str, user: str | None, password: str | None, as_json: bool
     data = _run(url, user, password, lambda registry: run_build(
         registry, spec, opts, verify=verify, rebuild=rebuild, if_changed=if_changed,
         work_parent=work_dir, log=log,
-        output=output, clean_in_background=True),
+        output=output, clean_in_background=True, force_reason=reason if force else None),
         quiet or as_json)
     emit(data, as_json, _build_text)
 

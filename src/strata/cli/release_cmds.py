@@ -128,13 +128,20 @@ def image() -> None:
               default="active", show_default=True)
 @click.option("--namespace", default=None, help="Namespace of a root repository (fedora); "
               "default: the namespace of its name.")
+@click.option("--summary", default=None, help="One-line description.")
+@click.option("--reason", default=None, help="Why it is registered without a review "
+              "(recorded in the image's events).")
 def image_add(url: str, user: str | None, password: str | None, as_json: bool, repository: str,
               maintainers: tuple[str, ...], source_url: str | None, source_branch: str | None,
-              status: str, namespace: str | None) -> None:
-    """Add image REPOSITORY (<namespace>/<name>, or a root <name> with --namespace)."""
+              status: str, namespace: str | None, summary: str | None,
+              reason: str | None) -> None:
+    """Register image REPOSITORY (<namespace>/<name>, or a root <name> with --namespace)
+    directly, without a review (releng/admin): a recorded forced registration. New images of
+    maintainers go through 'strata image submit'."""
     data = run_api(url, user, password, lambda c: c.add_image(
         repository, maintainers=maintainers, source_url=source_url,
-        source_branch=source_branch, status=status, namespace=namespace))
+        source_branch=source_branch, status=status, namespace=namespace, summary=summary,
+        reason=reason))
     emit(data, as_json, lambda d: f"image {d['repository']} ({d['status']}), maintainers: "
          f"{', '.join(d['maintainers']) or '-'}")
 
@@ -144,6 +151,54 @@ def _stale_line(i: dict[str, Any]) -> str:
     return (f"{i['repository']}\t{i['nvr']}\tbuilt on {base['repository']}:{base['tag']} "
             f"{base['built_on_nvr'] or _short(base['built_on'])}, now "
             f"{base['now_nvr'] or _short(base['now'])}")
+
+
+def _image_line(d: dict[str, Any]) -> str:
+    source = d.get("source") or {}
+    return (f"image {d['repository']} ({d['status']}), maintainers: "
+            f"{', '.join(d['maintainers']) or '-'}, source: {source.get('url') or '-'}"
+            f"{'#' + source['branch'] if source.get('branch') else ''}"
+            f"{', summary: ' + d['summary'] if d.get('summary') else ''}")
+
+
+@image.command("set")
+@server_options
+@click.argument("repository")
+@click.option("--source-url", default=None, help="Git URL of the image's source (must pass "
+              "the server's --source-allow).")
+@click.option("--source-branch", default=None, help="Branch of the source (one per namespace).")
+@click.option("--summary", default=None, help="One-line description.")
+@click.option("--status", type=click.Choice(["in-review", "active", "retired"]), default=None,
+              help="releng/admin only.")
+def image_set(url: str, user: str | None, password: str | None, as_json: bool, repository: str,
+              source_url: str | None, source_branch: str | None, summary: str | None,
+              status: str | None) -> None:
+    """Change the source, summary or status of image REPOSITORY.
+
+    Maintainers of the image may change its source and summary; releng and admin everything."""
+    changes = {k: v for k, v in (("source_url", source_url), ("source_branch", source_branch),
+                                 ("summary", summary), ("status", status)) if v is not None}
+    if not changes:
+        raise click.UsageError("nothing to change: give --source-url, --source-branch, "
+                               "--summary or --status")
+    data = run_api(url, user, password, lambda c: c.set_image(repository, changes))
+    emit(data, as_json, _image_line)
+
+
+@image.command("maintainers")
+@server_options
+@click.argument("repository")
+@click.option("--add", "add", default=None, metavar="USER", help="Add a maintainer.")
+@click.option("--remove", "remove", default=None, metavar="USER", help="Remove a maintainer.")
+def image_maintainers(url: str, user: str | None, password: str | None, as_json: bool,
+                      repository: str, add: str | None, remove: str | None) -> None:
+    """Add or remove a maintainer of image REPOSITORY (releng/admin). The account gets (or
+    loses) the maintainer grant on the image; its earlier tokens end."""
+    if (add is None) == (remove is None):
+        raise click.UsageError("give exactly one of --add USER or --remove USER")
+    data = run_api(url, user, password, lambda c: c.image_maintainers(repository, add=add,
+                                                                      remove=remove))
+    emit(data, as_json, _image_line)
 
 
 @image.command("list")
@@ -172,7 +227,7 @@ def image_show(url: str, user: str | None, password: str | None, as_json: bool,
     data = run_api(url, user, password, lambda c: c.image(repository))
 
     def text(d: dict[str, Any]) -> str:
-        lines = [f"{d['repository']} ({d['status']})"]
+        lines = [f"{d['repository']} ({d['status']})", "  " + _image_line(d)]
         lines += [f"  stream {s['version']}" + (" (end-of-life)" if s["eol"] else "")
                   for s in d["streams"]]
         lines += [f"  {t['tag']}\t{_short(t['digest'])}\t{t['nvr'] or ''}" for t in d["tags"]]
@@ -190,12 +245,21 @@ def candidate() -> None:
 @server_options
 @click.argument("reference")
 @click.option("--advisory", "advisories", multiple=True, help="Advisory ID this build fixes.")
-@click.option("--reason", default=None, help="Why this build (shown in the release notes).")
+@click.option("--reason", default=None, help="Why this build (shown in the release notes; "
+              "with --force, recorded in the image's events).")
+@click.option("--force", is_flag=True, default=False, help="releng/admin: register it although "
+              "the image is not approved (needs --reason).")
 def candidate_add(url: str, user: str | None, password: str | None, as_json: bool,
-                  reference: str, advisories: tuple[str, ...], reason: str | None) -> None:
-    """Register REFERENCE (<namespace>/<name>@<digest>, <name>@<digest>) as a candidate."""
+                  reference: str, advisories: tuple[str, ...], reason: str | None,
+                  force: bool) -> None:
+    """Register REFERENCE (<namespace>/<name>@<digest>, <name>@<digest>) as a candidate.
+
+    Only an active (approved) image takes candidates: submit a new one with
+    'strata image submit'."""
+    if force and not (reason or "").strip():
+        raise click.UsageError("--force needs --reason (recorded in the image's events)")
     data = run_api(url, user, password, lambda c: c.add_candidate(
-        reference, advisories=advisories, reason=reason))
+        reference, advisories=advisories, reason=reason, force=force))
     if not as_json:
         for warning in data.get("warnings") or ():
             click.echo(f"warning: {warning}", err=True)

@@ -100,11 +100,39 @@ class ApiClient:
 
     async def add_image(self, repository: str, *, maintainers: Sequence[str] = (),
                         source_url: str | None = None, source_branch: str | None = None,
-                        status: str | None = None, namespace: str | None = None) -> Any:
+                        status: str | None = None, namespace: str | None = None,
+                        summary: str | None = None, reason: str | None = None) -> Any:
         return await self._call("POST", "/api/v1/images", body={
             "repository": repository, "maintainers": list(maintainers),
             "source_url": source_url, "source_branch": source_branch, "status": status,
-            "namespace": namespace})
+            "namespace": namespace, "summary": summary, "reason": reason})
+
+    async def set_image(self, repository: str, changes: Mapping[str, str | None]) -> Any:
+        return await self._call("PATCH", _image_path(repository), body=dict(changes))
+
+    async def image_maintainers(self, repository: str, *, add: str | None = None,
+                                remove: str | None = None) -> Any:
+        body = {"add": add} if add is not None else {"remove": remove}
+        return await self._call("POST", _image_path(repository) + "/maintainers", body=body)
+
+    async def image_events(self, repository: str) -> Any:
+        return await self._call("GET", _image_path(repository) + "/events")
+
+    # -- reviews ---------------------------------------------------------------------------
+    async def submit(self, repository: str, git: str, branch: str | None = None) -> Any:
+        return await self._call("POST", "/api/v1/reviews", body={
+            "repository": repository, "git": git, "branch": branch})
+
+    async def reviews(self, status: str | None = None, namespace: str | None = None) -> Any:
+        params = {k: v for k, v in (("status", status), ("namespace", namespace)) if v}
+        return await self._call("GET", "/api/v1/reviews", params=params or None)
+
+    async def review(self, request_id: int) -> Any:
+        return await self._call("GET", f"/api/v1/reviews/{request_id}")
+
+    async def review_action(self, request_id: int, action: str, comment: str) -> Any:
+        return await self._call("POST", f"/api/v1/reviews/{request_id}/{action}",
+                                body={"comment": comment})
 
     # -- candidates ------------------------------------------------------------------------
     async def candidates(self, *, namespace: str | None = None, repository: str | None = None,
@@ -119,13 +147,16 @@ class ApiClient:
     async def add_candidate(self, reference: str, *, advisories: Sequence[str] = (),
                             reason: str | None = None,
                             inputs: Mapping[str, Any] | None = None,
-                            if_changed: bool = False) -> Any:
+                            if_changed: bool = False, force: bool = False) -> Any:
         """Register a build; ``inputs``: ``source``, ``base`` and ``packages`` (what it was
         built from); ``if_changed``: refused (409, ``detail.unchanged``) if it repeats the
-        current candidate or release."""
-        return await self._call("POST", "/api/v1/candidates", body={
-            "reference": reference, "advisories": list(advisories), "reason": reason,
-            **(inputs or {}), "if_changed": if_changed})
+        current candidate or release; ``force`` (releng/admin, with ``reason``): although the
+        image is not approved."""
+        body: dict[str, Any] = {"reference": reference, "advisories": list(advisories),
+                                "reason": reason, **(inputs or {}), "if_changed": if_changed}
+        if force:
+            body["force"] = True
+        return await self._call("POST", "/api/v1/candidates", body=body)
 
     async def withdraw_candidate(self, reference: str, *, reason: str) -> Any:
         return await self._call("POST", "/api/v1/candidates/withdraw", body={

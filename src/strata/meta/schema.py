@@ -36,10 +36,16 @@ from strata.meta.schema_release import (
     webhook_outbox,
     webhooks,
 )
+from strata.meta.schema_review import (
+    image_events,
+    review_comments,
+    review_requests,
+)
 
 __all__ = [
     "auth_accounts", "auth_role_grants", "blobs", "build_jobs", "byte_ordered",
-    "candidate_inputs", "candidates", "images", "manifest_references", "manifests", "metadata",
-    "namespace_rebuilds", "namespaces", "release_items", "releases", "repositories",
-    "repository_blobs", "streams", "tag_events", "tags", "uploads", "webhook_outbox", "webhooks",
+    "candidate_inputs", "candidates", "image_events", "images", "manifest_references",
+    "manifests", "metadata", "namespace_rebuilds", "namespaces", "release_items", "releases",
+    "repositories", "repository_blobs", "review_comments", "review_requests", "streams",
+    "tag_events", "tags", "uploads", "webhook_outbox", "webhooks",
 ]

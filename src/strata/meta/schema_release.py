@@ -35,6 +35,7 @@ images = sa.Table(
     sa.Column("source_url", sa.String(1024), nullable=True),
     sa.Column("source_branch", sa.String(255), nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("summary", sa.Text, nullable=True),  # migration 0010
     sa.Index("ix_images_namespace", "namespace"),
 )
 

@@ -35,6 +35,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from strata.errors import Code, RegistryError
+from strata.meta import review_store
 from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName
 from strata.registry.service import Registry
@@ -60,6 +62,7 @@ from strata.release.model import (
 from strata.release.nvr import NVR, InvalidNVR
 from strata.release.streams import Candidate, StreamViolation, TagKind, classify_tag, plan_release
 from strata.release.webhooks import enqueue
+from strata.review.policy import candidate_refusal
 
 _NAMESPACE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _DIST_TAG = re.compile(r"^[A-Za-z0-9._]*$")
@@ -103,6 +106,13 @@ def namespace_for(conn: sa.Connection, repo: RepositoryName,
         raise not_found(f"root repository {repo} belongs to no namespace (add it with "
                         f"strata image add {repo} --namespace NS)")
     return ns
+
+
+def _gate(repository: str, image: Image | None, force_reason: str | None) -> None:
+    refusal = candidate_refusal(repository, image.status if image is not None else None,
+                                forced=force_reason is not None)
+    if refusal is not None:
+        raise RegistryError(Code.DENIED, {"repository": repository}, message=refusal)
 
 
 def _not_withdrawn(build: Build) -> None:
@@ -191,19 +201,29 @@ class Inventory:
     async def add_image(self, repository: str, *, maintainers: Sequence[str] = (),
                         source_url: str | None = None, source_branch: str | None = None,
                         status: ImageStatus = ImageStatus.ACTIVE,
-                        namespace: str | None = None) -> Image:
-        """Add an image; ``namespace`` is needed for a root repository (``fedora``) unless a
-        namespace has its name."""
+                        namespace: str | None = None, summary: str | None = None,
+                        actor: str = "admin", reason: str | None = None) -> Image:
+        """Add an image directly (releng/admin: the caller checked), without a review: a
+        recorded forced registration (``image_events``: who, why — ``reason``, default
+        ``registered directly (strata image add)``; ``base import`` for bases). Maintainers
+        that are accounts get the maintainer grant on it. ``namespace`` is needed for a root
+        repository (``fedora``) unless a namespace has its name."""
         repo = parse_repository(repository)
+        why = (reason or "").strip() or "registered directly (strata image add)"
 
         def go(conn: sa.Connection) -> Image:
             if store.get_image(conn, repo.value) is not None:
-                raise conflict(f"image {repo} already exists")
+                raise conflict(f"image {repo} already exists (change it with strata image set "
+                               f"/ strata image maintainers)")
             ns = namespace_for(conn, repo, namespace)
             image = Image(repo.value, ns.name, image_name_of(repo), status,
                           tuple(dict.fromkeys(maintainers)), source_url, source_branch,
-                          self.db.now())
+                          self.db.now(), summary)
             store.insert_image(conn, image)
+            for name in image.maintainers:
+                review_store.set_grant(conn, name, repo.value, True)
+            review_store.record_event(conn, repo.value, "registered", actor, image.created_at,
+                                      reason=why, detail={"status": status.value})
             return image
         return await self.db.write(go)
 
@@ -229,24 +249,35 @@ class Inventory:
     # -- candidates ------------------------------------------------------------------------
     async def add_candidate(self, repository: str, digest: str, *, actor: str,
                             advisories: Sequence[str] = (),
-                            reason: str | None = None) -> Build:
+                            reason: str | None = None,
+                            force_reason: str | None = None) -> Build:
+        """Register a pushed build. Only an ``active`` image takes candidates
+        (:func:`strata.review.policy.candidate_refusal`: 403 DENIED, submit it for review)
+        unless ``force_reason`` is given (the caller checked releng/admin): a forced
+        registration of an image that does not exist yet creates it ``active``; either way the
+        reason is recorded in the image's events."""
         repo = parse_repository(repository)
         parsed = Digest.parse(digest)
+        if force_reason is not None and not force_reason.strip():
+            raise invalid("a forced registration needs a reason (--reason)")
 
-        def before(conn: sa.Connection) -> tuple[Namespace, Build | None]:
+        def before(conn: sa.Connection) -> tuple[Namespace, Build | None, Image | None]:
             ns = namespace_for(conn, repo)
-            return ns, store.get_build(conn, repo.value, str(parsed))
+            return (ns, store.get_build(conn, repo.value, str(parsed)),
+                    store.get_image(conn, repo.value))
 
-        ns, existing = await self.db.read(before)
+        ns, existing, known = await self.db.read(before)
         if existing is not None:
             _not_withdrawn(existing)
             return existing
+        _gate(repo.value, known, force_reason)
         nvr = check_nvr(await read_labels(self.registry, repo, parsed), repo, ns)
         build = Build(repo.value, str(parsed), nvr, BuildStatus.CANDIDATE,
                       tuple(dict.fromkeys(advisories)), reason, None, self.db.now(), actor)
 
         def go(conn: sa.Connection) -> Build:
             image = store.get_image(conn, repo.value, lock=True)
+            _gate(repo.value, image, force_reason)
             if image is None:
                 image = Image(repo.value, ns.name, image_name_of(repo), ImageStatus.ACTIVE, (),
                               None, None, build.created_at)
@@ -266,6 +297,12 @@ class Inventory:
                 raise conflict(f"tag {nvr.tag} of {repo} already points to {tagged}; "
                                f"{nvr} cannot be {build.digest}")
             store.insert_build(conn, build)
+            if force_reason is not None:
+                review_store.record_event(
+                    conn, repo.value, "forced-registration", actor, build.created_at,
+                    reason=force_reason.strip(),
+                    detail={"digest": build.digest, "nvr": str(nvr),
+                            "image_status": image.status.value})
             enqueue(conn, "candidate.added", build.to_json(), build.created_at)
             return build
         return await self.db.write(go)

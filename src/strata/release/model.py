@@ -154,12 +154,13 @@ class Image:
     source_url: str | None
     source_branch: str | None
     created_at: float
+    summary: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"repository": self.repository, "namespace": self.namespace, "name": self.name,
                 "status": self.status.value, "maintainers": list(self.maintainers),
                 "source": {"url": self.source_url, "branch": self.source_branch},
-                "created_at": iso_time(self.created_at)}
+                "summary": self.summary, "created_at": iso_time(self.created_at)}
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,8 @@ def set_namespace_base(conn: sa.Connection, name: str, base_image: str | None) -
 # -- images ----------------------------------------------------------------------------------
 def _image(row: Any) -> Image:
     return Image(row.repository, row.namespace, row.name, ImageStatus(row.status),
-                 _json_list(row.maintainers), row.source_url, row.source_branch, row.created_at)
+                 _json_list(row.maintainers), row.source_url, row.source_branch, row.created_at,
+                 row.summary)
 
 
 def get_image(conn: sa.Connection, repository: str, *, lock: bool = False) -> Image | None:
@@ -98,7 +99,7 @@ def insert_image(conn: sa.Connection, image: Image) -> None:
         repository=image.repository, namespace=image.namespace, name=image.name,
         status=image.status.value, maintainers=json.dumps(list(image.maintainers)),
         source_url=image.source_url, source_branch=image.source_branch,
-        created_at=image.created_at))
+        created_at=image.created_at, summary=image.summary))
 
 
 def is_managed(conn: sa.Connection, repository: str) -> bool:

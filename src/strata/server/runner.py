@@ -80,7 +80,8 @@ def run_worker(settings: ServerSettings) -> None:
     security = WebhookSecurity(SecretBox.load(webhook_key_path(settings.data_dir)),
                                allow_private=settings.webhook_allow_private)
     release = release_api_from_env(db.sa_engine, registry, default_host=url.netloc,
-                                   webhook_security=security)
+                                   webhook_security=security,
+                                   source_allow=settings.source_allow)
     builds = build_service(settings, db, auth := build_auth(settings, db), str(url))
     app = create_app(registry, release=release, builds=builds,
                      housekeeping_interval=settings.housekeeping_interval,

@@ -66,6 +66,13 @@ def authorize(request: web.Request, role: Need, resource: str | None = None) -> 
     raise denied(role, resource)
 
 
+def is_releng(request: web.Request) -> bool:
+    """Whether the caller acts as releng or admin (always, with authentication off); call it
+    after :func:`authorize` has let the request through."""
+    principal = request_principal(request)
+    return principal is None or bool(principal.roles & {Role.ADMIN, Role.RELENG})
+
+
 def denied(role: Need, resource: str | None = None) -> RegistryError:
     """403 naming the right that was missing (``needs role releng or admin``)."""
     if role is Need.MAINTAINER and resource is None:

@@ -14,6 +14,9 @@
   digest and package list are those of the repository's current candidate or release is
   refused, 409 CONFLICT with ``detail: {"unchanged": true, "same_as": {nvr, digest,
   status}}``: it is dropped and gets no NVR.
+  Only an ``active`` image takes candidates: an image that is not registered or still in
+  review is refused (403 DENIED: submit it for review) unless ``"force": true``
+  (releng/admin) with a ``reason``, recorded in the image's events.
 * ``POST /api/v1/candidates/withdraw`` ``{"reference": "<ns>/<name>@<digest>", "reason":
   TEXT}``: take a pending build out of the next release (maintainer of the image, releng,
   admin); answers the build, status ``withdrawn`` with ``withdrawn: {by, at, reason}``.
@@ -54,6 +57,15 @@ async def add_candidate(request: web.Request) -> web.Response:
     data = await parse.json_body(request)
     repo, digest = parse_build_ref(parse.required(data, "reference"))
     authorize(request, Need.MAINTAINER, repo.value)
+    force = data.get("force", False)
+    if not isinstance(force, bool):
+        raise invalid("force must be true or false")
+    reason = parse.text(data, "reason")
+    if force:
+        authorize(request, Need.RELENG)
+        if not (reason or "").strip():
+            raise invalid("a forced registration needs a reason (--reason), recorded in the "
+                          "image's events")
     try:
         inputs = parse_inputs(data)
     except ValueError as exc:
@@ -67,7 +79,8 @@ async def add_candidate(request: web.Request) -> web.Response:
     inventory = engine.inventory
     build = await inventory.add_candidate(
         repo.value, str(digest), actor=actor(request),
-        advisories=parse.strings(data, "advisories"), reason=parse.text(data, "reason"))
+        advisories=parse.strings(data, "advisories"), reason=reason,
+        force_reason=reason if force else None)
     if inputs is not None:
         await engine.rebuilds.record(build.repository, build.digest, inputs)
     warnings = await inventory.stream_warnings(build)

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from strata.config import DEFAULT_SOURCE_ALLOW
 from strata.release.engine import ReleaseEngine
 from strata.release.webhooks import WebhookSender
+from strata.review.sources import ImageSources
 
 
 @dataclass(frozen=True)
@@ -15,13 +17,15 @@ class ReleaseApi:
     """The release engine, the webhook sender and how often the server runs them.
 
     ``scheduler_interval``: seconds between checks for due scheduled releases (0: never);
-    ``webhook_interval``: seconds between webhook delivery rounds (0: never).
+    ``webhook_interval``: seconds between webhook delivery rounds (0: never);
+    ``source_allow``: the git URLs the server may clone (``strata serve --source-allow``).
     """
 
     engine: ReleaseEngine
     webhooks: WebhookSender
     scheduler_interval: float = 60.0
     webhook_interval: float = 2.0
+    source_allow: tuple[str, ...] = DEFAULT_SOURCE_ALLOW
 
 
 RELEASE_API = web.AppKey("release_api", ReleaseApi)
@@ -29,3 +33,8 @@ RELEASE_API = web.AppKey("release_api", ReleaseApi)
 
 def engine_of(request: web.Request) -> ReleaseEngine:
     return request.app[RELEASE_API].engine
+
+
+def sources_of(request: web.Request) -> ImageSources:
+    api = request.app[RELEASE_API]
+    return ImageSources(api.engine.inventory.db, api.source_allow)

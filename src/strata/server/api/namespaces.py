@@ -19,9 +19,10 @@ from strata.release.model import (
 )
 from strata.release.rebuilds import MAX_DAYS_BEFORE
 from strata.release.schedule import MAX_INTERVAL_DAYS
+from strata.review.sources import check_changes
 from strata.server.api import parse
-from strata.server.api.auth import Need, authorize
-from strata.server.api.context import engine_of
+from strata.server.api.auth import Need, actor, authorize
+from strata.server.api.context import RELEASE_API, engine_of
 from strata.server.http import json_response
 
 
@@ -107,14 +108,20 @@ def image_repository(request: web.Request) -> str:
 
 
 async def add_image(request: web.Request) -> web.Response:
+    """Register an image directly, without a review (releng/admin): recorded as a forced
+    registration with ``reason`` (default ``registered directly (strata image add)``)."""
     authorize(request, Need.RELENG)
     data = await parse.json_body(request)
     status = parse.text(data, "status") or ImageStatus.ACTIVE.value
     if status not in {s.value for s in ImageStatus}:
         raise invalid(f"unknown image status {status!r}")
+    source_url = parse.text(data, "source_url")
+    if source_url is not None:
+        check_changes({"source_url": source_url}, request.app[RELEASE_API].source_allow)
     image = await engine_of(request).inventory.add_image(
         parse.required(data, "repository"), maintainers=parse.strings(data, "maintainers"),
-        source_url=parse.text(data, "source_url"),
+        source_url=source_url,
         source_branch=parse.text(data, "source_branch"), status=ImageStatus(status),
-        namespace=parse.text(data, "namespace"))
+        namespace=parse.text(data, "namespace"), summary=parse.text(data, "summary"),
+        actor=actor(request), reason=parse.text(data, "reason"))
     return json_response(image.to_json(), status=201)

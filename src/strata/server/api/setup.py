@@ -9,6 +9,9 @@ Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``):
                                                            ``?stale=1``: base moved);
                                                            ``{ns}`` is ``_`` for a root
                                                            repository (``.../images/_/f25``)
+``PATCH .../images/{ns}/{name}``                           source, summary, status
+``POST .../images/{ns}/{name}/maintainers``                add/remove a maintainer
+``GET .../images/{ns}/{name}/events``                      registrations, approvals, changes
 ``GET .../images/{ns}/{name}/streams``                     version streams (EOL flags)
 ``POST .../images/{ns}/{name}/streams/{version}/eol``      end a stream
 ``GET .../images/{ns}/{name}/history[?tag=&at=]``          tag events of the image
@@ -44,10 +47,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import sqlalchemy as sa
 from aiohttp import web
 
+from strata.config import DEFAULT_SOURCE_ALLOW
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine, sleep_after_first_write
 from strata.release.webhooks import RetryPolicy, WebhookSecurity, WebhookSender
-from strata.server.api import candidates, namespaces, releases, streams, webhooks
+from strata.server.api import candidates, images, namespaces, releases, streams, webhooks
 from strata.server.api.context import RELEASE_API, ReleaseApi
 
 log = logging.getLogger("strata.server")
@@ -64,6 +68,9 @@ def _routes() -> list[web.RouteDef]:
         web.get("/api/v1/images", namespaces.list_images),
         web.post("/api/v1/images", namespaces.add_image),
         web.get(_IMAGE, namespaces.show_image),
+        web.patch(_IMAGE, images.update_image),
+        web.post(_IMAGE + "/maintainers", images.maintainers),
+        web.get(_IMAGE + "/events", images.events),
         web.get(_IMAGE + "/streams", streams.list_streams),
         web.post(_IMAGE + "/streams/{version}/eol", streams.end_stream),
         web.get(_IMAGE + "/history", streams.history),
@@ -130,7 +137,8 @@ def _env_float(name: str, default: float) -> float:
 
 
 def release_api_from_env(engine: sa.Engine, registry: Registry, *, default_host: str,
-                         webhook_security: WebhookSecurity | None = None) -> ReleaseApi:
+                         webhook_security: WebhookSecurity | None = None,
+                         source_allow: tuple[str, ...] = DEFAULT_SOURCE_ALLOW) -> ReleaseApi:
     """The server's release API, tuned by the environment; ``webhook_security``: the server's
     key for webhook secrets and whether deliveries may go to private addresses.
 
@@ -151,4 +159,5 @@ def release_api_from_env(engine: sa.Engine, registry: Registry, *, default_host:
         security=release.webhook_security)
     return ReleaseApi(release, sender,
                       scheduler_interval=_env_float("STRATA_SCHEDULER_INTERVAL", 60.0),
-                      webhook_interval=_env_float("STRATA_WEBHOOK_INTERVAL", 2.0))
+                      webhook_interval=_env_float("STRATA_WEBHOOK_INTERVAL", 2.0),
+                      source_allow=source_allow)
