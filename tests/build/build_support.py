@@ -117,6 +117,13 @@ def write_context(root: Path, containerfile: str, files: Mapping[str, str] | Non
     return root
 
 
+#: The images the build tier's session server builds, registered directly (``strata image
+#: add``) by its fixture: candidates are registered only for approved images (issue 14).
+BUILT_IMAGES = ("again", "anycheckout", "bad", "bomb", "failing", "fromgit", "hello", "helpful",
+                "helpless", "hostile", "human", "inherits", "interop", "net", "net2", "noisy",
+                "pinned", "random", "reuse", "slow", "twice", "unlabelled")
+
+
 def labels_block(name: str, version: str = "1") -> str:
     return (f'LABEL name="$FGC/{name}" version="{version}" summary="test image {name}" '
             f'maintainer="Build Tests <bt@example.com>" usage="podman run {name}"')

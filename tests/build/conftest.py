@@ -13,6 +13,7 @@ import pytest
 from build_support import (
     BASE,
     BASE_VERSION,
+    BUILT_IMAGES,
     DIST_TAG,
     NAMESPACE,
     Strata,
@@ -38,6 +39,9 @@ def strata(build_server: StrataServer, tmp_path_factory: pytest.TempPathFactory)
         "STRATA_PASSWORD": build_server.admin_password, "STRATA_BUILD_CACHE": str(cache)})
     result = tool("namespace", "add", NAMESPACE, "--dist-tag", DIST_TAG)
     assert result.exit_code == 0, result.output
+    for name in BUILT_IMAGES:  # only approved images take candidates (issue 14)
+        result = tool("image", "add", f"{NAMESPACE}/{name}", "--reason", "build tier")
+        assert result.exit_code == 0, result.output
     return tool
 
 

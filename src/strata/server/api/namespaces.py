@@ -19,10 +19,9 @@ from strata.release.model import (
 )
 from strata.release.rebuilds import MAX_DAYS_BEFORE
 from strata.release.schedule import MAX_INTERVAL_DAYS
-from strata.review.sources import check_changes
 from strata.server.api import parse
 from strata.server.api.auth import Need, actor, authorize
-from strata.server.api.context import RELEASE_API, engine_of
+from strata.server.api.context import engine_of
 from strata.server.http import json_response
 
 
@@ -116,8 +115,6 @@ async def add_image(request: web.Request) -> web.Response:
     if status not in {s.value for s in ImageStatus}:
         raise invalid(f"unknown image status {status!r}")
     source_url = parse.text(data, "source_url")
-    if source_url is not None:
-        check_changes({"source_url": source_url}, request.app[RELEASE_API].source_allow)
     image = await engine_of(request).inventory.add_image(
         parse.required(data, "repository"), maintainers=parse.strings(data, "maintainers"),
         source_url=source_url,
