@@ -92,7 +92,7 @@ async def test_reads_that_need_a_role_need_api_read(api_env: AuthEnv) -> None:
 
 @pytest.mark.parametrize(("account", "granted"), [
     ("admin", ["read", "write"]), ("releng", ["read", "write"]), ("maint", ["read", "write"]),
-    ("robot", ["read", "write"]), ("robot-m", ["read", "write"]), ("reviewer", ["read"]),
+    ("robot", ["read", "write"]), ("robot-m", ["read", "write"]), ("reviewer", ["read", "write"]),
     (None, None),
 ])
 async def test_the_token_endpoint_grants_what_was_asked_and_allowed(
@@ -110,9 +110,15 @@ async def test_the_token_endpoint_grants_what_was_asked_and_allowed(
         {"type": "repository", "name": IMAGE, "actions": ["pull"]}]
 
 
-async def test_the_reviewer_cannot_write_with_any_token(api_env: AuthEnv) -> None:
+async def test_the_reviewer_writes_only_reviews_with_any_token(api_env: AuthEnv) -> None:
+    """Issue 14: reviewers' tokens carry ``strata:api:write`` (they comment, approve and
+    reject reviews); their role still refuses every other change."""
     token = bearer(await api_env.token("reviewer", ALL))
     resp = await api_env.client.post("/api/v1/namespaces", json=NAMESPACE, headers=token)
+    await assert_refused(resp, 403, "DENIED")
+    read_only = bearer(await api_env.token("reviewer", READ))
+    resp = await api_env.client.post("/api/v1/reviews/1/approve", json={"comment": "ok"},
+                                     headers=read_only)
     await assert_insufficient_scope(resp, "write")
 
 

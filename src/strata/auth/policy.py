@@ -25,10 +25,10 @@ admin          yes                          yes        yes
 ``robot`` is a marker for non-human accounts authenticated by a robot secret:
 it grants nothing by itself, a robot that pushes carries ``maintainer`` plus
 its images.  ``registry:catalog:*`` is granted to everyone, anonymous
-included (the catalog is public). ``strata:api:write`` (the JSON API's changes) goes to admin,
-releng and maintainer accounts, ``strata:api:read`` to those and reviewers; the account's roles
-still decide each API call on top of the token's scope.  A requested ``*`` on a repository expands
-to ``pull``, ``push`` and ``delete`` before the intersection, so the token
+included (the catalog is public). ``strata:api:read`` and ``strata:api:write`` (the JSON API's
+changes) go to admin, releng, maintainer and reviewer accounts (reviewers write reviews); the
+account's roles still decide each API call on top of the token's scope.  A requested ``*`` on a
+repository expands to ``pull``, ``push`` and ``delete`` before the intersection, so the token
 only ever lists concrete repository actions.
 """
 
@@ -44,7 +44,6 @@ from strata.auth.scope import (
     CATALOG,
     PULL,
     PUSH,
-    READ,
     REGISTRY,
     REPOSITORY,
     REPOSITORY_ACTIONS,
@@ -155,13 +154,12 @@ def allowed_actions(
 
 
 def _api_actions(principal: Principal) -> frozenset[str]:
-    """``strata:api``: ``write`` for the roles that change anything through the JSON API
-    (admin, releng, maintainer), ``read`` for them and reviewers; nothing for anyone else."""
+    """``strata:api``: ``read`` and ``write`` for the roles that change anything through the
+    JSON API (admin, releng, maintainer, reviewer: reviews); nothing for anyone else (an
+    account without a role submits and comments with its password)."""
     roles = principal.roles
-    if roles & {Role.ADMIN, Role.RELENG, Role.MAINTAINER}:
-        return API_ACTIONS
-    if Role.REVIEWER in roles:
-        return frozenset({READ})
+    if roles & {Role.ADMIN, Role.RELENG, Role.MAINTAINER, Role.REVIEWER}:
+        return API_ACTIONS  # reviewers write reviews (comment, approve, reject): issue 14
     return frozenset()
 
 

@@ -24,6 +24,7 @@ _COMMANDS = {
     "scrub": "scrub_cmd:scrub",
     "namespace": "release_cmds:namespace",
     "image": "release_cmds:image",
+    "review": "review_cmds:review",
     "candidate": "release_cmds:candidate",
     "release": "release_cmds:release",
     "stream": "release_cmds:stream",

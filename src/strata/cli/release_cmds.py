@@ -235,6 +235,23 @@ def image_show(url: str, user: str | None, password: str | None, as_json: bool,
     emit(data, as_json, text)
 
 
+@image.command("submit")
+@server_options
+@click.argument("repository")
+@click.option("--git", "git_url", required=True, metavar="URL",
+              help="Git URL of the image's source (must pass the server's --source-allow).")
+@click.option("--branch", default=None, help="Branch (default: the namespace's name, f25).")
+def image_submit(url: str, user: str | None, password: str | None, as_json: bool,
+                 repository: str, git_url: str, branch: str | None) -> None:
+    """Submit new image REPOSITORY (<namespace>/<name>) for review: opens a review request
+    and runs the automated checks at once (strata review show ID). Until a reviewer approves
+    it, no candidate of it is registered."""
+    from strata.cli.review_cmds import review_text
+
+    data = run_api(url, user, password, lambda c: c.submit(repository, git_url, branch))
+    emit(data, as_json, review_text)
+
+
 # -- candidate --------------------------------------------------------------------------------
 @click.group()
 def candidate() -> None:

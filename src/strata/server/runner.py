@@ -20,6 +20,7 @@ from strata.compose import build_registry, build_store, metadata_database, prepa
 from strata.config import ServerSettings
 from strata.meta.build_store import BuildStore
 from strata.release.webhooks import WebhookSecurity
+from strata.review.checks import SourceChecks
 from strata.server.api import release_api_from_env
 from strata.server.app import create_app
 from strata.server.auth_setup import (
@@ -81,7 +82,10 @@ def run_worker(settings: ServerSettings) -> None:
                                allow_private=settings.webhook_allow_private)
     release = release_api_from_env(db.sa_engine, registry, default_host=url.netloc,
                                    webhook_security=security,
-                                   source_allow=settings.source_allow)
+                                   source_allow=settings.source_allow,
+                                   checker=SourceChecks(
+                                       str(url), work_dir=settings.data_dir / "work" / "reviews",
+                                       cache_dir=settings.data_dir / "work" / "review-cache"))
     builds = build_service(settings, db, auth := build_auth(settings, db), str(url))
     app = create_app(registry, release=release, builds=builds,
                      housekeeping_interval=settings.housekeeping_interval,

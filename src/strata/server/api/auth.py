@@ -4,7 +4,10 @@ Every handler calls :func:`authorize` with the role its use-case needs, before d
 
 * ``releng`` (or ``admin``): publish, out-of-band releases, rollbacks, end-of-life, namespaces,
   images, webhooks;
-* ``maintainer`` (of the image, or ``releng``/``admin``): candidate add and withdraw;
+* ``maintainer`` (of the image, or ``releng``/``admin``): candidate add and withdraw, the
+  image's source and summary;
+* ``reviewer`` (or ``releng``/``admin``): approve or reject a review request;
+* ``account`` (any authenticated account): submit an image for review, comment;
 * ``reader``: everything that only reads (open to anonymous users today).
 
 A bearer token acts only within its ``strata:api`` scope (``read`` for the GETs that need a
@@ -37,6 +40,8 @@ from strata.server.auth import api_scope_refusal, request_principal
 
 class Need(StrEnum):
     READER = "reader"
+    ACCOUNT = "account"  # any authenticated account (a review's submitter)
+    REVIEWER = "reviewer"  # reviewer, releng or admin
     MAINTAINER = "maintainer"
     RELENG = "releng"
     ADMIN = "admin"
@@ -58,12 +63,26 @@ def authorize(request: web.Request, role: Need, resource: str | None = None) -> 
     roles = principal.roles
     if Role.ADMIN in roles or (role is not Need.ADMIN and Role.RELENG in roles):
         return None
+    if role is Need.ACCOUNT or (role is Need.REVIEWER and Role.REVIEWER in roles):
+        return None
     if role is Need.MAINTAINER and Role.MAINTAINER in roles and \
             (resource is None or resource in principal.images):
         # resource None: a maintainer of some image (the check made before reading a body
         # that names the image; the handler checks that image once it knows it)
         return None
     raise denied(role, resource)
+
+
+def is_reviewer(request: web.Request) -> bool:
+    """Whether the caller is a reviewer, releng or admin (always, with authentication off)."""
+    principal = request_principal(request)
+    return principal is None or bool(principal.roles & {Role.ADMIN, Role.RELENG,
+                                                        Role.REVIEWER})
+
+
+def enforced(request: web.Request) -> bool:
+    """Whether accounts are verified (authentication on): the actor is who they say."""
+    return request_principal(request) is not None
 
 
 def is_releng(request: web.Request) -> bool:
@@ -81,6 +100,8 @@ def denied(role: Need, resource: str | None = None) -> RegistryError:
         needs = f"needs maintainer of {resource} (or role releng or admin)"
     elif role is Need.RELENG:
         needs = "needs role releng or admin"
+    elif role is Need.REVIEWER:
+        needs = "needs role reviewer, releng or admin"
     else:
         needs = f"needs role {role.value}"
     return RegistryError(Code.DENIED, {"needs": needs},

@@ -9,6 +9,8 @@ from aiohttp import web
 from strata.config import DEFAULT_SOURCE_ALLOW
 from strata.release.engine import ReleaseEngine
 from strata.release.webhooks import WebhookSender
+from strata.review.checks import Checker
+from strata.review.service import Reviews
 from strata.review.sources import ImageSources
 
 
@@ -18,7 +20,8 @@ class ReleaseApi:
 
     ``scheduler_interval``: seconds between checks for due scheduled releases (0: never);
     ``webhook_interval``: seconds between webhook delivery rounds (0: never);
-    ``source_allow``: the git URLs the server may clone (``strata serve --source-allow``).
+    ``source_allow``: the git URLs the server may clone (``strata serve --source-allow``);
+    ``checker``: runs the automated checks of review requests (None: none are run).
     """
 
     engine: ReleaseEngine
@@ -26,6 +29,7 @@ class ReleaseApi:
     scheduler_interval: float = 60.0
     webhook_interval: float = 2.0
     source_allow: tuple[str, ...] = DEFAULT_SOURCE_ALLOW
+    checker: Checker | None = None
 
 
 RELEASE_API = web.AppKey("release_api", ReleaseApi)
@@ -38,3 +42,8 @@ def engine_of(request: web.Request) -> ReleaseEngine:
 def sources_of(request: web.Request) -> ImageSources:
     api = request.app[RELEASE_API]
     return ImageSources(api.engine.inventory.db, api.source_allow)
+
+
+def reviews_of(request: web.Request) -> Reviews:
+    api = request.app[RELEASE_API]
+    return Reviews(api.engine.inventory.db, api.source_allow, api.checker)

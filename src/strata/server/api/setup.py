@@ -16,6 +16,8 @@ Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``):
 ``POST .../images/{ns}/{name}/streams/{version}/eol``      end a stream
 ``GET .../images/{ns}/{name}/history[?tag=&at=]``          tag events of the image
 ``GET .../images/{ns}/{name}/tags/{tag}/history[?at=]``    one tag; with ``at``: its digest then
+``GET|POST /api/v1/reviews``, ``GET .../{id}``              review requests of new images
+``POST .../reviews/{id}/comment|approve|reject``           review them
 ``GET|POST /api/v1/candidates``                            candidate builds
 ``POST /api/v1/candidates/withdraw``                       take a pending build out
 ``GET /api/v1/plan[?namespace=&count=]``                   next dates, tag moves and
@@ -51,7 +53,16 @@ from strata.config import DEFAULT_SOURCE_ALLOW
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine, sleep_after_first_write
 from strata.release.webhooks import RetryPolicy, WebhookSecurity, WebhookSender
-from strata.server.api import candidates, images, namespaces, releases, streams, webhooks
+from strata.review.checks import Checker
+from strata.server.api import (
+    candidates,
+    images,
+    namespaces,
+    releases,
+    reviews,
+    streams,
+    webhooks,
+)
 from strata.server.api.context import RELEASE_API, ReleaseApi
 
 log = logging.getLogger("strata.server")
@@ -75,6 +86,12 @@ def _routes() -> list[web.RouteDef]:
         web.post(_IMAGE + "/streams/{version}/eol", streams.end_stream),
         web.get(_IMAGE + "/history", streams.history),
         web.get(_IMAGE + "/tags/{tag}/history", streams.history),
+        web.post("/api/v1/reviews", reviews.submit),
+        web.get("/api/v1/reviews", reviews.list_reviews),
+        web.get("/api/v1/reviews/{id}", reviews.show),
+        web.post("/api/v1/reviews/{id}/comment", reviews.comment),
+        web.post("/api/v1/reviews/{id}/approve", reviews.approve),
+        web.post("/api/v1/reviews/{id}/reject", reviews.reject),
         web.get("/api/v1/candidates", candidates.list_candidates),
         web.post("/api/v1/candidates", candidates.add_candidate),
         web.post("/api/v1/candidates/withdraw", candidates.withdraw_candidate),
@@ -138,7 +155,8 @@ def _env_float(name: str, default: float) -> float:
 
 def release_api_from_env(engine: sa.Engine, registry: Registry, *, default_host: str,
                          webhook_security: WebhookSecurity | None = None,
-                         source_allow: tuple[str, ...] = DEFAULT_SOURCE_ALLOW) -> ReleaseApi:
+                         source_allow: tuple[str, ...] = DEFAULT_SOURCE_ALLOW,
+                         checker: Checker | None = None) -> ReleaseApi:
     """The server's release API, tuned by the environment; ``webhook_security``: the server's
     key for webhook secrets and whether deliveries may go to private addresses.
 
@@ -160,4 +178,4 @@ def release_api_from_env(engine: sa.Engine, registry: Registry, *, default_host:
     return ReleaseApi(release, sender,
                       scheduler_interval=_env_float("STRATA_SCHEDULER_INTERVAL", 60.0),
                       webhook_interval=_env_float("STRATA_WEBHOOK_INTERVAL", 2.0),
-                      source_allow=source_allow)
+                      source_allow=source_allow, checker=checker)
