@@ -40,6 +40,7 @@ from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
 from strata.release.policy import ReleaseTagPolicy
 from strata.release.webhooks import WebhookSender
+from strata.review.checks import Checker
 from strata.server.api.context import ReleaseApi
 from strata.server.app import create_app
 from strata.server.auth import TokenAuth
@@ -151,7 +152,8 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
                     data_from: Path | None = None,
                     public_url: PublicUrl | None = None,
                     registry_limits: Limits | None = None,
-                    source_allow: tuple[str, ...] = ("https://",)) -> AuthEnv:
+                    source_allow: tuple[str, ...] = ("https://",),
+                    checker: Checker | None = None) -> AuthEnv:
         data = tmp_path / f"data{len(engines)}"
         if data_from is not None:  # a data dir prepared earlier (database and blobs)
             shutil.copytree(data_from, data)
@@ -173,7 +175,7 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
         if release:
             api = ReleaseApi(ReleaseEngine(engine, registry, public_host="registry.example"),
                              WebhookSender(engine), scheduler_interval=0, webhook_interval=0,
-                             source_allow=source_allow)
+                             source_allow=source_allow, checker=checker)
         app: web.Application = create_app(registry, housekeeping_interval=0, auth=auth,
                                           release=api, public_url=public_url)
         client = await aiohttp_client(app)
