@@ -70,6 +70,8 @@ async def world(engine: ReleaseEngine, registry: Registry, loop: RebuildLoop) ->
         await engine.inventory.add_image(f"f25/{name}",
                                          source_url=f"https://git.example/{name}.git",
                                          source_branch="f25")
+    await engine.inventory.add_image("f25/d")  # approved, no source (issue 14: no candidates
+    # of an unregistered image)
     old = await base_build(engine, registry, "1")
     await engine.publish(namespace="f25", actor="releng")
     digests = {"base1": old}
@@ -167,6 +169,7 @@ async def test_notes_name_the_base_change_and_the_package_changes(
                 Package("<img src=x onerror=alert(1)>", "1*2", "noarch"))
     await engine.inventory.add_namespace("f25", "f25docker", anchor=ANCHOR)
     await engine.inventory.add_image("f25", namespace="f25")
+    await engine.inventory.add_image("f25/a")
     base1 = await base_build(engine, registry, "1")
     await engine.publish(namespace="f25", actor="releng")
     await layered(engine, registry, loop, "f25/a", "1", inputs(base1, packages=old_pkgs))

@@ -12,7 +12,8 @@ ALL = Scope.parse("strata:api:*")
 
 @pytest.mark.parametrize(("roles", "actions"), [
     ({Role.ADMIN}, {"read", "write"}), ({Role.RELENG}, {"read", "write"}),
-    ({Role.MAINTAINER}, {"read", "write"}), ({Role.REVIEWER}, {"read"}),
+    ({Role.MAINTAINER}, {"read", "write"}),
+    ({Role.REVIEWER}, {"read", "write"}),  # reviewers write reviews (issue 14)
     ({Role.ROBOT}, set()), (set(), set()),
 ])
 def test_the_api_grant_follows_the_roles(roles: set[Role], actions: set[str]) -> None:
