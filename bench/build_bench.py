@@ -147,6 +147,8 @@ def main() -> None:
                "STRATA_BUILD_CACHE": str(work / "strata-cache"), "TMPDIR": str(work)}
         strata = strata_command()
         timed([*strata, "namespace", "add", "bench", "--dist-tag", "benchdocker"], env)
+        for image in ("copyheavy", "runheavy"):  # only approved images take candidates
+            timed([*strata, "image", "add", f"bench/{image}", "--reason", "benchmark"], env)
         rootfs = make_rootfs(work / "base")
         imported = json.loads(subprocess.run(
             [*strata, "base", "import", str(rootfs), "--name", "busybox-bench", "--version",

@@ -101,6 +101,9 @@ def test_submit_review_approve_build_through_the_cli(tmp_path: Path) -> None:
             build = cli(user, "build", str(ctx), "--namespace", "f25", ok=False)
             assert build.returncode == 2, (build.stdout, build.stderr)
             assert "strata image submit f25/hello" in build.stderr
+        job = cli("releng", "build", "f25/hello", "--no-wait", ok=False)  # a server build
+        assert job.returncode != 0 and "strata image submit f25/hello" in job.stderr
+        assert cli.json("releng", "build", "list")["builds"] == []
         digest = cli.json("releng", "build", str(ctx), "--namespace", "f25", "--force",
                           "--reason", "smoke test before the review")["digest"]
         forced = cli.json("releng", "image", "show", "f25/hello")

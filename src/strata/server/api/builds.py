@@ -20,7 +20,8 @@ from aiohttp import web
 from strata.config import source_refusal
 from strata.errors import Code, RegistryError
 from strata.meta.build_store import JOB_STATES, BuildJob, BuildStore, JobFilter
-from strata.release.model import invalid, not_found, parse_repository
+from strata.release.model import ImageStatus, invalid, not_found, parse_repository
+from strata.review.policy import candidate_refusal
 from strata.server.api import parse
 from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
@@ -56,6 +57,9 @@ async def start_build(request: web.Request) -> web.Response:
     if not isinstance(rebuild, bool):
         raise invalid("rebuild must be true or false")
     image = await engine_of(request).inventory.image(repo)  # 404 for an unknown image
+    gate = candidate_refusal(repo, ImageStatus(image["status"]), forced=False)
+    if gate is not None:  # its candidate would be refused: an image still in review
+        raise RegistryError(Code.DENIED, {"repository": repo}, message=gate)
     source = image.get("source") or {}
     url, branch = source.get("url"), source.get("branch")
     if not url:
