@@ -489,7 +489,7 @@ async def test_release_leaves_out_a_candidate_whose_layer_is_gone(
 
     from strata.meta import tables as t
 
-    await setup_ns(engine)
+    await setup_ns(engine, REPO, "f25/y")
     good = await candidate(engine, registry, "1", "1", repo="f25/y")
     broken = await candidate(engine, registry, "130", "1")
     with db.begin() as conn:
