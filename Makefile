@@ -80,7 +80,7 @@ run: install debs-run
 	echo "          podman run --rm --tls-verify=false $(LISTEN)/demo/busybox:latest"; \
 	echo "  push:   skopeo copy --dest-tls-verify=false --dest-creds admin:PASSWORD docker-archive:IMAGE.tar docker://$(LISTEN)/demo/mine:1"; \
 	echo "          podman login --tls-verify=false -u admin $(LISTEN) && podman push --tls-verify=false IMAGE $(LISTEN)/demo/mine:1"; \
-	echo "          (admin's password: \$$STRATA_ADMIN_PASSWORD, or $(DATA)/auth/admin-password; the f25 commands above need it)"; \
+	echo "          (admin's password: \$$STRATA_ADMIN_PASSWORD, or $(DATA)/auth/admin-password)"; \
 	echo "  browse: $(BIN)/strata catalog --url http://$(LISTEN)"; \
 	echo "          $(BIN)/strata tags demo/busybox --url http://$(LISTEN)"; \
 	echo; \
