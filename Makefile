@@ -59,19 +59,23 @@ unit: install
 	$(BIN)/pytest -q tests/unit tests/api
 
 # The demo: demo/busybox, then the f25 release story (strata demo story): a busybox base, three
-# images built on the server from git repositories the demo creates in $(DATA)/demo (the only
-# file:// sources the server may clone), scheduled releases, a base update and its rebuilds.
+# images from git repositories the demo creates in $(DATA)/demo (the only file:// sources the
+# server may clone), reviewed (a reviewer robot approves), built on the server, released on the
+# schedule, then a base update and its rebuilds released out of band.
 run: install debs-run
 	@mkdir -p $(DATA)/demo
 	@set -m; $(BIN)/strata serve --data $(DATA) --listen $(LISTEN) \
 	  --source-allow file://$(abspath $(DATA))/demo/ & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; exit 0' INT TERM; \
 	token=$$($(BIN)/strata robot add demo-seed --role releng --data $(DATA) 2>/dev/null); \
-	export STRATA_USER=demo-seed STRATA_PASSWORD=$$token; \
+	reviewer=$$($(BIN)/strata robot add demo-reviewer --role reviewer --data $(DATA) 2>/dev/null); \
+	export STRATA_USER=demo-seed STRATA_PASSWORD=$$token STRATA_REVIEWER_PASSWORD=$$reviewer; \
 	$(BIN)/strata demo seed --url http://$(LISTEN) --wait 30 || { kill $$pid; exit 1; }; \
 	$(BIN)/strata demo story --url http://$(LISTEN) --work $(abspath $(DATA))/demo \
-	  || { $(BIN)/strata robot revoke demo-seed --data $(DATA) >/dev/null; kill $$pid; exit 1; }; \
-	$(BIN)/strata robot revoke demo-seed --data $(DATA) >/dev/null; \
+	  --reviewer demo-reviewer; status=$$?; \
+	for robot in demo-seed demo-reviewer; do \
+	  $(BIN)/strata robot revoke $$robot --data $(DATA) >/dev/null; done; \
+	[ $$status = 0 ] || { kill $$pid; exit 1; }; \
 	echo; \
 	echo "strata is serving $(DATA)/ on http://$(LISTEN)  (Ctrl-C stops it)"; \
 	echo; \

@@ -1,7 +1,8 @@
 """``strata demo story`` (what ``make run`` tells) against a real ``strata serve`` that may clone
-only the demo's own ``file://`` area: the base and the three f25 images are released on the
-schedule, the base update's rebuilds go out of band, every image's ``latest`` ends on a rebuild
-on the new base, and a second run on the same data skips what is done instead of failing."""
+only the demo's own ``file://`` area: the three f25 images are submitted and approved by a
+reviewer, the base and the images are released on the schedule, the base update's rebuilds go
+out of band, every image's ``latest`` ends on a rebuild on the new base, and a second run on the
+same data skips what is done instead of failing."""
 
 from __future__ import annotations
 
@@ -36,7 +37,13 @@ def test_the_demo_story_ends_with_every_image_rebuilt_on_the_new_base(tmp_path: 
             assert proc.returncode == 0, proc.stderr
             return json.loads(proc.stdout)
 
-        first = strata("demo", "story", "--work", str(work))
+        added = subprocess.run([*strata_command(), "user", "add", "rita", "--role", "reviewer",
+                                "--data", str(server.data_dir), "--password-stdin"],
+                               input="rita-reviews-1234\n", capture_output=True, text=True,
+                               check=False)
+        assert added.returncode == 0, added.stderr
+        env["STRATA_REVIEWER_PASSWORD"] = "rita-reviews-1234"
+        first = strata("demo", "story", "--work", str(work), "--reviewer", "rita")
         assert first.returncode == 0, (first.stdout, first.stderr)
         lines = first.stdout.splitlines()
         assert "- release f25-demo-rebuilds (out of band, DEMO-2026-0001): " \
@@ -44,6 +51,17 @@ def test_the_demo_story_ends_with_every_image_rebuilt_on_the_new_base(tmp_path: 
                "toolchain-1-2.f25docker" in lines, first.stdout
         assert f"podman pull --tls-verify=false {server.url.split('://')[1]}/f25/cockpit:130" \
                in first.stdout
+
+        for repository in IMAGES:
+            assert any(line.startswith(f"- {repository}: review ") and
+                       line.endswith("approved by rita; the image is active")
+                       for line in lines), first.stdout
+        reviews = data("review", "list")["reviews"]
+        assert sorted((r["repository"], r["status"]) for r in reviews) == [
+            (repository, "approved") for repository in sorted(IMAGES)]
+        for repository in IMAGES:
+            image = data("image", "show", repository)
+            assert (image["status"], image["maintainers"]) == ("active", ["admin"])
 
         releases = data("release", "list", "--namespace", "f25")["releases"]
         kinds = sorted((r["kind"], r["name"]) for r in releases)
@@ -67,7 +85,7 @@ def test_the_demo_story_ends_with_every_image_rebuilt_on_the_new_base(tmp_path: 
             assert data("history", f"{repository}:{version}")["events"][-1]["new_digest"] == \
                 job["result_digest"]
 
-        again = strata("demo", "story", "--work", str(work))
+        again = strata("demo", "story", "--work", str(work), "--reviewer", "rita")
         assert again.returncode == 0, (again.stdout, again.stderr)
         assert "- rebuilds: already released (f25-demo-rebuilds)" in again.stdout
         assert len(data("release", "list", "--namespace", "f25")["releases"]) == 4

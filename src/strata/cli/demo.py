@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import io
 import json
+import os
 import shutil
 import tarfile
 import time
@@ -108,16 +109,23 @@ def seed_cmd(url: str, user: str | None, password: str | None, as_json: bool,
               help="Where the demo's git repositories and root filesystems go (a directory "
                    "the server may clone from: strata serve --source-allow file://WORK).")
 @click.option("--wait", type=float, default=30.0, help="Seconds to wait for the server.")
+@click.option("--reviewer", default=None,
+              help="The account that approves the images' reviews (password: "
+                   "$STRATA_REVIEWER_PASSWORD); without it the images are registered with "
+                   "strata image add.")
 @click.option("--timeout", type=float, default=180.0,
               help="Seconds to wait for the rebuilds on the new base.")
 def story_cmd(url: str, user: str | None, password: str | None, as_json: bool,
-              work: Path, wait: float, timeout: float) -> None:
+              work: Path, wait: float, reviewer: str | None, timeout: float) -> None:
     """Tell the release story of namespace f25: a busybox base, three images built from git on
     the server and released on the schedule, then a base update whose rebuilds go out of band.
     Steps already done on the server are skipped."""
 
     env = {"STRATA_USER": user or "", "STRATA_PASSWORD": password or ""} if user else {}
     cli = demo_story.Cli(url, env)
+    approver = demo_story.Cli(url, {
+        "STRATA_USER": reviewer,
+        "STRATA_PASSWORD": os.environ.get("STRATA_REVIEWER_PASSWORD", "")}) if reviewer else None
     deadline = time.monotonic() + wait
     while not cli.ok("namespace", "list"):
         if time.monotonic() > deadline:
@@ -131,7 +139,7 @@ def story_cmd(url: str, user: str | None, password: str | None, as_json: bool,
             click.echo(f"- {line}")
 
     try:
-        demo_story.tell(cli, work.resolve(), say, timeout=timeout)
+        demo_story.tell(cli, work.resolve(), say, timeout=timeout, reviewer=approver)
     except demo_story.DemoError as exc:
         fail(f"demo story: {exc}")
         return

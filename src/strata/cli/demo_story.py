@@ -2,11 +2,12 @@
 
 A base image (Debian's static busybox) is imported and released on the schedule; three images
 (``cockpit`` 130, ``kubernetes-node`` 0.1, ``toolchain`` 1) get git repositories of their own
-(under the work directory), are registered with those sources, built on the server from their
-branch head and released in the next scheduled release; then a base update is released out of
-band, the rebuild loop rebuilds all three on it, and the rebuilds go out in an out-of-band
-release. Every step drives the ``strata`` CLI, prints one line, and is skipped when the server
-already has its result, so the story can be told again on the same data.
+(under the work directory), are submitted for review with those sources and approved (by the
+reviewer account given), built on the server from their branch head and released in the next
+scheduled release; then a base update is released out of band, the rebuild loop rebuilds all
+three on it, and the rebuilds go out in an out-of-band release. Every step drives the ``strata``
+CLI, prints one line, and is skipped when the server already has its result, so the story can
+be told again on the same data.
 """
 
 from __future__ import annotations
@@ -207,7 +208,50 @@ def _wait_rebuilds(cli: Cli, base_digest: str, timeout: float) -> dict[str, dict
         time.sleep(0.5)
 
 
-def tell(cli: Cli, work: Path, say: Callable[[str], None], *, timeout: float = 120.0) -> None:
+def _open_review(cli: Cli, repository: str) -> dict[str, Any] | None:
+    reviews: list[dict[str, Any]] = cli.json("review", "list")["reviews"]
+    return next((r for r in reviews if r.get("repository") == repository
+                 and r.get("status") == "open"), None)
+
+
+def register(cli: Cli, reviewer: Cli | None, image: DemoImage, url: str,
+             say: Callable[[str], None]) -> None:
+    """Make ``image`` active with its source: submitted for review (the automated checks run at
+    once) and approved by ``reviewer``; without a reviewer, registered by a release engineer
+    (``strata image add``, recorded as a registration)."""
+    try:
+        status = cli.json("image", "show", image.repository).get("status")
+    except DemoError:
+        status = None
+    if status == "active":
+        return
+    if reviewer is None:
+        if status is None:
+            cli.json("image", "add", image.repository, "--source-url", url,
+                     "--source-branch", NAMESPACE)
+        else:
+            cli.json("image", "set", image.repository, "--status", "active")
+        say(f"{image.repository}: registered by a release engineer (no reviewer given)")
+        return
+    request = _open_review(cli, image.repository) if status == "in-review" else None
+    if request is None:
+        request = cli.json("image", "submit", image.repository, "--git", url,
+                           "--branch", NAMESPACE)
+    checks = request.get("checks") or []
+    failed = [c.get("name") for c in checks if c.get("ok") is not True]
+    if failed:
+        raise DemoError(f"review {request['id']} of {image.repository}: checks failed: "
+                        f"{', '.join(map(str, failed))} (strata review show {request['id']})")
+    say(f"{image.repository}: submitted for review (request {request['id']}), "
+        f"{len(checks)} automated checks passed")
+    reviewer.json("review", "approve", str(request["id"]), "--comment",
+                  "strata demo: looks good")
+    say(f"{image.repository}: review {request['id']} approved by "
+        f"{reviewer.env.get('STRATA_USER', '?')}; the image is active")
+
+
+def tell(cli: Cli, work: Path, say: Callable[[str], None], *, timeout: float = 120.0,
+         reviewer: Cli | None = None) -> None:
     """Tell the story; ``say`` gets one line per step."""
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -240,9 +284,7 @@ def tell(cli: Cli, work: Path, say: Callable[[str], None], *, timeout: float = 1
             say(f"{image.repository}:{image.version}: already released")
     if todo:
         def build(image: DemoImage) -> tuple[DemoImage, dict[str, Any]]:
-            if not cli.ok("image", "show", image.repository):
-                cli.json("image", "add", image.repository, "--source-url",
-                         f"file://{repos[image.name]}", "--source-branch", NAMESPACE)
+            register(cli, reviewer, image, f"file://{repos[image.name]}", say)
             job: dict[str, Any] = cli.json("build", image.repository, "--reason",
                                            "strata demo: first build")
             return image, job
