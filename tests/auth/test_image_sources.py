@@ -125,6 +125,9 @@ async def test_maintainers_add_and_remove_grant_at_once(env: AuthEnv) -> None:
                                         headers=env.creds("other")), 403, "DENIED")
     await answer(await env.client.post(f"{path}/maintainers", json={"add": "a", "remove": "b"},
                                        headers=env.creds("admin")), 400, "INVALID")
+    for bad in ("../x", "Bob", "", "a" * 65):
+        await answer(await env.client.post(f"{path}/maintainers", json={"add": bad},
+                                           headers=env.creds("admin")), 400, "INVALID")
     body = await answer(await env.client.post(f"{path}/maintainers", json={"add": "ghost"},
                                               headers=env.creds("admin")), 200)
     assert body["account"] is False and "ghost" in body["maintainers"]

@@ -9,6 +9,7 @@ Every change is recorded in the image's events (who, when, what).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,8 @@ from strata.release.model import (
     parse_repository,
 )
 from strata.review.policy import FIELDS, forbidden_fields
+
+_ACCOUNT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # as strata user add takes them
 
 
 def image_or_fail(conn: Connection, repository: str) -> Image:
@@ -98,8 +101,9 @@ class ImageSources:
         if (add is None) == (remove is None):
             raise invalid("give exactly one of add or remove")
         name = (add or remove or "").strip()
-        if not name or len(name) > 64:
-            raise invalid("a maintainer is an account name (1-64 characters)")
+        if not _ACCOUNT.fullmatch(name):
+            raise invalid(f"a maintainer is an account name (1-64 of a-z 0-9 . _ -), not "
+                          f"{name[:80]!r}")
 
         def go(conn: Connection) -> dict[str, Any]:
             image = image_or_fail(conn, repo.value)
