@@ -149,6 +149,7 @@ def test_serve_under_umask_000_keeps_everything_owner_only(tmp_path: Path,
         assert headers["Authorization"] == "Basic " + base64.b64encode(
             b"hookuser:url-pass-1").decode()
         # Release notes of a hostile candidate, through the CLI.
+        cli(server, "image", "add", "f25/b")  # approved: takes candidates (issue 14)
         digest = push_image(server, "f25/b", "2")
         cli(server, "candidate", "add", f"f25/b@{digest}", "--reason", HOSTILE,
             "--advisory", "<script>x</script>")

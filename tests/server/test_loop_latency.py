@@ -139,6 +139,10 @@ def test_registering_a_huge_index_leaves_pulls_fast(tmp_path: Path) -> None:
             {"name": "lat", "dist_tag": "lat1"}), headers={**server.admin_headers,
                                                             "Content-Type": "application/json"})
         assert resp.status == 201, resp
+        resp = server.request("POST", "/api/v1/images", body=compact(  # approved (issue 14)
+            {"repository": "lat/app"}), headers={**server.admin_headers,
+                                                 "Content-Type": "application/json"})
+        assert resp.status == 201, resp
         child, child_digest = image(server, "lat/app", {
             "name": "app", "version": "1.0", "release": "1.lat1"})
         entry = {"mediaType": OCI_MANIFEST, "digest": child_digest, "size": len(child),
