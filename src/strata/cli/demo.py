@@ -138,6 +138,7 @@ def story_cmd(url: str, user: str | None, password: str | None, as_json: bool,
         if not as_json:
             click.echo(f"- {line}")
 
+    os.umask(0o077)  # the work area lies in the data dir, which strata serve keeps owner-only
     try:
         demo_story.tell(cli, work.resolve(), say, timeout=timeout, reviewer=approver)
     except demo_story.DemoError as exc:
