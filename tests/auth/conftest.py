@@ -37,9 +37,7 @@ from strata.meta.database import Database
 from strata.meta.registry_store import RegistryStore
 from strata.registry.limits import Limits
 from strata.registry.service import Registry
-from strata.release.engine import ReleaseEngine
 from strata.release.policy import ReleaseTagPolicy
-from strata.release.webhooks import WebhookSender
 from strata.review.checks import Checker
 from strata.server.api.context import ReleaseApi
 from strata.server.app import create_app
@@ -47,6 +45,7 @@ from strata.server.auth import TokenAuth
 from strata.server.urls import PublicUrl
 from strata.storage.filesystem import FilesystemBlobStore
 from support.clock import SettableClock as FakeClock
+from support.release import release_engine, webhook_sender
 
 from .helpers import Client, basic, bearer
 
@@ -173,8 +172,8 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
         auth = TokenAuth.create(service, signing_key)
         api = None
         if release:
-            api = ReleaseApi(ReleaseEngine(engine, registry, public_host="registry.example"),
-                             WebhookSender(engine), scheduler_interval=0, webhook_interval=0,
+            api = ReleaseApi(release_engine(engine, registry, public_host="registry.example"),
+                             webhook_sender(engine), scheduler_interval=0, webhook_interval=0,
                              source_allow=source_allow, checker=checker)
         app: web.Application = create_app(registry, housekeeping_interval=0, auth=auth,
                                           release=api, public_url=public_url)

@@ -19,6 +19,7 @@ from strata.release.policy import ReleaseTagPolicy
 from strata.release.webhooks import WebhookSecurity
 from strata.storage.filesystem import FilesystemBlobStore
 from support.clock import SettableClock as Clock
+from support.release import release_engine
 
 START = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC).timestamp()  # a Monday
 
@@ -47,5 +48,5 @@ def engine(db: sa.Engine, registry: Registry, clock: Clock) -> ReleaseEngine:
     # Test receivers listen on loopback: deliveries there are allowed (as with
     # ``strata serve --webhook-allow-private``); tests/release/test_webhook_security.py checks
     # the default refusal.
-    return ReleaseEngine(db, registry, public_host="registry.example", clock=clock,
+    return release_engine(db, registry, public_host="registry.example", clock=clock,
                          webhook_security=WebhookSecurity.ephemeral(allow_private=True))

@@ -20,9 +20,10 @@ from strata.client.registry import ClientError, RegistryClient
 from strata.oci import mediatypes as mt
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
-from strata.release.webhooks import RetryPolicy, WebhookSender
+from strata.release.webhooks import RetryPolicy
 from strata.server.api import ReleaseApi
 from strata.server.app import create_app
+from support.release import webhook_sender
 
 from .conftest import Clock
 from .helpers import make_image
@@ -35,7 +36,7 @@ AUTH = {"Authorization": aiohttp.encode_basic_auth("rel-eng", "x")}
 def make_client(aiohttp_client: Callable[..., Awaitable[Client]], registry: Registry,
                 engine: ReleaseEngine, db: sa.Engine) -> Callable[..., Awaitable[Client]]:
     async def make(**kw: Any) -> Client:
-        sender = WebhookSender(db, policy=RetryPolicy(base_delay=0.05, timeout=5),
+        sender = webhook_sender(db, policy=RetryPolicy(base_delay=0.05, timeout=5),
                                security=engine.webhook_security)
         api = ReleaseApi(engine, sender, **{"scheduler_interval": 0, "webhook_interval": 0,
                                             **kw})

@@ -15,7 +15,9 @@ from strata.errors import Code, RegistryError
 from strata.meta import schema as rt
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
+from strata.release.errors import ReleaseError
 from strata.release.model import BuildStatus, ReleaseKind, ReleaseStatus
+from support.release import release_engine
 
 from .conftest import Clock
 from .helpers import make_image, push, push_build, tag_map
@@ -68,7 +70,7 @@ async def test_candidate_add_refuses_bad_labels(
         message: str) -> None:
     await setup_ns(engine)
     digest = await push(registry, REPO, make_image(*labels))
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.inventory.add_candidate(REPO, digest, actor="maint")
     assert err.value.code is Code.INVALID
     assert message in err.value.message
@@ -85,16 +87,16 @@ async def test_candidate_add_name_may_be_the_repository(
 async def test_candidate_add_conflicts_and_unknowns(engine: ReleaseEngine,
                                                     registry: Registry) -> None:
     digest = await push_build(registry, REPO, "130", "1.f25docker")
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.inventory.add_candidate(REPO, digest, actor="maint")
     assert err.value.code is Code.NOT_FOUND  # no namespace yet
     await setup_ns(engine)
     await engine.inventory.add_candidate(REPO, digest, actor="maint")
     other = await push_build(registry, REPO, "130", "1.f25docker", salt="rebuilt")
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.inventory.add_candidate(REPO, other, actor="maint")
     assert err.value.code is Code.CONFLICT
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.inventory.add_candidate(REPO, "sha256:" + "0" * 64, actor="maint")
     assert err.value.code is Code.MANIFEST_UNKNOWN
 
@@ -136,7 +138,7 @@ async def test_publish_scheduled_release(engine: ReleaseEngine, registry: Regist
                                         rt.tag_events.c.release_name)).all()
     assert sorted(events) == sorted((t, "releng", release.name) for t in (
         "129-1.f25docker", "130-1.f25docker", "129", "130", "latest"))
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.publish(release.name, actor="releng")
     assert err.value.code is Code.CONFLICT
     [plan] = await engine.plan()
@@ -162,7 +164,7 @@ async def test_oob_respin_of_older_version_moves_its_stream_not_latest(
     assert image["advisories"] == ["FEDORA-2025-1"]
     assert image["old_nvr"] == "x-129-1.f25docker" and image["new_nvr"] == "x-129-2.f25docker"
     assert {s["tag"] for s in image["skipped"]} == {"latest"}
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.oob([f"{REPO}@{d129_2}"], advisories=["A"], reason="again", actor="r")
     assert err.value.code is Code.CONFLICT
 
@@ -171,7 +173,7 @@ async def test_oob_needs_advisory_and_reason(engine: ReleaseEngine, registry: Re
     await setup_ns(engine)
     digest = await push_build(registry, REPO, "130", "1.f25docker")
     for advisories, reason in (([], "why"), (["A-1"], " ")):
-        with pytest.raises(RegistryError) as err:
+        with pytest.raises(ReleaseError) as err:
             await engine.oob([f"{REPO}@{digest}"], advisories=advisories, reason=reason,
                              actor="r")
         assert err.value.code is Code.INVALID
@@ -195,7 +197,7 @@ async def test_eol_freezes_stream_and_keeps_latest(engine: ReleaseEngine,
     d131 = await candidate(engine, registry, "131", "1")
     await engine.publish(actor="releng")
     assert (await tags(registry))["latest"] == d131
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.eol(f"{REPO}:latest", actor="maint")
     assert err.value.code is Code.INVALID
 
@@ -217,7 +219,7 @@ async def test_rollback_is_recorded(engine: ReleaseEngine, registry: Registry,
     assert last["actor"] == "releng" and last["reason"] == "rollback: 130-2 crashes on start"
     for tag, to in (("latest", "x-130-2.f25docker"), ("130-2.f25docker", "130-1.f25docker"),
                     ("130", "131-1.f25docker")):
-        with pytest.raises(RegistryError) as err:
+        with pytest.raises(ReleaseError) as err:
             await engine.rollback(f"{REPO}:{tag}", to=to, reason="r", actor="releng")
         assert err.value.code is Code.CONFLICT
         assert "rule rollback-" in err.value.message
@@ -253,7 +255,7 @@ async def test_publish_is_all_or_nothing(engine: ReleaseEngine, registry: Regist
         if len(writes) == 4:
             raise RuntimeError("disk on fire")
 
-    broken = ReleaseEngine(db, registry, clock=clock, after_tag_write=fail_on_fourth)
+    broken = release_engine(db, registry, clock=clock, after_tag_write=fail_on_fourth)
     with pytest.raises(RuntimeError):
         await broken.publish(actor="releng")
     assert len(writes) == 4
@@ -276,7 +278,7 @@ async def test_an_nvr_tag_pushed_before_the_namespace_blocks_only_its_candidate(
                       tag="130-1.f25docker")  # no namespace yet: scratch space
     await setup_ns(engine)
     digest = await push_build(registry, REPO, "130", "1.f25docker")
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.inventory.add_candidate(REPO, digest, actor="maint")
     assert err.value.code is Code.CONFLICT and evil in err.value.message
 
@@ -316,7 +318,7 @@ async def test_release_leaves_out_an_unusable_candidate_and_publishes_the_rest(
     pending = await engine.inventory.candidates(namespace="f25")
     assert [b.digest for b in pending] == [gone]  # still pending: fix it or withdraw it
     # an out-of-band release names its builds: one unusable build refuses it whole
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.oob([f"{REPO}@{gone}"], advisories=["A-1"], reason="r", actor="releng")
     assert err.value.code is Code.CONFLICT and "manifest-missing" in err.value.message
 
@@ -327,7 +329,7 @@ async def test_scheduler_publishes_when_due_and_only_once(
     await candidate(engine, registry, "130", "1")
     assert await engine.publish_due() == []
     clock.now = dt.datetime(2025, 6, 10, 0, 0, 1, tzinfo=dt.UTC).timestamp()
-    other = ReleaseEngine(db, registry, clock=clock)
+    other = release_engine(db, registry, clock=clock)
     results = await asyncio.gather(engine.publish_due(), other.publish_due())
     published = [r for batch in results for r in batch]
     assert [r.name for r in published] == ["f25-2025-06-10"]
@@ -347,7 +349,7 @@ async def test_webhook_event_is_queued_with_the_release(engine: ReleaseEngine,
     await engine.add_webhook("http://127.0.0.1:9/hook", events=["release.published"])
     await candidate(engine, registry, "130", "1")
     await engine.publish(actor="releng")
-    deliveries = await engine.deliveries()
+    deliveries = [d.to_json() for d in await engine.deliveries()]
     assert [(d["event"], d["status"]) for d in deliveries] == [("release.published", "pending")]
 
 
@@ -395,7 +397,7 @@ async def test_candidate_index_images_are_read_once_and_capped(
         other = make_image("x", "131", "1.f25docker", salt=str(i))
         others.append((await push(registry, REPO, other), len(other.manifest)))
     reads.clear()
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.inventory.add_candidate(REPO, await _push_index(registry, others),
                                              actor="maint")
     assert err.value.code is Code.INVALID and "at most 3" in err.value.message
@@ -411,7 +413,7 @@ async def test_withdraw_takes_a_pending_build_out_and_records_why(
     await setup_ns(engine)
     d1 = await candidate(engine, registry, "1", "1")
     d2 = await candidate(engine, registry, "2", "1")
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.inventory.withdraw_candidate(f"{REPO}@{d2}", actor="maint", reason=" ")
     assert err.value.code is Code.INVALID
     clock.advance(seconds=60)
@@ -423,7 +425,7 @@ async def test_withdraw_takes_a_pending_build_out_and_records_why(
     assert build.to_json()["withdrawn"]["reason"] == "broken on arm"
     again = await engine.inventory.withdraw_candidate(f"{REPO}@{d2}", actor="x", reason="y")
     assert again == build  # withdrawn once; the first record stays
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.inventory.add_candidate(REPO, d2, actor="maint")
     assert err.value.code is Code.CONFLICT and "withdrawn by maint" in err.value.message
     listed = await engine.inventory.candidates(
@@ -433,10 +435,10 @@ async def test_withdraw_takes_a_pending_build_out_and_records_why(
     release = await engine.publish(actor="releng")
     assert await tags(registry) == {"1-1.f25docker": d1, "1": d1, "latest": d1}
     assert release.notes is not None and release.notes["left_out"] == []
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.inventory.withdraw_candidate(f"{REPO}@{d1}", actor="maint", reason="r")
     assert err.value.code is Code.CONFLICT and "released" in err.value.message
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await engine.inventory.withdraw_candidate(f"{REPO}@sha256:{'0' * 64}", actor="m",
                                                   reason="r")
     assert err.value.code is Code.NOT_FOUND

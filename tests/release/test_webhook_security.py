@@ -19,20 +19,21 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 
 from strata.auth.secretbox import SealError, SecretBox
-from strata.errors import Code, RegistryError
+from strata.errors import Code
 from strata.meta import schema as r
 from strata.registry.service import Registry
 from strata.release.destinations import DestinationRefused, GuardedResolver, redact_url
 from strata.release.engine import ReleaseEngine
+from strata.release.errors import ReleaseError
 from strata.release.webhooks import (
     RetryPolicy,
     WebhookSecurity,
-    WebhookSender,
     seal_stored,
     sealed_with_other_keys,
 )
 from strata.server.api import ReleaseApi
 from strata.server.app import create_app
+from support.release import release_engine, webhook_sender, webhook_store
 
 from .conftest import Clock
 from .test_api import AUTH, Client, add, error, ok, push, setup
@@ -43,7 +44,7 @@ Receiver = list[tuple[dict[str, str], bytes]]
 @pytest.fixture
 def strict(db: sa.Engine, registry: Registry, clock: Clock) -> ReleaseEngine:
     """An engine with the server's default: no private destinations."""
-    return ReleaseEngine(db, registry, public_host="registry.example", clock=clock)
+    return release_engine(db, registry, public_host="registry.example", clock=clock)
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ async def test_secret_and_url_credentials_are_sealed_and_deliveries_still_signed
         assert secret not in raw
     assert raw.count("sealed:v1:") == 2
     await eol_event(engine)
-    sender = WebhookSender(db, clock=clock, security=engine.webhook_security)
+    sender = webhook_sender(db, clock=clock, security=engine.webhook_security)
     assert await sender.deliver_due() == 1
     [(headers, body)] = received
     mac = hmac.new(b"hmac-secret-789", body, hashlib.sha256).hexdigest()
@@ -100,12 +101,12 @@ async def test_another_key_cannot_open_them(engine: ReleaseEngine, db: sa.Engine
     await engine.add_webhook("http://127.0.0.1:9/hook", secret="s")
     await eol_event(engine)
     other = WebhookSecurity.ephemeral(allow_private=True)
-    with db.connect() as conn:
-        assert sealed_with_other_keys(conn, other.box) == {engine.webhook_security.box.key_id}
-        assert sealed_with_other_keys(conn, engine.webhook_security.box) == set()
-    sender = WebhookSender(db, clock=clock, security=other)
+    stored = webhook_store(db)
+    assert sealed_with_other_keys(stored, other.box) == {engine.webhook_security.box.key_id}
+    assert sealed_with_other_keys(stored, engine.webhook_security.box) == set()
+    sender = webhook_sender(db, clock=clock, security=other)
     assert await sender.deliver_due() == 0
-    [item] = await engine.deliveries()
+    [item] = [d.to_json() for d in await engine.deliveries()]
     assert item["status"] == "pending"  # retried: the operator may install the right key
     assert "every node needs the same DATA/auth/webhook-key" in item["last_error"]
 
@@ -116,9 +117,8 @@ def test_rows_from_before_sealing_are_sealed(db: sa.Engine) -> None:
             url="https://u:old-pass@hooks.example/x", events="[]", secret="old-secret",
             active=True, created_at=0.0))
     box = SecretBox.generate()
-    with db.begin() as conn:
-        assert seal_stored(conn, box) == 1
-        assert seal_stored(conn, box) == 0  # idempotent
+    assert seal_stored(webhook_store(db), box) == 1
+    assert seal_stored(webhook_store(db), box) == 0  # idempotent
     with db.connect() as conn:
         row = conn.execute(sa.select(r.webhooks)).one()
     assert row.url == "https://***@hooks.example/x"
@@ -170,7 +170,7 @@ def test_redact_url(url: str, shown: str) -> None:
     "100.64.0.1", "[::1]", "[fe80::1]", "[fd00::1]", "[::ffff:127.0.0.1]", "224.0.0.1"])
 async def test_literal_private_addresses_are_refused_at_add_time(strict: ReleaseEngine,
                                                                  host: str) -> None:
-    with pytest.raises(RegistryError) as err:
+    with pytest.raises(ReleaseError) as err:
         await strict.add_webhook(f"http://user:pw@{host}:8080/hook")
     assert err.value.code is Code.INVALID
     assert "--webhook-allow-private" in err.value.message
@@ -189,9 +189,9 @@ async def test_a_name_that_resolves_to_loopback_fails_its_delivery_with_the_reas
     server, received = receiver
     await strict.add_webhook(f"http://localhost:{server.port}/hook", secret="s")
     await eol_event(strict)
-    sender = WebhookSender(db, clock=clock, security=strict.webhook_security)
+    sender = webhook_sender(db, clock=clock, security=strict.webhook_security)
     assert await sender.deliver_due() == 0
-    [item] = await strict.deliveries()
+    [item] = [d.to_json() for d in await strict.deliveries()]
     assert (item["status"], item["attempts"]) == ("failed", 1)  # no retries
     assert item["last_error"].startswith("refused: localhost (127.0.0.1) is a loopback address")
     assert received == []
@@ -205,8 +205,8 @@ async def test_a_literal_that_slipped_in_is_refused_at_delivery(
     await engine.add_webhook(f"http://127.0.0.1:{server.port}/hook")
     await eol_event(engine)
     strict = WebhookSecurity(engine.webhook_security.box, allow_private=False)
-    assert await WebhookSender(db, clock=clock, security=strict).deliver_due() == 0
-    [item] = await engine.deliveries()
+    assert await webhook_sender(db, clock=clock, security=strict).deliver_due() == 0
+    [item] = [d.to_json() for d in await engine.deliveries()]
     assert item["status"] == "failed" and "127.0.0.1 is a loopback address" in item["last_error"]
     assert received == []
 
@@ -250,10 +250,10 @@ async def test_the_connection_goes_to_the_checked_address(
         resolvers.append(FakeResolver(["93.184.216.34"], ["127.0.0.1"]))
         return resolvers[-1]
 
-    sender = WebhookSender(db, clock=clock, security=strict.webhook_security, resolver=make,
+    sender = webhook_sender(db, clock=clock, security=strict.webhook_security, resolver=make,
                            policy=RetryPolicy(timeout=2))
     assert await sender.deliver_due() == 0
-    [item] = await strict.deliveries()
+    [item] = [d.to_json() for d in await strict.deliveries()]
     assert resolvers[0].calls == 1
     assert "93.184.216.34" in item["last_error"] and item["status"] == "pending"
     assert received == []
@@ -263,7 +263,7 @@ async def test_the_connection_goes_to_the_checked_address(
 @pytest.fixture
 async def api_client(aiohttp_client: Callable[..., Awaitable[Client]], registry: Registry,
                      strict: ReleaseEngine, db: sa.Engine) -> Client:
-    sender = WebhookSender(db, policy=RetryPolicy(base_delay=0.05, timeout=5),
+    sender = webhook_sender(db, policy=RetryPolicy(base_delay=0.05, timeout=5),
                            security=strict.webhook_security)
     api = ReleaseApi(strict, sender, scheduler_interval=0, webhook_interval=0.05)
     return await aiohttp_client(create_app(registry, housekeeping_interval=0, release=api))

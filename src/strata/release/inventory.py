@@ -30,18 +30,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
-from typing import Any
-
-import sqlalchemy as sa
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from strata.errors import Code, RegistryError
-from strata.meta import review_store
+from strata.meta.errors import Conflict
+from strata.meta.release_store import ReleaseReader, ReleaseStore, ReleaseWriter
 from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName
 from strata.registry.service import Registry
-from strata.release import schedule, store
-from strata.release.db import Database
+from strata.release import schedule
+from strata.release.errors import CONCURRENT_CHANGE, from_registry
 from strata.release.labels import read_labels
 from strata.release.model import (
     Build,
@@ -61,28 +60,31 @@ from strata.release.model import (
 )
 from strata.release.nvr import NVR, InvalidNVR
 from strata.release.streams import Candidate, StreamViolation, TagKind, classify_tag, plan_release
-from strata.release.webhooks import enqueue
+from strata.release.tagstates import tag_states
 from strata.review.policy import candidate_refusal
 
 _NAMESPACE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _DIST_TAG = re.compile(r"^[A-Za-z0-9._]*$")
 
 
-def _namespace_or_fail(conn: sa.Connection, name: str) -> Namespace:
-    ns = store.get_namespace(conn, name)
+T = TypeVar("T")
+
+
+def _namespace_or_fail(tx: ReleaseReader, name: str) -> Namespace:
+    ns = tx.namespace(name)
     if ns is None:
         raise not_found(f"unknown namespace {name!r} (strata namespace add {name} ...)")
     return ns
 
 
-def _image_or_fail(conn: sa.Connection, repository: str) -> Image:
-    image = store.get_image(conn, repository)
+def _image_or_fail(tx: ReleaseReader, repository: str) -> Image:
+    image = tx.image(repository)
     if image is None:
         raise not_found(f"unknown image {repository!r}")
     return image
 
 
-def namespace_for(conn: sa.Connection, repo: RepositoryName,
+def namespace_for(tx: ReleaseReader, repo: RepositoryName,
                   given: str | None = None) -> Namespace:
     """The namespace ``repo`` belongs to (``given``, if any, must agree).
 
@@ -93,15 +95,15 @@ def namespace_for(conn: sa.Connection, repo: RepositoryName,
     if prefix is not None:
         if given is not None and given != prefix:
             raise invalid(f"repository {repo} is in namespace {prefix}, not {given}")
-        return _namespace_or_fail(conn, prefix)
-    image = store.get_image(conn, repo.value)
+        return _namespace_or_fail(tx, prefix)
+    image = tx.image(repo.value)
     if image is not None:
         if given is not None and given != image.namespace:
             raise conflict(f"image {repo} belongs to namespace {image.namespace}, not {given}")
-        return _namespace_or_fail(conn, image.namespace)
+        return _namespace_or_fail(tx, image.namespace)
     if given is not None:
-        return _namespace_or_fail(conn, given)
-    ns = store.get_namespace(conn, repo.value)
+        return _namespace_or_fail(tx, given)
+    ns = tx.namespace(repo.value)
     if ns is None:
         raise not_found(f"root repository {repo} belongs to no namespace (add it with "
                         f"strata image add {repo} --namespace NS)")
@@ -142,10 +144,21 @@ def check_nvr(labels: dict[str, str], repo: RepositoryName, ns: Namespace) -> NV
     return nvr
 
 
+async def write(store: ReleaseStore, fn: Callable[[ReleaseWriter], T]) -> T:
+    """``fn`` in one write transaction of ``store``; a uniqueness race is a CONFLICT."""
+    try:
+        return await store.write(fn)
+    except Conflict as exc:
+        raise conflict(CONCURRENT_CHANGE, exc.detail) from None
+
+
 class Inventory:
-    def __init__(self, db: Database, registry: Registry) -> None:
-        self.db = db
+    def __init__(self, store: ReleaseStore, registry: Registry) -> None:
+        self.store = store
         self.registry = registry
+
+    async def _write(self, fn: Callable[[ReleaseWriter], T]) -> T:
+        return await write(self.store, fn)
 
     # -- namespaces ------------------------------------------------------------------------
     async def add_namespace(self, name: str, dist_tag: str, *, interval_days: int = 14,
@@ -163,39 +176,39 @@ class Inventory:
                 schedule.check_anchor(anchor)
             except ValueError as exc:
                 raise invalid(str(exc)) from None
-        today = self.db.today()
+        today = self.store.today()
         ns = Namespace(name, dist_tag, interval_days,
                        anchor or today + dt.timedelta(days=interval_days), base_image,
-                       self.db.now())
+                       self.store.now())
 
-        def go(conn: sa.Connection) -> Namespace:
-            if store.get_namespace(conn, name) is not None:
+        def go(tx: ReleaseWriter) -> Namespace:
+            if tx.namespace(name) is not None:
                 raise conflict(f"namespace {name} already exists")
-            store.insert_namespace(conn, ns)
+            tx.add_namespace(ns)
             return ns
-        return await self.db.write(go)
+        return await self._write(go)
 
     async def set_base_image(self, name: str, base_image: str | None) -> Namespace:
         """Record ``base_image`` (a repository, or None) as the namespace's base image."""
         if base_image is not None:
             base_image = parse_repository(base_image).value
 
-        def go(conn: sa.Connection) -> Namespace:
-            _namespace_or_fail(conn, name)
-            store.set_namespace_base(conn, name, base_image)
-            return _namespace_or_fail(conn, name)
-        return await self.db.write(go)
+        def go(tx: ReleaseWriter) -> Namespace:
+            _namespace_or_fail(tx, name)
+            tx.set_namespace_base(name, base_image)
+            return _namespace_or_fail(tx, name)
+        return await self._write(go)
 
     async def namespace_of(self, repository: str) -> Namespace:
         """The namespace ``repository`` belongs to (see :func:`namespace_for`)."""
         repo = parse_repository(repository)
-        return await self.db.read(lambda conn: namespace_for(conn, repo))
+        return await self.store.read(lambda tx: namespace_for(tx, repo))
 
     async def namespaces(self) -> list[Namespace]:
-        return await self.db.read(store.list_namespaces)
+        return await self.store.read(lambda tx: tx.namespaces())
 
     async def namespace(self, name: str) -> Namespace:
-        return await self.db.read(lambda conn: _namespace_or_fail(conn, name))
+        return await self.store.read(lambda tx: _namespace_or_fail(tx, name))
 
     # -- images ----------------------------------------------------------------------------
     async def add_image(self, repository: str, *, maintainers: Sequence[str] = (),
@@ -211,40 +224,40 @@ class Inventory:
         repo = parse_repository(repository)
         why = (reason or "").strip() or "registered directly (strata image add)"
 
-        def go(conn: sa.Connection) -> Image:
-            if store.get_image(conn, repo.value) is not None:
+        def go(tx: ReleaseWriter) -> Image:
+            if tx.image(repo.value) is not None:
                 raise conflict(f"image {repo} already exists (change it with strata image set "
                                f"/ strata image maintainers)")
-            ns = namespace_for(conn, repo, namespace)
+            ns = namespace_for(tx, repo, namespace)
             image = Image(repo.value, ns.name, image_name_of(repo), status,
                           tuple(dict.fromkeys(maintainers)), source_url, source_branch,
-                          self.db.now(), summary)
-            store.insert_image(conn, image)
+                          self.store.now(), summary)
+            tx.add_image(image)
             for name in image.maintainers:
-                review_store.set_grant(conn, name, repo.value, True)
-            review_store.record_event(conn, repo.value, "registered", actor, image.created_at,
-                                      reason=why, detail={"status": status.value})
+                tx.set_review_grant(name, repo.value, True)
+            tx.record_review_event(repo.value, "registered", actor, image.created_at,
+                                   reason=why, detail={"status": status.value})
             return image
-        return await self.db.write(go)
+        return await self._write(go)
 
     async def images(self, namespace: str | None = None) -> list[Image]:
-        return await self.db.read(lambda conn: store.list_images(conn, namespace))
+        return await self.store.read(lambda tx: tx.images(namespace))
 
     async def image(self, repository: str) -> dict[str, Any]:
         """The image with its streams and tags (what the API shows)."""
         repo = parse_repository(repository)
 
-        def go(conn: sa.Connection) -> dict[str, Any]:
-            image = _image_or_fail(conn, repo.value)
-            rid = store.repository_id(conn, repo.value)
-            digests = store.tag_digests(conn, rid) if rid is not None else {}
-            states = store.tag_states(conn, repo.value, image.name, digests)
+        def go(tx: ReleaseReader) -> dict[str, Any]:
+            image = _image_or_fail(tx, repo.value)
+            tags = tx.repository_tags(repo.value, image.name)
+            digests = tags.tags
+            states = tag_states(tags)
             return {**image.to_json(),
-                    "streams": [s.to_json() for s in self._streams(conn, repo.value)],
+                    "streams": [s.to_json() for s in self._streams(tx, repo.value)],
                     "tags": [{"tag": tag, "stream": classify_tag(tag).value, "digest": digest,
                               "nvr": str(states[tag].nvr) if tag in states else None}
                              for tag, digest in sorted(digests.items())]}
-        return await self.db.read(go)
+        return await self.store.read(go)
 
     # -- candidates ------------------------------------------------------------------------
     async def add_candidate(self, repository: str, digest: str, *, actor: str,
@@ -257,55 +270,56 @@ class Inventory:
         registration of an image that does not exist yet creates it ``active``; either way the
         reason is recorded in the image's events."""
         repo = parse_repository(repository)
-        parsed = Digest.parse(digest)
+        try:
+            parsed = Digest.parse(digest)
+        except RegistryError as exc:
+            raise from_registry(exc) from None
         if force_reason is not None and not force_reason.strip():
             raise invalid("a forced registration needs a reason (--reason)")
 
-        def before(conn: sa.Connection) -> tuple[Namespace, Build | None, Image | None]:
-            ns = namespace_for(conn, repo)
-            return (ns, store.get_build(conn, repo.value, str(parsed)),
-                    store.get_image(conn, repo.value))
+        def before(tx: ReleaseReader) -> tuple[Namespace, Build | None, Image | None]:
+            ns = namespace_for(tx, repo)
+            return ns, tx.build(repo.value, str(parsed)), tx.image(repo.value)
 
-        ns, existing, known = await self.db.read(before)
+        ns, existing, known = await self.store.read(before)
         if existing is not None:
             _not_withdrawn(existing)
             return existing
         _gate(repo.value, known, force_reason)
         nvr = check_nvr(await read_labels(self.registry, repo, parsed), repo, ns)
         build = Build(repo.value, str(parsed), nvr, BuildStatus.CANDIDATE,
-                      tuple(dict.fromkeys(advisories)), reason, None, self.db.now(), actor)
+                      tuple(dict.fromkeys(advisories)), reason, None, self.store.now(), actor)
 
-        def go(conn: sa.Connection) -> Build:
-            image = store.get_image(conn, repo.value, lock=True)
+        def go(tx: ReleaseWriter) -> Build:
+            image = tx.image(repo.value, lock=True)
             _gate(repo.value, image, force_reason)
             if image is None:
                 image = Image(repo.value, ns.name, image_name_of(repo), ImageStatus.ACTIVE, (),
                               None, None, build.created_at)
-                store.insert_image(conn, image)
+                tx.add_image(image)
             elif image.status is ImageStatus.RETIRED:
                 raise conflict(f"image {repo} is retired and takes no new builds")
-            again = store.get_build(conn, repo.value, build.digest)
+            again = tx.build(repo.value, build.digest)
             if again is not None:
                 _not_withdrawn(again)
                 return again
-            same = store.get_build_by_nvr(conn, repo.value, nvr.version, nvr.release)
+            same = tx.build_by_nvr(repo.value, nvr.version, nvr.release)
             if same is not None:
                 raise conflict(f"{nvr} is already registered as {same.digest}")
-            rid = store.repository_id(conn, repo.value)
-            tagged = store.tag_digests(conn, rid).get(nvr.tag) if rid is not None else None
+            tagged = tx.tag_digests(repo.value).get(nvr.tag)
             if tagged is not None and tagged != build.digest:
                 raise conflict(f"tag {nvr.tag} of {repo} already points to {tagged}; "
                                f"{nvr} cannot be {build.digest}")
-            store.insert_build(conn, build)
+            tx.add_build(build)
             if force_reason is not None:
-                review_store.record_event(
-                    conn, repo.value, "forced-registration", actor, build.created_at,
+                tx.record_review_event(
+                    repo.value, "forced-registration", actor, build.created_at,
                     reason=force_reason.strip(),
                     detail={"digest": build.digest, "nvr": str(nvr),
                             "image_status": image.status.value})
-            enqueue(conn, "candidate.added", build.to_json(), build.created_at)
+            tx.enqueue("candidate.added", build.to_json(), build.created_at)
             return build
-        return await self.db.write(go)
+        return await self._write(go)
 
     async def stream_warnings(self, build: Build) -> list[str]:
         """Why releasing ``build`` would move no stream (not newer than the current release
@@ -313,15 +327,13 @@ class Inventory:
         if build.status is not BuildStatus.CANDIDATE:
             return []
 
-        def go(conn: sa.Connection) -> list[str]:
-            image = store.get_image(conn, build.repository)
-            rid = store.repository_id(conn, build.repository)
-            digests = store.tag_digests(conn, rid) if rid is not None else {}
+        def go(tx: ReleaseReader) -> list[str]:
+            image = tx.image(build.repository)
             name = image.name if image is not None else build.nvr.name
-            states = store.tag_states(conn, build.repository, name, digests)
+            tags = tx.repository_tags(build.repository, name)
             try:
-                plan = plan_release(states, [Candidate(build.nvr, build.digest)],
-                                    store.eol_versions(conn, build.repository))
+                plan = plan_release(tag_states(tags), [Candidate(build.nvr, build.digest)],
+                                    set(tags.eol))
             except StreamViolation as violation:
                 return [f"{build.nvr} cannot be released as it is: {violation} "
                         f"(rule {violation.rule})"]
@@ -332,7 +344,7 @@ class Inventory:
             return [f"{build.nvr} is not newer than the current release of its stream "
                     f"({why}): a release would publish only its NVR tag "
                     f"{build.nvr.version_release} and move no stream"]
-        return await self.db.read(go)
+        return await self.store.read(go)
 
     async def withdraw_candidate(self, reference: str, *, actor: str, reason: str) -> Build:
         """Take a pending build out of the next release (``strata candidate withdraw``).
@@ -345,9 +357,9 @@ class Inventory:
         if not reason.strip():
             raise invalid("a withdrawal needs a reason (--reason)")
 
-        def go(conn: sa.Connection) -> Build:
-            store.get_image(conn, repo.value, lock=True)
-            build = store.get_build(conn, repo.value, str(digest))
+        def go(tx: ReleaseWriter) -> Build:
+            tx.image(repo.value, lock=True)
+            build = tx.build(repo.value, str(digest))
             if build is None:
                 raise not_found(f"{repo}@{digest} is not a registered build")
             if build.status is BuildStatus.WITHDRAWN:
@@ -355,58 +367,56 @@ class Inventory:
             if build.status is BuildStatus.RELEASED:
                 raise conflict(f"{build.nvr} was released in {build.release_name}; released "
                                "builds cannot be withdrawn")
-            now = self.db.now()
-            store.withdraw_build(conn, build, now, actor, reason.strip())
-            withdrawn = store.get_build(conn, repo.value, str(digest))
+            now = self.store.now()
+            tx.withdraw_build(build, now, actor, reason.strip())
+            withdrawn = tx.build(repo.value, str(digest))
             assert withdrawn is not None
-            enqueue(conn, "candidate.withdrawn", withdrawn.to_json(), now)
+            tx.enqueue("candidate.withdrawn", withdrawn.to_json(), now)
             return withdrawn
-        return await self.db.write(go)
+        return await self._write(go)
 
     async def candidates(self, *, namespace: str | None = None, repository: str | None = None,
                          status: BuildStatus | tuple[BuildStatus, ...] | None
                          = BuildStatus.CANDIDATE) -> list[Build]:
-        return await self.db.read(lambda conn: store.list_builds(
-            conn, namespace=namespace, repository=repository, status=status))
+        return await self.store.read(lambda tx: tx.builds(
+            namespace=namespace, repository=repository, status=status))
 
     # -- streams and history ---------------------------------------------------------------
     @staticmethod
-    def _streams(conn: sa.Connection, repository: str) -> list[Stream]:
-        rows = {s.version: s for s in store.list_streams(conn, repository)}
-        versions = {b.nvr.version for b in store.list_builds(conn, repository=repository)}
-        rid = store.repository_id(conn, repository)
-        if rid is not None:
-            versions |= {tag for tag in store.tag_digests(conn, rid)
-                         if classify_tag(tag) is TagKind.VERSION}
+    def _streams(tx: ReleaseReader, repository: str) -> list[Stream]:
+        rows = {s.version: s for s in tx.streams(repository)}
+        versions = {b.nvr.version for b in tx.builds(repository=repository)}
+        versions |= {tag for tag in tx.tag_digests(repository)
+                     if classify_tag(tag) is TagKind.VERSION}
         return [rows.get(v) or Stream(repository, v, False) for v in sorted(versions | set(rows))]
 
     async def streams(self, repository: str) -> list[Stream]:
         repo = parse_repository(repository)
 
-        def go(conn: sa.Connection) -> list[Stream]:
-            _image_or_fail(conn, repo.value)
-            return self._streams(conn, repo.value)
-        return await self.db.read(go)
+        def go(tx: ReleaseReader) -> list[Stream]:
+            _image_or_fail(tx, repo.value)
+            return self._streams(tx, repo.value)
+        return await self.store.read(go)
 
     async def history(self, repository: str, tag: str | None = None,
                       at: float | None = None) -> dict[str, Any]:
         """The events of a tag (or of every tag) and, with ``at``, what it pointed to then."""
         repo = parse_repository(repository)
 
-        def go(conn: sa.Connection) -> dict[str, Any]:
-            events = store.tag_history(conn, repo.value, tag, until=at)
+        def go(tx: ReleaseReader) -> dict[str, Any]:
+            events = tx.tag_history(repo.value, tag, until=at)
             out: dict[str, Any] = {"repository": repo.value, "tag": tag,
                                    "events": [e.to_json() for e in events]}
             if tag is not None and at is not None:
-                out.update(self._pointee(conn, repo.value, events, at))
+                out.update(self._pointee(tx, repo.value, events, at))
             return out
-        return await self.db.read(go)
+        return await self.store.read(go)
 
     @staticmethod
-    def _pointee(conn: sa.Connection, repository: str, events: list[TagEvent],
+    def _pointee(tx: ReleaseReader, repository: str, events: list[TagEvent],
                  at: float) -> dict[str, Any]:
         last = events[-1] if events else None
         digest = last.new_digest if last is not None else None
-        build = store.get_build(conn, repository, digest) if digest else None
+        build = tx.build(repository, digest) if digest else None
         return {"at": at, "digest": digest, "nvr": str(build.nvr) if build else None,
                 "since": last.to_json() if last is not None else None}

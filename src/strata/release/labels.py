@@ -21,6 +21,7 @@ from strata.errors import RegistryError
 from strata.oci.digest import Digest
 from strata.oci.names import ManifestRef, RepositoryName
 from strata.registry.service import Registry
+from strata.release.errors import from_registry
 from strata.release.model import invalid
 
 MAX_CONFIG_BYTES = 4 << 20
@@ -53,7 +54,16 @@ async def _config_labels(registry: Registry, repo: RepositoryName,
 
 
 async def read_labels(registry: Registry, repo: RepositoryName, digest: Digest) -> dict[str, str]:
-    """The labels of the image (or every image of the index) ``repo@digest``."""
+    """The labels of the image (or every image of the index) ``repo@digest``; the registry's
+    refusals (``MANIFEST_UNKNOWN``...) are raised as :class:`ReleaseError`."""
+    try:
+        return await _read_labels(registry, repo, digest)
+    except RegistryError as exc:
+        raise from_registry(exc) from None
+
+
+async def _read_labels(registry: Registry, repo: RepositoryName,
+                       digest: Digest) -> dict[str, str]:
     record = await registry.manifests.get(repo, ManifestRef(digest=digest))
     parsed = await registry.manifests.decode(record.content, record.media_type)
     if parsed.config is not None:

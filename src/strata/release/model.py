@@ -12,7 +12,7 @@ up by :func:`strata.release.inventory.namespace_for`. References:
 In ``/api/v1/images/{ns}/{name}`` a root repository's namespace segment is ``_``
 (:func:`api_segments`, :func:`repository_from_segments`): ``/api/v1/images/_/f25``.
 
-Parsing failures raise ``RegistryError(Code.INVALID)``.
+Parsing failures raise :class:`strata.release.errors.ReleaseError` (``Code.INVALID``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from strata.errors import Code, RegistryError
+from strata.errors import RegistryError
 from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName, is_tag
+from strata.release.errors import conflict as conflict
+from strata.release.errors import invalid as invalid
+from strata.release.errors import not_found as not_found
 from strata.release.nvr import NVR
 from strata.release.streams import is_cosign_tag as is_cosign_tag
 
@@ -49,18 +52,6 @@ class ReleaseKind(StrEnum):
 class ReleaseStatus(StrEnum):
     PLANNED = "planned"
     PUBLISHED = "published"
-
-
-def invalid(message: str, detail: Any = None) -> RegistryError:
-    return RegistryError(Code.INVALID, detail, message=message)
-
-
-def conflict(message: str, detail: Any = None) -> RegistryError:
-    return RegistryError(Code.CONFLICT, detail, message=message)
-
-
-def not_found(message: str, detail: Any = None) -> RegistryError:
-    return RegistryError(Code.NOT_FOUND, detail, message=message)
 
 
 def iso_time(at: float | None) -> str | None:
@@ -250,3 +241,94 @@ class Release:
             out["notes"] = self.notes
             out["notes_markdown"] = self.notes_md
         return out
+
+
+# -- webhooks --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Webhook:
+    id: int
+    url: str  # redacted: what everyone is shown
+    events: tuple[str, ...]
+    active: bool
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "url": self.url, "events": list(self.events),
+                "active": self.active, "created_at": iso_time(self.created_at)}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One outbox row: an event on its way to one webhook."""
+
+    id: int
+    webhook_id: int
+    event: str
+    status: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    delivered_at: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "webhook_id": self.webhook_id, "event": self.event,
+                "status": self.status, "attempts": self.attempts,
+                "next_attempt_at": iso_time(self.next_attempt_at),
+                "last_error": self.last_error, "delivered_at": iso_time(self.delivered_at)}
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A due delivery this process claimed, with what sending it needs."""
+
+    id: int
+    url: str  # redacted
+    url_sealed: str | None
+    secret: str | None  # sealed
+    event: str
+    payload: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What one delivery attempt leaves on its row (``next_attempt_at`` None: unchanged)."""
+
+    attempts: int
+    status: str
+    last_error: str | None
+    next_attempt_at: float | None = None
+    delivered_at: float | None = None
+
+
+@dataclass(frozen=True)
+class WebhookSecrets:
+    """A webhook's stored URL and secrets, as :func:`strata.release.webhooks.seal_stored`
+    reads and rewrites them."""
+
+    id: int
+    url: str
+    url_sealed: str | None
+    secret: str | None
+
+
+@dataclass(frozen=True)
+class TagMove:
+    """One tag a release (or a rollback) points at a new digest."""
+
+    repository: str
+    tag: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class RepositoryTags:
+    """What the stream planner reads of a repository: its tags, the NVRs of its registered
+    builds (by digest) and its end-of-life versions."""
+
+    repository: str
+    image_name: str
+    tags: dict[str, str] = field(compare=False, hash=False)
+    build_nvrs: dict[str, NVR] = field(compare=False, hash=False)
+    eol: frozenset[str]
+    exists: bool = True  # the registry knows the repository

@@ -1,17 +1,18 @@
 """The transactional core of a release: plan every repository, then move every tag, at once.
 
-:func:`apply_release` runs inside the caller's single transaction. It locks the images of the
-release (row locks on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers),
-reads what every tag points to, plans each repository with the rule book
-(:func:`strata.release.streams.plan_release`), leaves out the builds it cannot release (their
-manifest or one of its blobs is gone, their NVR tag points elsewhere; a repository whose
-usable builds together break a rule is left out whole) -- they stay pending and the notes name
-them, so one broken build never blocks the rest of the namespace (an out-of-band release,
-whose builds the caller named, is refused instead) -- and only then writes: tags (straight
-into the registry's ``tags`` table, each with its ``tag_events`` row), the builds' status, the
-release items, the notes (with each rebuilt image's base and package changes) and the webhook
-outbox, and the rebuilds of every image built on a stream it moved. Commit makes all of it
-visible together; any exception (or a crash) before commit leaves none of it.
+:func:`apply_release` runs inside the caller's single write transaction (a
+:class:`strata.meta.release_store.ReleaseWriter`). It locks the images of the release (row
+locks on PostgreSQL; SQLite's writers are serialised already), reads what every tag points to,
+plans each repository with the rule book (:func:`strata.release.streams.plan_release`), leaves
+out the builds it cannot release (their manifest or one of its blobs is gone, their NVR tag
+points elsewhere; a repository whose usable builds together break a rule is left out whole) --
+they stay pending and the notes name them, so one broken build never blocks the rest of the
+namespace (an out-of-band release, whose builds the caller named, is refused instead) -- and
+only then writes, in one store call (:meth:`ReleaseWriter.publish`): tags (straight into the
+registry's ``tags`` table, each with its ``tag_events`` row), the builds' status, the release
+items, the notes (with each rebuilt image's base and package changes), the webhook outbox and
+the rebuilds of every image built on a stream it moved. Commit makes all of it visible
+together; any exception (or a crash) before commit leaves none of it.
 """
 
 from __future__ import annotations
@@ -21,11 +22,8 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
-import sqlalchemy as sa
-
-from strata.meta.rebuild_store import queue_dependants, rebuild_notes
-from strata.release import store
-from strata.release.model import Build, Release, conflict
+from strata.meta.release_store import ReleaseReader, ReleaseWriter
+from strata.release.model import Build, Release, RepositoryTags, TagMove, conflict
 from strata.release.notes import ImageChanges, build_notes, render_markdown
 from strata.release.streams import (
     Candidate,
@@ -34,7 +32,7 @@ from strata.release.streams import (
     TagState,
     plan_release,
 )
-from strata.release.webhooks import enqueue
+from strata.release.tagstates import tag_states
 
 TagWriteHook = Callable[[str, str], None]
 """Called after each tag write inside the publish transaction (tests inject faults here)."""
@@ -76,39 +74,43 @@ class RepoPlan:
         return out
 
 
-def _usable(conn: sa.Connection, rid: int | None, states: Mapping[str, TagState],
-            build: Build, eol: set[str]) -> str | None:
+def _usable(tx: ReleaseReader, repo: RepositoryTags, states: Mapping[str, TagState],
+            build: Build) -> str | None:
     """Why ``build`` cannot be released on its own, or None."""
-    if rid is None or not store.has_manifest(conn, rid, build.digest):
+    if not repo.exists or not tx.has_manifest(repo.repository, build.digest):
         return (f"manifest-missing: {build.digest} is no longer in the registry (push the "
                 "same bytes again, or withdraw the build)")
-    missing = store.missing_content(conn, rid, build.digest)
+    missing = tx.missing_content(repo.repository, build.digest)
     if missing:
         return (f"content-missing: {', '.join(missing)} of {build.digest} no longer in the "
                 "repository (push it again, or withdraw the build)")
     try:
-        plan_release(states, [Candidate(build.nvr, build.digest)], eol)
+        plan_release(states, [Candidate(build.nvr, build.digest)], set(repo.eol))
     except StreamViolation as violation:
         return f"{violation.rule}: {violation}"
     return None
 
 
-def plan_repository(conn: sa.Connection, repository: str, builds: Sequence[Build]) -> RepoPlan:
+def repository_tags(tx: ReleaseReader, repository: str) -> RepositoryTags:
+    """The tags, build NVRs and end-of-life versions of ``repository``."""
+    image = tx.image(repository)
+    name = image.name if image is not None else repository.rsplit("/", 1)[-1]
+    return tx.repository_tags(repository, name)
+
+
+def plan_repository(tx: ReleaseReader, repository: str, builds: Sequence[Build]) -> RepoPlan:
     """Plan releasing ``builds`` (all of ``repository``) against the current tags.
 
     A build that cannot be released (its manifest or a blob of it is gone, its NVR tag points
     elsewhere) is left out with the reason; if the usable builds together break a rule (two
     that rpm cannot order), the repository is left out as a whole (``problem``)."""
-    image = store.get_image(conn, repository)
-    name = image.name if image is not None else repository.rsplit("/", 1)[-1]
-    rid = store.repository_id(conn, repository)
-    digests = store.tag_digests(conn, rid) if rid is not None else {}
-    states = store.tag_states(conn, repository, name, digests)
-    eol = store.eol_versions(conn, repository)
+    repo = repository_tags(tx, repository)
+    states = tag_states(repo)
+    eol = set(repo.eol)
     usable: list[Build] = []
     left_out: list[LeftOut] = []
     for build in builds:
-        reason = _usable(conn, rid, states, build, eol)
+        reason = _usable(tx, repo, states, build)
         if reason is None:
             usable.append(build)
         else:
@@ -123,13 +125,13 @@ def plan_repository(conn: sa.Connection, repository: str, builds: Sequence[Build
     return RepoPlan(repository, tuple(usable), plan, None, tuple(left_out))
 
 
-def plan_builds(conn: sa.Connection, builds: Sequence[Build]) -> list[RepoPlan]:
+def plan_builds(tx: ReleaseReader, builds: Sequence[Build]) -> list[RepoPlan]:
     ordered = sorted(builds, key=lambda b: b.repository)
-    return [plan_repository(conn, repo, list(group))
+    return [plan_repository(tx, repo, list(group))
             for repo, group in groupby(ordered, key=lambda b: b.repository)]
 
 
-def apply_release(conn: sa.Connection, release: Release, builds: Sequence[Build], *,
+def apply_release(tx: ReleaseWriter, release: Release, builds: Sequence[Build], *,
                   at: float, host: str, after_write: TagWriteHook | None = None,
                   strict: bool = False) -> dict[str, Any]:
     """Publish ``builds`` as ``release`` (already claimed in this transaction); the notes.
@@ -137,37 +139,25 @@ def apply_release(conn: sa.Connection, release: Release, builds: Sequence[Build]
     Builds that cannot be released are left out (they stay pending) and named in the notes;
     with ``strict`` (an out-of-band release, whose builds were named by the caller) any such
     build refuses the whole release instead."""
-    store.lock_images(conn, (b.repository for b in builds))
-    plans = plan_builds(conn, builds)
+    tx.lock_images(b.repository for b in builds)
+    plans = plan_builds(tx, builds)
     left_out = [x for p in plans for x in p.left_out]
     left_out += [LeftOut(b, p.problem) for p in plans if p.problem for b in p.builds]
     if strict and left_out:
         problems = list(dict.fromkeys(f"{x.build.repository}: {x.reason}" for x in left_out))
         raise conflict(f"release {release.name} cannot be published: {'; '.join(problems)}",
                        {"release": release.name, "problems": problems})
-    actor = release.actor or "release-engine"
-    released: list[Build] = []
-    for repo_plan in plans:
-        if repo_plan.plan is None:
-            continue
-        rid = store.repository_id(conn, repo_plan.repository)
-        assert rid is not None
-        for move in repo_plan.plan.moves:
-            store.write_tag(conn, rid, move.tag, move.new_digest, at, actor=actor,
-                            release=release.name, reason=release.reason)
-            if after_write is not None:
-                after_write(repo_plan.repository, move.tag)
-        released.extend(repo_plan.builds)
-    rebuilt = rebuild_notes(conn, [(p.repository, _newest(p.builds).digest) for p in plans
-                                   if p.plan is not None and p.builds])
-    store.mark_released(conn, released, release.name)
+    moves = [TagMove(p.repository, move.tag, move.new_digest)
+             for p in plans if p.plan is not None for move in p.plan.moves]
+    released = [b for p in plans if p.plan is not None for b in p.builds]
+    rebuilt = tx.rebuild_notes([(p.repository, _newest(p.builds).digest) for p in plans
+                                if p.plan is not None and p.builds])
     changes = [ImageChanges(p.repository, p.builds, p.plan, rebuilt.get(p.repository))
                for p in plans if p.plan is not None]
     notes = build_notes(release, changes, host,
                         left_out=[x.to_json() for x in left_out])
-    store.store_notes(conn, release.name, notes, render_markdown(notes))
-    enqueue(conn, "release.published", notes, at)
-    queue_dependants(conn, release.name, at)  # the images built on a stream it moved
+    tx.publish(release, moves, released, notes, render_markdown(notes), at,
+               after_write=after_write)
     return notes
 
 

@@ -1,7 +1,8 @@
 """Webhooks: events written to an outbox inside the transaction that caused them, then POSTed.
 
-:func:`enqueue` runs in the caller's transaction, so an event exists exactly when what it
-reports was committed. :class:`WebhookSender` delivers due outbox rows: JSON ``POST`` with
+Events are queued in the transaction that caused them
+(:func:`strata.meta.webhook_store.enqueue`), so an event exists exactly when what it reports
+was committed. :class:`WebhookSender` delivers due outbox rows: JSON ``POST`` with
 ``X-Strata-Event`` and ``X-Strata-Delivery`` headers and, when the webhook has a secret,
 ``X-Strata-Signature: sha256=<HMAC-SHA256 of the body>``. A 2xx answer delivers; anything
 else is retried with exponential backoff (``base * 2**(attempt-1)``, capped) until
@@ -20,35 +21,35 @@ the reason as its ``last_error``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import json
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import aiohttp
-import sqlalchemy as sa
 from aiohttp.abc import AbstractResolver
 
 from strata.auth.secretbox import SealError, SecretBox
-from strata.meta import release_tables as r
-from strata.meta.connection import locked_begin
+from strata.meta.webhook_store import PENDING, WebhookStore
 from strata.release.destinations import (
     DestinationRefused,
     GuardedResolver,
     literal_host_refusal,
     redact_url,
 )
-from strata.release.model import invalid, iso_time
+from strata.release.model import (
+    ClaimedDelivery,
+    DeliveryOutcome,
+    Webhook,
+    WebhookSecrets,
+    invalid,
+)
 
 EVENTS = frozenset({"release.published", "tag.rolled_back", "stream.eol", "candidate.added",
                     "candidate.withdrawn"})
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+DELIVERED, FAILED = "delivered", "failed"
 MAX_URL, MAX_SECRET = 2048, 1024
 
 
@@ -67,19 +68,6 @@ class WebhookSecurity:
 
 
 @dataclass(frozen=True)
-class Webhook:
-    id: int
-    url: str
-    events: tuple[str, ...]
-    active: bool
-    created_at: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "url": self.url, "events": list(self.events),
-                "active": self.active, "created_at": iso_time(self.created_at)}
-
-
-@dataclass(frozen=True)
 class RetryPolicy:
     base_delay: float = 2.0
     max_delay: float = 600.0
@@ -91,24 +79,9 @@ class RetryPolicy:
         return float(min(self.base_delay * 2 ** max(attempts - 1, 0), self.max_delay))
 
 
-# -- inside other transactions ---------------------------------------------------------------
-def enqueue(conn: sa.Connection, event: str, data: dict[str, Any], at: float) -> int:
-    """Queue ``event`` for every active webhook that wants it; returns how many rows."""
-    payload = json.dumps({"id": uuid.uuid4().hex, "event": event, "at": iso_time(at),
-                          "data": data}, sort_keys=True)
-    rows = []
-    for hook in list_webhooks(conn):
-        if hook.active and (not hook.events or event in hook.events):
-            rows.append({"webhook_id": hook.id, "event": event, "payload": payload,
-                         "status": PENDING, "attempts": 0, "next_attempt_at": at,
-                         "created_at": at})
-    if rows:
-        conn.execute(sa.insert(r.webhook_outbox), rows)
-    return len(rows)
-
-
-def add_webhook(conn: sa.Connection, url: str, events: Sequence[str], secret: str | None,
-                at: float, security: WebhookSecurity) -> Webhook:
+# -- registering and listing -----------------------------------------------------------------
+async def add_webhook(store: WebhookStore, url: str, events: Sequence[str],
+                      secret: str | None, at: float, security: WebhookSecurity) -> Webhook:
     shown = redact_url(url)
     if not url.startswith(("http://", "https://")):
         raise invalid(f"webhook URL must be http:// or https://, not {shown!r}")
@@ -121,72 +94,38 @@ def add_webhook(conn: sa.Connection, url: str, events: Sequence[str], secret: st
     unknown = sorted(set(events) - EVENTS)
     if unknown:
         raise invalid(f"unknown event(s) {', '.join(unknown)}; known: {', '.join(sorted(EVENTS))}")
-    result = conn.execute(sa.insert(r.webhooks).values(
-        url=shown, url_sealed=security.box.seal(url) if shown != url else None,
-        events=json.dumps(sorted(set(events))),
-        secret=security.box.seal(secret) if secret else None, active=True, created_at=at))
-    pk = result.inserted_primary_key
-    assert pk is not None
-    return Webhook(int(pk[0]), shown, tuple(sorted(set(events))), True, at)
+    return await store.add(shown, security.box.seal(url) if shown != url else None, events,
+                           security.box.seal(secret) if secret else None, at)
 
 
-def list_webhooks(conn: sa.Connection) -> list[Webhook]:
-    rows = conn.execute(sa.select(r.webhooks).order_by(r.webhooks.c.id))
-    return [Webhook(row.id, redact_url(row.url), tuple(json.loads(row.events)),
-                    bool(row.active), row.created_at) for row in rows]
+async def list_webhooks(store: WebhookStore) -> list[Webhook]:
+    """Every webhook, its URL redacted (rows from before sealing may hold credentials)."""
+    return [replace(hook, url=redact_url(hook.url)) for hook in await store.webhooks()]
 
 
-def seal_stored(conn: sa.Connection, box: SecretBox) -> int:
+def seal_stored(store: WebhookStore, box: SecretBox) -> int:
     """Seal the secrets and credential-bearing URLs of rows written before sealing existed
     (run once at server start, in one transaction); returns how many rows changed."""
-    w = r.webhooks.c
-    changed = 0
-    for row in conn.execute(sa.select(w.id, w.url, w.url_sealed, w.secret)).all():
-        values: dict[str, Any] = {}
+    def seal(row: WebhookSecrets) -> WebhookSecrets | None:
+        new = row
         if row.secret and not box.is_sealed(row.secret):
-            values["secret"] = box.seal(row.secret)
+            new = replace(new, secret=box.seal(row.secret))
         shown = redact_url(row.url)
         if row.url_sealed is None and shown != row.url:
-            values.update(url=shown, url_sealed=box.seal(row.url))
-        if values:
-            conn.execute(sa.update(r.webhooks).where(w.id == row.id).values(**values))
-            changed += 1
-    return changed
+            new = replace(new, url=shown, url_sealed=box.seal(row.url))
+        return None if new == row else new
+    return store.rewrite_secrets_sync(seal)
 
 
-def list_deliveries(conn: sa.Connection, webhook_id: int | None = None,
-                    limit: int = 100) -> list[dict[str, Any]]:
-    c = r.webhook_outbox.c
-    q = sa.select(r.webhook_outbox).order_by(c.id.desc()).limit(limit)
-    if webhook_id is not None:
-        q = q.where(c.webhook_id == webhook_id)
-    return [{"id": row.id, "webhook_id": row.webhook_id, "event": row.event,
-             "status": row.status, "attempts": row.attempts,
-             "next_attempt_at": iso_time(row.next_attempt_at), "last_error": row.last_error,
-             "delivered_at": iso_time(row.delivered_at)} for row in conn.execute(q)]
-
-
-def sealed_with_other_keys(conn: sa.Connection, box: SecretBox) -> set[str]:
+def sealed_with_other_keys(store: WebhookStore, box: SecretBox) -> set[str]:
     """Ids of the keys, other than ``box``'s, that sealed stored webhook secrets."""
-    w = r.webhooks.c
     found: set[str] = set()
-    for row in conn.execute(sa.select(w.url_sealed, w.secret)).all():
+    for row in store.secrets_sync():
         found |= {key for key in map(box.key_id_of, (row.url_sealed, row.secret)) if key}
     return found - {box.key_id}
 
 
 # -- delivery --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Claimed:
-    id: int
-    url: str  # redacted
-    url_sealed: str | None
-    secret: str | None  # sealed
-    event: str
-    payload: str
-    attempts: int
-
-
 @dataclass(frozen=True)
 class _Outcome:
     error: str | None = None
@@ -197,11 +136,11 @@ class WebhookSender:
     """Delivers due outbox rows. ``security`` must be the server's (the key that sealed the
     rows); ``resolver`` makes the inner name resolver (tests)."""
 
-    def __init__(self, db: sa.Engine, *, policy: RetryPolicy | None = None,
+    def __init__(self, store: WebhookStore, *, policy: RetryPolicy | None = None,
                  clock: Callable[[], float] = time.time,
                  security: WebhookSecurity | None = None,
                  resolver: Callable[[], AbstractResolver] | None = None) -> None:
-        self._db = db
+        self._store = store
         self.policy = policy or RetryPolicy()
         self._clock = clock
         self.security = security or WebhookSecurity.ephemeral()
@@ -218,44 +157,19 @@ class WebhookSender:
             connector = aiohttp.TCPConnector(resolver=GuardedResolver(inner))
         return aiohttp.ClientSession(connector=connector, trust_env=False)
 
-    def _claim(self, limit: int) -> list[_Claimed]:
-        now = self._clock()
-        o, w = r.webhook_outbox.c, r.webhooks.c
-        free = sa.or_(o.claimed_until.is_(None), o.claimed_until < now)
-        claimed: list[_Claimed] = []
-        due = (sa.select(o.id, w.url, w.url_sealed, w.secret, o.event, o.payload, o.attempts)
-               .select_from(r.webhook_outbox.join(r.webhooks, w.id == o.webhook_id))
-               .where(o.status == PENDING, o.next_attempt_at <= now, free)
-               .order_by(o.next_attempt_at, o.id).limit(limit))
-        with self._db.connect().execution_options(readonly=True) as conn:
-            rows = conn.execute(due).all()  # idle rounds take no write lock
-        if not rows:
-            return claimed
-        with locked_begin(self._db) as conn:
-            for row in rows:
-                won = conn.execute(sa.update(r.webhook_outbox).where(
-                    o.id == row.id, o.status == PENDING, free).values(
-                        claimed_until=now + self.policy.claim_seconds)).rowcount == 1
-                if won:
-                    claimed.append(_Claimed(*row))
-        return claimed
-
-    def _finish(self, item: _Claimed, outcome: _Outcome) -> None:
+    def _outcome(self, item: ClaimedDelivery, outcome: _Outcome) -> DeliveryOutcome:
+        """What the row records after an attempt: delivered, failed for good, or retried
+        after the backoff."""
         now = self._clock()
         attempts = item.attempts + 1
-        values: dict[str, Any] = {"attempts": attempts, "claimed_until": None,
-                                  "last_error": outcome.error}
         if outcome.error is None:
-            values.update(status=DELIVERED, delivered_at=now)
-        elif outcome.final or attempts >= self.policy.max_attempts:
-            values.update(status=FAILED)
-        else:
-            values.update(next_attempt_at=now + self.policy.delay(attempts))
-        with locked_begin(self._db) as conn:
-            conn.execute(sa.update(r.webhook_outbox).where(
-                r.webhook_outbox.c.id == item.id).values(**values))
+            return DeliveryOutcome(attempts, DELIVERED, None, delivered_at=now)
+        if outcome.final or attempts >= self.policy.max_attempts:
+            return DeliveryOutcome(attempts, FAILED, outcome.error)
+        return DeliveryOutcome(attempts, PENDING, outcome.error,
+                               next_attempt_at=now + self.policy.delay(attempts))
 
-    async def _post(self, session: aiohttp.ClientSession, item: _Claimed) -> _Outcome:
+    async def _post(self, session: aiohttp.ClientSession, item: ClaimedDelivery) -> _Outcome:
         box = self.security.box
         try:
             url = box.open(item.url_sealed) if item.url_sealed else item.url
@@ -284,16 +198,22 @@ class WebhookSender:
         except (aiohttp.ClientError, TimeoutError) as exc:
             return _Outcome(_error_text(exc, url))
 
+    async def claim(self, limit: int) -> list[ClaimedDelivery]:
+        """Claim up to ``limit`` due deliveries for ``policy.claim_seconds`` (rows another
+        sender holds a live claim on are not returned)."""
+        now = self._clock()
+        return await self._store.claim_due(now, limit, now + self.policy.claim_seconds)
+
     async def deliver_due(self, limit: int = 50) -> int:
         """Send every due delivery once; returns how many were sent successfully."""
-        claimed = await asyncio.to_thread(self._claim, limit)
+        claimed = await self.claim(limit)
         if not claimed:
             return 0
         delivered = 0
         async with self.session() as session:
             for item in claimed:
                 outcome = await self._post(session, item)
-                await asyncio.to_thread(self._finish, item, outcome)
+                await self._store.record(item.id, self._outcome(item, outcome))
                 delivered += outcome.error is None
         return delivered
 

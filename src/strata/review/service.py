@@ -24,6 +24,7 @@ from typing import Any
 from strata.config import source_refusal
 from strata.errors import Code, RegistryError
 from strata.meta import review_store
+from strata.meta.release_store import ReleaseReader
 from strata.meta.review_store import Connection
 from strata.release import store
 from strata.release.db import Database
@@ -81,7 +82,7 @@ class Reviews:
             raise invalid(f"invalid branch {branch[:80]!r}")
 
         def go(conn: Connection) -> tuple[int, CheckInput]:
-            ns = namespace_for(conn, repo)
+            ns = namespace_for(ReleaseReader(conn), repo)
             chosen = branch.strip() if branch else ns.name
             image = store.get_image(conn, repo.value, lock=True)
             now = self.db.now()

@@ -24,8 +24,9 @@ from strata.auth.service import AuthService, LoginLimits
 from strata.auth.shared_ratelimit import SharedRateLimiter
 from strata.config import ServerSettings
 from strata.meta.account_store import SqlAccountStore
-from strata.meta.connection import create_engine, locked_begin, sqlite_url
+from strata.meta.connection import sqlite_url
 from strata.meta.database import Database
+from strata.meta.webhook_store import WebhookStore
 from strata.release.webhooks import seal_stored, sealed_with_other_keys
 from strata.server.auth import TokenAuth
 
@@ -54,13 +55,13 @@ def prepare_webhook_key(settings: ServerSettings) -> None:
     (a node of a PostgreSQL cluster that was not given the first node's key file)."""
     path = webhook_key_path(settings.data_dir)
     box = SecretBox.load_or_create(path)
-    engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
+    db = Database(settings.database_url or sqlite_url(settings.data_dir))
     try:
-        with locked_begin(engine) as conn:
-            sealed = seal_stored(conn, box)
-            foreign = sealed_with_other_keys(conn, box)
+        outbox = WebhookStore(db)
+        sealed = seal_stored(outbox, box)
+        foreign = sealed_with_other_keys(outbox, box)
     finally:
-        engine.dispose()
+        db.close()
     if sealed:
         print(f"strata: sealed the secrets of {sealed} webhook(s) with {path}",
               file=sys.stderr, flush=True)

@@ -80,7 +80,7 @@ def run_worker(settings: ServerSettings) -> None:
     url = public_url(settings)
     security = WebhookSecurity(SecretBox.load(webhook_key_path(settings.data_dir)),
                                allow_private=settings.webhook_allow_private)
-    release = release_api_from_env(db.sa_engine, registry, default_host=url.netloc,
+    release = release_api_from_env(db, registry, default_host=url.netloc,
                                    webhook_security=security,
                                    source_allow=settings.source_allow,
                                    checker=SourceChecks(

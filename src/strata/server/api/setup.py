@@ -46,10 +46,12 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import sqlalchemy as sa
 from aiohttp import web
 
 from strata.config import DEFAULT_SOURCE_ALLOW
+from strata.meta.database import Database
+from strata.meta.release_store import ReleaseStore
+from strata.meta.webhook_store import WebhookStore
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine, sleep_after_first_write
 from strata.release.webhooks import RetryPolicy, WebhookSecurity, WebhookSender
@@ -64,6 +66,7 @@ from strata.server.api import (
     webhooks,
 )
 from strata.server.api.context import RELEASE_API, ReleaseApi
+from strata.server.api.errors import mapping_errors
 
 log = logging.getLogger("strata.server")
 
@@ -71,6 +74,12 @@ _IMAGE = "/api/v1/images/{ns}/{name}"
 
 
 def _routes() -> list[web.RouteDef]:
+    """Every /api/v1 route, its handler's release errors mapped (:mod:`.errors`)."""
+    return [web.route(r.method, r.path, mapping_errors(r.handler), **r.kwargs)
+            for r in _handlers()]
+
+
+def _handlers() -> list[web.RouteDef]:
     return [
         web.get("/api/v1/namespaces", namespaces.list_namespaces),
         web.post("/api/v1/namespaces", namespaces.add_namespace),
@@ -153,7 +162,7 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
-def release_api_from_env(engine: sa.Engine, registry: Registry, *, default_host: str,
+def release_api_from_env(db: Database, registry: Registry, *, default_host: str,
                          webhook_security: WebhookSecurity | None = None,
                          source_allow: tuple[str, ...] = DEFAULT_SOURCE_ALLOW,
                          checker: Checker | None = None) -> ReleaseApi:
@@ -169,10 +178,11 @@ def release_api_from_env(engine: sa.Engine, registry: Registry, *, default_host:
     """
     delay = _env_float("STRATA_FAULT_PUBLISH_DELAY", 0.0)
     hook = sleep_after_first_write(delay) if delay > 0 else None
-    release = ReleaseEngine(engine, registry,
+    outbox = WebhookStore(db)
+    release = ReleaseEngine(ReleaseStore(db), outbox, registry,
                             public_host=os.environ.get("STRATA_PUBLIC_HOST") or default_host,
                             after_tag_write=hook, webhook_security=webhook_security)
-    sender = WebhookSender(engine, policy=RetryPolicy(
+    sender = WebhookSender(outbox, policy=RetryPolicy(
         base_delay=_env_float("STRATA_WEBHOOK_RETRY_BASE", 2.0)),
         security=release.webhook_security)
     return ReleaseApi(release, sender,

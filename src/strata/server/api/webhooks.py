@@ -30,4 +30,4 @@ async def deliveries(request: web.Request) -> web.Response:
     webhook = request.query.get("webhook")
     items = await engine_of(request).deliveries(
         int(webhook) if webhook and webhook.isdigit() else None)
-    return json_response({"deliveries": items})
+    return json_response({"deliveries": [d.to_json() for d in items]})
