@@ -105,7 +105,7 @@ async def test_plan_shows_dates_and_moves(engine: ReleaseEngine, registry: Regis
     await setup_ns(engine)
     d129 = await candidate(engine, registry, "129", "1")
     d130 = await candidate(engine, registry, "130", "1")
-    [plan] = await engine.plan()
+    [plan] = [p.to_json() for p in await engine.plan()]
     assert [n["date"] for n in plan["next"]] == ["2025-06-10", "2025-06-24", "2025-07-08"]
     assert plan["release"] == "f25-2025-06-10"
     [image] = plan["images"]
@@ -126,7 +126,7 @@ async def test_publish_scheduled_release(engine: ReleaseEngine, registry: Regist
     assert await tags(registry) == {"129-1.f25docker": d129, "130-1.f25docker": d130,
                                     "129": d129, "130": d130, "latest": d130}
     assert await engine.inventory.candidates(namespace="f25") == []
-    shown = await engine.release(release.name)
+    shown = (await engine.release(release.name)).to_json()
     assert {b["nvr"] for b in shown["builds"]} == {"x-129-1.f25docker", "x-130-1.f25docker"}
     notes = shown["notes"]
     [image] = notes["images"]
@@ -141,7 +141,7 @@ async def test_publish_scheduled_release(engine: ReleaseEngine, registry: Regist
     with pytest.raises(ReleaseError) as err:
         await engine.publish(release.name, actor="releng")
     assert err.value.code is Code.CONFLICT
-    [plan] = await engine.plan()
+    [plan] = [p.to_json() for p in await engine.plan()]
     assert plan["release"] == "f25-2025-06-24"
 
 
@@ -159,7 +159,7 @@ async def test_oob_respin_of_older_version_moves_its_stream_not_latest(
     current = await tags(registry)
     assert current["129"] == d129_2 and current["129-2.f25docker"] == d129_2
     assert current["latest"] == d130
-    notes = (await engine.release(release.name))["notes"]
+    notes = (await engine.release(release.name)).to_json()["notes"]
     [image] = notes["images"]
     assert image["advisories"] == ["FEDORA-2025-1"]
     assert image["old_nvr"] == "x-129-1.f25docker" and image["new_nvr"] == "x-129-2.f25docker"
@@ -214,7 +214,7 @@ async def test_rollback_is_recorded(engine: ReleaseEngine, registry: Registry,
                                   reason="130-2 crashes on start", actor="releng")
     assert (event.old_digest, event.new_digest) == (d130_2, d130_1)
     assert (await tags(registry))["latest"] == d130_1
-    history = await engine.inventory.history(REPO, "latest")
+    history = (await engine.inventory.history(REPO, "latest")).to_json()
     last = history["events"][-1]
     assert last["actor"] == "releng" and last["reason"] == "rollback: 130-2 crashes on start"
     for tag, to in (("latest", "x-130-2.f25docker"), ("130-2.f25docker", "130-1.f25docker"),
@@ -235,11 +235,11 @@ async def test_history_at_time(engine: ReleaseEngine, registry: Registry, clock:
     d2 = await candidate(engine, registry, "130", "2")
     await engine.publish(actor="releng")
     t2 = clock.advance(days=1)
-    at1 = await engine.inventory.history(REPO, "130", t1)
+    at1 = (await engine.inventory.history(REPO, "130", t1)).to_json()
     assert at1["digest"] == d1 and at1["nvr"] == "x-130-1.f25docker"
-    at2 = await engine.inventory.history(REPO, "130", t2)
+    at2 = (await engine.inventory.history(REPO, "130", t2)).to_json()
     assert at2["digest"] == d2 and len(at2["events"]) == 2
-    assert (await engine.inventory.history(REPO, "130", before))["digest"] is None
+    assert (await engine.inventory.history(REPO, "130", before)).to_json()["digest"] is None
 
 
 async def test_publish_is_all_or_nothing(engine: ReleaseEngine, registry: Registry,
@@ -303,7 +303,7 @@ async def test_release_leaves_out_an_unusable_candidate_and_publishes_the_rest(
     d129 = await candidate(engine, registry, "129", "1")
     gone = await candidate(engine, registry, "130", "1")
     await _drop_manifest(db, REPO, gone)
-    [plan] = await engine.plan()
+    [plan] = [p.to_json() for p in await engine.plan()]
     [x_plan] = [i for i in plan["images"] if i["repository"] == REPO]
     assert [b["digest"] for b in x_plan["left_out"]] == [gone]
     assert x_plan["left_out"][0]["reason"].startswith("manifest-missing")
@@ -338,7 +338,7 @@ async def test_scheduler_publishes_when_due_and_only_once(
     clock.now = dt.datetime(2025, 7, 30, tzinfo=dt.UTC).timestamp()  # server was down
     [late] = await engine.publish_due()
     assert late.name == "f25-2025-07-22"
-    [plan] = await engine.plan()
+    [plan] = [p.to_json() for p in await engine.plan()]
     assert plan["release"] == "f25-2025-08-05"
 
 

@@ -33,6 +33,7 @@ from strata.release.model import (
     ImageStatus,
     Namespace,
     Release,
+    ReleaseDetails,
     ReleaseKind,
     ReleaseStatus,
     Stream,
@@ -47,7 +48,13 @@ from strata.release.model import (
 )
 from strata.release.notes import render_markdown
 from strata.release.nvr import NVR, InvalidNVR
-from strata.release.publish import TagWriteHook, apply_release, plan_builds
+from strata.release.publish import (
+    NamespacePlan,
+    ScheduledDate,
+    TagWriteHook,
+    apply_release,
+    plan_builds,
+)
 from strata.release.rebuilds import RebuildLoop
 from strata.release.streams import Candidate, StreamViolation, TagKind, classify_tag, plan_rollback
 from strata.release.tagstates import tag_states
@@ -92,30 +99,27 @@ class ReleaseEngine:
         return await write(self.store, fn)
 
     # -- planning --------------------------------------------------------------------------
-    def _namespace_plan(self, tx: ReleaseReader, ns: Namespace, count: int) -> dict[str, Any]:
+    def _namespace_plan(self, tx: ReleaseReader, ns: Namespace, count: int) -> NamespacePlan:
         today = self.store.today()
         last = tx.last_scheduled(ns.name)
         dates = schedule.upcoming(ns.anchor, ns.interval_days, last, today, max(count, 1))
         builds = tx.builds(namespace=ns.name, status=BuildStatus.CANDIDATE)
         ready = [b for b in builds if self._active(tx, b)]
-        return {
-            "namespace": ns.to_json(),
-            "last_published": last.isoformat() if last else None,
-            "next": [{"date": d.isoformat(), "name": schedule.scheduled_name(ns.name, d),
-                      "due": d <= today} for d in dates[:count]],
-            "release": schedule.scheduled_name(ns.name, dates[0]),
-            "images": [p.to_json() for p in plan_builds(tx, ready)],
-            "waiting": [b.to_json() for b in builds if b not in ready],
-        }
+        return NamespacePlan(
+            ns, last,
+            tuple(ScheduledDate(d, schedule.scheduled_name(ns.name, d), d <= today)
+                  for d in dates[:count]),
+            schedule.scheduled_name(ns.name, dates[0]), tuple(plan_builds(tx, ready)),
+            tuple(b for b in builds if b not in ready))
 
     @staticmethod
     def _active(tx: ReleaseReader, build: Build) -> bool:
         image = tx.image(build.repository)
         return image is not None and image.status is ImageStatus.ACTIVE
 
-    async def plan(self, namespace: str | None = None, count: int = 3) -> list[dict[str, Any]]:
+    async def plan(self, namespace: str | None = None, count: int = 3) -> list[NamespacePlan]:
         """Next scheduled dates per namespace and, for the next one, every tag it would move."""
-        def go(tx: ReleaseReader) -> list[dict[str, Any]]:
+        def go(tx: ReleaseReader) -> list[NamespacePlan]:
             if namespace is not None:
                 ns = tx.namespace(namespace)
                 if ns is None:
@@ -176,8 +180,7 @@ class ReleaseEngine:
                 raise conflict(f"release {release_name} is already published")
             release = tx.release(release_name)
             assert release is not None
-            builds = [b for b in tx.builds(namespace=ns_name,
-                                                   status=BuildStatus.CANDIDATE)
+            builds = [b for b in tx.builds(namespace=ns_name, status=BuildStatus.CANDIDATE)
                       if self._active(tx, b)]
             apply_release(tx, release, builds, at=now, host=self.public_host,
                           after_write=self.after_tag_write)
@@ -345,15 +348,15 @@ class ReleaseEngine:
                           "say which", {"matches": matches})
         return ReleaseEngine._release_or_fail(tx, matches[0])
 
-    async def release(self, name: str) -> dict[str, Any]:
+    async def release(self, name: str) -> ReleaseDetails:
         """A release (by name, or by a date that names one) with its notes and builds."""
-        def go(tx: ReleaseReader) -> dict[str, Any]:
+        def go(tx: ReleaseReader) -> ReleaseDetails:
             release = self._named(tx, name)
             builds = tx.builds(release_name=release.name, status=BuildStatus.RELEASED)
-            out = release.to_json(with_notes=True)
+            markdown = release.notes_md
             if release.notes is not None:  # rendered again: notes stored before user text
-                out["notes_markdown"] = render_markdown(release.notes)  # was escaped
-            return {**out, "builds": [b.to_json() for b in builds]}
+                markdown = render_markdown(release.notes)  # was escaped
+            return ReleaseDetails(release, markdown, tuple(builds))
         return await self.store.read(go)
 
 

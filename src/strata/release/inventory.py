@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from strata.errors import Code, RegistryError
 from strata.meta.errors import Conflict
@@ -46,10 +46,12 @@ from strata.release.model import (
     Build,
     BuildStatus,
     Image,
+    ImageDetails,
     ImageStatus,
     Namespace,
     Stream,
-    TagEvent,
+    TagHistory,
+    TagInfo,
     conflict,
     image_name_of,
     invalid,
@@ -243,20 +245,18 @@ class Inventory:
     async def images(self, namespace: str | None = None) -> list[Image]:
         return await self.store.read(lambda tx: tx.images(namespace))
 
-    async def image(self, repository: str) -> dict[str, Any]:
+    async def image(self, repository: str) -> ImageDetails:
         """The image with its streams and tags (what the API shows)."""
         repo = parse_repository(repository)
 
-        def go(tx: ReleaseReader) -> dict[str, Any]:
+        def go(tx: ReleaseReader) -> ImageDetails:
             image = _image_or_fail(tx, repo.value)
             tags = tx.repository_tags(repo.value, image.name)
-            digests = tags.tags
             states = tag_states(tags)
-            return {**image.to_json(),
-                    "streams": [s.to_json() for s in self._streams(tx, repo.value)],
-                    "tags": [{"tag": tag, "stream": classify_tag(tag).value, "digest": digest,
-                              "nvr": str(states[tag].nvr) if tag in states else None}
-                             for tag, digest in sorted(digests.items())]}
+            return ImageDetails(image, tuple(self._streams(tx, repo.value)), tuple(
+                TagInfo(tag, classify_tag(tag).value, digest,
+                        str(states[tag].nvr) if tag in states else None)
+                for tag, digest in sorted(tags.tags.items())))
         return await self.store.read(go)
 
     # -- candidates ------------------------------------------------------------------------
@@ -399,24 +399,16 @@ class Inventory:
         return await self.store.read(go)
 
     async def history(self, repository: str, tag: str | None = None,
-                      at: float | None = None) -> dict[str, Any]:
+                      at: float | None = None) -> TagHistory:
         """The events of a tag (or of every tag) and, with ``at``, what it pointed to then."""
         repo = parse_repository(repository)
 
-        def go(tx: ReleaseReader) -> dict[str, Any]:
-            events = tx.tag_history(repo.value, tag, until=at)
-            out: dict[str, Any] = {"repository": repo.value, "tag": tag,
-                                   "events": [e.to_json() for e in events]}
-            if tag is not None and at is not None:
-                out.update(self._pointee(tx, repo.value, events, at))
-            return out
+        def go(tx: ReleaseReader) -> TagHistory:
+            events = tuple(tx.tag_history(repo.value, tag, until=at))
+            if tag is None or at is None:
+                return TagHistory(repo.value, tag, events)
+            digest = events[-1].new_digest if events else None
+            build = tx.build(repo.value, digest) if digest else None
+            return TagHistory(repo.value, tag, events, at, digest,
+                              str(build.nvr) if build else None)
         return await self.store.read(go)
-
-    @staticmethod
-    def _pointee(tx: ReleaseReader, repository: str, events: list[TagEvent],
-                 at: float) -> dict[str, Any]:
-        last = events[-1] if events else None
-        digest = last.new_digest if last is not None else None
-        build = tx.build(repository, digest) if digest else None
-        return {"at": at, "digest": digest, "nvr": str(build.nvr) if build else None,
-                "since": last.to_json() if last is not None else None}

@@ -332,3 +332,66 @@ class RepositoryTags:
     build_nvrs: dict[str, NVR] = field(compare=False, hash=False)
     eol: frozenset[str]
     exists: bool = True  # the registry knows the repository
+
+
+# -- what the read use-cases answer ----------------------------------------------------------
+@dataclass(frozen=True)
+class TagInfo:
+    """A tag of an image: its stream kind, digest and (when known) the build's NVR."""
+
+    tag: str
+    stream: str
+    digest: str
+    nvr: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tag": self.tag, "stream": self.stream, "digest": self.digest, "nvr": self.nvr}
+
+
+@dataclass(frozen=True)
+class ImageDetails:
+    """An image with its version streams and its tags (``strata image show``)."""
+
+    image: Image
+    streams: tuple[Stream, ...]
+    tags: tuple[TagInfo, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.image.to_json(), "streams": [s.to_json() for s in self.streams],
+                "tags": [t.to_json() for t in self.tags]}
+
+
+@dataclass(frozen=True)
+class TagHistory:
+    """The events of a tag (or of every tag of a repository), oldest first; for one tag with
+    ``at``, what it pointed to then (``digest``, ``nvr``: None before its first event)."""
+
+    repository: str
+    tag: str | None
+    events: tuple[TagEvent, ...]
+    at: float | None = None
+    digest: str | None = None
+    nvr: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"repository": self.repository, "tag": self.tag,
+                               "events": [e.to_json() for e in self.events]}
+        if self.tag is not None and self.at is not None:
+            since = self.events[-1].to_json() if self.events else None
+            out.update({"at": self.at, "digest": self.digest, "nvr": self.nvr,
+                        "since": since})
+        return out
+
+
+@dataclass(frozen=True)
+class ReleaseDetails:
+    """A release with its notes (Markdown rendered from the stored notes) and its builds."""
+
+    release: Release
+    notes_markdown: str | None
+    builds: tuple[Build, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.release.to_json(with_notes=True)
+        out["notes_markdown"] = self.notes_markdown
+        return {**out, "builds": [b.to_json() for b in self.builds]}

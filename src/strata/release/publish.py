@@ -17,13 +17,14 @@ together; any exception (or a crash) before commit leaves none of it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
 from strata.meta.release_store import ReleaseReader, ReleaseWriter
-from strata.release.model import Build, Release, RepositoryTags, TagMove, conflict
+from strata.release.model import Build, Namespace, Release, RepositoryTags, TagMove, conflict
 from strata.release.notes import ImageChanges, build_notes, render_markdown
 from strata.release.streams import (
     Candidate,
@@ -89,6 +90,37 @@ def _usable(tx: ReleaseReader, repo: RepositoryTags, states: Mapping[str, TagSta
     except StreamViolation as violation:
         return f"{violation.rule}: {violation}"
     return None
+
+
+@dataclass(frozen=True)
+class ScheduledDate:
+    day: dt.date
+    name: str
+    due: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"date": self.day.isoformat(), "name": self.name, "due": self.due}
+
+
+@dataclass(frozen=True)
+class NamespacePlan:
+    """A namespace's next scheduled dates and what its next release would do: the plan of
+    every repository with active pending builds, and the builds that wait (image not active)."""
+
+    namespace: Namespace
+    last_published: dt.date | None
+    next: tuple[ScheduledDate, ...]
+    release: str
+    images: tuple[RepoPlan, ...]
+    waiting: tuple[Build, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"namespace": self.namespace.to_json(),
+                "last_published": self.last_published.isoformat()
+                if self.last_published else None,
+                "next": [d.to_json() for d in self.next], "release": self.release,
+                "images": [p.to_json() for p in self.images],
+                "waiting": [b.to_json() for b in self.waiting]}
 
 
 def repository_tags(tx: ReleaseReader, repository: str) -> RepositoryTags:

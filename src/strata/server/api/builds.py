@@ -20,11 +20,12 @@ from aiohttp import web
 from strata.config import source_refusal
 from strata.errors import Code, RegistryError
 from strata.meta.build_store import JOB_STATES, BuildJob, BuildStore, JobFilter
-from strata.release.model import ImageStatus, invalid, not_found, parse_repository
+from strata.release.model import invalid, not_found, parse_repository
 from strata.review.policy import candidate_refusal
 from strata.server.api import parse
 from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
+from strata.server.api.errors import mapped
 from strata.server.http import json_response
 
 
@@ -56,12 +57,11 @@ async def start_build(request: web.Request) -> web.Response:
     rebuild = data.get("rebuild", False)
     if not isinstance(rebuild, bool):
         raise invalid("rebuild must be true or false")
-    image = await engine_of(request).inventory.image(repo)  # 404 for an unknown image
-    gate = candidate_refusal(repo, ImageStatus(image["status"]), forced=False)
+    image = (await engine_of(request).inventory.image(repo)).image  # 404 if unknown
+    gate = candidate_refusal(repo, image.status, forced=False)
     if gate is not None:  # its candidate would be refused: an image still in review
         raise RegistryError(Code.DENIED, {"repository": repo}, message=gate)
-    source = image.get("source") or {}
-    url, branch = source.get("url"), source.get("branch")
+    url, branch = image.source_url, image.source_branch
     if not url:
         raise invalid(f"{repo} has no registered source: strata image set {repo} "
                       "--source-url URL --source-branch BRANCH")
@@ -111,9 +111,9 @@ async def build_log(request: web.Request) -> web.Response:
 
 
 def routes() -> list[web.RouteDef]:
-    return [
+    return mapped([
         web.get("/api/v1/builds", list_builds),
         web.post("/api/v1/builds", start_build),
         web.get("/api/v1/builds/{id}", show_build),
         web.get("/api/v1/builds/{id}/log", build_log),
-    ]
+    ])

@@ -26,7 +26,7 @@ def as_registry_error(exc: ReleaseError | Conflict) -> RegistryError:
 
 def mapping_errors(handler: Handler) -> Handler:
     """``handler`` with the release engine's errors raised as the catalogue's (every
-    /api/v1 route is wrapped so, see :mod:`strata.server.api.setup`)."""
+    /api/v1 route is wrapped so, see :func:`mapped`)."""
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
@@ -34,3 +34,9 @@ def mapping_errors(handler: Handler) -> Handler:
         except (ReleaseError, Conflict) as exc:
             raise as_registry_error(exc) from None
     return wrapped
+
+
+def mapped(routes: list[web.RouteDef]) -> list[web.RouteDef]:
+    """``routes`` with every handler wrapped by :func:`mapping_errors` (each /api/v1 route
+    table passes through here)."""
+    return [web.route(r.method, r.path, mapping_errors(r.handler), **r.kwargs) for r in routes]

@@ -98,7 +98,8 @@ async def list_images(request: web.Request) -> web.Response:
 
 async def show_image(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    return json_response(await engine_of(request).inventory.image(image_repository(request)))
+    image = await engine_of(request).inventory.image(image_repository(request))
+    return json_response(image.to_json())
 
 
 def image_repository(request: web.Request) -> str:

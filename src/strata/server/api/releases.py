@@ -18,10 +18,11 @@ async def plan(request: web.Request) -> web.Response:
         raise invalid("count must be 1 to 100")
     engine = engine_of(request)
     plans = await engine.plan(request.query.get("namespace") or None, count)
+    out = []
     for item in plans:  # the rebuilds the next release waits for (queued or running)
-        pending = await engine.rebuilds.pending(item["namespace"]["name"])
-        item["rebuilds"] = [p.to_json() for p in pending]
-    return json_response({"plans": plans})
+        pending = await engine.rebuilds.pending(item.namespace.name)
+        out.append({**item.to_json(), "rebuilds": [p.to_json() for p in pending]})
+    return json_response({"plans": out})
 
 
 async def list_releases(request: web.Request) -> web.Response:
@@ -32,15 +33,15 @@ async def list_releases(request: web.Request) -> web.Response:
 
 async def show_release(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    return json_response(await engine_of(request).release(request.match_info["name"]))
+    return json_response((await engine_of(request).release(request.match_info["name"])).to_json())
 
 
 async def release_notes(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
     release = await engine_of(request).release(request.match_info["name"])
     if request.match_info["format"] == "json":
-        return json_response(release["notes"])
-    return web.Response(text=release["notes_markdown"] or "", content_type="text/markdown")
+        return json_response(release.release.notes)
+    return web.Response(text=release.notes_markdown or "", content_type="text/markdown")
 
 
 async def publish(request: web.Request) -> web.Response:
@@ -49,7 +50,7 @@ async def publish(request: web.Request) -> web.Response:
     release = await engine_of(request).publish(
         parse.text(data, "name"), namespace=parse.text(data, "namespace"),
         actor=actor(request))
-    return json_response(await engine_of(request).release(release.name), status=201)
+    return json_response((await engine_of(request).release(release.name)).to_json(), status=201)
 
 
 async def oob(request: web.Request) -> web.Response:
@@ -59,7 +60,7 @@ async def oob(request: web.Request) -> web.Response:
         parse.strings(data, "references"), advisories=parse.strings(data, "advisories"),
         reason=parse.text(data, "reason") or "", actor=actor(request),
         name=parse.text(data, "name"))
-    return json_response(await engine_of(request).release(release.name), status=201)
+    return json_response((await engine_of(request).release(release.name)).to_json(), status=201)
 
 
 async def rollback(request: web.Request) -> web.Response:

@@ -66,7 +66,7 @@ from strata.server.api import (
     webhooks,
 )
 from strata.server.api.context import RELEASE_API, ReleaseApi
-from strata.server.api.errors import mapping_errors
+from strata.server.api.errors import mapped
 
 log = logging.getLogger("strata.server")
 
@@ -75,8 +75,7 @@ _IMAGE = "/api/v1/images/{ns}/{name}"
 
 def _routes() -> list[web.RouteDef]:
     """Every /api/v1 route, its handler's release errors mapped (:mod:`.errors`)."""
-    return [web.route(r.method, r.path, mapping_errors(r.handler), **r.kwargs)
-            for r in _handlers()]
+    return mapped(_handlers())
 
 
 def _handlers() -> list[web.RouteDef]:

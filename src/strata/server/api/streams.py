@@ -30,4 +30,4 @@ async def history(request: web.Request) -> web.Response:
     at = parse.timestamp(request.query.get("at"))
     tag = request.match_info.get("tag") or request.query.get("tag") or None
     result = await engine_of(request).inventory.history(_repository(request), tag, at)
-    return json_response(result)
+    return json_response(result.to_json())
