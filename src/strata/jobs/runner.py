@@ -29,7 +29,7 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,10 +291,9 @@ class BuildRunner:
                 url_, session, tokens={job.repository: token} if token else None),
                 ApiClient(url_, session, token=token,
                           user=None if token else job.requested_by))
-            with BUILD_UMASK.held():
-                data = await run_build(registry, spec, opts, rebuild=job.rebuild,
-                                       if_changed=job.kind == "rebuild", work_parent=work,
-                                       log=sink.line, output=sink.output)
+            data = await run_build(registry, spec, opts, rebuild=job.rebuild,
+                                   if_changed=job.kind == "rebuild", work_parent=work,
+                                   log=sink.line, output=sink.output)
         if data.get("reused"):
             sink.line(f"[strata] {data['nvr']} was already built from this commit and base")
         base_repo, base_tag, base_digest = _base_of(data)
@@ -302,37 +301,6 @@ class BuildRunner:
                            base_digest=base_digest, packages_digest=data.get("packages_digest"),
                            result_digest=str(data["digest"]), result_nvr=str(data["nvr"])), \
             bool(data.get("dropped"))
-
-
-class _BuildUmask:
-    """umask 022 while any job builds, the process's own umask again after the last.
-
-    The RUN jail (:mod:`strata.build.sandbox_init`) creates its mount points with the umask
-    and then walks them as the jail's unprivileged root: under ``strata serve``'s owner-only
-    umask (077) that walk is refused ("mount overlay on merged: Permission denied"). The
-    job's directories stay private all the same: they are inside the owner-only work area
-    (0700), and the data dir's own files get their modes explicitly
-    (:mod:`strata.storage.private`), whatever the umask."""
-
-    def __init__(self) -> None:
-        self.users = 0
-        self.saved: int | None = None
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        if self.users == 0:
-            self.saved = os.umask(0o022)
-        self.users += 1
-        try:
-            yield
-        finally:
-            self.users -= 1
-            if self.users == 0 and self.saved is not None:
-                os.umask(self.saved)
-                self.saved = None
-
-
-BUILD_UMASK = _BuildUmask()  # one per process: the umask is the process's
 
 
 def _private_dir(path: Path) -> None:
