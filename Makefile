@@ -9,10 +9,10 @@ DATA ?= var
 # PostgreSQL server binaries for the contract tier's throwaway cluster, gcc for the build
 # jail's attack program; libseccomp2 for the jail's seccomp filter).
 DEBS_TEST := skopeo podman buildah umoci runc docker-registry busybox-static wrk uidmap \
-  gcc libc6-dev libseccomp2 \
+  gcc libc6-dev libseccomp2 git \
   postgresql
 # Debian packages the demo uses (a real busybox for the demo image).
-DEBS_RUN := busybox-static libseccomp2
+DEBS_RUN := busybox-static libseccomp2 git
 
 .PHONY: run test lint typecheck unit bench install debs-test debs-run clean
 
