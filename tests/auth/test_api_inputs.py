@@ -105,6 +105,17 @@ async def test_plan_count_is_bounded(api_env: AuthEnv, count: str) -> None:
     await assert_refused(resp, 400, "INVALID")
 
 
+@pytest.mark.parametrize("webhook", ["9" * 30, "9223372036854775808", "0", "-1", "x"])
+async def test_the_deliveries_webhook_filter_is_bounded(api_env: AuthEnv, webhook: str) -> None:
+    # 30 digits overflowed SQLite's integer (500); a filter that cannot apply is refused
+    resp = await api_env.client.get("/api/v1/webhooks/deliveries", params={"webhook": webhook},
+                                    headers=api_env.creds("admin"))
+    await assert_refused(resp, 400, "INVALID")
+    resp = await api_env.client.get("/api/v1/webhooks/deliveries", params={"webhook": "7"},
+                                    headers=api_env.creds("admin"))
+    assert resp.status == 200 and (await resp.json())["deliveries"] == []
+
+
 # -- generated requests -------------------------------------------------------------------
 FIELDS = ["name", "dist_tag", "interval_days", "anchor", "base_image", "repository",
           "maintainers", "source_url", "source_branch", "status", "reference", "advisories",

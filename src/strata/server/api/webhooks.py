@@ -27,7 +27,8 @@ async def add_webhook(request: web.Request) -> web.Response:
 
 async def deliveries(request: web.Request) -> web.Response:
     authorize(request, Need.RELENG)
-    webhook = request.query.get("webhook")
-    items = await engine_of(request).deliveries(
-        int(webhook) if webhook and webhook.isdigit() else None)
+    # a webhook id is a positive 64-bit integer (a longer one overflowed SQLite: 500)
+    webhook = (parse.integer(request.query, "webhook", 0, low=1, high=2**63 - 1)
+               if request.query.get("webhook") else None)
+    items = await engine_of(request).deliveries(webhook)
     return json_response({"deliveries": [d.to_json() for d in items]})
