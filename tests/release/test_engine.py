@@ -489,7 +489,7 @@ async def test_release_leaves_out_a_candidate_whose_layer_is_gone(
     hole): the build cannot be pulled whole, so the release leaves it out with a note."""
     import json
 
-    from strata.meta import tables as t
+    from strata.meta import schema as t
 
     await setup_ns(engine, REPO, "f25/y")
     good = await candidate(engine, registry, "1", "1", repo="f25/y")

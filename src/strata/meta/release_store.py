@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from strata.meta import review_store
+from strata.meta import review_sql
 from strata.meta import schema as r
 from strata.meta.database import Database
 from strata.meta.rebuild_store import queue_dependants, rebuild_notes
@@ -378,15 +378,15 @@ class ReleaseWriter(ReleaseReader):
 
     def set_review_grant(self, account: str, repository: str, granted: bool) -> bool:
         """Give (or take) ``account`` the maintainer grant on ``repository``
-        (:func:`strata.meta.review_store.set_grant`)."""
-        return review_store.set_grant(self._conn, account, repository, granted)
+        (:func:`strata.meta.review_sql.set_grant`)."""
+        return review_sql.set_grant(self._conn, account, repository, granted)
 
     def record_review_event(self, repository: str, event: str, actor: str, at: float, *,
                             reason: str | None = None,
                             detail: dict[str, Any] | None = None) -> None:
         """Append to the image's review history (``image_events``)."""
-        review_store.record_event(self._conn, repository, event, actor, at, reason=reason,
-                                  detail=detail)
+        review_sql.record_event(self._conn, repository, event, actor, at, reason=reason,
+                                detail=detail)
 
     def enqueue(self, event: str, data: dict[str, Any], at: float) -> int:
         """Queue a webhook event, committed with this transaction."""

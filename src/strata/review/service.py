@@ -23,11 +23,7 @@ from typing import Any
 
 from strata.config import source_refusal
 from strata.errors import Code, RegistryError
-from strata.meta import review_store
-from strata.meta.release_store import ReleaseReader
-from strata.meta.review_store import Connection
-from strata.release import store
-from strata.release.db import Database
+from strata.meta.review_store import ReviewReader, ReviewStore, ReviewWriter
 from strata.release.inventory import namespace_for
 from strata.release.model import (
     Image,
@@ -56,16 +52,16 @@ def _text(comment: str | None, what: str) -> str:
     return text
 
 
-def _request_or_fail(conn: Connection, request_id: int, *,
+def _request_or_fail(tx: ReviewReader, request_id: int, *,
                      lock: bool = False) -> dict[str, Any]:
-    found = review_store.get_request(conn, request_id, lock=lock)
+    found = tx.request(request_id, lock=lock)
     if found is None:
         raise not_found(f"no review request {request_id}")
     return found
 
 
 class Reviews:
-    def __init__(self, db: Database, allow: tuple[str, ...], checker: Checker | None) -> None:
+    def __init__(self, db: ReviewStore, allow: tuple[str, ...], checker: Checker | None) -> None:
         self.db = db
         self.allow = allow
         self.checker = checker
@@ -81,38 +77,36 @@ class Reviews:
                                    or branch.startswith("-")):
             raise invalid(f"invalid branch {branch[:80]!r}")
 
-        def go(conn: Connection) -> tuple[int, CheckInput]:
-            ns = namespace_for(ReleaseReader(conn), repo)
+        def go(tx: ReviewWriter) -> tuple[int, CheckInput]:
+            ns = namespace_for(tx, repo)
             chosen = branch.strip() if branch else ns.name
-            image = store.get_image(conn, repo.value, lock=True)
+            image = tx.image(repo.value, lock=True)
             now = self.db.now()
             if image is None:
-                store.insert_image(conn, Image(repo.value, ns.name, image_name_of(repo),
+                tx.add_image(Image(repo.value, ns.name, image_name_of(repo),
                                                ImageStatus.IN_REVIEW, (), url, chosen, now))
             elif image.status is not ImageStatus.IN_REVIEW:
                 raise conflict(f"image {repo} is {image.status.value}: only a new image is "
                                f"submitted for review (change its source with strata image "
                                f"set {repo} --source-url URL)")
             else:
-                open_id = review_store.open_request_of(conn, repo.value)
+                open_id = tx.open_request_of(repo.value)
                 if open_id is not None:
                     raise conflict(f"review request {open_id} of {repo} is still open")
-                review_store.update_image(conn, repo.value,
-                                          {"source_url": url, "source_branch": chosen})
-            request_id = review_store.insert_request(
-                conn, repository=repo.value, namespace=ns.name, submitter=actor,
+                tx.update_image(repo.value, {"source_url": url, "source_branch": chosen})
+            request_id = tx.add_request(
+                repository=repo.value, namespace=ns.name, submitter=actor,
                 source_url=url, source_branch=chosen, at=now)
-            review_store.record_event(conn, repo.value, "submitted", actor, now,
-                                      detail={"request": request_id, "source_url": url,
-                                              "source_branch": chosen})
-            bases = frozenset(i.repository for i in store.list_images(conn, ns.name)
+            tx.record_review_event(repo.value, "submitted", actor, now,
+                                   detail={"request": request_id, "source_url": url,
+                                           "source_branch": chosen})
+            bases = frozenset(i.repository for i in tx.images(ns.name)
                               if i.status is ImageStatus.ACTIVE)
             return request_id, CheckInput(repo.value, ns.name, url, chosen, bases)
 
         request_id, inp = await self.db.write(go)
         checks = await self._checks(inp)
-        await self.db.write(lambda conn: review_store.set_checks(
-            conn, request_id, [c.to_json() for c in checks]))
+        await self.db.write(lambda tx: tx.set_checks(request_id, [c.to_json() for c in checks]))
         return await self.show(request_id)
 
     async def _checks(self, inp: CheckInput) -> list[CheckResult]:
@@ -125,35 +119,34 @@ class Reviews:
             return [CheckResult("checks", False, f"the checks could not run: {exc}"[:2000])]
 
     async def show(self, request_id: int) -> dict[str, Any]:
-        return await self.db.read(lambda conn: _request_or_fail(conn, request_id))
+        return await self.db.read(lambda tx: _request_or_fail(tx, request_id))
 
     async def list(self, *, status: str | None = None,
                    namespace: str | None = None) -> list[dict[str, Any]]:
         if status is not None and status not in STATUSES:
             raise invalid(f"unknown review status {status!r} ({', '.join(STATUSES)})")
-        return await self.db.read(lambda conn: review_store.list_requests(
-            conn, status=status, namespace=namespace))
+        return await self.db.read(lambda tx: tx.requests(status=status, namespace=namespace))
 
     async def comment(self, request_id: int, comment: str | None, *, actor: str,
                       reviewer: bool) -> dict[str, Any]:
         text = _text(comment, "a comment")
 
-        def go(conn: Connection) -> dict[str, Any]:
-            request = _request_or_fail(conn, request_id)
+        def go(tx: ReviewWriter) -> dict[str, Any]:
+            request = _request_or_fail(tx, request_id)
             if not reviewer and request["submitter"] != actor:
                 raise RegistryError(Code.DENIED, {"needs": "role reviewer, releng or admin"},
                                     message=f"{Code.DENIED.message}: needs role reviewer, "
                                             "releng or admin (or the submitter)")
-            review_store.add_comment(conn, request_id, actor, "comment", text, self.db.now())
-            return _request_or_fail(conn, request_id)
+            tx.add_comment(request_id, actor, "comment", text, self.db.now())
+            return _request_or_fail(tx, request_id)
         return await self.db.write(go)
 
     async def decide(self, request_id: int, approve: bool, comment: str | None, *,
                      actor: str, enforced: bool) -> dict[str, Any]:
         text = _text(comment, "an approval" if approve else "a rejection")
 
-        def go(conn: Connection) -> dict[str, Any]:
-            request = _request_or_fail(conn, request_id, lock=True)
+        def go(tx: ReviewWriter) -> dict[str, Any]:
+            request = _request_or_fail(tx, request_id, lock=True)
             refusal = decision_refusal(request["submitter"], actor, enforced=enforced)
             if refusal is not None:
                 raise RegistryError(Code.DENIED, {"submitter": request["submitter"]},
@@ -167,23 +160,22 @@ class Reviews:
                                "the source and submit again")
             now = self.db.now()
             status = "approved" if approve else "rejected"
-            review_store.decide(conn, request_id, status, actor, now)
-            review_store.add_comment(conn, request_id, actor, "approve" if approve
-                                     else "reject", text, now)
+            tx.decide(request_id, status, actor, now)
+            tx.add_comment(request_id, actor, "approve" if approve else "reject", text, now)
             repository = request["repository"]
             if approve:
-                image = store.get_image(conn, repository, lock=True)
+                image = tx.image(repository, lock=True)
                 if image is None:
                     raise not_found(f"image {repository} is gone")
                 submitter = request["submitter"]
                 names = list(dict.fromkeys([*image.maintainers, submitter]))
-                review_store.update_image(conn, repository, {
+                tx.update_image(repository, {
                     "status": ImageStatus.ACTIVE.value, "maintainers": names,
                     "source_url": request["source"]["url"],
                     "source_branch": request["source"]["branch"]})
-                review_store.set_grant(conn, submitter, repository, True)
-            review_store.record_event(conn, repository, status, actor, now, reason=text,
-                                      detail={"request": request_id,
-                                              "submitter": request["submitter"]})
-            return _request_or_fail(conn, request_id)
+                tx.set_review_grant(submitter, repository, True)
+            tx.record_review_event(repository, status, actor, now, reason=text,
+                                   detail={"request": request_id,
+                                           "submitter": request["submitter"]})
+            return _request_or_fail(tx, request_id)
         return await self.db.write(go)

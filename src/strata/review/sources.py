@@ -15,10 +15,7 @@ from typing import Any
 
 from strata.config import source_refusal
 from strata.errors import Code, RegistryError
-from strata.meta import review_store
-from strata.meta.review_store import Connection
-from strata.release import store
-from strata.release.db import Database
+from strata.meta.review_store import ReviewReader, ReviewStore, ReviewWriter
 from strata.release.model import (
     Image,
     ImageStatus,
@@ -31,8 +28,8 @@ from strata.review.policy import FIELDS, forbidden_fields
 _ACCOUNT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # as strata user add takes them
 
 
-def image_or_fail(conn: Connection, repository: str) -> Image:
-    image = store.get_image(conn, repository)
+def image_or_fail(tx: ReviewReader, repository: str) -> Image:
+    image = tx.image(repository)
     if image is None:
         raise not_found(f"unknown image {repository!r}")
     return image
@@ -66,7 +63,7 @@ def check_changes(changes: Mapping[str, Any], allow: tuple[str, ...]) -> dict[st
 
 
 class ImageSources:
-    def __init__(self, db: Database, allow: tuple[str, ...]) -> None:
+    def __init__(self, db: ReviewStore, allow: tuple[str, ...]) -> None:
         self.db = db
         self.allow = allow
 
@@ -81,15 +78,15 @@ class ImageSources:
                                 message=f"{Code.DENIED.message}: changing "
                                         f"{', '.join(sorted(refused))} {needs}")
 
-        def go(conn: Connection) -> Image:
-            before = image_or_fail(conn, repo.value)
-            review_store.update_image(conn, repo.value, values)
+        def go(tx: ReviewWriter) -> Image:
+            before = image_or_fail(tx, repo.value)
+            tx.update_image(repo.value, values)
             old = {"source_url": before.source_url, "source_branch": before.source_branch,
                    "summary": before.summary, "status": before.status.value}
-            review_store.record_event(conn, repo.value, "changed", actor, self.db.now(),
-                                      detail={k: {"old": old[k], "new": v}
-                                              for k, v in values.items()})
-            return image_or_fail(conn, repo.value)
+            tx.record_review_event(repo.value, "changed", actor, self.db.now(),
+                                   detail={k: {"old": old[k], "new": v}
+                                           for k, v in values.items()})
+            return image_or_fail(tx, repo.value)
         return await self.db.write(go)
 
     async def maintainers(self, repository: str, *, add: str | None, remove: str | None,
@@ -105,21 +102,21 @@ class ImageSources:
             raise invalid(f"a maintainer is an account name (1-64 of a-z 0-9 . _ -), not "
                           f"{name[:80]!r}")
 
-        def go(conn: Connection) -> dict[str, Any]:
-            image = image_or_fail(conn, repo.value)
+        def go(tx: ReviewWriter) -> dict[str, Any]:
+            image = image_or_fail(tx, repo.value)
             names = list(image.maintainers)
             if add is not None and name not in names:
                 names.append(name)
             elif remove is not None and name in names:
                 names.remove(name)
-            review_store.update_image(conn, repo.value, {"maintainers": names})
-            account = review_store.set_grant(conn, name, repo.value, add is not None)
-            review_store.record_event(
-                conn, repo.value, "maintainer-added" if add is not None else "maintainer-removed",
+            tx.update_image(repo.value, {"maintainers": names})
+            account = tx.set_review_grant(name, repo.value, add is not None)
+            tx.record_review_event(
+                repo.value, "maintainer-added" if add is not None else "maintainer-removed",
                 actor, self.db.now(), detail={"maintainer": name})
-            return {**image_or_fail(conn, repo.value).to_json(), "account": account}
+            return {**image_or_fail(tx, repo.value).to_json(), "account": account}
         return await self.db.write(go)
 
     async def events(self, repository: str) -> list[dict[str, Any]]:
         repo = parse_repository(repository)
-        return await self.db.read(lambda conn: review_store.events(conn, repo.value))
+        return await self.db.read(lambda tx: tx.image_events(repo.value))

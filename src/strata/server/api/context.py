@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from strata.config import DEFAULT_SOURCE_ALLOW
-from strata.release.db import Database as ReviewDatabase
+from strata.meta.review_store import ReviewStore
 from strata.release.engine import ReleaseEngine
 from strata.release.webhooks import WebhookSender
 from strata.review.checks import Checker
@@ -40,18 +40,16 @@ def engine_of(request: web.Request) -> ReleaseEngine:
     return request.app[RELEASE_API].engine
 
 
-def _review_db(api: ReleaseApi) -> ReviewDatabase:
-    # reviews still run their SQL on the release side's former connection helper
-    # (release/db.py, release/store.py) until they move behind meta/ too
-    db = api.engine.store.db
-    return ReviewDatabase(db.sa_engine, clock=db.clock)
+def _review_store(api: ReleaseApi) -> ReviewStore:
+    # the release engine's database (and clock)
+    return ReviewStore(api.engine.store.db)
 
 
 def sources_of(request: web.Request) -> ImageSources:
     api = request.app[RELEASE_API]
-    return ImageSources(_review_db(api), api.source_allow)
+    return ImageSources(_review_store(api), api.source_allow)
 
 
 def reviews_of(request: web.Request) -> Reviews:
     api = request.app[RELEASE_API]
-    return Reviews(_review_db(api), api.source_allow, api.checker)
+    return Reviews(_review_store(api), api.source_allow, api.checker)
