@@ -181,6 +181,25 @@ async def push_record(client: RegistryClient, repo: str, built: LocalBuild,
     return await push_manifest(client, repo, manifest, sha256(manifest))
 
 
+def builder_version() -> str:
+    """This builder's version (the provenance's ``runDetails.builder.version``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("strata")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def builder_labels(release: str, commit: str | None) -> dict[str, str]:
+    """The labels the builder adds to every image: the release it picked and, from git, the
+    commit (``strata verify`` adds the same when it rebuilds)."""
+    extra = {"release": release}
+    if commit:
+        extra.update({"vcs-ref": commit, "vcs-type": "git"})
+    return extra
+
+
 def _record(source: Source, built: LocalBuild, *, repo: str, nvr: NVR, duration: float,
             verified: bool, inputs: dict[str, Any] | None) -> dict[str, Any]:
     base = built.base
@@ -199,6 +218,7 @@ def _record(source: Source, built: LocalBuild, *, repo: str, nvr: NVR, duration:
         "duration_seconds": round(duration, 3),
         "verified_reproducible": verified,
         "network": "host" if host else "none",  # whether any RUN had the host's network
+        "builder": {"name": "strata", "version": builder_version()},
         "inputs": inputs,
         "steps": built.steps,
         "packages": built.packages,
@@ -272,9 +292,7 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
             release = await _release(registry, repo, version, dist_tag, builds,
                                      plan.labels.get("release"))
         nvr = NVR(name, version, release)
-        extra = {"release": release}
-        if source.commit:
-            extra.update({"vcs-ref": source.commit, "vcs-type": "git"})
+        extra = builder_labels(release, source.commit)
         log(f"building {repo} {nvr} (SOURCE_DATE_EPOCH={source.source_date_epoch})")
         runs = 2 if verify else 1
         builds_done: list[LocalBuild] = []

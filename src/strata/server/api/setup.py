@@ -50,6 +50,7 @@ from aiohttp import web
 
 from strata.config import DEFAULT_SOURCE_ALLOW
 from strata.meta.database import Database
+from strata.meta.rebuild_store import RebuildStore
 from strata.meta.release_store import ReleaseStore
 from strata.meta.webhook_store import WebhookStore
 from strata.registry.service import Registry
@@ -67,6 +68,7 @@ from strata.server.api import (
 )
 from strata.server.api.context import RELEASE_API, ReleaseApi
 from strata.server.api.errors import mapped
+from strata.trust.attach import Attestations
 
 log = logging.getLogger("strata.server")
 
@@ -178,9 +180,11 @@ def release_api_from_env(db: Database, registry: Registry, *, default_host: str,
     delay = _env_float("STRATA_FAULT_PUBLISH_DELAY", 0.0)
     hook = sleep_after_first_write(delay) if delay > 0 else None
     outbox = WebhookStore(db)
-    release = ReleaseEngine(ReleaseStore(db), outbox, registry,
-                            public_host=os.environ.get("STRATA_PUBLIC_HOST") or default_host,
-                            after_tag_write=hook, webhook_security=webhook_security)
+    public_host = os.environ.get("STRATA_PUBLIC_HOST") or default_host
+    attestations = Attestations(registry, RebuildStore(db), host=public_host)
+    release = ReleaseEngine(ReleaseStore(db), outbox, registry, public_host=public_host,
+                            after_tag_write=hook, webhook_security=webhook_security,
+                            after_publish=[attestations])
     sender = WebhookSender(outbox, policy=RetryPolicy(
         base_delay=_env_float("STRATA_WEBHOOK_RETRY_BASE", 2.0)),
         security=release.webhook_security)

@@ -1,0 +1,1 @@
+"""Trust in released content: release keys and cosign signatures, SBOMs, provenance, verify."""

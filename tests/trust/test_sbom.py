@@ -1,0 +1,223 @@
+"""SBOM and provenance referrers made at release publish (issue 16 part B), read back with the
+standard parsers: CycloneDX's JSON schema validator and deserializer, in-toto-attestation's
+Statement and SLSA provenance v1 protos."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from release.helpers import _once, push_build, sha256
+from strata.build.record import EMPTY_JSON, RECORD_ARTIFACT_TYPE, record_manifest
+from strata.meta.connection import create_engine, migrate, sqlite_url
+from strata.meta.database import Database
+from strata.meta.rebuild_store import RebuildStore
+from strata.meta.registry_store import RegistryStore
+from strata.oci import mediatypes as mt
+from strata.oci.digest import Digest
+from strata.oci.names import ManifestRef, RepositoryName
+from strata.registry.service import Registry
+from strata.release.engine import ReleaseEngine
+from strata.release.model import Release, ReleaseKind, ReleaseStatus
+from strata.release.policy import ReleaseTagPolicy
+from strata.release.rebuild import BuildInputs, Package
+from strata.storage.filesystem import FilesystemBlobStore
+from strata.trust.attach import Attestations
+from strata.trust.provenance import (
+    PROVENANCE_ARTIFACT_TYPE,
+    ProvenanceError,
+    parse_provenance,
+)
+from strata.trust.sbom import SBOM_ARTIFACT_TYPE, validate_sbom
+from support.release import release_engine
+
+REPO = "f25/x"
+HOST = "registry.example"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+BASE_DIGEST = "sha256:" + "b" * 64
+PACKAGES = (Package("bash", "5.2.15-3.fc25", "x86_64"), Package("glibc", "2.36-9.fc25", "x86_64"))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = create_engine(sqlite_url(tmp_path))
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def registry(db: sa.Engine, tmp_path: Path) -> Registry:
+    return Registry.build(RegistryStore(Database(db)), FilesystemBlobStore(tmp_path / "blobs"),
+                          policy=ReleaseTagPolicy())
+
+
+@pytest.fixture
+def attestations(db: sa.Engine, registry: Registry) -> Attestations:
+    return Attestations(registry, RebuildStore(Database(db)), host=HOST)
+
+
+@pytest.fixture
+def engine(db: sa.Engine, registry: Registry, attestations: Attestations) -> ReleaseEngine:
+    return release_engine(db, registry, public_host=HOST, after_publish=[attestations])
+
+
+async def _setup(engine: ReleaseEngine) -> None:
+    await engine.inventory.add_namespace("f25", "f25docker", anchor=dt.date(2025, 6, 10))
+    await engine.inventory.add_image(REPO, actor="releng", reason="test fixture")
+
+
+async def _candidate(engine: ReleaseEngine, registry: Registry, db: sa.Engine,
+                     release: str = "1", *, with_record: bool = True) -> str:
+    digest = await push_build(registry, REPO, "1.0", f"{release}.f25docker")
+    if with_record:
+        await _push_record(registry, digest)
+    await RebuildStore(Database(db)).record_inputs(REPO, digest, BuildInputs(
+        source_url="https://git.example/x.git", source_commit=COMMIT,
+        base_repository="f25/base", base_tag="25", base_digest=BASE_DIGEST,
+        packages=PACKAGES))
+    await engine.inventory.add_candidate(REPO, digest, actor="maint")
+    return digest
+
+
+async def _push_record(registry: Registry, digest: str) -> None:
+    """A build record like ``strata build`` pushes (the fields the provenance reads)."""
+    repo = RepositoryName.parse(REPO)
+    image = await registry.manifests.get(repo, ManifestRef(digest=Digest.parse(digest)))
+    record = {
+        "schema": "strata.build.record/v1",
+        "image": {"repository": REPO, "digest": digest},
+        "source": {"url": "https://git.example/x.git", "ref": "f25", "commit": COMMIT,
+                   "containerfile": "Containerfile",
+                   "containerfile_digest": "sha256:" + "c" * 64},
+        "base": {"reference": f"{HOST}/f25/base:25", "digest": BASE_DIGEST},
+        "source_date_epoch": 1700000000, "network": "host",
+        "builder": {"name": "strata", "version": "9.9.9"},
+        "inputs": {"commit": COMMIT, "context": "", "containerfile": "Containerfile",
+                   "build_args": {"FLAVOUR": "small"}, "target": None, "network": "host",
+                   "compression": "gzip", "source_date_epoch": 1700000000,
+                   "images": {"f25/base:25": BASE_DIGEST}},
+        "packages": [{"name": p.name, "version": p.version, "arch": p.arch, "type": "rpm"}
+                     for p in PACKAGES],
+    }
+    body = json.dumps(record).encode()
+    subject = {"mediaType": mt.OCI_MANIFEST, "digest": digest, "size": image.size}
+    manifest = record_manifest(body, subject)
+    for blob in (EMPTY_JSON, body):
+        upload = await registry.uploads.start(repo)
+        await registry.uploads.finish(repo, upload.id, Digest.parse(sha256(blob)), _once(blob))
+    await registry.manifests.put(repo, ManifestRef(digest=Digest.parse(sha256(manifest))),
+                                 manifest, mt.OCI_MANIFEST)
+
+
+async def _referrers(registry: Registry, digest: str,
+                     artifact_type: str | None = None) -> list[dict[str, str]]:
+    page = await registry.discovery.referrers(RepositoryName.parse(REPO), Digest.parse(digest),
+                                              artifact_type)
+    return list(page.index["manifests"])
+
+
+async def _artifact(registry: Registry, desc: dict[str, str]) -> tuple[dict[str, object], bytes]:
+    repo = RepositoryName.parse(REPO)
+    rec = await registry.manifests.get(repo, ManifestRef(digest=Digest.parse(desc["digest"])))
+    manifest = json.loads(rec.content)
+    layer = manifest["layers"][0]
+    handle = await registry.blobs.open(repo, Digest.parse(layer["digest"]))
+    body = b"".join([c async for c in registry.blobs.stream(handle, 0, handle.size)])
+    return manifest, body
+
+
+async def test_release_attaches_sbom_and_provenance_read_by_standard_parsers(
+        engine: ReleaseEngine, registry: Registry, db: sa.Engine) -> None:
+    await _setup(engine)
+    digest = await _candidate(engine, registry, db)
+    release = await engine.oob([f"{REPO}@{digest}"], advisories=["A-1"], reason="test",
+                               actor="releng")
+
+    sboms = await _referrers(registry, digest, SBOM_ARTIFACT_TYPE)
+    provs = await _referrers(registry, digest, PROVENANCE_ARTIFACT_TYPE)
+    assert len(sboms) == 1 and len(provs) == 1
+    assert sboms[0]["artifactType"] == "application/vnd.cyclonedx+json"
+    assert provs[0]["artifactType"] == "application/vnd.in-toto+json"
+
+    manifest, body = await _artifact(registry, sboms[0])
+    assert manifest["subject"]["digest"] == digest  # type: ignore[index]
+    assert validate_sbom(body) is None
+    from cyclonedx.model.bom import Bom
+
+    bom = Bom.from_json(json.loads(body))  # type: ignore[attr-defined]
+    assert bom.metadata.component.name == f"{HOST}/{REPO}"
+    purls = sorted(str(c.purl) for c in bom.components if c.purl is not None)
+    assert purls == ["pkg:rpm/bash@5.2.15-3.fc25?arch=x86_64",
+                     "pkg:rpm/glibc@2.36-9.fc25?arch=x86_64"]
+    image = json.loads((await registry.manifests.get(
+        RepositoryName.parse(REPO), ManifestRef(digest=Digest.parse(digest)))).content)
+    layer_hashes = {h.content for c in bom.components for h in c.hashes if c.purl is None}
+    assert layer_hashes == {item["digest"].removeprefix("sha256:") for item in image["layers"]}
+
+    manifest, body = await _artifact(registry, provs[0])
+    assert manifest["subject"]["digest"] == digest  # type: ignore[index]
+    from google.protobuf import json_format
+    from in_toto_attestation.v1 import statement_pb2
+    from in_toto_attestation.v1.statement import Statement
+
+    statement = json_format.Parse(body.decode(), statement_pb2.Statement())
+    Statement.copy_from_pb(statement).validate()
+    assert statement.predicate_type == "https://slsa.dev/provenance/v1"
+    assert statement.subject[0].digest["sha256"] == digest.removeprefix("sha256:")
+    prov = parse_provenance(body)
+    assert prov.subjects == ((f"{HOST}/{REPO}", digest),)
+    assert (prov.source_url, prov.source_commit) == ("https://git.example/x.git", COMMIT)
+    assert prov.base_digest == BASE_DIGEST
+    assert prov.containerfile_digest == "sha256:" + "c" * 64
+    assert prov.network == "host" and prov.build_args == {"FLAVOUR": "small"}
+    assert prov.builder_version == "9.9.9" and prov.invocation == release.name
+    assert prov.images == {"f25/base:25": BASE_DIGEST}
+
+
+async def test_attaching_again_is_idempotent(engine: ReleaseEngine, registry: Registry,
+                                             db: sa.Engine, attestations: Attestations) -> None:
+    await _setup(engine)
+    digest = await _candidate(engine, registry, db)
+    release = await engine.oob([f"{REPO}@{digest}"], advisories=["A-1"], reason="test",
+                               actor="releng")
+    before = await _referrers(registry, digest)
+    builds = (await engine.release(release.name)).builds
+    again = await attestations.attach(release, builds)
+    assert sorted([again[0].sbom, again[0].provenance]) == sorted(
+        d["digest"] for d in before if d["artifactType"] != RECORD_ARTIFACT_TYPE)
+    assert await _referrers(registry, digest) == before
+
+
+async def test_nothing_for_an_unpublished_digest(engine: ReleaseEngine, registry: Registry,
+                                                 db: sa.Engine,
+                                                 attestations: Attestations) -> None:
+    """A pending candidate gets no SBOM or provenance, even when the hook is called with a
+    release that did not publish it; a scheduled release publishing another build leaves it
+    without too."""
+    await _setup(engine)
+    digest = await _candidate(engine, registry, db)
+    pending = (await engine.inventory.candidates(namespace="f25"))[0]
+    fake = Release("f25-fake", ReleaseKind.OOB, "f25", None, ReleaseStatus.PUBLISHED,
+                   0.0, 0.0, "x", (), None)
+    with pytest.raises(ValueError, match="was not published"):
+        await attestations.attach_one(fake, pending)
+    await engine.inventory.withdraw_candidate(f"{REPO}@{digest}", actor="maint",
+                                              reason="not this one")
+    other = await _candidate(engine, registry, db, release="2")
+    await engine.oob([f"{REPO}@{other}"], advisories=["A-1"], reason="test", actor="releng")
+    assert len(await _referrers(registry, other, SBOM_ARTIFACT_TYPE)) == 1
+    assert await _referrers(registry, digest, SBOM_ARTIFACT_TYPE) == []
+    assert await _referrers(registry, digest, PROVENANCE_ARTIFACT_TYPE) == []
+
+
+def test_provenance_parser_refuses_what_is_not_a_statement() -> None:
+    with pytest.raises(ProvenanceError):
+        parse_provenance(b'{"_type": "https://in-toto.io/Statement/v1", "subject": []}')
+    with pytest.raises(ProvenanceError):
+        parse_provenance(b"not json")
