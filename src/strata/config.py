@@ -68,6 +68,9 @@ class ServerSettings:
     public_url: str | None = None  # where clients reach us; None: the listen address
     webhook_allow_private: bool = False  # webhooks may go to loopback/link-local/private hosts
     source_allow: tuple[str, ...] = DEFAULT_SOURCE_ALLOW  # git URL prefixes the server clones
+    # the release keys' passphrase (first line); else $STRATA_SIGNING_PASSPHRASE, else one
+    # generated in DATA/auth/signing-passphrase
+    signing_passphrase_file: Path | None = None
     build_concurrency: int = 1  # build jobs run at once by `strata serve` (0: none, workers do)
 
 

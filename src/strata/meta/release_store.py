@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from strata.meta import review_sql
 from strata.meta import schema as r
 from strata.meta.database import Database
+from strata.meta.key_store import TrustWriter
 from strata.meta.rebuild_store import queue_dependants, rebuild_notes
 from strata.meta.tagwrite import write_tag
 from strata.meta.webhook_store import enqueue
@@ -375,6 +376,11 @@ class ReleaseWriter(ReleaseReader):
                 notes_json=json.dumps(notes, sort_keys=True), notes_md=markdown))
         enqueue(self._conn, "release.published", notes, at)
         queue_dependants(self._conn, release.name, at)
+
+    def trust(self) -> TrustWriter:
+        """The trust domain's writer (release keys, signature manifests) on this same
+        transaction: a release signs what it publishes before it commits."""
+        return TrustWriter(self._conn)
 
     def set_review_grant(self, account: str, repository: str, granted: bool) -> bool:
         """Give (or take) ``account`` the maintainer grant on ``repository``

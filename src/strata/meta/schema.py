@@ -41,11 +41,13 @@ from strata.meta.schema_review import (
     review_comments,
     review_requests,
 )
+from strata.meta.schema_trust import signing_keys
 
 __all__ = [
     "auth_accounts", "auth_role_grants", "blobs", "build_jobs", "byte_ordered",
     "candidate_inputs", "candidates", "image_events", "images", "manifest_references",
     "manifests", "metadata", "namespace_rebuilds", "namespaces", "release_items", "releases",
-    "repositories", "repository_blobs", "review_comments", "review_requests", "streams",
+    "repositories", "repository_blobs", "review_comments", "review_requests", "signing_keys",
+    "streams",
     "tag_events", "tags", "uploads", "webhook_outbox", "webhooks",
 ]

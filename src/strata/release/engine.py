@@ -50,6 +50,7 @@ from strata.release.notes import render_markdown
 from strata.release.nvr import NVR, InvalidNVR
 from strata.release.publish import (
     NamespacePlan,
+    ReleaseSigner,
     ScheduledDate,
     TagWriteHook,
     apply_release,
@@ -91,9 +92,13 @@ class ReleaseEngine:
                  public_host: str = "127.0.0.1:5000",
                  after_tag_write: TagWriteHook | None = None,
                  webhook_security: hooks.WebhookSecurity | None = None,
-                 after_publish: Sequence[PublishHook] = ()) -> None:
+                 after_publish: Sequence[PublishHook] = (),
+                 signer: ReleaseSigner | None = None) -> None:
         self.store = store
         self.after_publish = list(after_publish)
+        # Signs every released digest inside the publish transaction (the server's
+        # strata.trust.signer.TrustSigner); None: releases are not signed (engine tests).
+        self.signer = signer
         self.webhook_store = webhook_store
         # The server passes its key (DATA/auth/webhook-key); the default one lives in memory.
         self.webhook_security = webhook_security or hooks.WebhookSecurity.ephemeral()
@@ -172,6 +177,12 @@ class ReleaseEngine:
     async def publish(self, name: str | None = None, *, namespace: str | None = None,
                       actor: str) -> Release:
         """Publish a scheduled release now (the next one of ``namespace`` if no name)."""
+        if self.signer is not None:
+            def pending(tx: ReleaseReader) -> list[Build]:
+                ns_name = self._resolve(tx, name, namespace)[1]
+                return tx.builds(namespace=ns_name, status=BuildStatus.CANDIDATE)
+            await self.signer.prepare(await self.store.read(pending))
+
         def go(tx: ReleaseWriter) -> Release:
             release_name, ns_name, day = self._resolve(tx, name, namespace)
             now = self.store.now()
@@ -190,7 +201,7 @@ class ReleaseEngine:
             builds = [b for b in tx.builds(namespace=ns_name, status=BuildStatus.CANDIDATE)
                       if self._active(tx, b)]
             apply_release(tx, release, builds, at=now, host=self.public_host,
-                          after_write=self.after_tag_write)
+                          after_write=self.after_tag_write, signer=self.signer)
             return self._release_or_fail(tx, release_name)
         release = await self._write(go)
         log.info("published release %s (%s)", release.name, actor)
@@ -237,6 +248,8 @@ class ReleaseEngine:
         builds = [await self.inventory.add_candidate(repo.value, str(digest), actor=actor,
                                                      advisories=advisories, reason=reason)
                   for repo, digest in refs]
+        if self.signer is not None:
+            await self.signer.prepare(builds)
 
         def go(tx: ReleaseWriter) -> Release:
             now = self.store.now()
@@ -257,7 +270,7 @@ class ReleaseEngine:
                               tuple(dict.fromkeys(advisories)), reason)
             tx.add_release(release)
             apply_release(tx, release, current, at=now, host=self.public_host,
-                          after_write=self.after_tag_write, strict=True)
+                          after_write=self.after_tag_write, strict=True, signer=self.signer)
             return self._release_or_fail(tx, release_name)
         release = await self._write(go)
         log.info("published out-of-band release %s (%s)", release.name, actor)

@@ -11,8 +11,9 @@ namespace (an out-of-band release, whose builds the caller named, is refused ins
 only then writes, in one store call (:meth:`ReleaseWriter.publish`): tags (straight into the
 registry's ``tags`` table, each with its ``tag_events`` row), the builds' status, the release
 items, the notes (with each rebuilt image's base and package changes), the webhook outbox and
-the rebuilds of every image built on a stream it moved. Commit makes all of it visible
-together; any exception (or a crash) before commit leaves none of it.
+the rebuilds of every image built on a stream it moved; then the signer (if any) signs every
+released manifest digest in the same transaction (:class:`ReleaseSigner`). Commit makes all of
+it visible together; any exception (or a crash) before commit leaves none of it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any
+from typing import Any, Protocol
 
 from strata.meta.release_store import ReleaseReader, ReleaseWriter
 from strata.release.model import Build, Namespace, Release, RepositoryTags, TagMove, conflict
@@ -37,6 +38,20 @@ from strata.release.tagstates import tag_states
 
 TagWriteHook = Callable[[str, str], None]
 """Called after each tag write inside the publish transaction (tests inject faults here)."""
+
+
+class ReleaseSigner(Protocol):
+    """Signs what a release publishes (:class:`strata.trust.signer.TrustSigner`).
+
+    ``prepare`` runs before the publish transaction, for every build it may release (the
+    signature blobs are pushed then); ``sign`` runs inside it, after the release's writes,
+    for the builds it did release -- so a signature is committed with the release, or not
+    at all."""
+
+    async def prepare(self, builds: Sequence[Build]) -> None: ...
+
+    def sign(self, tx: ReleaseWriter, release: Release, builds: Sequence[Build],
+             at: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -165,7 +180,7 @@ def plan_builds(tx: ReleaseReader, builds: Sequence[Build]) -> list[RepoPlan]:
 
 def apply_release(tx: ReleaseWriter, release: Release, builds: Sequence[Build], *,
                   at: float, host: str, after_write: TagWriteHook | None = None,
-                  strict: bool = False) -> dict[str, Any]:
+                  strict: bool = False, signer: ReleaseSigner | None = None) -> dict[str, Any]:
     """Publish ``builds`` as ``release`` (already claimed in this transaction); the notes.
 
     Builds that cannot be released are left out (they stay pending) and named in the notes;
@@ -190,6 +205,8 @@ def apply_release(tx: ReleaseWriter, release: Release, builds: Sequence[Build], 
                         left_out=[x.to_json() for x in left_out])
     tx.publish(release, moves, released, notes, render_markdown(notes), at,
                after_write=after_write)
+    if signer is not None:
+        signer.sign(tx, release, released, at)
     return notes
 
 

@@ -29,6 +29,7 @@ from strata.meta.database import Database
 from strata.meta.webhook_store import WebhookStore
 from strata.release.webhooks import seal_stored, sealed_with_other_keys
 from strata.server.auth import TokenAuth
+from strata.trust.keys import Passphrase
 
 ADMIN_PASSWORD_ENV = "STRATA_ADMIN_PASSWORD"
 
@@ -47,6 +48,16 @@ def admin_password_path(data_dir: Path) -> Path:
 
 def webhook_key_path(data_dir: Path) -> Path:
     return auth_dir(data_dir) / "webhook-key"
+
+
+def signing_passphrase(settings: ServerSettings) -> Passphrase:
+    """The release keys' passphrase: ``--signing-passphrase-file``, else
+    ``$STRATA_SIGNING_PASSPHRASE``, else ``DATA/auth/signing-passphrase`` (created at random on
+    first start; every node of a cluster needs the same one). Never logged."""
+    if settings.signing_passphrase_file is not None:
+        return Passphrase.from_file(settings.signing_passphrase_file)
+    return Passphrase.from_env() or Passphrase.generated_in(
+        auth_dir(settings.data_dir) / "signing-passphrase")
 
 
 def prepare_webhook_key(settings: ServerSettings) -> None:

@@ -27,6 +27,7 @@ from strata.server.auth_setup import (
     build_auth,
     prepare_auth,
     prepare_webhook_key,
+    signing_passphrase,
     tls_context,
     webhook_key_path,
 )
@@ -83,6 +84,7 @@ def run_worker(settings: ServerSettings) -> None:
     release = release_api_from_env(db, registry, default_host=url.netloc,
                                    webhook_security=security,
                                    source_allow=settings.source_allow,
+                                   signing=signing_passphrase(settings),
                                    checker=SourceChecks(
                                        str(url), work_dir=settings.data_dir / "work" / "reviews",
                                        cache_dir=settings.data_dir / "work" / "review-cache"))

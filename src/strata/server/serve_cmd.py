@@ -68,6 +68,10 @@ from strata.server.urls import PublicUrl
                    "default https:// only). Sources outside are refused at submit time.")
 @click.option("--build-concurrency", type=click.IntRange(0, 64), default=1, show_default=True,
               help="Build jobs this server runs at once (0: none; strata worker runs them).")
+@click.option("--signing-passphrase-file", type=click.Path(exists=True, dir_okay=False,
+                                                          path_type=Path), default=None,
+              help="File whose first line is the passphrase of the release keys (default: "
+                   "$STRATA_SIGNING_PASSPHRASE, else one generated in DATA/auth).")
 def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           blob_store: str | None, gc_interval: float, gc_grace: float, upload_ttl: float,
           upload_idle: float, max_upload_sessions: int,
@@ -76,7 +80,7 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           access_log: bool, auth: bool,
           tls_cert: Path | None, tls_key: Path | None, public_url: str | None,
           webhook_allow_private: bool, source_allow: tuple[str, ...],
-          build_concurrency: int) -> None:
+          build_concurrency: int, signing_passphrase_file: Path | None) -> None:
     """Serve the registry (OCI Distribution v1.1 at /v2/)."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -101,7 +105,8 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
         tls_cert=tls_cert and tls_cert.resolve(),
         tls_key=tls_key and tls_key.resolve(), public_url=public_url,
         webhook_allow_private=webhook_allow_private,
-        source_allow=source_allow or DEFAULT_SOURCE_ALLOW, build_concurrency=build_concurrency))
+        source_allow=source_allow or DEFAULT_SOURCE_ALLOW, build_concurrency=build_concurrency,
+        signing_passphrase_file=signing_passphrase_file and signing_passphrase_file.resolve()))
 
 
 def _blob_store(url: str | None) -> str | None:

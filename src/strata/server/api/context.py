@@ -13,6 +13,7 @@ from strata.release.webhooks import WebhookSender
 from strata.review.checks import Checker
 from strata.review.service import Reviews
 from strata.review.sources import ImageSources
+from strata.trust.service import TrustService
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ReleaseApi:
     webhook_interval: float = 2.0
     source_allow: tuple[str, ...] = DEFAULT_SOURCE_ALLOW
     checker: Checker | None = None
+    trust: TrustService | None = None
 
 
 RELEASE_API = web.AppKey("release_api", ReleaseApi)
@@ -53,3 +55,10 @@ def sources_of(request: web.Request) -> ImageSources:
 def reviews_of(request: web.Request) -> Reviews:
     api = request.app[RELEASE_API]
     return Reviews(_review_store(api), api.source_allow, api.checker)
+
+
+def trust_of(request: web.Request) -> TrustService:
+    trust = request.app[RELEASE_API].trust
+    if trust is None:
+        raise web.HTTPNotFound()
+    return trust

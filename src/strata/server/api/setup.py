@@ -30,6 +30,9 @@ Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``):
 ``POST /api/v1/releases/oob``                              out-of-band release
 ``POST /api/v1/rollback``                                  move a floating tag back
 ``GET|POST /api/v1/webhooks``, ``GET .../deliveries``      webhooks
+``GET /api/v1/namespaces/{ns}/keys``                       release keys (current, retired)
+``POST /api/v1/namespaces/{ns}/keys/rotate``               a new current release key
+``GET /keys/{ns}.pub``                                     the public keys, PEM
 ========================================================  ==========================
 
 Background tasks, one set per server process: publish scheduled releases that are due (the
@@ -50,6 +53,7 @@ from aiohttp import web
 
 from strata.config import DEFAULT_SOURCE_ALLOW
 from strata.meta.database import Database
+from strata.meta.key_store import KeyStore
 from strata.meta.rebuild_store import RebuildStore
 from strata.meta.release_store import ReleaseStore
 from strata.meta.webhook_store import WebhookStore
@@ -60,6 +64,7 @@ from strata.review.checks import Checker
 from strata.server.api import (
     candidates,
     images,
+    keys,
     namespaces,
     releases,
     reviews,
@@ -69,6 +74,9 @@ from strata.server.api import (
 from strata.server.api.context import RELEASE_API, ReleaseApi
 from strata.server.api.errors import mapped
 from strata.trust.attach import Attestations
+from strata.trust.keys import Passphrase
+from strata.trust.service import TrustService
+from strata.trust.signer import TrustSigner
 
 log = logging.getLogger("strata.server")
 
@@ -115,6 +123,9 @@ def _handlers() -> list[web.RouteDef]:
         web.get("/api/v1/webhooks", webhooks.list_webhooks),
         web.post("/api/v1/webhooks", webhooks.add_webhook),
         web.get("/api/v1/webhooks/deliveries", webhooks.deliveries),
+        web.get("/api/v1/namespaces/{ns}/keys", keys.list_keys),
+        web.post("/api/v1/namespaces/{ns}/keys/rotate", keys.rotate),
+        web.get(r"/keys/{ns}.pub", keys.public_pem),
     ]
 
 
@@ -166,7 +177,8 @@ def _env_float(name: str, default: float) -> float:
 def release_api_from_env(db: Database, registry: Registry, *, default_host: str,
                          webhook_security: WebhookSecurity | None = None,
                          source_allow: tuple[str, ...] = DEFAULT_SOURCE_ALLOW,
-                         checker: Checker | None = None) -> ReleaseApi:
+                         checker: Checker | None = None,
+                         signing: Passphrase | None = None) -> ReleaseApi:
     """The server's release API, tuned by the environment; ``webhook_security``: the server's
     key for webhook secrets and whether deliveries may go to private addresses.
 
@@ -176,19 +188,25 @@ def release_api_from_env(db: Database, registry: Registry, *, default_host: str,
     ``STRATA_WEBHOOK_RETRY_BASE`` (seconds, default 2) and, for tests only,
     ``STRATA_FAULT_PUBLISH_DELAY`` (seconds to hold the process's first publish transaction
     open after its first tag write).
+
+    ``signing``: the release keys' passphrase (``strata serve`` always has one); else
+    ``$STRATA_SIGNING_PASSPHRASE``; with neither, releases are not signed.
     """
     delay = _env_float("STRATA_FAULT_PUBLISH_DELAY", 0.0)
     hook = sleep_after_first_write(delay) if delay > 0 else None
     outbox = WebhookStore(db)
     public_host = os.environ.get("STRATA_PUBLIC_HOST") or default_host
+    signer = TrustSigner(registry, signing or Passphrase.from_env(), public_host=public_host)
     attestations = Attestations(registry, RebuildStore(db), host=public_host)
     release = ReleaseEngine(ReleaseStore(db), outbox, registry, public_host=public_host,
                             after_tag_write=hook, webhook_security=webhook_security,
-                            after_publish=[attestations])
+                            after_publish=[attestations],
+                            signer=signer if signer.configured else None)
     sender = WebhookSender(outbox, policy=RetryPolicy(
         base_delay=_env_float("STRATA_WEBHOOK_RETRY_BASE", 2.0)),
         security=release.webhook_security)
     return ReleaseApi(release, sender,
                       scheduler_interval=_env_float("STRATA_SCHEDULER_INTERVAL", 60.0),
                       webhook_interval=_env_float("STRATA_WEBHOOK_INTERVAL", 2.0),
-                      source_allow=source_allow, checker=checker)
+                      source_allow=source_allow, checker=checker,
+                      trust=TrustService(KeyStore(db), signer))

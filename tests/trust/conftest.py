@@ -1,0 +1,64 @@
+"""Trust fixtures: the release fixtures (migrated SQLite, registry with the stream policy, fake
+clock) with a signer holding a test passphrase."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from strata.meta.connection import create_engine, migrate, sqlite_url
+from strata.meta.database import Database
+from strata.meta.key_store import KeyStore
+from strata.meta.registry_store import RegistryStore
+from strata.registry.service import Registry
+from strata.release.engine import ReleaseEngine
+from strata.release.policy import ReleaseTagPolicy
+from strata.storage.filesystem import FilesystemBlobStore
+from strata.trust.keys import Passphrase
+from strata.trust.service import TrustService
+from strata.trust.signer import TrustSigner
+from support.clock import SettableClock as Clock
+from support.release import release_engine
+
+START = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC).timestamp()  # a Monday
+HOST = "registry.example"
+PASSPHRASE = Passphrase(b"correct horse battery staple")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(START)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = create_engine(sqlite_url(tmp_path))
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def registry(db: sa.Engine, tmp_path: Path) -> Registry:
+    return Registry.build(RegistryStore(Database(db)), FilesystemBlobStore(tmp_path / "blobs"),
+                          policy=ReleaseTagPolicy())
+
+
+@pytest.fixture
+def signer(registry: Registry) -> TrustSigner:
+    return TrustSigner(registry, PASSPHRASE, public_host=HOST)
+
+
+@pytest.fixture
+def engine(db: sa.Engine, registry: Registry, clock: Clock,
+           signer: TrustSigner) -> ReleaseEngine:
+    return release_engine(db, registry, public_host=HOST, clock=clock, signer=signer)
+
+
+@pytest.fixture
+def trust(db: sa.Engine, clock: Clock, signer: TrustSigner) -> TrustService:
+    return TrustService(KeyStore(Database(db, clock=clock)), signer)
