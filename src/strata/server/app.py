@@ -7,8 +7,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from strata.catalog.views import Catalog
+from strata.meta.browse_store import BrowseStore
 from strata.registry.service import Registry
-from strata.server.api import ReleaseApi, add_release_api
+from strata.server.api import ReleaseApi, add_release_api, browse
 from strata.server.auth import TokenAuth
 from strata.server.background import periodic, try_lock
 from strata.server.builds import BuildService, add_builds
@@ -17,6 +19,7 @@ from strata.server.gate import UPLOAD_GATE, UploadGate
 from strata.server.handlers.health import healthz
 from strata.server.keys import REGISTRY
 from strata.server.metrics import ACCESS_LOG, METRICS, Metrics, metrics_handler, observe
+from strata.server.pages import add_pages
 from strata.server.routes import dispatch
 from strata.server.urls import PUBLIC_URL, PublicUrl
 
@@ -54,6 +57,8 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
         auth.install(app)
     if release is not None:
         add_release_api(app, release)
+        add_pages(app, Catalog(release.engine, registry, BrowseStore(release.engine.store.db)))
+        app.router.add_routes(browse.routes())
     if builds is not None:  # /api/v1/builds and the embedded build runner
         add_builds(app, builds)
     if housekeeping_interval > 0:

@@ -1,0 +1,123 @@
+"""SQL of the catalog's pages (read-only): what moved recently, each tag's last move, the newest
+tag events, an image's review requests and the package list recorded for a build.
+
+The catalog (:mod:`strata.catalog.views`) composes these with the release engine's reads; the
+values are the release domain's (:class:`~strata.release.model.TagEvent`) or small frozen
+records declared here (``meta`` imports no catalog code). Every query is bounded and served by
+an index: the newest events by the ``tag_events`` primary key, one repository's by
+``ix_tag_events_tag``, review requests by ``ix_review_requests_repository``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from strata.meta import schema as r
+from strata.meta.database import Database
+from strata.meta.rebuild_store import inputs_of
+from strata.meta.schema_review import review_requests
+from strata.release.model import TagEvent
+from strata.release.rebuild import BuildInputs
+
+T = TypeVar("T")
+
+RECENT_SCAN = 2000
+"""How many of the newest tag events the home page looks through for recently moved images."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecentRepository:
+    repository: str
+    at: float  # its newest tag event
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewSummary:
+    """A review request of an image, without its comments."""
+
+    id: int
+    repository: str
+    submitter: str
+    status: str
+    checks: tuple[dict[str, Any], ...]
+    created_at: float
+    decided_at: float | None
+    decided_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageExtras:
+    """What an image page shows beyond the engine's image details."""
+
+    last_moves: dict[str, TagEvent]  # tag -> its newest event
+    recent_events: tuple[TagEvent, ...]  # newest first
+    reviews: tuple[ReviewSummary, ...]  # newest first
+
+
+def _event(row: Any) -> TagEvent:
+    return TagEvent(row.repository, row.tag, row.old_digest, row.new_digest, row.actor,
+                    row.release_name, row.reason, row.at)
+
+
+def _review(row: Any) -> ReviewSummary:
+    return ReviewSummary(int(row.id), row.repository, row.submitter, row.status,
+                         tuple(json.loads(row.checks or "[]")), row.created_at,
+                         row.decided_at, row.decided_by)
+
+
+def recent_repositories(conn: sa.Connection, limit: int) -> list[RecentRepository]:
+    """The repositories whose tags moved last, newest first (from the newest tag events)."""
+    c = r.tag_events.c
+    rows = conn.execute(sa.select(c.repository, c.at).order_by(c.id.desc())
+                        .limit(RECENT_SCAN)).all()
+    seen: dict[str, float] = {}
+    for row in rows:
+        if row.repository not in seen:
+            seen[row.repository] = row.at
+            if len(seen) >= limit:
+                break
+    return [RecentRepository(repo, at) for repo, at in seen.items()]
+
+
+def image_extras(conn: sa.Connection, repository: str, *, events: int) -> ImageExtras:
+    c = r.tag_events.c
+    newest = (sa.select(sa.func.max(c.id)).where(c.repository == repository)
+              .group_by(c.tag).scalar_subquery())
+    last = conn.execute(sa.select(r.tag_events).where(c.repository == repository,
+                                                      c.id.in_(newest))).all()
+    recent = conn.execute(sa.select(r.tag_events).where(c.repository == repository)
+                          .order_by(c.at.desc(), c.id.desc()).limit(events)).all()
+    q = review_requests.c
+    reviews = conn.execute(sa.select(review_requests).where(q.repository == repository)
+                           .order_by(q.id.desc()).limit(20)).all()
+    return ImageExtras({row.tag: _event(row) for row in last},
+                       tuple(_event(row) for row in recent),
+                       tuple(_review(row) for row in reviews))
+
+
+class BrowseStore:
+    """The catalog pages' reads, each one read-only transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def now(self) -> float:
+        return self.db.now()
+
+    async def _read(self, fn: Callable[[sa.Connection], T]) -> T:
+        return await self.db.read(fn)
+
+    async def recent_repositories(self, limit: int = 12) -> list[RecentRepository]:
+        return await self._read(lambda conn: recent_repositories(conn, limit))
+
+    async def image_extras(self, repository: str, *, events: int = 50) -> ImageExtras:
+        return await self._read(lambda conn: image_extras(conn, repository, events=events))
+
+    async def build_inputs(self, repository: str, digest: str) -> BuildInputs | None:
+        """What a build was made from (source, base, package list), if it was recorded."""
+        return await self._read(lambda conn: inputs_of(conn, repository, digest))

@@ -1,0 +1,48 @@
+"""/api/v1/browse: the catalog pages' content as JSON (what ``/``, ``/{ns}`` and ``/{ns}/{name}``
+show), from the same read model (:mod:`strata.catalog.views`).
+
+Readable by anyone, but each caller sees only what it may pull (anonymous callers what the
+public registry serves them; an unknown and a hidden image are the same 404).
+``GET /api/v1/browse/images/{ns}/{name}`` takes ``_`` as ``{ns}`` for a root repository."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from strata.server.api.auth import Need, authorize
+from strata.server.api.errors import mapped
+from strata.server.api.namespaces import image_repository
+from strata.server.http import json_response
+from strata.server.pages.context import PAGES
+from strata.server.pages.visibility import for_principal
+from strata.server.urls import public_url
+
+
+async def home(request: web.Request) -> web.Response:
+    authorize(request, Need.READER)
+    view = await request.app[PAGES].catalog.home(for_principal(request))
+    return json_response(view.to_json())
+
+
+async def namespace(request: web.Request) -> web.Response:
+    authorize(request, Need.READER)
+    view = await request.app[PAGES].catalog.namespace(request.match_info["ns"],
+                                                      for_principal(request))
+    return json_response(view.to_json())
+
+
+async def image(request: web.Request) -> web.Response:
+    authorize(request, Need.READER)
+    url = public_url(request)
+    view = await request.app[PAGES].catalog.image(
+        image_repository(request), host=url.netloc, insecure=url.scheme == "http",
+        visible=for_principal(request))
+    return json_response(view.to_json())
+
+
+def routes() -> list[web.RouteDef]:
+    return mapped([
+        web.get("/api/v1/browse/home", home),
+        web.get("/api/v1/browse/namespaces/{ns}", namespace),
+        web.get("/api/v1/browse/images/{ns}/{name}", image),
+    ])
