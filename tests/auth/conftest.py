@@ -34,6 +34,7 @@ from strata.auth.service import AuthService, LoginLimits
 from strata.meta.account_store import SqlAccountStore
 from strata.meta.connection import create_engine, migrate, sqlite_url
 from strata.meta.database import Database
+from strata.meta.key_store import KeyStore
 from strata.meta.registry_store import RegistryStore
 from strata.registry.limits import Limits
 from strata.registry.service import Registry
@@ -44,6 +45,9 @@ from strata.server.app import create_app
 from strata.server.auth import TokenAuth
 from strata.server.urls import PublicUrl
 from strata.storage.filesystem import FilesystemBlobStore
+from strata.trust.keys import Passphrase
+from strata.trust.service import TrustService
+from strata.trust.signer import TrustSigner
 from support.clock import SettableClock as FakeClock
 from support.release import release_engine, webhook_sender
 
@@ -152,7 +156,8 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
                     public_url: PublicUrl | None = None,
                     registry_limits: Limits | None = None,
                     source_allow: tuple[str, ...] = ("https://",),
-                    checker: Checker | None = None) -> AuthEnv:
+                    checker: Checker | None = None,
+                    signing: Passphrase | None = None) -> AuthEnv:
         data = tmp_path / f"data{len(engines)}"
         if data_from is not None:  # a data dir prepared earlier (database and blobs)
             shutil.copytree(data_from, data)
@@ -172,9 +177,13 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
         auth = TokenAuth.create(service, signing_key)
         api = None
         if release:
-            api = ReleaseApi(release_engine(engine, registry, public_host="registry.example"),
+            # with ``signing``, releases are signed as in ``strata serve`` (issue 16)
+            signer = TrustSigner(registry, signing, public_host="registry.example")
+            api = ReleaseApi(release_engine(engine, registry, public_host="registry.example",
+                                            signer=signer if signing else None),
                              webhook_sender(engine), scheduler_interval=0, webhook_interval=0,
-                             source_allow=source_allow, checker=checker)
+                             source_allow=source_allow, checker=checker,
+                             trust=TrustService(KeyStore(stores[-1]), signer))
         app: web.Application = create_app(registry, housekeeping_interval=0, auth=auth,
                                           release=api, public_url=public_url)
         client = await aiohttp_client(app)

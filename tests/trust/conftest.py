@@ -62,3 +62,8 @@ def engine(db: sa.Engine, registry: Registry, clock: Clock,
 @pytest.fixture
 def trust(db: sa.Engine, clock: Clock, signer: TrustSigner) -> TrustService:
     return TrustService(KeyStore(Database(db, clock=clock)), signer)
+
+
+# The API tier's accounts and app (admin, releng, maint of f25/cockpit, ...), for
+# test_signature_rules.py: its fixtures, registered here too.
+from auth.conftest import auth_template, make_env, signing_key  # noqa: E402, F401

@@ -14,6 +14,7 @@ from strata.meta.connection import create_engine, migrate, sqlite_url
 from strata.meta.database import Database
 from strata.meta.records import HeldBy, ManifestRecord, TagCheck
 from strata.meta.registry_store import RegistryStore
+from strata.oci import mediatypes as mt
 from strata.oci.mediatypes import OCI_INDEX
 from strata.release.model import is_cosign_tag
 from strata.release.policy import ReleaseTagPolicy
@@ -49,7 +50,7 @@ def test_no_stream_tag_is_written_through_v2(policy: ReleaseTagPolicy) -> None:
 
 
 def test_cosign_tags_are_exempt(policy: ReleaseTagPolicy) -> None:
-    for suffix in ("", ".sig", ".att", ".sbom"):
+    for suffix in ("", ".att", ".sbom"):
         tag = "sha256-" + "c" * 64 + suffix
         assert is_cosign_tag(tag)
         policy.check_sync("f25/x", tag, A, B, True)
@@ -57,6 +58,26 @@ def test_cosign_tags_are_exempt(policy: ReleaseTagPolicy) -> None:
     assert not is_cosign_tag("sha256-" + "c" * 63 + ".sig")
     assert not is_cosign_tag("sha256-" + "c" * 64 + ".exe")
     denied(policy, "sha256-" + "c" * 64 + ".exe", A, B)
+
+
+def test_signatures_are_the_releases(policy: ReleaseTagPolicy) -> None:
+    """Issue 16: ``sha256-<hex>.sig`` and pushed cosign signatures are written by a release."""
+    tag = "sha256-" + "c" * 64 + ".sig"
+    assert is_cosign_tag(tag)
+    for current, new in ((None, B), (A, B), (A, None)):
+        err = denied(policy, tag, current, new)
+        assert err.detail == {"rule": "signature-release-only", "repository": "f25/x",
+                              "tag": tag}
+    policy.check_sync("f25/x", tag, A, A, True)  # re-push of the same digest: no write
+    policy.check_sync("demo/x", tag, A, B, False)
+    for artifact, layers in ((mt.COSIGN_SIGNATURE_ARTIFACT, ()),
+                             (mt.OCI_CONFIG, (mt.OCI_LAYER_GZIP, mt.COSIGN_PAYLOAD))):
+        with pytest.raises(RegistryError) as err_info:
+            policy.check_manifest_sync("f25/x", artifact, layers, True)
+        assert err_info.value.detail == {"rule": "signature-release-only",
+                                         "repository": "f25/x"}
+        policy.check_manifest_sync("demo/x", artifact, layers, False)
+    policy.check_manifest_sync("f25/x", "application/spdx+json", (mt.OCI_LAYER_GZIP,), True)
 
 
 def test_unmanaged_repositories_accept_anything(policy: ReleaseTagPolicy) -> None:

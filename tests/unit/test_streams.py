@@ -401,7 +401,9 @@ NVR_TAG = "130-1.f25docker"
 
 
 S = Rule.STREAM_TAGS_RELEASE_ONLY
-COSIGN = "sha256-" + "c" * 64 + ".sig"
+COSIGN = "sha256-" + "c" * 64 + ".att"
+SIGNATURE = "sha256-" + "c" * 64 + ".sig"
+G = Rule.SIGNATURES_RELEASE_ONLY
 
 
 @pytest.mark.parametrize("engine", [False, True])
@@ -428,6 +430,11 @@ COSIGN = "sha256-" + "c" * 64 + ".sig"
         (COSIGN, None, A, None, None),
         (COSIGN, A, B, None, None),
         (COSIGN, A, None, None, None),
+        # signature tags (issue 16): the release's alone, never through /v2/
+        (SIGNATURE, None, A, G, None),
+        (SIGNATURE, A, B, G, None),
+        (SIGNATURE, A, None, G, None),
+        (SIGNATURE, A, A, None, None),
         # anything else in the tag grammar is a stream tag
         ("sha256-" + "c" * 64 + ".exe", A, B, S, Rule.NVR_IMMUTABLE),
         ("v1.0_beta", None, A, S, None),

@@ -36,6 +36,8 @@ _COMMANDS = {
     "user": "user_cmds:user",
     "robot": "user_cmds:robot",
     "demo": "demo:demo",
+    "key": "trust_cmds:key",
+    "trust": "trust_cmds:trust",
 }
 
 

@@ -241,3 +241,12 @@ class ApiClient:
     async def build_log(self, job_id: int, offset: int = 0) -> Any:
         return await self._call("GET", f"/api/v1/builds/{int(job_id)}/log",
                                 params={"offset": str(offset)})
+
+    # -- release keys (issue 16) -----------------------------------------------------------
+    async def keys(self, namespace: str) -> Any:
+        """The namespace's release keys (current first, then retired) and signed identity."""
+        return await self._call("GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/keys")
+
+    async def rotate_key(self, namespace: str) -> Any:
+        return await self._call(
+            "POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/keys/rotate")

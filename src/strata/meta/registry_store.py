@@ -395,12 +395,14 @@ class RegistryStore:
     async def put_manifest(
         self, record: ManifestRecord, references: Sequence[Reference], tags: Sequence[str],
         check_tag: TagCheck | None = None,
+        check_manifest: Callable[[bool], None] | None = None,
     ) -> None:
         """Store a manifest and point ``tags`` at it, in one transaction.
 
         Every referenced blob must be linked into the repository and every child manifest
         present in it, checked inside the same transaction (so garbage collection cannot
-        remove them in between). ``check_tag(tag, current, managed)`` may veto a tag write.
+        remove them in between). ``check_tag(tag, current, managed)`` may veto a tag write,
+        ``check_manifest(managed)`` the manifest itself.
         """
         annotations = json.dumps(record.annotations) if record.annotations else None
         unique = {ref.digest: ref for ref in references}
@@ -408,6 +410,8 @@ class RegistryStore:
         def go(conn: sa.Connection, batch: Batch) -> None:
             now = self._db.now()
             rid = self._ensure_repo(conn, record.repository, now)
+            if check_manifest is not None:
+                check_manifest(is_managed(conn, rid))
             self._check_references(conn, rid, references, now)
             exists = run(conn, _q_manifest_exists, rid=rid,
                          digest=record.digest).fetchone() is not None

@@ -23,3 +23,7 @@ MANIFESTS = IMAGE_MANIFESTS | INDEXES
 SCHEMA1 = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
 
 EMPTY_JSON_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+
+# cosign signatures (sigstore): the simple-signing payload layer and the OCI 1.1 referrer type
+COSIGN_PAYLOAD = "application/vnd.dev.cosign.simplesigning.v1+json"
+COSIGN_SIGNATURE_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"

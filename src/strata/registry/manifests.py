@@ -52,6 +52,7 @@ class Decoded:
     blobs: tuple[str, ...]  # blobs that must be in the repository (config, local layers)
     children: tuple[str, ...]  # child manifests of an index
     images: tuple[str, ...]  # the children that are image manifests
+    layer_types: tuple[str, ...] = ()  # media types of an image manifest's layers
     annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
@@ -73,6 +74,7 @@ def decode_manifest(body: bytes, content_type: str | None, expected: Digest | No
         children=tuple(dict.fromkeys(str(c.digest) for c in parsed.children)),
         images=tuple(dict.fromkeys(str(c.digest) for c in parsed.children
                                    if c.media_type in mt.IMAGE_MANIFESTS)),
+        layer_types=tuple(dict.fromkeys(b.media_type for b in parsed.blobs[1:])),
         annotations=parsed.annotations)
 
 
@@ -161,8 +163,12 @@ class ManifestService:
             repository=repo.value, digest=str(digest), media_type=decoded.media_type,
             size=len(body), content=body, artifact_type=decoded.artifact_type, subject=subject,
             annotations=decoded.annotations)
+        def check_manifest(managed: bool) -> None:
+            self._policy.check_manifest_sync(repo.value, decoded.artifact_type,
+                                             decoded.layer_types, managed)
         await self._meta.put_manifest(record, references, tags,
-                                      check_tag=self._checker(repo, str(digest)))
+                                      check_tag=self._checker(repo, str(digest)),
+                                      check_manifest=check_manifest)
         return PutResult(digest, subject)
 
     async def get(self, repo: RepositoryName, ref: ManifestRef) -> ManifestRecord:

@@ -28,7 +28,8 @@ class MetaStore(Protocol):
     async def unlink_blob(self, repository: str, digest: str,
                           check_held: HoldCheck | None = None) -> bool: ...
     async def put_manifest(self, record: ManifestRecord, references: Sequence[Reference],
-                           tags: Sequence[str], check_tag: TagCheck | None = None) -> None: ...
+                           tags: Sequence[str], check_tag: TagCheck | None = None,
+                           check_manifest: Callable[[bool], None] | None = None) -> None: ...
     async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None: ...
     async def resolve_tag(self, repository: str, tag: str) -> ManifestRecord | None: ...
     async def delete_manifest(self, repository: str, digest: str,
@@ -89,6 +90,12 @@ class TagPolicy(Protocol):
     def check_delete_sync(self, repository: str, digest: str, is_blob: bool, managed: bool,
                           holders: Sequence[HeldBy]) -> None: ...
 
+    def check_manifest_sync(self, repository: str, artifact_type: str | None,
+                            layer_types: Sequence[str], managed: bool) -> None:
+        """Whether a manifest may be pushed at all (whatever its tags): a signature in a
+        managed repository is the release's to write."""
+        ...
+
 
 class AllowAllTags:
     """The policy when no release streams are configured: any tag write is allowed."""
@@ -99,4 +106,8 @@ class AllowAllTags:
 
     def check_delete_sync(self, repository: str, digest: str, is_blob: bool, managed: bool,
                           holders: Sequence[HeldBy]) -> None:
+        return None
+
+    def check_manifest_sync(self, repository: str, artifact_type: str | None,
+                            layer_types: Sequence[str], managed: bool) -> None:
         return None

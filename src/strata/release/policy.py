@@ -12,8 +12,10 @@ namespace (:func:`strata.meta.tagwrite.is_managed`).
   ``by_release_engine=False``: every tag of the stream grammar (NVR, Name-Version, ``latest``)
   is refused (rule ``stream-tags-release-only``); a re-push of the digest a tag already has
   writes nothing and passes. Cosign / referrers-API fallback tags (``sha256-<64 hex>`` with an
-  optional ``.sig``, ``.att`` or ``.sbom`` suffix) are not streams and are exempt: signing tools
-  re-push them as signatures accumulate.
+  optional ``.att`` or ``.sbom`` suffix) are not streams and are exempt; the signature tags
+  (``sha256-<hex>.sig``) and every pushed manifest that is a cosign signature (a
+  simple-signing payload layer, or the signature referrer artifact type) are the release's:
+  refused with rule ``signature-release-only`` (issue 16).
 * Deletes of content are judged by :func:`strata.release.streams.check_content_delete`: the
   manifest of a pending or released build, a child manifest of one, a blob one of them
   references, or content of a manifest that carries a stream tag, is refused (rule
@@ -30,7 +32,13 @@ from collections.abc import Sequence
 
 from strata.errors import Code, RegistryError
 from strata.meta.records import HeldBy
-from strata.release.streams import StreamViolation, check_content_delete, check_registry_write
+from strata.oci import mediatypes as mt
+from strata.release.streams import (
+    StreamViolation,
+    check_content_delete,
+    check_registry_write,
+    check_signature_push,
+)
 
 
 def _denied(violation: StreamViolation, detail: dict[str, str]) -> RegistryError:
@@ -53,6 +61,16 @@ class ReleaseTagPolicy:
                                          repository=repository)
         if violation is not None:
             raise _denied(violation, {"repository": repository, "tag": tag})
+
+    def check_manifest_sync(self, repository: str, artifact_type: str | None,
+                            layer_types: Sequence[str], managed: bool) -> None:
+        if not managed:
+            return
+        violation = check_signature_push(
+            artifact_type == mt.COSIGN_SIGNATURE_ARTIFACT or mt.COSIGN_PAYLOAD in layer_types,
+            repository)
+        if violation is not None:
+            raise _denied(violation, {"repository": repository})
 
     def check_delete_sync(self, repository: str, digest: str, is_blob: bool, managed: bool,
                           holders: Sequence[HeldBy]) -> None:

@@ -57,11 +57,14 @@ content-deleting transaction of ``/v2/``, which asks this rule book:
   DELETE, manifest DELETE that removes a tag). Every tag of the stream grammar (NVR,
   Name-Version, ``latest``; i.e. every tag but the cosign / referrers fallback tags
   ``sha256-<hex>[.sig|.att|.sbom]``, which are exempt) is refused with rule
-  ``stream-tags-release-only``, for every account. A re-push of the digest a tag already has
-  writes nothing and is allowed; deleting a tag that does not exist is a no-op. Builds are
-  pushed by digest and registered with ``strata candidate add <repo>@<digest>``. The release
-  engine itself (``by_release_engine=True``) may move floating tags but never moves or
-  deletes an NVR tag (``nvr-immutable``, ``nvr-no-delete``).
+  ``stream-tags-release-only``, for every account. The signature tags ``sha256-<hex>.sig``
+  are the release's too: written or removed through ``/v2/`` they are refused with rule
+  ``signature-release-only`` (a release signs what it publishes, with the namespace's key),
+  and so is any pushed manifest that is a cosign signature (:func:`check_signature_push`). A
+  re-push of the digest a tag already has writes nothing and is allowed; deleting a tag that
+  does not exist is a no-op. Builds are pushed by digest and registered with ``strata
+  candidate add <repo>@<digest>``. The release engine itself (``by_release_engine=True``) may
+  move floating tags but never moves or deletes an NVR tag (``nvr-immutable``, ``nvr-no-delete``).
 * :func:`check_content_delete` -- a manifest DELETE by digest or a blob DELETE. Content held
   by a build that is pending (``candidate``) or released, or by a manifest carrying a stream
   tag -- the manifest itself, a child manifest of such an index, a blob such a manifest (or
@@ -97,8 +100,10 @@ __all__ = [
     "TagState",
     "check_content_delete",
     "check_registry_write",
+    "check_signature_push",
     "classify_tag",
     "is_cosign_tag",
+    "is_signature_tag",
     "is_stream_tag",
     "plan_release",
     "plan_rollback",
@@ -133,6 +138,7 @@ class Rule(StrEnum):
     NVR_IMMUTABLE = "nvr-immutable"
     NVR_NO_DELETE = "nvr-no-delete"
     STREAM_TAGS_RELEASE_ONLY = "stream-tags-release-only"
+    SIGNATURES_RELEASE_ONLY = "signature-release-only"
     BUILD_PROTECTED = "build-protected"
     SINGLE_NAME = "single-name"
     CANDIDATE_CONFLICT = "candidate-conflict"
@@ -383,6 +389,25 @@ def is_cosign_tag(tag: str) -> bool:
     return COSIGN_TAG.match(tag) is not None
 
 
+def is_signature_tag(tag: str) -> bool:
+    """A cosign signature tag (``sha256-<hex>.sig``): in a release-managed repository only the
+    release writes it (rule ``signature-release-only``)."""
+    return is_cosign_tag(tag) and tag.endswith(".sig")
+
+
+def check_signature_push(is_signature: bool, repository: str = "<namespace>/<name>"
+                         ) -> StreamViolation | None:
+    """A manifest pushed through ``/v2/`` into a release-managed repository that is a cosign
+    signature (a simple-signing payload layer, or the signature artifact type of an OCI 1.1
+    referrer): refused, whatever its tag -- only a release signs there."""
+    if not is_signature:
+        return None
+    return StreamViolation(
+        Rule.SIGNATURES_RELEASE_ONLY,
+        f"signatures in the release-managed repository {repository} are written only by a "
+        "release (with the namespace's release key)")
+
+
 def is_stream_tag(tag: str) -> bool:
     """Whether ``tag`` is in the stream grammar (every tag but the cosign fallback tags)."""
     return not is_cosign_tag(tag)
@@ -406,6 +431,14 @@ def check_registry_write(
         return None  # re-push of the same digest: writes nothing
     if new_digest is None and existing_digest is None:
         return None  # deleting a tag that does not exist: a no-op
+    if is_signature_tag(tag):
+        if by_release_engine:
+            return None
+        return StreamViolation(
+            Rule.SIGNATURES_RELEASE_ONLY,
+            f"tag {tag} holds the release signatures of {repository}@"
+            f"{tag.removesuffix('.sig').replace('-', ':', 1)}, and only a release writes "
+            "or removes them")
     if not is_stream_tag(tag):
         return None
     kind = classify_tag(tag)

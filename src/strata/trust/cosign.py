@@ -35,9 +35,9 @@ from typing import Any
 
 from strata.oci import mediatypes as mt
 
-PAYLOAD_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
+PAYLOAD_TYPE = mt.COSIGN_PAYLOAD
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
-SIGNATURE_ARTIFACT_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"
+SIGNATURE_ARTIFACT_TYPE = mt.COSIGN_SIGNATURE_ARTIFACT
 SIGNATURE_TYPE = "cosign container image signature"
 EMPTY_CONFIG = b"{}"
 SIG_TAG = re.compile(r"^sha256-[0-9a-f]{64}\.sig$")
