@@ -163,14 +163,19 @@ async def test_v2_writes_no_stream_tag_in_a_managed_repository(client: Client) -
         assert "rule stream-tags-release-only" in str(err.value)
     assert await registry.head_manifest("f25/x", "130-1.f25docker") == d130
     assert await registry.head_manifest("f25/x", "131-1.f25docker") is None
-    # the same digest again writes nothing and is fine (clients re-push); cosign tags too
+    # the same digest again writes nothing and is fine (clients re-push); cosign attachment
+    # tags too -- but signatures are the release's (issue 16)
     manifest = (await registry.get_manifest("f25/x", d130)).content
     assert await registry.put_manifest("f25/x", "130-1.f25docker", manifest,
                                        mt.OCI_MANIFEST) == d130
-    sig = "sha256-" + d130.split(":")[1] + ".sig"
-    await registry.push_image("f25/x", sig, [b"sig1"], b"{}", artifact_type="a/b")
-    await registry.push_image("f25/x", sig, [b"sig2"], b"{}", artifact_type="a/b")
-    await registry.delete_manifest("f25/x", sig)
+    att = "sha256-" + d130.split(":")[1] + ".att"
+    await registry.push_image("f25/x", att, [b"sig1"], b"{}", artifact_type="a/b")
+    await registry.push_image("f25/x", att, [b"sig2"], b"{}", artifact_type="a/b")
+    await registry.delete_manifest("f25/x", att)
+    with pytest.raises(ClientError) as err:
+        await registry.push_image("f25/x", att.replace(".att", ".sig"), [b"sig1"], b"{}",
+                                  artifact_type="a/b")
+    assert err.value.status == 403 and "rule signature-release-only" in str(err.value)
     # a push by digest is how a build arrives
     assert await registry.push_image("f25/x", None, [evil.layer], evil.config)
     # ?tag= on a push by digest is a tag write too
