@@ -25,8 +25,11 @@ def build_store(settings: ServerSettings) -> BlobStore:
     then only holds local spool files and the keys, so several nodes can share the bucket)."""
     if settings.blob_store:
         from strata.storage.s3 import S3BlobStore, S3Location  # aiobotocore only when asked for
+        from strata.storage.s3_state import effective_part_size
 
-        return S3BlobStore(S3Location.parse(settings.blob_store), settings.data_dir / "spool")
+        return S3BlobStore(S3Location.parse(settings.blob_store), settings.data_dir / "spool",
+                           part_size=effective_part_size(settings.s3_part_size,
+                                                         settings.limits.max_blob_bytes))
     return FilesystemBlobStore(settings.data_dir)
 
 

@@ -49,6 +49,9 @@ class Listen:
         return f"{host}:{self.port}"
 
 
+DEFAULT_S3_PART_SIZE = 16 << 20  # bytes per S3 multipart part
+
+
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     data_dir: Path
@@ -56,6 +59,7 @@ class ServerSettings:
     workers: int = 1
     database_url: str | None = None  # None: SQLite in the data dir
     blob_store: str | None = None  # None: files in the data dir; or s3://BUCKET/PREFIX?endpoint=
+    s3_part_size: int = DEFAULT_S3_PART_SIZE  # raised to fit --max-blob-size in 10,000 parts
     limits: Limits = field(default_factory=Limits)
     housekeeping_interval: float = 600.0
     gc_interval: float = 3600.0  # seconds between in-server collections; 0 disables

@@ -2,8 +2,9 @@
 
 - ``fs``: :class:`FilesystemBlobStore` in the test's temp dir.
 - ``s3``: :class:`S3BlobStore` on the session's ``rclone serve s3`` (the ``s3_server`` fixture
-  of ``tests/conftest.py``), under a prefix of its own per test. Skipped only while
-  ``strata.storage.s3`` does not exist; a missing ``rclone`` fails in CI (see the fixture).
+  of ``tests/conftest.py``), under a prefix of its own per test (the default part size: the
+  multipart mechanics at a small part size are ``test_s3_multipart.py``'s); a missing
+  ``rclone`` fails in CI (see the fixture).
 
 What is tested is what the registry's use-cases rely on (``strata.registry.uploads`` and
 ``strata.registry.gc``): the synchronous methods (``upload_place``, ``persist_placed``,
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import importlib.util
 import itertools
 import math
 import os
@@ -42,8 +42,6 @@ async def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     if request.param == "fs":
         yield FilesystemBlobStore(tmp_path / "fs")
         return
-    if importlib.util.find_spec("strata.storage.s3") is None:
-        pytest.skip("strata.storage.s3 does not exist yet")
     from strata.storage.s3 import S3BlobStore, S3Location
 
     server: RcloneS3 = request.getfixturevalue("s3_server")
@@ -94,12 +92,12 @@ async def collect(chunks: AsyncIterator[bytes]) -> bytes:
     return b"".join([chunk async for chunk in chunks])
 
 
-async def place(store: BlobStore, upload_id: str, digest: Digest) -> bool:
+async def place(store: BlobStore, upload_id: str, digest: Digest, size: int) -> bool:
     """What finishing an upload does: sync, then place and persist on a worker thread, then
     (after the metadata commit) delete what the placement left of the upload. Whether the
     upload's bytes were moved into place (True, the filesystem's rename) or copied (False,
     S3) is the store's business; a blob stored already always gives False."""
-    await store.upload_sync(upload_id, digest)
+    await store.upload_sync(upload_id, digest, size)
     placed = await asyncio.to_thread(store.upload_place, upload_id, digest)
     await asyncio.to_thread(store.persist_placed, [str(digest)])
     if not placed:
@@ -113,7 +111,7 @@ async def store_blob(store: BlobStore, data: bytes, repository: str = "lib/x") -
     await store.upload_start(upload_id, repository)
     assert await store.upload_write(upload_id, 0, batches(data)) == len(data)
     digest = digest_of(data)
-    await place(store, upload_id, digest)
+    await place(store, upload_id, digest, len(data))
     return digest
 
 
@@ -197,7 +195,7 @@ async def test_a_retried_chunk_replaces_the_first_attempt(blob_store: BlobStore)
     assert await blob_store.upload_write(upload_id, 6, batches(b"take two")) == 14
     assert await collect(blob_store.upload_read(upload_id, 14)) == b"first take two"
     digest = digest_of(b"first take two")
-    await place(blob_store, upload_id, digest)
+    await place(blob_store, upload_id, digest, 14)
     assert await collect(blob_store.read(digest)) == b"first take two"
 
 
@@ -213,7 +211,7 @@ async def test_writing_at_an_offset_drops_everything_after_it(blob_store: BlobSt
     assert await blob_store.upload_write(upload_id, 5, nothing()) == 5
     assert await collect(blob_store.upload_read(upload_id, 5)) == b"0123X"
     digest = digest_of(b"0123X")
-    await place(blob_store, upload_id, digest)
+    await place(blob_store, upload_id, digest, 5)
     assert await collect(blob_store.read(digest)) == b"0123X"
 
 
@@ -232,7 +230,7 @@ async def test_a_failed_request_leaves_the_upload_at_its_offset(blob_store: Blob
     rest = os.urandom(50_000)
     assert await blob_store.upload_write(upload_id, len(first), batches(rest)) == 150_000
     digest = digest_of(first + rest)
-    await place(blob_store, upload_id, digest)
+    await place(blob_store, upload_id, digest, 150_000)
     assert await collect(blob_store.read(digest)) == first + rest
 
 
@@ -256,7 +254,7 @@ async def test_placing_ends_the_upload_session(blob_store: BlobStore) -> None:
     upload_id = new_id()
     await blob_store.upload_start(upload_id, "lib/x")
     await blob_store.upload_write(upload_id, 0, batches(b"placed"))
-    await place(blob_store, upload_id, digest_of(b"placed"))
+    await place(blob_store, upload_id, digest_of(b"placed"), 6)
     # A finished session is unknown (the registry asks the store about sessions it has no
     # row for), and is not expired later.
     assert await blob_store.upload_owner(upload_id) is None
@@ -281,7 +279,7 @@ async def test_a_large_chunked_upload_reads_back_byte_for_byte(blob_store: BlobS
     assert (await collect(blob_store.upload_read(upload_id, chunk + 100, chunk - 100))
             == data[chunk - 100:chunk + 100])
 
-    await place(blob_store, upload_id, digest)
+    await place(blob_store, upload_id, digest, len(data))
     assert await collect(blob_store.read(digest)) == data
     assert (await collect(blob_store.read(digest, chunk - 3, 2 * chunk + 3))
             == data[chunk - 3:2 * chunk + 3])
@@ -295,7 +293,7 @@ async def test_the_empty_blob(blob_store: BlobStore) -> None:
     assert await blob_store.upload_write(upload_id, 0, nothing()) == 0
     assert await collect(blob_store.upload_read(upload_id, 0)) == b""
     digest = digest_of(b"")
-    await place(blob_store, upload_id, digest)
+    await place(blob_store, upload_id, digest, 0)
     assert await collect(blob_store.read(digest)) == b""
     assert await collect(blob_store.read(digest, 0, 0)) == b""
     assert (await listed(blob_store))[digest][0] == 0
@@ -311,7 +309,7 @@ async def test_a_copy_collected_between_sync_and_place_is_placed_again(
     await blob_store.upload_write(upload_id, 0, batches(data[:7000]))
     await blob_store.upload_write(upload_id, 7000, batches(data[7000:]))
     digest = digest_of(data)
-    await blob_store.upload_sync(upload_id, digest)
+    await blob_store.upload_sync(upload_id, digest, len(data))
     await asyncio.to_thread(blob_store.remove_now, digest)
     placed = await asyncio.to_thread(blob_store.upload_place, upload_id, digest)
     await asyncio.to_thread(blob_store.persist_placed, [str(digest)])
@@ -326,7 +324,7 @@ async def test_placing_bytes_already_stored(blob_store: BlobStore) -> None:
     upload_id = new_id()
     await blob_store.upload_start(upload_id, "lib/y")
     await blob_store.upload_write(upload_id, 0, batches(data))
-    assert await place(blob_store, upload_id, digest) is False
+    assert await place(blob_store, upload_id, digest, len(data)) is False
     assert await blob_store.upload_owner(upload_id) is None
     assert upload_id not in await blob_store.uploads_started_before(time.time() + 3600)
     assert await collect(blob_store.read(digest)) == data  # the blob is untouched

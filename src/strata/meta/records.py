@@ -46,6 +46,7 @@ class UploadRecord:
     created_at: float
     updated_at: float
     account: str | None = None  # who opened it (None: an open registry, or an older session)
+    hash_state: bytes | None = None  # the running sha256 at ``size`` (serialized)
 
 
 @dataclass(frozen=True, slots=True)

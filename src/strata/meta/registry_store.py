@@ -108,7 +108,7 @@ def _r_referrers_typed() -> sa.ClauseElement:
 def _upload_select() -> sa.Select[Any]:
     u = t.uploads
     return sa.select(u.c.id, u.c.repository, u.c.size, u.c.created_at, u.c.updated_at,
-                     u.c.account)
+                     u.c.account, u.c.hash_state)
 
 
 def _r_upload() -> sa.ClauseElement:
@@ -255,14 +255,16 @@ def _w_upload_add() -> sa.ClauseElement:
     # has no reliable rowcount for an INSERT; on psycopg it is -1).
     return insert_new(t.uploads).values(
         id=sa.bindparam("id"), repository=sa.bindparam("repo"), size=sa.bindparam("size"),
-        created_at=sa.bindparam("now"), updated_at=sa.bindparam("now"))
+        created_at=sa.bindparam("now"), updated_at=sa.bindparam("now"),
+        hash_state=sa.bindparam("hash_state"))
 
 
 def _w_upload_advance() -> sa.ClauseElement:
     u = t.uploads
     return sa.update(u).where(u.c.id == sa.bindparam("id"),
                               u.c.size == sa.bindparam("old")).values(
-        size=sa.bindparam("new"), updated_at=sa.bindparam("now"))
+        size=sa.bindparam("new"), updated_at=sa.bindparam("now"),
+        hash_state=sa.bindparam("hash_state"))
 
 
 def _w_upload_open() -> sa.ClauseElement:
@@ -549,8 +551,9 @@ class RegistryStore:
         return await self._db.write(go, durable=False)
 
     async def advance_upload(self, upload_id: str, repository: str, old_size: int,
-                             new_size: int) -> bool:
-        """Move an upload's offset forward if nobody else moved it meanwhile.
+                             new_size: int, hash_state: bytes | None = None) -> bool:
+        """Move an upload's offset forward if nobody else moved it meanwhile, with the running
+        hash of its bytes at the new offset (``hash_state``).
 
         A session has a row only once a chunk has been recorded: starting one costs no
         transaction, and a monolithic push (POST, then PUT with the body) never needs one.
@@ -558,14 +561,14 @@ class RegistryStore:
         def go(conn: sa.Connection, batch: Batch) -> bool:
             now = self._db.now()
             if run(conn, _w_upload_advance, id=upload_id, old=old_size, new=new_size,
-                   now=now).rowcount > 0:
+                   now=now, hash_state=hash_state).rowcount > 0:
                 return True
             if old_size != 0:
                 return False
             # The first chunk creates the row; of two racing first chunks one inserts it and
             # the other finds it there (a no-op, as if it had lost the compare-and-set).
             return bool(run(conn, _w_upload_add, id=upload_id, repo=repository,
-                            size=new_size, now=now).rowcount > 0)
+                            size=new_size, now=now, hash_state=hash_state).rowcount > 0)
         # An offset may fall back after a power loss (the client resumes from there), so
         # its commit does not wait for the disk.
         return await self._db.write(go, durable=False)

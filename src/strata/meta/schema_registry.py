@@ -87,5 +87,8 @@ uploads = sa.Table(
     # The account that opened the session (None: an open registry); its open sessions are
     # counted against --max-upload-sessions (migration 0009).
     sa.Column("account", sa.String(255), nullable=True),
+    # The running sha256 of the recorded bytes (rehashes' serialized state), so any worker or
+    # node continues the hash without reading the bytes back (migration 0017).
+    sa.Column("hash_state", sa.LargeBinary, nullable=True),
     sa.Index("ix_uploads_account", "account"),
 )

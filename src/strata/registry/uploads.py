@@ -1,15 +1,16 @@
 """Blob upload sessions (distribution-spec "Pushing blobs": POST, PATCH, PUT, GET, DELETE).
 
 Bytes are hashed while they stream to the store. Each process keeps the running sha256 of the
-sessions it is serving, so a chunked upload is never read back; a session continued by another
-process (or after a restart) hashes the stored bytes that process has not seen, once. A failed
-or interrupted request leaves the session at the offset it had before it.
+sessions it is serving, and each recorded chunk saves its state with the offset (``rehashes``
+serializes a sha256 mid-stream), so a chunked upload is never read back: a session continued
+by another worker or node (or after a restart) resumes the hash from the saved state. Only a
+digest of another algorithm (sha512), or a session recorded without a state, hashes the stored
+bytes. A failed or interrupted request leaves the session at the offset it had before it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import time
 import uuid
@@ -17,6 +18,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from rehashes import PySha256
 
 from strata.errors import Code, RegistryError
 from strata.meta.records import UploadRecord
@@ -170,7 +173,7 @@ class UploadService:
         # The last chunk of a finishing upload needs no bookkeeping: the session ends now, and
         # if the process dies first the next request truncates back to the recorded offset.
         if received and record and not await self._meta.advance_upload(
-                rec.id, rec.repository, rec.size, new_size):
+                rec.id, rec.repository, rec.size, new_size, hasher.serialize()):
             raise RegistryError(Code.BLOB_UPLOAD_INVALID, "upload changed concurrently",
                                 status=416)
         self._put_hasher(rec.id, new_size, hasher)
@@ -186,13 +189,13 @@ class UploadService:
         if body is not None:
             rec = await self._write(rec, body, content_length, record=False)
         if digest.algorithm == "sha256":
-            hasher = await self._take_hasher(rec)
+            hexdigest = (await self._take_hasher(rec)).finalize()
         else:
-            hasher = await self._hash_stored(rec, digest.hasher(), 0)
-        if hasher.hexdigest() != digest.encoded:
+            hexdigest = (await self._hash_stored(rec, digest.hasher(), 0)).hexdigest()
+        if hexdigest != digest.encoded:
             await self.cancel(repo, upload_id)
             raise RegistryError(Code.DIGEST_INVALID, {"digest": str(digest)})
-        await self._store.upload_sync(rec.id, digest)
+        await self._store.upload_sync(rec.id, digest, rec.size)
         placed: list[bool] = []
         await self._meta.finish_upload(
             rec.id, repo.value, str(digest), rec.size,
@@ -247,8 +250,10 @@ class UploadService:
         cached = self._hashers.pop(rec.id, None)
         if cached is not None and cached[0] <= rec.size:
             offset, hasher = cached
+        elif rec.hash_state is not None and rec.size:
+            return PySha256.deserialize(rec.hash_state)  # saved with this very offset
         else:
-            offset, hasher = 0, hashlib.sha256()
+            offset, hasher = 0, PySha256()
         if offset == rec.size:  # the usual case: this process took the previous chunk
             return hasher
         return await self._hash_stored(rec, hasher, offset)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from strata.cli.common import blob_store_option, data_option, database_option
-from strata.config import DEFAULT_SOURCE_ALLOW, Listen, ServerSettings
+from strata.config import DEFAULT_S3_PART_SIZE, DEFAULT_SOURCE_ALLOW, Listen, ServerSettings
 from strata.registry.limits import Limits
 from strata.server.runner import serve as run_server
 from strata.server.urls import PublicUrl
@@ -22,6 +22,10 @@ from strata.server.urls import PublicUrl
               help="Worker processes sharing the port (SO_REUSEPORT); 0 = one per core.")
 @database_option
 @blob_store_option
+@click.option("--s3-part-size", type=click.IntRange(min=64 << 10), envvar="STRATA_S3_PART_SIZE",
+              default=DEFAULT_S3_PART_SIZE, show_default=True,
+              help="Bytes per part of an S3 multipart upload (AWS S3 needs at least 5 MiB; "
+                   "raised where --max-blob-size would need more than 10,000 parts).")
 @click.option("--gc-interval", type=float, default=3600.0, show_default=True,
               help="Seconds between online garbage collections (0 disables).")
 @click.option("--gc-grace", type=float, default=3600.0, show_default=True,
@@ -73,7 +77,8 @@ from strata.server.urls import PublicUrl
               help="File whose first line is the passphrase of the release keys (default: "
                    "$STRATA_SIGNING_PASSPHRASE, else one generated in DATA/auth).")
 def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
-          blob_store: str | None, gc_interval: float, gc_grace: float, upload_ttl: float,
+          blob_store: str | None, s3_part_size: int, gc_interval: float, gc_grace: float,
+          upload_ttl: float,
           upload_idle: float, max_upload_sessions: int,
           max_uploads: int, max_blob_size: int, max_manifest_references: int,
           body_timeout: float, idle_timeout: float,
@@ -100,6 +105,7 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
     run_server(ServerSettings(
         data_dir=data_dir.resolve(), listen=address, workers=workers or os.cpu_count() or 1,
         database_url=database_url, blob_store=_blob_store(blob_store), limits=limits,
+        s3_part_size=s3_part_size,
         gc_interval=gc_interval, gc_grace=gc_grace,
         idle_timeout=idle_timeout, access_log=access_log, auth=auth,
         tls_cert=tls_cert and tls_cert.resolve(),

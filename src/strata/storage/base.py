@@ -48,13 +48,15 @@ class BlobStore(Protocol):
         ...
 
     def upload_read(self, upload_id: str, end: int, start: int = 0) -> AsyncIterator[bytes]:
-        """Bytes ``[start, end)`` of an unfinished upload (to resume hashing)."""
+        """Bytes ``[start, end)`` of an unfinished upload (to hash it for a digest other than
+        the running sha256, or to resume hashing without a saved state)."""
         ...
 
-    async def upload_sync(self, upload_id: str, digest: Digest) -> None:
-        """Make the upload's bytes durable (before they are placed): the blob ``digest`` once
-        they are placed. A store may prepare the placement here, outside the metadata
-        transaction (S3 assembles the object under its content address)."""
+    async def upload_sync(self, upload_id: str, digest: Digest, size: int) -> None:
+        """Make the upload's first ``size`` bytes (all of it: the registry checked their
+        digest) durable before they are placed as the blob ``digest``. A store may prepare
+        the placement here, outside the metadata transaction (S3 completes its multipart
+        upload and copies it under the content address)."""
         ...
 
     def upload_place(self, upload_id: str, digest: Digest) -> bool:

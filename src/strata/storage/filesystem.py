@@ -182,7 +182,7 @@ class FilesystemBlobStore:
                 remaining -= len(data)
                 yield data
 
-    async def upload_sync(self, upload_id: str, digest: Digest) -> None:
+    async def upload_sync(self, upload_id: str, digest: Digest, size: int) -> None:
         path = self._upload_path(upload_id)
 
         def sync() -> None:
