@@ -243,15 +243,17 @@ class UploadService:
     async def _take_hasher(self, rec: UploadRecord) -> Any:
         """The running sha256 of the session's first ``rec.size`` bytes.
 
-        A hasher this process left behind at an earlier offset (another worker took the
-        chunks since, its client spreading requests over several connections) catches up on
-        those chunks only, so a session moving between workers costs each worker at most one
-        pass over the bytes, never a re-hash of the whole prefix per chunk."""
+        The one this process left at that offset, else the state saved with the offset
+        (another worker or node took the chunks since: nothing is read back). Without a saved
+        state (a session recorded before migration 0017) a hasher left at an earlier offset
+        catches up on the chunks since, else the stored bytes are hashed once."""
         cached = self._hashers.pop(rec.id, None)
-        if cached is not None and cached[0] <= rec.size:
-            offset, hasher = cached
-        elif rec.hash_state is not None and rec.size:
+        if cached is not None and cached[0] == rec.size:
+            return cached[1]
+        if rec.hash_state is not None and rec.size:
             return PySha256.deserialize(rec.hash_state)  # saved with this very offset
+        if cached is not None and cached[0] < rec.size:
+            offset, hasher = cached
         else:
             offset, hasher = 0, PySha256()
         if offset == rec.size:  # the usual case: this process took the previous chunk
