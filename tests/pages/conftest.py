@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from strata.auth.passwords import PasswordHashing
+from strata.auth.policy import Role
+from strata.auth.service import AuthService
+from strata.meta.account_store import SqlAccountStore
 from strata.meta.connection import create_engine, migrate, sqlite_url
 from strata.meta.database import Database
 from strata.meta.registry_store import RegistryStore
@@ -20,13 +26,17 @@ from strata.release.policy import ReleaseTagPolicy
 from strata.release.webhooks import RetryPolicy, WebhookSecurity
 from strata.server.api import ReleaseApi
 from strata.server.app import create_app
+from strata.server.auth import TokenAuth
 from strata.server.urls import PublicUrl
 from strata.storage.filesystem import FilesystemBlobStore
+from strata.trust.keys import Passphrase
+from strata.trust.signer import TrustSigner
 from support.clock import SettableClock
 from support.release import release_engine, webhook_sender
 
 from .helpers import Client
 
+PASSWORD = "pages-correct-horse-battery"
 START = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC).timestamp()
 
 
@@ -51,8 +61,11 @@ def registry(db: sa.Engine, tmp_path: Path) -> Registry:
 
 @pytest.fixture
 def engine(db: sa.Engine, registry: Registry, clock: SettableClock) -> ReleaseEngine:
+    signer = TrustSigner(registry, Passphrase(b"pages test passphrase"),
+                         public_host="registry.example")
     return release_engine(db, registry, public_host="registry.example", clock=clock,
-                          webhook_security=WebhookSecurity.ephemeral(allow_private=True))
+                          webhook_security=WebhookSecurity.ephemeral(allow_private=True),
+                          signer=signer)
 
 
 @pytest.fixture
@@ -71,3 +84,16 @@ def make_client(aiohttp_client: Callable[..., Awaitable[Client]], registry: Regi
 @pytest.fixture
 async def client(make_client: Callable[..., Awaitable[Client]]) -> Client:
     return await make_client()
+
+
+@pytest.fixture
+def make_auth(db: sa.Engine) -> Callable[..., TokenAuth]:
+    """Token authentication over the fixture's database with one releng account ``rel``
+    (password :data:`PASSWORD`) and a ``maint`` maintainer of ``f26/private``."""
+    def make(public: Callable[[str], bool]) -> TokenAuth:
+        hashing = PasswordHashing(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        service = AuthService(SqlAccountStore(Database(db)), hashing, public=public)
+        service.add_user("rel", PASSWORD, Role.RELENG)
+        service.add_user("maint", PASSWORD, Role.MAINTAINER, images=["f26/private"])
+        return TokenAuth.create(service, ec.generate_private_key(ec.SECP256R1()))
+    return make

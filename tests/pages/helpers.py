@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import tarfile
+import warnings
 from typing import Any
 
 import aiohttp
@@ -16,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from strata.client.registry import RegistryClient
 
 Client = TestClient[web.Request, web.Application]
-AUTH = {"Authorization": aiohttp.encode_basic_auth("rel-eng", "x")}
+RELENG = ("rel-eng", "x")  # with authentication off: the user recorded, unverified
 
 HOSTILE = "<script>alert('pwned')</script><img src=x onerror=alert(1)>"
 HELP = (f"# Cockpit\n\nA *web* console.\n\n{HOSTILE}\n\n[bad](javascript:alert(1)) "
@@ -52,8 +53,24 @@ def image_blobs(name: str, version: str, release: str, *, help_text: str | None 
     return layers, config
 
 
-def oci(client: Client) -> RegistryClient:
-    return RegistryClient(str(client.make_url("")), client.session)
+def oci(client: Client, user: tuple[str, str] = RELENG,
+        tokens: dict[str, str] | None = None) -> RegistryClient:
+    with warnings.catch_warnings():  # what RegistryClient takes for the token endpoint
+        warnings.simplefilter("ignore", DeprecationWarning)
+        basic = aiohttp.BasicAuth(*user)
+    return RegistryClient(str(client.make_url("")), client.session, auth=basic, tokens=tokens)
+
+
+async def push_token(client: Client, repo: str, user: tuple[str, str]) -> dict[str, str]:
+    """A pull+push token for ``repo`` when authentication is on (RegistryClient would take a
+    pull-only one from its first HEAD of a private repository and not ask again on 403)."""
+    resp = await client.get("/auth/token", params={"scope": f"repository:{repo}:pull,push"},
+                            headers=auth(user))
+    return {repo: (await resp.json())["token"]} if resp.status == 200 else {}
+
+
+def auth(user: tuple[str, str]) -> dict[str, str]:
+    return {"Authorization": aiohttp.encode_basic_auth(*user)}
 
 
 async def ok(resp: aiohttp.ClientResponse, status: int = 200) -> Any:
@@ -63,42 +80,44 @@ async def ok(resp: aiohttp.ClientResponse, status: int = 200) -> Any:
 
 
 async def push_build(client: Client, repo: str, version: str, release: str, *,
-                     packages: list[dict[str, str]] | None = None, **kw: Any) -> str:
+                     packages: list[dict[str, str]] | None = None,
+                     user: tuple[str, str] = RELENG, **kw: Any) -> str:
     """Push a build by digest and register it as a candidate (with a package list)."""
     layers, config = image_blobs(repo.split("/")[-1], version, release, **kw)
-    digest = await oci(client).push_image(repo, None, layers, config)
+    tokens = await push_token(client, repo, user)
+    digest = await oci(client, user, tokens).push_image(repo, None, layers, config)
     await ok(await client.post("/api/v1/candidates", json={
         "reference": f"{repo}@{digest}",
         "source": {"url": "https://src.example/x.git", "commit": "a" * 40},
         "packages": packages if packages is not None else [
             {"name": "bash", "version": "5.2.15-3", "arch": "x86_64"},
             {"name": "cockpit-ws", "version": version, "arch": "x86_64"}]},
-        headers=AUTH), 201)
+        headers=auth(user)), 201)
     return digest
 
 
-async def seed(client: Client) -> dict[str, str]:
+async def seed(client: Client, user: tuple[str, str] = RELENG) -> dict[str, str]:
     """Namespace f25; f25/cockpit (130 and 129 released in f25-2025-06-10, 131 pending);
     root base image ``fedora``; an in-review image f25/newthing."""
     await ok(await client.post("/api/v1/namespaces", json={
-        "name": "f25", "dist_tag": "f25docker", "anchor": "2025-06-10"}, headers=AUTH), 201)
+        "name": "f25", "dist_tag": "f25docker", "anchor": "2025-06-10"}, headers=auth(user)), 201)
     await ok(await client.post("/api/v1/images", json={
         "repository": "f25/cockpit", "maintainers": ["alice"],
         "summary": f"Cockpit web console {HOSTILE}",
         "source_url": "https://src.example/cockpit.git", "source_branch": "f25",
-        "reason": "test"}, headers=AUTH), 201)
+        "reason": "test"}, headers=auth(user)), 201)
     await ok(await client.post("/api/v1/images", json={
         "repository": "fedora", "namespace": "f25", "summary": "The base",
-        "reason": "test"}, headers=AUTH), 201)
+        "reason": "test"}, headers=auth(user)), 201)
     await ok(await client.post("/api/v1/images", json={
         "repository": "f25/newthing", "status": "in-review", "reason": "test"},
-        headers=AUTH), 201)
-    d129 = await push_build(client, "f25/cockpit", "129", "1.f25docker",
+        headers=auth(user)), 201)
+    d129 = await push_build(client, "f25/cockpit", "129", "1.f25docker", user=user,
                             labels={"summary": HOSTILE})
-    d130 = await push_build(client, "f25/cockpit", "130", "1.f25docker",
+    d130 = await push_build(client, "f25/cockpit", "130", "1.f25docker", user=user,
                             labels={"summary": HOSTILE, "url": "javascript:alert(1)"})
-    base = await push_build(client, "fedora", "25", "1.f25docker", help_text=None)
-    release = await ok(await client.post("/api/v1/releases/publish", json={}, headers=AUTH),
+    base = await push_build(client, "fedora", "25", "1.f25docker", help_text=None, user=user)
+    release = await ok(await client.post("/api/v1/releases/publish", json={}, headers=auth(user)),
                        201)
-    d131 = await push_build(client, "f25/cockpit", "131", "1.f25docker")
+    d131 = await push_build(client, "f25/cockpit", "131", "1.f25docker", user=user)
     return {"129": d129, "130": d130, "131": d131, "base": base, "release": release["name"]}

@@ -75,6 +75,11 @@ async def test_image_page_shows_streams_pull_commands_help_and_content(client: C
     assert "cockpit-131-1.f25docker" in page and "candidate" in page
     assert "Tag history" in page and "rel-eng" in page
     assert "registered without a review" in page
+    # release signatures: the released builds are signed, and .sig tags are no streams
+    assert '<span class="badge signed">signed</span> by the f25 release key' in page
+    assert 'href="/keys/f25.pub"' in page
+    assert page.count('title="release signature present">signed') == 5
+    assert ".sig" not in page
 
 
 async def test_eol_badges(client: Client) -> None:

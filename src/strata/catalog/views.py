@@ -38,8 +38,8 @@ from strata.release.model import (
     split_repository,
 )
 from strata.release.rebuild import BuildInputs, Package
-from strata.release.rpmvercmp import rpmvercmp
-from strata.release.streams import TagKind, classify_tag
+from strata.release.rpmvercmp import evr_compare, rpmvercmp
+from strata.release.streams import TagKind, classify_tag, is_cosign_tag
 
 Visibility = Callable[[str], bool]
 """Whether the viewer may see a repository (or a namespace, by its name)."""
@@ -89,11 +89,12 @@ class StreamRow:
     release: str | None
     eol: bool
     pull: PullCommands
+    signed: bool = False  # a cosign signature (``sha256-<hex>.sig``) of the digest is there
 
     def to_json(self) -> dict[str, Any]:
         return {"tag": self.tag, "kind": self.kind, "digest": self.digest, "nvr": self.nvr,
                 "moved_at": iso_time(self.moved_at), "release": self.release, "eol": self.eol,
-                "pull": self.pull.to_json()}
+                "signed": self.signed, "pull": self.pull.to_json()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,7 @@ class ImageView:
     help_html: str | None
     history: tuple[TagEvent, ...]
     reviews: tuple[ReviewSummary, ...]
+    signed: bool = False  # the shown build has a release signature
 
     @property
     def packages(self) -> tuple[Package, ...]:
@@ -184,7 +186,8 @@ class ImageView:
                 "help_html": self.help_html,
                 "history": [_event_json(e) for e in self.history],
                 "reviews": [_review_json(r) for r in self.reviews],
-                "signature": None}
+                "signature": {"digest": self.shown_digest, "signed": self.signed}
+                if self.shown_digest else None}
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,16 @@ def _stream_order(a: StreamRow, b: StreamRow) -> int:
     if rank[a.kind] != rank[b.kind]:
         return rank[a.kind] - rank[b.kind]
     return -rpmvercmp(a.tag, b.tag) or (a.tag > b.tag) - (a.tag < b.tag)
+
+
+def _newest_build_first(a: Build, b: Build) -> int:
+    if a.created_at != b.created_at:
+        return -1 if a.created_at > b.created_at else 1
+    return -evr_compare(a.nvr.version, a.nvr.release, b.nvr.version, b.nvr.release)
+
+
+def _signature_tag(digest: str) -> str:
+    return digest.replace(":", "-", 1) + ".sig"
 
 
 def _stream_version(row: StreamRow) -> str:
@@ -298,22 +311,26 @@ class Catalog:
         if not visible(repository):
             raise not_found(f"unknown image {repository!r}")
         details = await self.engine.inventory.image(repository)
-        extras = await self.store.image_extras(repository, events=HISTORY_EVENTS)
+        extras = await self.store.image_extras(repository, events=HISTORY_EVENTS * 3)
+        history = tuple(e for e in extras.recent_events
+                        if not is_cosign_tag(e.tag))[:HISTORY_EVENTS]
         builds = await self.engine.inventory.candidates(
             repository=repository, status=(BuildStatus.CANDIDATE, BuildStatus.RELEASED))
-        builds.sort(key=lambda b: b.created_at, reverse=True)
+        builds.sort(key=functools.cmp_to_key(_newest_build_first))
         eol = tuple(s.version for s in details.streams if s.eol)
+        signatures = {t.tag for t in details.tags if is_cosign_tag(t.tag)}
         rows = []
         for tag in details.tags:
-            if tag.stream not in {k.value for k in TagKind}:
+            if is_cosign_tag(tag.tag):
                 continue
             moved = extras.last_moves.get(tag.tag)
             row = StreamRow(tag.tag, _kind(tag.tag), tag.digest, tag.nvr,
                             moved.at if moved else None, moved.release_name if moved else None,
-                            False, pull_commands(host, repository, tag.tag, insecure=insecure))
+                            False, pull_commands(host, repository, tag.tag, insecure=insecure),
+                            _signature_tag(tag.digest) in signatures)
             rows.append(row)
         rows = [StreamRow(r.tag, r.kind, r.digest, r.nvr, r.moved_at, r.release,
-                          r.kind != "latest" and _stream_version(r) in eol, r.pull)
+                          r.kind != "latest" and _stream_version(r) in eol, r.pull, r.signed)
                 for r in rows]
         rows.sort(key=functools.cmp_to_key(_stream_order))
         shown = next((r.digest for r in rows if r.kind == "latest"), None) or \
@@ -322,7 +339,8 @@ class Catalog:
         inputs = await self.store.build_inputs(repository, shown) if shown else None
         return ImageView(details.image, host, tuple(rows), eol, tuple(builds), shown, labels,
                          tuple(LayerRow(x.digest, x.media_type, x.size) for x in layers),
-                         platforms, inputs, help_html, extras.recent_events, extras.reviews)
+                         platforms, inputs, help_html, history, extras.reviews,
+                         shown is not None and _signature_tag(shown) in signatures)
 
     async def _read_blob(self, repo: RepositoryName, digest: str) -> AsyncIterator[bytes]:
         handle = await self.registry.blobs.open(repo, Digest.parse(digest))
