@@ -7,10 +7,11 @@ LISTEN ?= 127.0.0.1:5000
 DATA ?= var
 # Debian packages the tests drive (real clients, the reference registry, a load generator,
 # PostgreSQL server binaries for the contract tier's throwaway cluster, gcc for the build
-# jail's attack program; libseccomp2 for the jail's seccomp filter).
+# jail's attack program; libseccomp2 for the jail's seccomp filter; chromium for the catalog's
+# browser tests).
 DEBS_TEST := skopeo podman buildah umoci runc docker-registry busybox-static wrk uidmap \
   gcc libc6-dev libseccomp2 git \
-  postgresql
+  postgresql chromium
 # Debian packages the demo uses (a real busybox for the demo image).
 DEBS_RUN := busybox-static libseccomp2 git
 

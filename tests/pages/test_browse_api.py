@@ -52,7 +52,7 @@ async def test_home_namespace_and_image_json(client: Client) -> None:
     assert len(image["layers"]) == 2 and image["size"] == sum(x["size"] for x in image["layers"])
     assert [p["name"] for p in image["packages"]] == ["bash", "cockpit-ws"]
     assert image["inputs"]["source"]["commit"] == "a" * 40
-    assert "<h1>Cockpit</h1>" in image["help_html"] and "<script>" not in image["help_html"]
+    assert "<h3>Cockpit</h3>" in image["help_html"] and "<script>" not in image["help_html"]
     assert [b["nvr"] for b in image["builds"]] == [
         "cockpit-131-1.f25docker", "cockpit-130-1.f25docker", "cockpit-129-1.f25docker"]
     assert all(not e["tag"].endswith(".sig") for e in image["history"])

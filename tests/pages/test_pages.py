@@ -64,7 +64,7 @@ async def test_image_page_shows_streams_pull_commands_help_and_content(client: C
     assert "docker pull registry.example/f25/cockpit:latest" in page
     assert page.count("data-copy") >= 8
     # the help file, rendered and sanitized
-    assert "<h1>Cockpit</h1>" in page and "<em>web</em>" in page and "<table>" in page
+    assert "<h3>Cockpit</h3>" in page and "<em>web</em>" in page and "<table>" in page
     assert 'href="https://cockpit-project.org/"' in page
     assert "&lt;script&gt;alert('pwned')&lt;/script&gt;" in page
     # maintainers, source, labels, layers, packages, builds (131 pending), history

@@ -50,6 +50,7 @@ DEBIAN_PACKAGES = {
     "umoci": "umoci",
     "runc": "runc",
     "busybox": "busybox-static",
+    "chromium": "chromium",
 }
 
 DEFAULT_TIMEOUT = 180.0

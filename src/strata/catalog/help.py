@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+import re
 import tarfile
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -59,12 +60,18 @@ def _markdown() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 
-def render_markdown(text: str) -> str:
-    """Safe HTML for ``text`` (CommonMark + tables); raw HTML in the source is shown as text."""
+_HEADING = re.compile(r"<(/?)h([1-6])>")
+
+
+def render_markdown(text: str, *, heading_shift: int = 2) -> str:
+    """Safe HTML for ``text`` (CommonMark + tables); raw HTML in the source is shown as text.
+    Headings move ``heading_shift`` levels down (a help file's ``#`` sits under the page's
+    ``<h2>``), at most to ``<h6>``."""
     html = _markdown().render(text[:MAX_MARKDOWN_CHARS])
-    return nh3.clean(html, tags=_ALLOWED_TAGS, attributes=_ALLOWED_ATTRIBUTES,
-                     url_schemes={"http", "https", "mailto"},
-                     link_rel="noopener noreferrer nofollow")
+    clean = nh3.clean(html, tags=_ALLOWED_TAGS, attributes=_ALLOWED_ATTRIBUTES,
+                      url_schemes={"http", "https", "mailto"},
+                      link_rel="noopener noreferrer nofollow")
+    return _HEADING.sub(lambda m: f"<{m[1]}h{min(6, int(m[2]) + heading_shift)}>", clean)
 
 
 def _decompressed(data: bytes, media_type: str) -> io.BufferedIOBase | io.BytesIO:
