@@ -6,27 +6,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from release.helpers import _once, push_build, sha256
-from strata.build.record import EMPTY_JSON, RECORD_ARTIFACT_TYPE, record_manifest
-from strata.meta.connection import create_engine, migrate, sqlite_url
+from strata.build.record import EMPTY_JSON, record_manifest
 from strata.meta.database import Database
 from strata.meta.rebuild_store import RebuildStore
-from strata.meta.registry_store import RegistryStore
 from strata.oci import mediatypes as mt
 from strata.oci.digest import Digest
 from strata.oci.names import ManifestRef, RepositoryName
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
 from strata.release.model import Release, ReleaseKind, ReleaseStatus
-from strata.release.policy import ReleaseTagPolicy
 from strata.release.rebuild import BuildInputs, Package
-from strata.storage.filesystem import FilesystemBlobStore
 from strata.trust.attach import Attestations
 from strata.trust.provenance import (
     PROVENANCE_ARTIFACT_TYPE,
@@ -34,7 +28,11 @@ from strata.trust.provenance import (
     parse_provenance,
 )
 from strata.trust.sbom import SBOM_ARTIFACT_TYPE, validate_sbom
+from strata.trust.service import TrustService
+from strata.trust.signer import TrustSigner
+from support.clock import SettableClock as Clock
 from support.release import release_engine
+from trust.helpers import signatures, valid
 
 REPO = "f25/x"
 HOST = "registry.example"
@@ -44,27 +42,14 @@ PACKAGES = (Package("bash", "5.2.15-3.fc25", "x86_64"), Package("glibc", "2.36-9
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[sa.Engine]:
-    engine = create_engine(sqlite_url(tmp_path))
-    migrate(engine)
-    yield engine
-    engine.dispose()
+def attestations(db: sa.Engine, registry: Registry, signer: TrustSigner) -> Attestations:
+    return Attestations(registry, RebuildStore(Database(db)), host=HOST, signer=signer)
 
 
 @pytest.fixture
-def registry(db: sa.Engine, tmp_path: Path) -> Registry:
-    return Registry.build(RegistryStore(Database(db)), FilesystemBlobStore(tmp_path / "blobs"),
-                          policy=ReleaseTagPolicy())
-
-
-@pytest.fixture
-def attestations(db: sa.Engine, registry: Registry) -> Attestations:
-    return Attestations(registry, RebuildStore(Database(db)), host=HOST)
-
-
-@pytest.fixture
-def engine(db: sa.Engine, registry: Registry, attestations: Attestations) -> ReleaseEngine:
-    return release_engine(db, registry, public_host=HOST, after_publish=[attestations])
+def engine(db: sa.Engine, registry: Registry, clock: Clock,
+           attestations: Attestations) -> ReleaseEngine:
+    return release_engine(db, registry, public_host=HOST, clock=clock, signer=attestations)
 
 
 async def _setup(engine: ReleaseEngine) -> None:
@@ -133,17 +118,20 @@ async def _artifact(registry: Registry, desc: dict[str, str]) -> tuple[dict[str,
 
 
 async def test_release_attaches_sbom_and_provenance_read_by_standard_parsers(
-        engine: ReleaseEngine, registry: Registry, db: sa.Engine) -> None:
+        engine: ReleaseEngine, registry: Registry, db: sa.Engine, trust: TrustService) -> None:
     await _setup(engine)
     digest = await _candidate(engine, registry, db)
-    release = await engine.oob([f"{REPO}@{digest}"], advisories=["A-1"], reason="test",
-                               actor="releng")
+    await engine.oob([f"{REPO}@{digest}"], advisories=["A-1"], reason="test", actor="releng")
 
     sboms = await _referrers(registry, digest, SBOM_ARTIFACT_TYPE)
     provs = await _referrers(registry, digest, PROVENANCE_ARTIFACT_TYPE)
     assert len(sboms) == 1 and len(provs) == 1
     assert sboms[0]["artifactType"] == "application/vnd.cyclonedx+json"
     assert provs[0]["artifactType"] == "application/vnd.in-toto+json"
+    (key,) = await trust.keys("f25")
+    for artifact in (sboms[0]["digest"], provs[0]["digest"]):  # signed like the image
+        sigs = await signatures(registry, REPO, artifact)
+        assert len(sigs) == 1 and valid(sigs[0], key.public_pem, REPO, artifact)
 
     manifest, body = await _artifact(registry, sboms[0])
     assert manifest["subject"]["digest"] == digest  # type: ignore[index]
@@ -176,7 +164,7 @@ async def test_release_attaches_sbom_and_provenance_read_by_standard_parsers(
     assert prov.base_digest == BASE_DIGEST
     assert prov.containerfile_digest == "sha256:" + "c" * 64
     assert prov.network == "host" and prov.build_args == {"FLAVOUR": "small"}
-    assert prov.builder_version == "9.9.9" and prov.invocation == release.name
+    assert prov.builder_version == "9.9.9"
     assert prov.images == {"f25/base:25": BASE_DIGEST}
 
 
@@ -188,9 +176,10 @@ async def test_attaching_again_is_idempotent(engine: ReleaseEngine, registry: Re
                                actor="releng")
     before = await _referrers(registry, digest)
     builds = (await engine.release(release.name)).builds
-    again = await attestations.attach(release, builds)
+    again = await attestations.attach(engine.store, release, builds)
     assert sorted([again[0].sbom, again[0].provenance]) == sorted(
-        d["digest"] for d in before if d["artifactType"] != RECORD_ARTIFACT_TYPE)
+        d["digest"] for d in before
+        if d["artifactType"] in (SBOM_ARTIFACT_TYPE, PROVENANCE_ARTIFACT_TYPE))
     assert await _referrers(registry, digest) == before
 
 
@@ -206,7 +195,7 @@ async def test_nothing_for_an_unpublished_digest(engine: ReleaseEngine, registry
     fake = Release("f25-fake", ReleaseKind.OOB, "f25", None, ReleaseStatus.PUBLISHED,
                    0.0, 0.0, "x", (), None)
     with pytest.raises(ValueError, match="was not published"):
-        await attestations.attach_one(fake, pending)
+        await attestations.attach(engine.store, fake, [pending])
     await engine.inventory.withdraw_candidate(f"{REPO}@{digest}", actor="maint",
                                               reason="not this one")
     other = await _candidate(engine, registry, db, release="2")

@@ -43,7 +43,7 @@ def _run(url: str, user: str | None, password: str | None,
     async def go() -> T:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            auth = _basic_auth(user, password)
+            auth = basic_auth(user, password)
             registry = Registry(url, RegistryClient(url, session, auth=auth),
                                 ApiClient(url, session, user=user, password=password))
             return await fn(registry)
@@ -62,7 +62,7 @@ def _run(url: str, user: str | None, password: str | None,
     raise AssertionError("unreachable")
 
 
-def _basic_auth(user: str | None, password: str | None) -> aiohttp.BasicAuth | None:
+def basic_auth(user: str | None, password: str | None) -> aiohttp.BasicAuth | None:
     """What :class:`RegistryClient` takes for the token endpoint (aiohttp deprecates the
     class, the client still uses it)."""
     if not user:

@@ -38,6 +38,7 @@ _COMMANDS = {
     "demo": "demo:demo",
     "key": "trust_cmds:key",
     "trust": "trust_cmds:trust",
+    "verify": "verify_cmd:verify",
 }
 
 

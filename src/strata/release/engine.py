@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from strata.errors import Code
@@ -65,11 +65,6 @@ T = TypeVar("T")
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
-PublishHook = Callable[[Release, Sequence[Build]], Awaitable[None]]
-"""Run after a publish committed, with the builds that release published (read back from the
-committed state): SBOM and provenance referrers (``strata.trust.attach``). Never fails the
-publish: the release is committed already."""
-
 
 def sleep_after_first_write(seconds: float) -> TagWriteHook:
     """Test-only fault: hold the publish transaction open after its first tag write."""
@@ -92,12 +87,11 @@ class ReleaseEngine:
                  public_host: str = "127.0.0.1:5000",
                  after_tag_write: TagWriteHook | None = None,
                  webhook_security: hooks.WebhookSecurity | None = None,
-                 after_publish: Sequence[PublishHook] = (),
                  signer: ReleaseSigner | None = None) -> None:
         self.store = store
-        self.after_publish = list(after_publish)
-        # Signs every released digest inside the publish transaction (the server's
-        # strata.trust.signer.TrustSigner); None: releases are not signed (engine tests).
+        # Signs every released digest inside the publish transaction and attaches its SBOM
+        # and provenance (the server's strata.trust.attach.Attestations around
+        # strata.trust.signer.TrustSigner); None: neither (engine tests).
         self.signer = signer
         self.webhook_store = webhook_store
         # The server passes its key (DATA/auth/webhook-key); the default one lives in memory.
@@ -205,7 +199,6 @@ class ReleaseEngine:
             return self._release_or_fail(tx, release_name)
         release = await self._write(go)
         log.info("published release %s (%s)", release.name, actor)
-        await self._published(release)
         return release
 
     async def publish_due(self, actor: str = "scheduler") -> list[Release]:
@@ -274,20 +267,7 @@ class ReleaseEngine:
             return self._release_or_fail(tx, release_name)
         release = await self._write(go)
         log.info("published out-of-band release %s (%s)", release.name, actor)
-        await self._published(release)
         return release
-
-    async def _published(self, release: Release) -> None:
-        """Run the after-publish hooks on the builds the committed release published."""
-        if not self.after_publish:
-            return
-        builds = await self.store.read(lambda tx: tx.builds(release_name=release.name,
-                                                            status=BuildStatus.RELEASED))
-        for hook in self.after_publish:
-            try:
-                await hook(release, builds)
-            except Exception:
-                log.exception("after-publish hook of release %s failed", release.name)
 
     def _oob_name(self, tx: ReleaseReader, namespace: str) -> str:
         prefix = f"{namespace}-security-{self.store.today().isoformat()}-"

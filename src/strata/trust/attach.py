@@ -1,20 +1,31 @@
-"""SBOM and provenance referrers of released images, pushed and signed after a publish.
+"""SBOM and provenance referrers of released images, committed and signed with the release.
 
-:class:`Attestations` is the release engine's after-publish hook (wired in
-``server/api/setup.py``; the engine holds only a callable). For each build the committed
-release published -- read back by the engine after the commit, so nothing is made for a digest
-the release did not publish, and a build whose status is not ``released`` in that release is
-refused here again -- it gathers :class:`strata.trust.facts.ImageFacts` (recorded inputs from
-``candidate_inputs``, the image manifest and config, the build record referrer) and pushes
-through the registry's facade, with ``subject`` = the image:
+:class:`Attestations` is the release engine's ``ReleaseSigner``
+(:class:`strata.release.publish.ReleaseSigner`; wired in ``server/api/setup.py``): it wraps the
+release's cosign signer (:class:`strata.trust.signer.TrustSigner`) and adds, for each image the
+release publishes, two OCI 1.1 artifacts with ``subject`` = the image:
 
 * the SBOM (:mod:`strata.trust.sbom`, artifactType ``application/vnd.cyclonedx+json``);
 * the provenance (:mod:`strata.trust.provenance`, ``application/vnd.in-toto+json``);
 
-then asks the :class:`ArtifactSigner` (the release's cosign signer) to sign each artifact's
-manifest digest. Both documents are deterministic, so a second run (a retry, or
-:meth:`Attestations.attach` called again for a release) pushes the same digests: no
-duplicates in ``/v2/<name>/referrers/<digest>``.
+each signed like the image (a cosign signature referrer and ``sha256-<hex>.sig`` tag of the
+artifact, with the namespace's release key).
+
+Two phases, as for the image signatures:
+
+1. :meth:`Attestations.prepare` -- before the publish transaction, for every build the release
+   may publish: the facts are gathered (:class:`strata.trust.facts.ImageFacts`: recorded inputs
+   from ``candidate_inputs``, the image manifest and config, the build record referrer, all
+   through the registry's facade), the documents made and their blobs pushed (bytes only: an
+   unused blob is collected like any other), with the blobs of their signatures;
+2. :meth:`Attestations.sign` -- inside the publish transaction, after the release's writes and
+   the images' signatures, for the builds it did publish: the artifact manifests are stored
+   (refused for a digest that is not a released build) and signed. Commit makes the release,
+   its signatures, SBOMs and provenance visible together; nothing is ever written for a digest
+   the release did not publish, and no push through ``/v2/`` is involved.
+
+Both documents are deterministic (no clock, no release name), so attaching again
+(:meth:`Attestations.attach`) stores the same digests: no duplicate referrers.
 """
 
 from __future__ import annotations
@@ -24,16 +35,17 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from strata.build.record import RECORD_ARTIFACT_TYPE
 from strata.errors import RegistryError
 from strata.meta.rebuild_store import RebuildStore
+from strata.meta.release_store import ReleaseStore, ReleaseWriter
 from strata.oci import mediatypes as mt
 from strata.oci.digest import Digest
 from strata.oci.names import ManifestRef, RepositoryName
 from strata.registry.service import Registry
-from strata.release.model import Build, BuildStatus, Release
+from strata.release.model import Build, Release
 from strata.trust.facts import (
     ImageFacts,
     LayerFact,
@@ -47,21 +59,15 @@ from strata.trust.provenance import (
     make_provenance,
 )
 from strata.trust.sbom import SBOM_ARTIFACT_TYPE, SBOM_MEDIA_TYPE, make_sbom
+from strata.trust.signer import TrustSigner
 
-__all__ = ["ArtifactSigner", "Attached", "Attestations", "artifact_manifest"]
+__all__ = ["Attached", "Attestations", "artifact_manifest"]
 
 log = logging.getLogger("strata.trust")
 
 EMPTY_JSON = b"{}"
 MAX_RECORD_BYTES = 8 << 20
 CREATED = "org.opencontainers.image.created"
-
-
-class ArtifactSigner(Protocol):
-    """Signs a manifest digest the release published (the cosign signature referrer)."""
-
-    async def sign_artifact(self, repository: str, digest: str, size: int,
-                            media_type: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -101,54 +107,95 @@ async def _once(body: bytes) -> AsyncIterator[bytes]:
 
 class Attestations:
     """``host``: the registry's public host[:port], the name in SBOM and provenance
-    subjects; ``signer`` None: artifacts are pushed unsigned (no release key configured)."""
+    subjects; ``signer``: the release's cosign signer (None: releases are not signed, and the
+    SBOM and provenance are stored unsigned)."""
 
     def __init__(self, registry: Registry, rebuilds: RebuildStore, *, host: str,
-                 signer: ArtifactSigner | None = None) -> None:
+                 signer: TrustSigner | None = None) -> None:
         self.registry = registry
         self.rebuilds = rebuilds
         self.host = host
         self.signer = signer
+        self._prepared: dict[tuple[str, str], tuple[bytes, ...]] = {}
 
-    async def __call__(self, release: Release, builds: Sequence[Build]) -> None:
-        """The engine's after-publish hook: attach to every build; a failure is logged (the
-        release is committed already) and :meth:`attach` can be run again."""
+    # -- before the transaction ------------------------------------------------------------
+    async def prepare(self, builds: Sequence[Build]) -> None:
+        """Push what attaching to ``builds`` will reference (``ReleaseSigner.prepare``). A
+        build whose documents cannot be made is logged and gets none; its release goes on."""
+        if self.signer is not None:
+            await self.signer.prepare(builds)
         for build in builds:
             try:
-                await self.attach_one(release, build)
+                manifests = await self._prepare_one(build)
             except Exception:
-                log.exception("SBOM/provenance of %s@%s (release %s) not attached",
-                              build.repository, build.digest, release.name)
+                log.exception("SBOM/provenance of %s@%s cannot be made", build.repository,
+                              build.digest)
+                continue
+            self._prepared[(build.repository, build.digest)] = manifests
 
-    async def attach(self, release: Release, builds: Sequence[Build]) -> list[Attached]:
-        return [await self.attach_one(release, build) for build in builds]
-
-    async def attach_one(self, release: Release, build: Build) -> Attached:
-        if build.status is not BuildStatus.RELEASED or build.release_name != release.name:
-            raise ValueError(f"{build.repository}@{build.digest} was not published by "
-                             f"{release.name}: no SBOM or provenance for it")
+    async def _prepare_one(self, build: Build) -> tuple[bytes, ...]:
         repo = RepositoryName.parse(build.repository)
-        facts = await self.facts(repo, release, build)
+        facts = await self.facts(repo, build)
         subject = {"mediaType": facts.media_type, "digest": facts.digest, "size": facts.size}
         created = facts.created.strftime("%Y-%m-%dT%H:%M:%SZ")
-        done: list[tuple[str, int]] = []
+        manifests = []
         for artifact_type, media_type, body in (
                 (SBOM_ARTIFACT_TYPE, SBOM_MEDIA_TYPE, make_sbom(facts)),
                 (PROVENANCE_ARTIFACT_TYPE, PROVENANCE_MEDIA_TYPE, make_provenance(facts))):
-            manifest = artifact_manifest(artifact_type, media_type, body, subject, created)
             await self._push_blob(repo, EMPTY_JSON)
             await self._push_blob(repo, body)
-            digest = Digest.of(manifest)
-            await self.registry.manifests.put(repo, ManifestRef(digest=digest), manifest,
-                                              mt.OCI_MANIFEST)
-            done.append((str(digest), len(manifest)))
+            manifests.append(artifact_manifest(artifact_type, media_type, body, subject,
+                                               created))
         if self.signer is not None:
-            for digest_text, size in done:
-                await self.signer.sign_artifact(repo.value, digest_text, size, mt.OCI_MANIFEST)
-        log.info("attached SBOM %s and provenance %s to %s@%s", done[0][0], done[1][0],
-                 repo.value, build.digest)
-        return Attached(repo.value, build.digest, done[0][0], done[1][0],
-                        self.signer is not None)
+            await self.signer.prepare_digests(repo.value,
+                                              [str(Digest.of(m)) for m in manifests])
+        return tuple(manifests)
+
+    # -- inside the transaction ------------------------------------------------------------
+    def sign(self, tx: ReleaseWriter, release: Release, builds: Sequence[Build],
+             at: float) -> None:
+        """Sign the released images, store their SBOM and provenance and sign those
+        (``ReleaseSigner.sign``, in the publish transaction; ``builds``: what it published)."""
+        if self.signer is not None:
+            self.signer.sign(tx, release, builds, at)
+        trust = tx.trust()
+        for build in builds:
+            manifests = self._prepared.pop((build.repository, build.digest), None)
+            if manifests is None:
+                log.warning("no SBOM/provenance prepared for %s@%s", build.repository,
+                            build.digest)
+                continue
+            if not trust.released(build.repository, build.digest):
+                raise ValueError(f"{build.repository}@{build.digest} is not published by a "
+                                 "release: no SBOM or provenance for it")
+            for manifest in manifests:
+                digest = trust.put_manifest(build.repository, manifest, at)
+                if self.signer is not None:
+                    self.signer.sign_digest(trust, release.namespace, build.repository,
+                                            digest, at=at, release=release.name)
+
+    async def attach(self, store: ReleaseStore, release: Release,
+                     builds: Sequence[Build]) -> list[Attached]:
+        """Attach (again) to ``builds`` of the published ``release``: the same digests as
+        at publish, nothing new stored. Refused for a build it did not publish."""
+        for build in builds:
+            if build.release_name != release.name:
+                raise ValueError(f"{build.repository}@{build.digest} was not published by "
+                                 f"{release.name}: no SBOM or provenance for it")
+        await self.prepare(builds)
+        expected = {(b.repository, b.digest): self._prepared.get((b.repository, b.digest), ())
+                    for b in builds}
+
+        def go(tx: ReleaseWriter) -> None:
+            self.sign(tx, release, builds, store.now())
+        await store.write(go)
+        out = []
+        for (repository, image), manifests in expected.items():
+            digests = [str(Digest.of(m)) for m in manifests]
+            if len(digests) == 2:
+                out.append(Attached(repository, image, digests[0], digests[1],
+                                    self.signer is not None))
+        return out
 
     async def _push_blob(self, repo: RepositoryName, body: bytes) -> None:
         session = await self.registry.uploads.start(repo)
@@ -183,7 +230,7 @@ class Attestations:
                 return str(desc["digest"]), record
         return None
 
-    async def facts(self, repo: RepositoryName, release: Release, build: Build) -> ImageFacts:
+    async def facts(self, repo: RepositoryName, build: Build) -> ImageFacts:
         manifest = await self.registry.manifests.get(
             repo, ManifestRef(digest=Digest.parse(build.digest)))
         doc = json.loads(manifest.content)
@@ -208,7 +255,7 @@ class Attestations:
         source = _dict(record.get("source"))
         return ImageFacts(
             host=self.host, repository=repo.value, digest=build.digest, size=manifest.size,
-            media_type=manifest.media_type, nvr=str(build.nvr), release=release.name,
+            media_type=manifest.media_type, nvr=str(build.nvr),
             created=created, layers=layers, packages=packages,
             source_url=(inputs.source_url if inputs else None) or source.get("url"),
             source_commit=(inputs.source_commit if inputs else None) or source.get("commit"),

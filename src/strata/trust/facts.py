@@ -37,7 +37,6 @@ class ImageFacts:
     size: int
     media_type: str
     nvr: str
-    release: str  # the release that published it
     created: dt.datetime  # the image's creation time (SOURCE_DATE_EPOCH of the build)
     layers: tuple[LayerFact, ...]
     packages: tuple[PackageFact, ...]

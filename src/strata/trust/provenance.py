@@ -13,10 +13,11 @@ record (Containerfile path and digest, build arguments, target, ``RUN`` network,
   ``compression``, ``release`` (the NVR's release field the builder labels), ``nvr``;
   ``resolvedDependencies``: the git commit (``digest.gitCommit``), the base image
   (``digest.sha256``, name ``base``) and every other pulled image;
-* ``runDetails.builder``: id :data:`BUILDER_ID`, ``version.strata`` the builder's version;
-  ``metadata.invocationId``: the release that published it.
+* ``runDetails.builder``: id :data:`BUILDER_ID`, ``version.strata`` the builder's version.
 
-Deterministic bytes (sorted keys, no clock), so publishing again gives the same artifact.
+Deterministic bytes (sorted keys, no clock, no release name: the documents are made before the
+release's transaction, and a build is published once), so attaching again gives the same
+artifact.
 :func:`parse_provenance` is what ``strata verify`` trusts after checking the signature.
 """
 
@@ -66,7 +67,6 @@ class Provenance:
     base_digest: str | None
     images: dict[str, str] = field(hash=False)  # pulled reference -> digest
     builder_version: str | None
-    invocation: str | None
 
 
 def _drop_none(value: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +124,6 @@ def make_provenance(facts: ImageFacts) -> bytes:
         "runDetails": {
             "builder": _drop_none({"id": BUILDER_ID,
                                    "version": _drop_none({"strata": facts.builder_version})}),
-            "metadata": {"invocationId": facts.release},
         },
     }
     statement = {
@@ -216,5 +215,4 @@ def parse_provenance(body: bytes) -> Provenance:
         images=images,
         builder_version=_s(_get(data, "predicate", "runDetails", "builder", "version",
                                 "strata")),
-        invocation=_s(_get(data, "predicate", "runDetails", "metadata", "invocationId")),
     )

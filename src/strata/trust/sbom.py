@@ -55,8 +55,7 @@ def _image(facts: ImageFacts) -> Component:
         name=facts.name, version=facts.nvr.split("-", 1)[-1] if "-" in facts.nvr else None,
         type=ComponentType.CONTAINER, bom_ref=BomRef(facts.digest), purl=purl,
         hashes=[_sha256(facts.digest)],
-        properties=[Property(name="strata:nvr", value=facts.nvr),
-                    Property(name="strata:release", value=facts.release)])
+        properties=[Property(name="strata:nvr", value=facts.nvr)])
 
 
 def make_sbom(facts: ImageFacts) -> bytes:

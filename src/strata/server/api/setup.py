@@ -197,11 +197,13 @@ def release_api_from_env(db: Database, registry: Registry, *, default_host: str,
     outbox = WebhookStore(db)
     public_host = os.environ.get("STRATA_PUBLIC_HOST") or default_host
     signer = TrustSigner(registry, signing or Passphrase.from_env(), public_host=public_host)
-    attestations = Attestations(registry, RebuildStore(db), host=public_host)
+    # The release's signer: the images' cosign signatures, then their SBOM and provenance
+    # (signed too when signing is configured), all inside the publish transaction.
+    attestations = Attestations(registry, RebuildStore(db), host=public_host,
+                                signer=signer if signer.configured else None)
     release = ReleaseEngine(ReleaseStore(db), outbox, registry, public_host=public_host,
                             after_tag_write=hook, webhook_security=webhook_security,
-                            after_publish=[attestations],
-                            signer=signer if signer.configured else None)
+                            signer=attestations)
     sender = WebhookSender(outbox, policy=RetryPolicy(
         base_delay=_env_float("STRATA_WEBHOOK_RETRY_BASE", 2.0)),
         security=release.webhook_security)
