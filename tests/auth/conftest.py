@@ -35,6 +35,7 @@ from strata.meta.account_store import SqlAccountStore
 from strata.meta.connection import create_engine, migrate, sqlite_url
 from strata.meta.database import Database
 from strata.meta.key_store import KeyStore
+from strata.meta.rebuild_store import RebuildStore
 from strata.meta.registry_store import RegistryStore
 from strata.registry.limits import Limits
 from strata.registry.service import Registry
@@ -45,6 +46,7 @@ from strata.server.app import create_app
 from strata.server.auth import TokenAuth
 from strata.server.urls import PublicUrl
 from strata.storage.filesystem import FilesystemBlobStore
+from strata.trust.attach import Attestations
 from strata.trust.keys import Passphrase
 from strata.trust.service import TrustService
 from strata.trust.signer import TrustSigner
@@ -177,10 +179,13 @@ def make_env(aiohttp_client: ClientFactory, tmp_path: Path, auth_template: Templ
         auth = TokenAuth.create(service, signing_key)
         api = None
         if release:
-            # with ``signing``, releases are signed as in ``strata serve`` (issue 16)
+            # with ``signing``, releases are signed and get their SBOM and provenance as in
+            # ``strata serve`` (issue 16)
             signer = TrustSigner(registry, signing, public_host="registry.example")
+            attestations = Attestations(registry, RebuildStore(stores[-1]),
+                                        host="registry.example", signer=signer)
             api = ReleaseApi(release_engine(engine, registry, public_host="registry.example",
-                                            signer=signer if signing else None),
+                                            signer=attestations if signing else None),
                              webhook_sender(engine), scheduler_interval=0, webhook_interval=0,
                              source_allow=source_allow, checker=checker,
                              trust=TrustService(KeyStore(stores[-1]), signer))

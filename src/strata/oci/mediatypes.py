@@ -27,3 +27,6 @@ EMPTY_JSON_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c0
 # cosign signatures (sigstore): the simple-signing payload layer and the OCI 1.1 referrer type
 COSIGN_PAYLOAD = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIGNATURE_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
+CYCLONEDX_JSON = "application/vnd.cyclonedx+json"  # the release's SBOM referrers
+IN_TOTO_JSON = "application/vnd.in-toto+json"  # the release's provenance referrers
+RELEASE_ATTESTATIONS = frozenset({CYCLONEDX_JSON, IN_TOTO_JSON})

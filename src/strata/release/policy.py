@@ -15,7 +15,9 @@ namespace (:func:`strata.meta.tagwrite.is_managed`).
   optional ``.att`` or ``.sbom`` suffix) are not streams and are exempt; the signature tags
   (``sha256-<hex>.sig``) and every pushed manifest that is a cosign signature (a
   simple-signing payload layer, or the signature referrer artifact type) are the release's:
-  refused with rule ``signature-release-only`` (issue 16).
+  refused with rule ``signature-release-only`` (issue 16). So is a pushed manifest whose
+  artifact type is the release's SBOM or provenance type (CycloneDX or in-toto JSON): rule
+  ``attestation-release-only`` (:func:`strata.release.streams.check_attestation_push`).
 * Deletes of content are judged by :func:`strata.release.streams.check_content_delete`: the
   manifest of a pending or released build, a child manifest of one, a blob one of them
   references, or content of a manifest that carries a stream tag, is refused (rule
@@ -35,6 +37,7 @@ from strata.meta.records import HeldBy
 from strata.oci import mediatypes as mt
 from strata.release.streams import (
     StreamViolation,
+    check_attestation_push,
     check_content_delete,
     check_registry_write,
     check_signature_push,
@@ -69,6 +72,9 @@ class ReleaseTagPolicy:
         violation = check_signature_push(
             artifact_type == mt.COSIGN_SIGNATURE_ARTIFACT or mt.COSIGN_PAYLOAD in layer_types,
             repository)
+        if violation is None:
+            violation = check_attestation_push(artifact_type in mt.RELEASE_ATTESTATIONS,
+                                               repository)
         if violation is not None:
             raise _denied(violation, {"repository": repository})
 

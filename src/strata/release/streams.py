@@ -139,6 +139,7 @@ class Rule(StrEnum):
     NVR_NO_DELETE = "nvr-no-delete"
     STREAM_TAGS_RELEASE_ONLY = "stream-tags-release-only"
     SIGNATURES_RELEASE_ONLY = "signature-release-only"
+    ATTESTATIONS_RELEASE_ONLY = "attestation-release-only"
     BUILD_PROTECTED = "build-protected"
     SINGLE_NAME = "single-name"
     CANDIDATE_CONFLICT = "candidate-conflict"
@@ -406,6 +407,20 @@ def check_signature_push(is_signature: bool, repository: str = "<namespace>/<nam
         Rule.SIGNATURES_RELEASE_ONLY,
         f"signatures in the release-managed repository {repository} are written only by a "
         "release (with the namespace's release key)")
+
+
+def check_attestation_push(is_attestation: bool, repository: str = "<namespace>/<name>"
+                           ) -> StreamViolation | None:
+    """A manifest pushed through ``/v2/`` into a release-managed repository whose artifact type
+    is one of the release's SBOM or provenance types (CycloneDX JSON, in-toto JSON): refused --
+    there, a release attaches them (signed) to what it publishes, and a look at the referrers
+    finds only those."""
+    if not is_attestation:
+        return None
+    return StreamViolation(
+        Rule.ATTESTATIONS_RELEASE_ONLY,
+        f"SBOM and provenance artifacts in the release-managed repository {repository} are "
+        "attached only by a release (signed with the namespace's release key)")
 
 
 def is_stream_tag(tag: str) -> bool:

@@ -27,13 +27,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from strata.oci import mediatypes as mt
 from strata.trust.facts import ImageFacts
 
 __all__ = ["BUILDER_ID", "BUILD_TYPE", "PREDICATE_TYPE", "PROVENANCE_ARTIFACT_TYPE",
            "PROVENANCE_MEDIA_TYPE", "STATEMENT_TYPE", "Provenance", "ProvenanceError",
            "make_provenance", "parse_provenance"]
 
-PROVENANCE_MEDIA_TYPE = "application/vnd.in-toto+json"
+PROVENANCE_MEDIA_TYPE = mt.IN_TOTO_JSON
 PROVENANCE_ARTIFACT_TYPE = PROVENANCE_MEDIA_TYPE
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"

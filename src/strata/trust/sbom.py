@@ -27,11 +27,12 @@ from cyclonedx.output import make_outputter
 from cyclonedx.schema import OutputFormat, SchemaVersion
 from packageurl import PackageURL
 
+from strata.oci import mediatypes as mt
 from strata.trust.facts import ImageFacts, PackageFact
 
 __all__ = ["SBOM_ARTIFACT_TYPE", "SBOM_MEDIA_TYPE", "make_sbom", "validate_sbom"]
 
-SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
+SBOM_MEDIA_TYPE = mt.CYCLONEDX_JSON
 SBOM_ARTIFACT_TYPE = SBOM_MEDIA_TYPE
 SCHEMA = SchemaVersion.V1_6
 _PURL_TYPES = {"rpm": "rpm", "deb": "deb", "apk": "apk"}
