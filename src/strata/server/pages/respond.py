@@ -10,6 +10,7 @@ from aiohttp import web
 
 from strata.errors import Code, RegistryError
 from strata.release.errors import ReleaseError
+from strata.server.keys import ROUTE
 from strata.server.pages.context import PAGES
 from strata.server.pages.render import render
 
@@ -28,6 +29,7 @@ PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def page(request: web.Request, template: str, *, status: int = 200,
          **context: Any) -> web.Response:
     pages = request.app[PAGES]
+    request[ROUTE] = "page_" + template.removesuffix(".html")  # metrics and the access log
     html = render(pages.templates, template, now=pages.catalog.store.now(), **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8",
                         headers=HEADERS)
