@@ -76,6 +76,9 @@ class ServerSettings:
     # generated in DATA/auth/signing-passphrase
     signing_passphrase_file: Path | None = None
     build_concurrency: int = 1  # build jobs run at once by `strata serve` (0: none, workers do)
+    # the server's secret key (seals webhook secrets and the token-signing keys in the
+    # database): the same file on every node; None: DATA/auth/webhook-key, created at start
+    secret_key_file: Path | None = None
 
 
 def default_url() -> str:

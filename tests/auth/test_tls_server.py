@@ -162,7 +162,7 @@ def test_first_start_generates_the_admin_password(tmp_path: Path) -> None:
         path = server.data_dir / "auth" / "admin-password"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0
-        key = server.data_dir / "auth" / "signing-key.pem"
+        key = server.data_dir / "auth" / "webhook-key"  # the secret key sealing the signing key
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
         password = path.read_text().strip()
         assert str(path) in server.log_text()

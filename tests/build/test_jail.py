@@ -301,8 +301,7 @@ def test_hostile_build_is_refused_and_the_server_unharmed(
         tmp_path: Path, attack: Path) -> None:
     data = build_server.data_dir
     # the database and the keys: what a RUN must not see
-    files = [str(data / name) for name in ("strata.db", "auth/signing-key.pem",
-                                           "auth/webhook-key")]
+    files = [str(data / name) for name in ("strata.db", "auth/webhook-key")]
     assert all(Path(name).is_file() for name in files)
     shutil.copy2(attack, tmp_path / "attack")
     ctx = write_context(tmp_path / "ctx", f"""
@@ -366,7 +365,7 @@ def test_a_hostile_job_on_the_server_fails_and_the_server_is_unharmed(
                          "--version", BASE_VERSION, "--namespace", NAMESPACE)
         tool.json("release", "oob", f"{BASE}@{data['digest']}", "--advisory", "JB-1",
                   "--reason", "base of the jail's server test")
-        key = server.data_dir / "auth" / "signing-key.pem"
+        key = server.data_dir / "auth" / "webhook-key"  # opens the signing keys
         assert key.is_file()
         jobs = {}
         for name, run in (("hostile", f"/bin/attack read {key} /proc/1/root{key} "

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -33,7 +32,7 @@ from build_support import (
 from click.testing import CliRunner
 
 from strata.cli.main import cli
-from strata.server.auth_setup import signing_key_path
+from strata.server.auth_setup import webhook_key_path
 from support.postgres import PostgresCluster
 from support.server import StrataServer, strata_command
 
@@ -261,15 +260,16 @@ def test_logs_are_visible_while_the_build_runs_and_a_killed_server_retries_the_j
 
 def _worker(tmp: Path, server: StrataServer, database_url: str, name: str
             ) -> subprocess.Popen[bytes]:
-    """``strata worker`` on its own data dir holding a copy of the server's signing key (as
-    on another build machine), in its own process group."""
+    """``strata worker`` on its own data dir (as on another build machine), given the
+    server's secret key (which opens the signing keys in the database), in its own process
+    group."""
     data = tmp / f"worker-{name}"
-    (data / "auth").mkdir(parents=True, mode=0o700)
-    shutil.copy2(signing_key_path(server.data_dir), signing_key_path(data))
+    data.mkdir(parents=True, mode=0o700)
     with (tmp / f"worker-{name}.log").open("wb") as log:
         return subprocess.Popen(
             [*strata_command(), "worker", "--data", str(data), "--database-url", database_url,
              "--url", server.url, "--source-allow", "file://", "--lease", "5", "--poll", "0.2",
+             "--secret-key-file", str(webhook_key_path(server.data_dir)),
              "--worker-id", name], stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
 

@@ -163,8 +163,7 @@ def test_serve_under_umask_000_keeps_everything_owner_only(tmp_path: Path,
 
         found = assert_owner_only(server.data_dir)
     for expected in ("strata.db", "strata.db-wal", "strata.db-shm", "strata.db.writelock",
-                     "uploads", "blobs", "auth", "auth/signing-key.pem", "auth/webhook-key",
-                     "auth/login-user.limits", "auth/login-ip.limits", "metrics"):
+                     "uploads", "blobs", "auth", "auth/webhook-key", "metrics"):
         assert expected in found, sorted(found)
     assert any(p.startswith("uploads/") for p in found)
     assert any(p.startswith("blobs/sha256/") and found[p][0] == "file" for p in found)

@@ -18,6 +18,11 @@ Key file rules:
   hard links fall back to ``rename()``.
 * refused on load (:class:`KeyFileError`) if group or others have any
   permission bit, if it is not PEM, or if it is not an EC P-256 key.
+
+The key file is how a node kept its key before the keys moved to the database; a server
+imports it (:func:`strata.auth.keyring.ensure_signing_key`). :class:`StoredKey` and
+:class:`SigningKeyStore` are the keys as the database keeps them (sealed), and what
+:mod:`strata.auth.keyring` needs of the store (:mod:`strata.meta.authkey_store`).
 """
 
 from __future__ import annotations
@@ -28,13 +33,17 @@ import hashlib
 import os
 import stat
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 __all__ = [
     "KeyFileError",
+    "SigningKeyStore",
+    "StoredKey",
     "libtrust_key_id",
     "load_or_create_signing_key",
     "load_signing_key",
@@ -145,3 +154,31 @@ def load_or_create_signing_key(path: Path) -> ec.EllipticCurvePrivateKey:
             os.unlink(tmp_name)
     _fsync_directory(directory)
     return key
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """A signing key as the store keeps it (sealed PEM)."""
+
+    kid: str
+    sealed: str = field(repr=False)
+    created_at: float
+    retired_at: float | None  # None: the active key
+
+
+class SigningKeyStore(Protocol):
+    """What the key ring needs of the database (:mod:`strata.meta.authkey_store`)."""
+
+    def keys_sync(self) -> list[StoredKey]: ...
+    async def keys(self) -> list[StoredKey]: ...
+
+    def add(self, key: StoredKey) -> bool:
+        """Insert *key* (active if its ``retired_at`` is None); False when a key with that kid
+        exists, or an active key exists and *key* is active (another node won the race)."""
+        ...
+
+    def rotate(self, key: StoredKey, forget_before: float | None) -> list[str]:
+        """In one transaction: retire the active key (``retired_at`` = *key*'s
+        ``created_at``), make *key* the active one, and delete keys retired before
+        *forget_before* (None: every retired key). Returns the kids retired or deleted."""
+        ...

@@ -11,6 +11,11 @@ bucket under a key-spraying flood.
 
 A lock guards the table, so one limiter can be shared between the event loop
 and worker threads; no call blocks for longer than a dictionary update.
+
+A login spends from two buckets (:class:`LoginLimits`): client IP + user name, and client IP.
+:class:`LoginBudget` is what the login use-case asks of them; :class:`MemoryLoginBudget` keeps
+them in this process (tests, one-off services), :class:`strata.meta.login_store.SqlLoginBudget`
+in the database, shared by every worker of every node.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Limiter", "RateLimiter", "bucket_level", "check_parameters", "rate_limit_key",
-           "seconds_until_token"]
+__all__ = ["Limiter", "LoginBudget", "LoginLimits", "MemoryLoginBudget", "RateLimiter",
+           "bucket_level", "check_parameters", "rate_limit_key", "seconds_until_token"]
 
 
 class Limiter(Protocol):
@@ -31,6 +37,34 @@ class Limiter(Protocol):
 
     def hit(self, key: str) -> bool: ...
     def retry_after(self, key: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """Failed-login budgets: per client IP + user name, and per client IP."""
+
+    per_user_burst: int = 10
+    per_user_per_minute: float = 10.0
+    per_ip_burst: int = 100
+    per_ip_per_minute: float = 60.0
+
+    def refill_seconds(self) -> float:
+        """How long an empty bucket of either kind takes to fill up (a full one is no news)."""
+        return max(self.per_user_burst * 60.0 / self.per_user_per_minute,
+                   self.per_ip_burst * 60.0 / self.per_ip_per_minute)
+
+
+class LoginBudget(Protocol):
+    """The failed-login budgets of a server: *user_key* = :func:`rate_limit_key` of client IP
+    and user name, *ip_key* = of the client IP alone."""
+
+    async def retry_after(self, user_key: str, ip_key: str) -> int:
+        """Whole seconds until a login of these keys may be tried (0 = now)."""
+        ...
+
+    async def failed(self, user_key: str, ip_key: str) -> None:
+        """A login of these keys failed: spend one token from each bucket."""
+        ...
 
 
 def bucket_level(tokens: float, updated: float, now: float, rate: float, burst: float) -> float:
@@ -131,3 +165,19 @@ class RateLimiter:
             if bucket is None:
                 return 0
             return seconds_until_token(self._level(bucket, self._clock()), self._rate)
+
+
+class MemoryLoginBudget:
+    """The budgets in this process's memory (one worker's own)."""
+
+    def __init__(self, limits: LoginLimits,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._per_user = RateLimiter(limits.per_user_per_minute, limits.per_user_burst, clock)
+        self._per_ip = RateLimiter(limits.per_ip_per_minute, limits.per_ip_burst, clock)
+
+    async def retry_after(self, user_key: str, ip_key: str) -> int:
+        return max(self._per_user.retry_after(user_key), self._per_ip.retry_after(ip_key))
+
+    async def failed(self, user_key: str, ip_key: str) -> None:
+        self._per_user.hit(user_key)
+        self._per_ip.hit(ip_key)

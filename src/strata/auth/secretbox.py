@@ -1,17 +1,20 @@
 """Secrets the server must use again but nobody should read from the database: sealed with a
 server key (Fernet: AES-128-CBC + HMAC-SHA256, from ``cryptography``).
 
-The key is a file, ``DATA/auth/webhook-key`` (mode 0600), created by the first ``strata serve``
-(or offline command) that needs it. A sealed value is ``sealed:v1:<key id>:<Fernet token>``; the
-key id (the first 8 bytes of the key's SHA-256, in hex) names the key that sealed it, so a node
-given another key says so instead of failing obscurely. Several nodes on one PostgreSQL
-database must share the key: the operator copies the file to every node's data dir (see
-``docs/security.md``).
+The key is a file: ``--secret-key-file PATH`` (``$STRATA_SECRET_KEY_FILE``), else
+``DATA/auth/webhook-key`` (mode 0600), created by the first ``strata serve`` (or offline
+command) that needs it (see :func:`strata.auth.keyring.server_secret_box`). It seals webhook
+secrets and the token-signing keys in the database. A sealed value is
+``sealed:v1:<key id>:<Fernet token>``; the key id (the first 8 bytes of the key's SHA-256, in
+hex) names the key that sealed it, so a node given another key says so instead of failing
+obscurely. Several nodes on one database must share the key: each is given the same
+``--secret-key-file`` (see ``docs/security.md``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import stat
 from pathlib import Path
@@ -36,6 +39,12 @@ class SecretBox:
         except (ValueError, TypeError) as exc:
             raise SealError("not a Fernet key (32 url-safe base64-encoded bytes)") from exc
         self.key_id = hashlib.sha256(key.strip()).hexdigest()[:16]
+        self._key = key.strip()
+
+    @staticmethod
+    def new_key() -> bytes:
+        """A new random key (what a key file holds)."""
+        return Fernet.generate_key()
 
     @classmethod
     def generate(cls) -> SecretBox:
@@ -65,6 +74,11 @@ class SecretBox:
             write_private_file(path, Fernet.generate_key() + b"\n")
         return cls.load(path)
 
+    def subkey(self, purpose: str) -> bytes:
+        """A 32-byte key for *purpose* derived from this key (HMAC-SHA256): the same on every
+        node that shares the secret key, and telling nothing about it."""
+        return hmac.new(self._key, b"strata-subkey\0" + purpose.encode(), hashlib.sha256).digest()
+
     @staticmethod
     def is_sealed(value: str) -> bool:
         return value.startswith(_PREFIX)
@@ -88,7 +102,8 @@ class SecretBox:
         key_id, _, token = value[len(_PREFIX):].partition(":")
         if key_id != self.key_id:
             raise SealError(f"sealed with key {key_id}, but this server's key is {self.key_id} "
-                            "(every node needs the same DATA/auth/webhook-key)")
+                            "(every node needs the same DATA/auth/webhook-key, or "
+                            "--secret-key-file)")
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode()
         except (InvalidToken, UnicodeError) as exc:

@@ -27,8 +27,9 @@ changes. Tokens carry both and cached logins remember them; every use compares t
 account's row (one indexed read), so any of those changes ends every earlier token and cached
 login at once, in every worker and on every node.
 
-Rate limits and the cache live in the serving process: with ``--workers N`` each worker keeps
-its own.
+The failed-login budgets are a :class:`~strata.auth.ratelimit.LoginBudget`: a server passes
+the one in the database (every worker of every node spends from the same buckets); without
+one, they live in this process. The login cache lives in each serving process.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from strata.auth.passwords import (
     new_robot_secret,
 )
 from strata.auth.policy import Principal, Role, everything_public, grant
-from strata.auth.ratelimit import Limiter, RateLimiter, rate_limit_key
+from strata.auth.ratelimit import LoginBudget, LoginLimits, MemoryLoginBudget, rate_limit_key
 from strata.auth.scope import CATALOG, REGISTRY, Scope
 
 __all__ = [
@@ -91,16 +92,6 @@ class LoginThrottled(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many failed logins; retry after {retry_after} s")
         self.retry_after = max(1, retry_after)
-
-
-@dataclass(frozen=True)
-class LoginLimits:
-    """Failed-login budgets: per client IP + user name, and per client IP."""
-
-    per_user_burst: int = 10
-    per_user_per_minute: float = 10.0
-    per_ip_burst: int = 100
-    per_ip_per_minute: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -224,24 +215,16 @@ class AuthService:
     def __init__(self, store: AccountStore, hashing: PasswordHashing, *,
                  public: Callable[[str], bool] = everything_public,
                  limits: LoginLimits | None = None,
-                 limiters: tuple[Limiter, Limiter] | None = None,
+                 budget: LoginBudget | None = None,
                  cache_ttl: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """*limiters* (per user, per IP) replace the in-process ones built from *limits*: a
-        server with several workers passes limiters they share."""
-        limits = limits or LoginLimits()
+        """*budget*: the failed-login budgets (a server passes the database's, shared by every
+        worker and node); without, in-process ones built from *limits*."""
         self.store = store
         self.hashing = hashing
         self.public = public
         self._catalog_for_all = public is everything_public
-        self._per_user: Limiter
-        self._per_ip: Limiter
-        if limiters is not None:
-            self._per_user, self._per_ip = limiters
-        else:
-            self._per_user = RateLimiter(limits.per_user_per_minute, limits.per_user_burst,
-                                         clock)
-            self._per_ip = RateLimiter(limits.per_ip_per_minute, limits.per_ip_burst, clock)
+        self._budget = budget or MemoryLoginBudget(limits or LoginLimits(), clock)
         self._locks = _KeyedLocks()
         self._cache = _LoginCache(cache_ttl, clock)
         self._accounts = _AccountCache(store)
@@ -342,13 +325,12 @@ class AuthService:
             cached = None if robot else await self._recent_login(username, password)
             if cached is not None:
                 return cached
-            wait = max(self._per_user.retry_after(user_key), self._per_ip.retry_after(ip_key))
+            wait = await self._budget.retry_after(user_key, ip_key)
             if wait > 0:
                 raise LoginThrottled(wait)
             account = await asyncio.to_thread(self._verify, username, password)
             if account is None:
-                self._per_user.hit(user_key)
-                self._per_ip.hit(ip_key)
+                await self._budget.failed(user_key, ip_key)
                 raise InvalidCredentials()
             if not robot:  # a robot login is one indexed lookup: revocation acts at once
                 self._cache.put(username, password, account.principal())

@@ -49,6 +49,7 @@ __all__ = [
     "TokenInvalid",
     "TokenIssuer",
     "TokenVerifier",
+    "UnknownKey",
 ]
 
 ALGORITHM = "ES256"
@@ -79,6 +80,11 @@ def _require_p256(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -
         raise TypeError("token keys must be EC keys")
     if not isinstance(key.curve, ec.SECP256R1):
         raise ValueError(f"ES256 needs a P-256 key, not {key.curve.name}")
+
+
+class UnknownKey(TokenInvalid):
+    """The token names a signing key (``kid``) this verifier does not hold: perhaps one another
+    node has just started signing with (:class:`strata.auth.keyring.KeyRing` looks again)."""
 
 
 @dataclass(frozen=True)
@@ -308,7 +314,7 @@ class TokenVerifier:
             raise TokenInvalid("missing key id")
         key = self._by_kid.get(kid)
         if key is None:
-            raise TokenInvalid("unknown signing key")
+            raise UnknownKey("unknown signing key")
         return key
 
     @staticmethod

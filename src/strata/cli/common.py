@@ -56,6 +56,17 @@ def database_option(fn: F) -> F:
                              "--data).")(fn)
 
 
+def secret_key_option(fn: F) -> F:
+    """``--secret-key-file``: the server's secret key, which seals the token-signing keys and
+    webhook secrets in the database; every node of a cluster is given the same file."""
+    return click.option(
+        "--secret-key-file", envvar="STRATA_SECRET_KEY_FILE", default=None,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The server's secret key (the same file on every node; make one with "
+             "'strata auth new-secret-key FILE'). Default: DATA/auth/webhook-key, created on "
+             "first start.")(fn)
+
+
 @contextlib.contextmanager
 def open_database(data_dir: Path, database_url: str | None) -> Iterator[Database]:
     """The metadata database an offline command works on (``--database-url``, else SQLite in

@@ -35,6 +35,7 @@ _COMMANDS = {
     "worker": "strata.server.worker_cmd:worker",
     "user": "user_cmds:user",
     "robot": "user_cmds:robot",
+    "auth": "auth_cmds:auth",
     "demo": "demo:demo",
     "key": "trust_cmds:key",
     "trust": "trust_cmds:trust",

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from strata.meta.schema_auth import (
     auth_accounts,
+    auth_login_buckets,
     auth_role_grants,
+    auth_signing_keys,
 )
 from strata.meta.schema_base import byte_ordered, metadata
 from strata.meta.schema_build import build_jobs
@@ -44,7 +46,8 @@ from strata.meta.schema_review import (
 from strata.meta.schema_trust import signing_keys
 
 __all__ = [
-    "auth_accounts", "auth_role_grants", "blobs", "build_jobs", "byte_ordered",
+    "auth_accounts", "auth_login_buckets", "auth_role_grants", "auth_signing_keys", "blobs",
+    "build_jobs", "byte_ordered",
     "candidate_inputs", "candidates", "image_events", "images", "manifest_references",
     "manifests", "metadata", "namespace_rebuilds", "namespaces", "release_items", "releases",
     "repositories", "repository_blobs", "review_comments", "review_requests", "signing_keys",

@@ -9,7 +9,16 @@
 - ``auth_role_grants``: ``(account, role, image)``; ``image`` is the repository a ``maintainer``
   grant covers and ``''`` for the roles that are not per image.
 
-Declared on :data:`strata.meta.schema_base.metadata`; migration ``0003`` creates them.
+- ``auth_signing_keys`` (migration ``0015``): the token-signing keys every node shares, each
+  an EC P-256 private key as PEM sealed with the server's secret key
+  (:class:`strata.auth.secretbox.SecretBox`), named by its libtrust ``kid``. ``active`` is 1 on
+  the one key that signs (unique: two nodes creating the first key at once cannot both win)
+  and NULL on retired keys, which verify until ``retired_at`` + the token lifetime.
+- ``auth_login_buckets`` (migration ``0015``): the failed-login token buckets all nodes share,
+  one row per (keyed hash of) client IP + user name or client IP; a row exists only while its
+  bucket is not full.
+
+Declared on :data:`strata.meta.schema_base.metadata`; migration ``0003`` creates the first two.
 """
 
 from __future__ import annotations
@@ -43,4 +52,23 @@ auth_role_grants = sa.Table(
               primary_key=True),
     sa.Column("role", sa.String(32), primary_key=True),
     sa.Column("image", sa.String(255), primary_key=True),
+)
+
+auth_signing_keys = sa.Table(
+    "auth_signing_keys",
+    metadata,
+    sa.Column("kid", sa.String(64), primary_key=True),
+    sa.Column("sealed_key", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("retired_at", sa.Float, nullable=True),
+    sa.Column("active", sa.Integer, nullable=True, unique=True),
+)
+
+auth_login_buckets = sa.Table(
+    "auth_login_buckets",
+    metadata,
+    sa.Column("bucket", sa.String(64), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.Index("ix_auth_login_buckets_updated", "updated"),
 )

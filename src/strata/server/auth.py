@@ -54,6 +54,10 @@ The JSON API (``/api/…``)
 Tokens are bound to the account (``uid``) and its credential generation (``gen``): on
 ``/v2/`` and ``/api/`` every use compares them with the account's row, so revoke, disable,
 password and role changes end earlier tokens at once.
+
+The keys that sign and verify tokens are a :class:`~strata.auth.keyring.KeyRing`: for
+``strata serve`` the keys in the database, which every node shares (a token from one node is
+good on all of them) and which ``strata auth rotate-keys`` rotates while they run.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from strata.auth.keyring import KeyRing, KeySet
 from strata.auth.policy import Principal
 from strata.auth.scope import (
     API,
@@ -160,8 +165,7 @@ class TokenAuth:
     """Token issuing and checking for one registry ``service`` (the JWT audience)."""
 
     service: AuthService
-    issuer: TokenIssuer
-    verifier: TokenVerifier
+    keys: KeyRing
     clock: Callable[[], float] = time.time
     realm: str | None = None  # absolute token URL; None = the app's public URL + TOKEN_PATH
 
@@ -170,9 +174,25 @@ class TokenAuth:
                service_name: str = DEFAULT_SERVICE, issuer_name: str = DEFAULT_ISSUER,
                ttl_seconds: int = TOKEN_TTL_SECONDS, clock: Callable[[], float] = time.time,
                realm: str | None = None) -> TokenAuth:
-        issuer = TokenIssuer(signing_key, issuer_name, service_name, ttl_seconds)
-        verifier = TokenVerifier([signing_key.public_key()], issuer_name, service_name)
-        return cls(service, issuer, verifier, clock, realm)
+        """With one fixed key (tests, tools); ``strata serve`` uses :meth:`with_keys`."""
+        ring = KeyRing(KeySet.of(signing_key), issuer_name=issuer_name, audience=service_name,
+                       ttl_seconds=ttl_seconds)
+        return cls(service, ring, clock, realm)
+
+    @classmethod
+    def with_keys(cls, service: AuthService, keys: KeyRing, *,
+                  clock: Callable[[], float] = time.time) -> TokenAuth:
+        return cls(service, keys, clock)
+
+    @property
+    def issuer(self) -> TokenIssuer:
+        """The issuer of the signing key loaded last (:meth:`KeyRing.current_issuer` looks
+        for a newer one first)."""
+        return self.keys.issuer
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        return self.keys.verifier
 
     def install(self, app: web.Application) -> None:
         """Register ``/auth/token`` and the ``/v2/`` gate on *app* (before it starts)."""
@@ -261,9 +281,10 @@ def _basic(header: str) -> aiohttp.BasicAuth | None:
         return None
 
 
-def _token_response(auth: TokenAuth, principal: Principal, scopes: tuple[Scope, ...],
-                    *, oauth: bool) -> web.Response:
-    issued = auth.issuer.issue(principal.subject, auth.service.grant(principal, scopes),
+async def _token_response(auth: TokenAuth, principal: Principal, scopes: tuple[Scope, ...],
+                          *, oauth: bool) -> web.Response:
+    issuer = await auth.keys.current_issuer()
+    issued = issuer.issue(principal.subject, auth.service.grant(principal, scopes),
                                auth.now(), uid=principal.uid, generation=principal.generation)
     body: dict[str, object] = {"token": issued.token, "access_token": issued.token,
                                "expires_in": issued.expires_in,
@@ -290,7 +311,7 @@ async def token_get(request: web.Request) -> web.StreamResponse:
         if account is not None and account != creds.login:
             raise RegistryError(Code.INVALID, message="account does not match the credentials")
         principal = await auth.login(request, creds.login, creds.password, _bad_login)
-    return _token_response(auth, principal, scopes, oauth=False)
+    return await _token_response(auth, principal, scopes, oauth=False)
 
 
 async def token_post(request: web.Request) -> web.StreamResponse:
@@ -310,7 +331,7 @@ async def token_post(request: web.Request) -> web.StreamResponse:
     auth.check_service(service if isinstance(service, str) else None)
     scopes = _parse_scopes([s for s in form.getall("scope", []) if isinstance(s, str)])
     principal = await auth.login(request, username, password, _bad_login)
-    return _token_response(auth, principal, scopes, oauth=True)
+    return await _token_response(auth, principal, scopes, oauth=True)
 
 
 # -- the /v2/ gate --------------------------------------------------------------------------
@@ -325,7 +346,7 @@ def _token_covers(claims: Claims, need: Requirement) -> bool:
 async def _check_bearer(auth: TokenAuth, request: web.Request, token: str,
                         need: Requirement) -> None:
     try:
-        claims = auth.verifier.verify(token, auth.now())
+        claims = await auth.keys.verify(token, auth.now())
     except TokenInvalid:
         raise auth.challenge(request, need, "invalid_token") from None
     # The token's grant was its account's when it was issued: the account as it is now must
@@ -378,7 +399,7 @@ async def _api_principal(auth: TokenAuth, request: web.Request) -> Principal:
     scheme, _, credentials = header.strip().partition(" ")
     if scheme.lower() == "bearer":
         try:
-            claims = auth.verifier.verify(credentials.strip(), auth.now())
+            claims = await auth.keys.verify(credentials.strip(), auth.now())
         except TokenInvalid:
             raise _bad_login() from None
         principal = await auth.service.token_principal(claims.subject, claims.account_uid,

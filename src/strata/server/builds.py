@@ -53,12 +53,13 @@ def token_minter(auth: TokenAuth | None) -> Credentials:
     that name with role ``releng``, created the first time one is needed (its secret is
     never shown: it only ever acts through tokens the server signs); revoking or disabling
     it stops the automatic rebuilds. Any other requester must still be an active account."""
-    issuer = None if auth is None else dataclasses.replace(
-        auth.issuer, ttl_seconds=JOB_TOKEN_SECONDS)
 
     async def mint(account: str, repository: str) -> str | None:
-        if auth is None or issuer is None:
+        if auth is None:
             return None
+        # the key that signs now (it changes with a rotation), for the long life of a job
+        issuer = dataclasses.replace(await auth.keys.current_issuer(),
+                                     ttl_seconds=JOB_TOKEN_SECONDS)
         principal = await auth.service.principal(account)
         if principal is None and account == REBUILD_ACTOR:
             principal = await _system_robot(auth, account)

@@ -15,7 +15,6 @@ from types import FrameType
 
 from aiohttp import web
 
-from strata.auth.secretbox import SecretBox
 from strata.compose import build_registry, build_store, metadata_database, prepare
 from strata.config import ServerSettings
 from strata.meta.build_store import BuildStore
@@ -27,9 +26,9 @@ from strata.server.auth_setup import (
     build_auth,
     prepare_auth,
     prepare_webhook_key,
+    secret_box,
     signing_passphrase,
     tls_context,
-    webhook_key_path,
 )
 from strata.server.builds import build_service, embedded_worker_id
 from strata.server.metrics import Metrics, prepare_multiprocess_dir
@@ -79,7 +78,7 @@ def run_worker(settings: ServerSettings) -> None:
     store = build_store(settings)
     registry = build_registry(settings, db, store)
     url = public_url(settings)
-    security = WebhookSecurity(SecretBox.load(webhook_key_path(settings.data_dir)),
+    security = WebhookSecurity(secret_box(settings),
                                allow_private=settings.webhook_allow_private)
     release = release_api_from_env(db, registry, default_host=url.netloc,
                                    webhook_security=security,

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
-from strata.cli.common import blob_store_option, data_option, database_option
+from strata.cli.common import (
+    blob_store_option,
+    data_option,
+    database_option,
+    secret_key_option,
+)
 from strata.config import DEFAULT_S3_PART_SIZE, DEFAULT_SOURCE_ALLOW, Listen, ServerSettings
 from strata.registry.limits import Limits
 from strata.server.runner import serve as run_server
@@ -76,6 +81,7 @@ from strata.server.urls import PublicUrl
                                                           path_type=Path), default=None,
               help="File whose first line is the passphrase of the release keys (default: "
                    "$STRATA_SIGNING_PASSPHRASE, else one generated in DATA/auth).")
+@secret_key_option
 def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           blob_store: str | None, s3_part_size: int, gc_interval: float, gc_grace: float,
           upload_ttl: float,
@@ -85,7 +91,8 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           access_log: bool, auth: bool,
           tls_cert: Path | None, tls_key: Path | None, public_url: str | None,
           webhook_allow_private: bool, source_allow: tuple[str, ...],
-          build_concurrency: int, signing_passphrase_file: Path | None) -> None:
+          build_concurrency: int, signing_passphrase_file: Path | None,
+          secret_key_file: Path | None) -> None:
     """Serve the registry (OCI Distribution v1.1 at /v2/)."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -112,7 +119,8 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
         tls_key=tls_key and tls_key.resolve(), public_url=public_url,
         webhook_allow_private=webhook_allow_private,
         source_allow=source_allow or DEFAULT_SOURCE_ALLOW, build_concurrency=build_concurrency,
-        signing_passphrase_file=signing_passphrase_file and signing_passphrase_file.resolve()))
+        signing_passphrase_file=signing_passphrase_file and signing_passphrase_file.resolve(),
+        secret_key_file=secret_key_file and secret_key_file.resolve()))
 
 
 def _blob_store(url: str | None) -> str | None:

@@ -6,9 +6,10 @@ goes to one runner; a worker keeps a heartbeat on its jobs, and any worker queue
 jobs whose heartbeat is older than ``--lease`` (their worker died), up to three attempts.
 
 A worker pushes and registers what it builds through the registry at ``--url``, acting for the
-account that asked for each job with a token signed by the server's key: ``--data`` is a data
-dir holding that key (``auth/`` of the server's data dir, copied to the build machine) and
-the worker's work area (clones, build directories, the base image cache), owner-only.
+account that asked for each job with a token signed by the servers' signing key, which it reads
+from the database: it needs the servers' secret key to open it (``--secret-key-file``, the
+file every node is given, else ``DATA/auth/webhook-key`` of its ``--data``). ``--data`` is the
+worker's work area (clones, build directories, the base image cache), owner-only.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from pathlib import Path
 import click
 
 from strata.build.jail import JailLimits
-from strata.cli.common import data_option, database_option
+from strata.cli.common import data_option, database_option, secret_key_option
 from strata.config import DEFAULT_SOURCE_ALLOW, ServerSettings
 from strata.jobs.runner import BuildRunner, RunnerSettings
 from strata.meta.build_store import BuildStore
 from strata.meta.connection import sqlite_url
 from strata.meta.database import Database
-from strata.server.auth_setup import build_auth, signing_key_path
+from strata.server.auth_setup import build_auth
 from strata.server.builds import token_minter
 from strata.storage.private import owner_only_umask, private_dir
 
@@ -49,22 +50,22 @@ from strata.storage.private import owner_only_umask, private_dir
 @click.option("--worker-id", default=None, help="Name recorded on the jobs it runs "
               "(default worker@HOST:PID).")
 @click.option("--auth/--no-auth", "auth", default=True, show_default=True,
-              help="Sign tokens for the requesters with the key in --data (--no-auth: the "
-                   "registry is open).")
+              help="Sign tokens for the requesters with the servers' key in the database "
+                   "(--no-auth: the registry is open).")
+@secret_key_option
 @click.option("--poll", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="Seconds between looks at an empty queue.")
 def worker(data_dir: Path, database_url: str | None, registry_url: str,
            source_allow: tuple[str, ...], concurrency: int, lease: float,
-           worker_id: str | None, auth: bool, poll: float) -> None:
+           worker_id: str | None, auth: bool, secret_key_file: Path | None,
+           poll: float) -> None:
     """Run build jobs from the queue in the database until stopped."""
     owner_only_umask()
     data_dir = data_dir.resolve()
     private_dir(data_dir)
-    if auth and not signing_key_path(data_dir).is_file():
-        raise click.UsageError(f"no signing key at {signing_key_path(data_dir)}: copy the "
-                               "server's auth/ directory there, or use --no-auth")
     db = Database(database_url or sqlite_url(data_dir))
-    settings = ServerSettings(data_dir=data_dir, database_url=database_url, auth=auth)
+    settings = ServerSettings(data_dir=data_dir, database_url=database_url, auth=auth,
+                              secret_key_file=secret_key_file)
     store = BuildStore(db)
     name = worker_id or f"worker@{socket.gethostname()}:{os.getpid()}"
     runner = BuildRunner(store, RunnerSettings(
