@@ -14,13 +14,17 @@ from release.helpers import _once, push_build, sha256
 from strata.build.record import EMPTY_JSON, record_manifest
 from strata.meta.database import Database
 from strata.meta.rebuild_store import RebuildStore
+from strata.meta.release_store import ReleaseWriter
+from strata.meta.review_store import ReviewStore
 from strata.oci import mediatypes as mt
 from strata.oci.digest import Digest
 from strata.oci.names import ManifestRef, RepositoryName
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
+from strata.release.errors import ReleaseError
 from strata.release.model import Release, ReleaseKind, ReleaseStatus
 from strata.release.rebuild import BuildInputs, Package
+from strata.review.sources import ImageSources
 from strata.trust.attach import Attestations
 from strata.trust.provenance import (
     PROVENANCE_ARTIFACT_TYPE,
@@ -194,7 +198,7 @@ async def test_nothing_for_an_unpublished_digest(engine: ReleaseEngine, registry
     pending = (await engine.inventory.candidates(namespace="f25"))[0]
     fake = Release("f25-fake", ReleaseKind.OOB, "f25", None, ReleaseStatus.PUBLISHED,
                    0.0, 0.0, "x", (), None)
-    with pytest.raises(ValueError, match="was not published"):
+    with pytest.raises(ReleaseError, match="was not published"):
         await attestations.attach(engine.store, fake, [pending])
     await engine.inventory.withdraw_candidate(f"{REPO}@{digest}", actor="maint",
                                               reason="not this one")
@@ -210,3 +214,36 @@ def test_provenance_parser_refuses_what_is_not_a_statement() -> None:
         parse_provenance(b'{"_type": "https://in-toto.io/Statement/v1", "subject": []}')
     with pytest.raises(ProvenanceError):
         parse_provenance(b"not json")
+
+
+async def test_a_scheduled_release_attaches_only_to_what_it_publishes(
+        engine: ReleaseEngine, registry: Registry, db: sa.Engine,
+        attestations: Attestations) -> None:
+    """The scheduled path prepares every pending candidate of the namespace, but stores
+    documents only for the builds it publishes; the in-transaction step refuses a build the
+    release did not publish even when one was prepared for it."""
+    await _setup(engine)
+    await engine.inventory.add_image("f25/y", actor="releng", reason="test fixture")
+    digest = await _candidate(engine, registry, db)
+    other = await push_build(registry, "f25/y", "2.0", "1.f25docker")
+    await engine.inventory.add_candidate("f25/y", other, actor="maint")
+    await ImageSources(ReviewStore(Database(db)), ()).set_image(  # y is left waiting
+        "f25/y", {"status": "retired"}, actor="releng", releng=True)
+    release = await engine.publish(namespace="f25", actor="releng")
+    assert len(await _referrers(registry, digest, SBOM_ARTIFACT_TYPE)) == 1
+    assert len(await _referrers(registry, digest, PROVENANCE_ARTIFACT_TYPE)) == 1
+    y = RepositoryName.parse("f25/y")
+    page = await registry.discovery.referrers(y, Digest.parse(other), None)
+    assert page.index["manifests"] == []  # prepared, not released: nothing stored
+    pending = [b for b in await engine.inventory.candidates(namespace="f25")
+               if b.digest == other]
+    unsigned = Attestations(registry, RebuildStore(Database(db)), host=HOST)
+    for one in (attestations, unsigned):  # the image's signer refuses first, then ours
+        await one.prepare(pending)
+
+        def go(tx: ReleaseWriter, one: Attestations = one) -> None:
+            one.sign(tx, release, pending, 0.0)
+        with pytest.raises(ReleaseError, match="is not published by a release"):
+            await engine.store.write(go)
+    page = await registry.discovery.referrers(y, Digest.parse(other), None)
+    assert page.index["manifests"] == []

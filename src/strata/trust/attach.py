@@ -38,13 +38,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from strata.build.record import RECORD_ARTIFACT_TYPE
-from strata.errors import RegistryError
+from strata.errors import Code, RegistryError
 from strata.meta.rebuild_store import RebuildStore
 from strata.meta.release_store import ReleaseStore, ReleaseWriter
 from strata.oci import mediatypes as mt
 from strata.oci.digest import Digest
 from strata.oci.names import ManifestRef, RepositoryName
 from strata.registry.service import Registry
+from strata.release.errors import ReleaseError
 from strata.release.model import Build, Release
 from strata.trust.facts import (
     ImageFacts,
@@ -166,8 +167,9 @@ class Attestations:
                             build.digest)
                 continue
             if not trust.released(build.repository, build.digest):
-                raise ValueError(f"{build.repository}@{build.digest} is not published by a "
-                                 "release: no SBOM or provenance for it")
+                raise ReleaseError(Code.CONFLICT, {"rule": "attestation-release-only"},
+                                   f"{build.repository}@{build.digest} is not published by "
+                                   "a release: no SBOM or provenance for it")
             for manifest in manifests:
                 digest = trust.put_manifest(build.repository, manifest, at)
                 if self.signer is not None:
@@ -180,8 +182,9 @@ class Attestations:
         at publish, nothing new stored. Refused for a build it did not publish."""
         for build in builds:
             if build.release_name != release.name:
-                raise ValueError(f"{build.repository}@{build.digest} was not published by "
-                                 f"{release.name}: no SBOM or provenance for it")
+                raise ReleaseError(Code.CONFLICT, {"rule": "attestation-release-only"},
+                                   f"{build.repository}@{build.digest} was not published by "
+                                   f"{release.name}: no SBOM or provenance for it")
         await self.prepare(builds)
         expected = {(b.repository, b.digest): self._prepared.get((b.repository, b.digest), ())
                     for b in builds}
