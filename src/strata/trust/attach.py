@@ -30,6 +30,7 @@ Both documents are deterministic (no clock, no release name), so attaching again
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -140,8 +141,11 @@ class Attestations:
         subject = {"mediaType": facts.media_type, "digest": facts.digest, "size": facts.size}
         created = facts.created.strftime("%Y-%m-%dT%H:%M:%SZ")
         manifests = []
+        # cyclonedx-python-lib's model is pure Python (a few ms per package, and its
+        # dependency registration is quadratic): made on a thread, off the event loop.
+        sbom = await asyncio.to_thread(make_sbom, facts)
         for artifact_type, media_type, body in (
-                (SBOM_ARTIFACT_TYPE, SBOM_MEDIA_TYPE, make_sbom(facts)),
+                (SBOM_ARTIFACT_TYPE, SBOM_MEDIA_TYPE, sbom),
                 (PROVENANCE_ARTIFACT_TYPE, PROVENANCE_MEDIA_TYPE, make_provenance(facts))):
             await self._push_blob(repo, EMPTY_JSON)
             await self._push_blob(repo, body)
