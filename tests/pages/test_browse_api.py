@@ -130,3 +130,27 @@ async def test_private_namespaces_are_hidden_from_anonymous_pages_and_json(
     # bad credentials are refused, not shown as anonymous
     bad = {"Authorization": aiohttp.encode_basic_auth("rel", "wrong-password-here")}
     await error(await client.get("/api/v1/browse/home", headers=bad), 401, "UNAUTHORIZED")
+
+
+async def test_namespace_images_come_in_pages(client: Client) -> None:
+    await ok(await client.post("/api/v1/namespaces", json={
+        "name": "f27", "dist_tag": "f27docker", "anchor": "2025-06-10"}), 201)
+    names = [f"f27/img{i:03d}" for i in range(105)]
+    for name in names:
+        await ok(await client.post("/api/v1/images", json={"repository": name, "reason": "t"}),
+                 201)
+    first = await ok(await client.get("/api/v1/browse/namespaces/f27"))
+    assert [c["repository"] for c in first["images"]] == names[:100]
+    assert first["more_after"] == names[99]
+    second = await ok(await client.get("/api/v1/browse/namespaces/f27",
+                                       params={"last": first["more_after"]}))
+    assert [c["repository"] for c in second["images"]] == names[100:]
+    assert second["more_after"] is None
+    await error(await client.get("/api/v1/browse/namespaces/f27", params={"last": "A B"}),
+                400, "INVALID")
+    page = await client.get("/f27")
+    text = await page.text()
+    assert "f27/img099" in text and "f27/img100" not in text
+    assert 'href="?after=f27/img099"' in text
+    text = await (await client.get("/f27?after=f27/img099")).text()
+    assert "f27/img100" in text and "f27/img099" not in text and "More images" not in text

@@ -48,6 +48,8 @@ HISTORY_EVENTS = 30
 RECENT_IMAGES = 12
 LATEST_RELEASES = 10
 HELP_CACHE = 256
+NAMESPACE_PAGE = 100
+NAMESPACE_RELEASES = 50
 HELP_CHARS = 24_000
 """The most of a help file a page renders (the rest: "truncated", the image has it all)."""
 
@@ -205,12 +207,13 @@ class HomeView:
 @dataclass(frozen=True)
 class NamespaceView:
     namespace: Namespace
-    images: tuple[ImageCard, ...]
+    images: tuple[ImageCard, ...]  # one page of them
     releases: tuple[Release, ...]
+    last: str | None = None  # more images follow this repository
 
     def to_json(self) -> dict[str, Any]:
         return {**self.namespace.to_json(), "images": [c.to_json() for c in self.images],
-                "releases": [r.to_json() for r in self.releases]}
+                "releases": [r.to_json() for r in self.releases], "more_after": self.last}
 
 
 @dataclass(frozen=True)
@@ -274,18 +277,22 @@ class Catalog:
                     if r.status is ReleaseStatus.PUBLISHED and visible(r.namespace)]
         releases.sort(key=lambda r: r.published_at or 0.0, reverse=True)
         recent = await self.store.recent_repositories(RECENT_IMAGES * 2)
-        images = {i.repository: i for i in await self.engine.inventory.images()}
+        images = await self.store.images_named([r.repository for r in recent])
         cards = [_card(images[r.repository], r.at) for r in recent
                  if r.repository in images and visible(r.repository)][:RECENT_IMAGES]
         return HomeView(tuple(namespaces), tuple(releases[:LATEST_RELEASES]), tuple(cards))
 
-    async def namespace(self, name: str, visible: Visibility = everyone) -> NamespaceView:
+    async def namespace(self, name: str, visible: Visibility = everyone, *,
+                        after: str | None = None, n: int = NAMESPACE_PAGE) -> NamespaceView:
+        """A namespace with a page of its images (``n`` after the repository ``after``)."""
         if not visible(name):
             raise not_found(f"unknown namespace {name!r}")
         ns = await self.engine.inventory.namespace(name)
-        images = [i for i in await self.engine.inventory.images(name) if visible(i.repository)]
-        releases = await self.engine.releases(name)
-        return NamespaceView(ns, tuple(_card(i) for i in images), tuple(releases))
+        page = await self.store.namespace_images(name, after=after, limit=n + 1)
+        last = page[n - 1].repository if len(page) > n else None
+        images = [i for i in page[:n] if visible(i.repository)]
+        releases = (await self.engine.releases(name))[:NAMESPACE_RELEASES]
+        return NamespaceView(ns, tuple(_card(i) for i in images), tuple(releases), last)
 
     async def image_exists(self, repository: str, visible: Visibility = everyone) -> bool:
         if not visible(repository):

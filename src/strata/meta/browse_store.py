@@ -11,7 +11,7 @@ an index: the newest events by the ``tag_events`` primary key, one repository's 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ from strata.meta import schema as r
 from strata.meta.database import Database
 from strata.meta.rebuild_store import inputs_of
 from strata.meta.schema_review import review_requests
-from strata.release.model import TagEvent
+from strata.release.model import Image, ImageStatus, TagEvent
 from strata.release.rebuild import BuildInputs
 
 T = TypeVar("T")
@@ -59,6 +59,12 @@ class ImageExtras:
     reviews: tuple[ReviewSummary, ...]  # newest first
 
 
+def image_row(row: Any) -> Image:
+    return Image(row.repository, row.namespace, row.name, ImageStatus(row.status),
+                 tuple(json.loads(row.maintainers or "[]")), row.source_url, row.source_branch,
+                 row.created_at, row.summary)
+
+
 def _event(row: Any) -> TagEvent:
     return TagEvent(row.repository, row.tag, row.old_digest, row.new_digest, row.actor,
                     row.release_name, row.reason, row.at)
@@ -82,6 +88,24 @@ def recent_repositories(conn: sa.Connection, limit: int) -> list[RecentRepositor
             if len(seen) >= limit:
                 break
     return [RecentRepository(repo, at) for repo, at in seen.items()]
+
+
+def images_named(conn: sa.Connection, repositories: Sequence[str]) -> dict[str, Image]:
+    if not repositories:
+        return {}
+    rows = conn.execute(sa.select(r.images).where(r.images.c.repository.in_(
+        list(repositories))))
+    return {row.repository: image_row(row) for row in rows}
+
+
+def namespace_images(conn: sa.Connection, namespace: str, *, after: str | None,
+                     limit: int) -> list[Image]:
+    """A page of a namespace's images in repository order, after ``after``."""
+    c = r.images.c
+    q = sa.select(r.images).where(c.namespace == namespace).order_by(c.repository).limit(limit)
+    if after is not None:
+        q = q.where(c.repository > after)
+    return [image_row(row) for row in conn.execute(q)]
 
 
 def image_extras(conn: sa.Connection, repository: str, *, events: int) -> ImageExtras:
@@ -114,6 +138,14 @@ class BrowseStore:
 
     async def recent_repositories(self, limit: int = 12) -> list[RecentRepository]:
         return await self._read(lambda conn: recent_repositories(conn, limit))
+
+    async def images_named(self, repositories: Sequence[str]) -> dict[str, Image]:
+        return await self._read(lambda conn: images_named(conn, repositories))
+
+    async def namespace_images(self, namespace: str, *, after: str | None = None,
+                               limit: int = 100) -> list[Image]:
+        return await self._read(lambda conn: namespace_images(conn, namespace, after=after,
+                                                              limit=limit))
 
     async def image_extras(self, repository: str, *, events: int = 50) -> ImageExtras:
         return await self._read(lambda conn: image_extras(conn, repository, events=events))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from strata.oci.names import RepositoryName
+from strata.release.errors import invalid
 from strata.server.api.auth import Need, authorize
 from strata.server.api.errors import mapped
 from strata.server.api.namespaces import image_repository
@@ -26,8 +28,11 @@ async def home(request: web.Request) -> web.Response:
 
 async def namespace(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
+    last = request.query.get("last") or None  # more_after of the previous page
+    if last is not None and not RepositoryName.is_valid(last):
+        raise invalid("last must be a repository name (more_after of the previous page)")
     view = await request.app[PAGES].catalog.namespace(request.match_info["ns"],
-                                                      for_principal(request))
+                                                      for_principal(request), after=last)
     return json_response(view.to_json())
 
 

@@ -69,8 +69,11 @@ async def namespace_any(request: web.Request) -> web.StreamResponse:
 async def _namespace(request: web.Request, name: str) -> web.StreamResponse:
     catalog = request.app[PAGES].catalog
     visible = anonymous(request)
+    after = request.query.get("after") or None
+    if after is not None and not RepositoryName.is_valid(after):
+        return not_found_page(request, "No such page of this namespace.")
     try:
-        view = await catalog.namespace(name, visible)
+        view = await catalog.namespace(name, visible, after=after)
     except ReleaseError as exc:
         if exc.code is not Code.NOT_FOUND or not RepositoryName.is_valid(name):
             raise
