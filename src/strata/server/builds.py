@@ -33,7 +33,8 @@ from strata.meta.build_store import BuildStore
 from strata.meta.database import Database
 from strata.meta.errors import Conflict
 from strata.meta.rebuild_store import REBUILD_ACTOR
-from strata.server.api.builds import BUILDS_API, BuildsApi, routes
+from strata.server.api.builds import BUILDS_API, OPERATIONS, BuildsApi
+from strata.server.api.spec import declare
 from strata.server.auth import TokenAuth
 from strata.server.background import try_lock
 
@@ -111,7 +112,7 @@ def build_service(settings: ServerSettings, db: Database, auth: TokenAuth | None
 
 def add_builds(app: web.Application, service: BuildService) -> None:
     app[BUILDS_API] = service.api
-    app.router.add_routes(routes())
+    declare(app, OPERATIONS)
     runner, lock = service.runner, service.lock
     if runner is None:
         return

@@ -73,7 +73,9 @@ def tighten_data_dir(settings: ServerSettings) -> None:
         print(f"strata: {line}", file=sys.stderr, flush=True)
 
 
-def run_worker(settings: ServerSettings) -> None:
+def worker_app(settings: ServerSettings) -> web.Application:
+    """The application one worker process serves (the data dir prepared by :func:`serve`):
+    every route ``strata serve`` has, ``tests/api_v1/test_openapi.py`` builds it too."""
     db = metadata_database(settings)
     store = build_store(settings)
     registry = build_registry(settings, db, store)
@@ -99,6 +101,11 @@ def run_worker(settings: ServerSettings) -> None:
         db.close()
 
     app.on_cleanup.append(close)
+    return app
+
+
+def run_worker(settings: ServerSettings) -> None:
+    app = worker_app(settings)
     web.run_app(app, host=settings.listen.host, port=settings.listen.port,
                 reuse_port=settings.workers > 1, access_log=None, print=None,
                 ssl_context=tls_context(settings),

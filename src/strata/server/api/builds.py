@@ -22,10 +22,11 @@ from strata.errors import Code, RegistryError
 from strata.meta.build_store import JOB_STATES, BuildJob, BuildStore, JobFilter
 from strata.release.model import invalid, not_found, parse_repository
 from strata.review.policy import candidate_refusal
-from strata.server.api import parse
+from strata.server.api import bodies, parse
 from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
-from strata.server.api.errors import mapped
+from strata.server.api.schemas import list_of, ref
+from strata.server.api.spec import Operation, Param
 from strata.server.http import json_response
 
 
@@ -79,13 +80,10 @@ async def start_build(request: web.Request) -> web.Response:
 
 async def list_builds(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    state = request.query.get("state") or None
-    if state is not None and state not in JOB_STATES:
-        raise invalid(f"unknown state {state!r} ({', '.join(JOB_STATES)})")
-    limit = parse.integer(request.query, "limit", 100, low=1, high=1000)
     jobs = await request.app[BUILDS_API].store.jobs(JobFilter(
-        repository=request.query.get("repository") or None,
-        namespace=request.query.get("namespace") or None, state=state, limit=limit))
+        repository=parse.query(request, "repository"),
+        namespace=parse.query(request, "namespace"), state=parse.query(request, "state"),
+        limit=parse.query(request, "limit")))
     return json_response({"builds": [job_json(j) for j in jobs]})
 
 
@@ -101,7 +99,7 @@ async def show_build(request: web.Request) -> web.Response:
 async def build_log(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
     job_id = _job_id(request)
-    offset = parse.integer(request.query, "offset", 0, low=0, high=1 << 40)
+    offset: int = parse.query(request, "offset")
     got = await request.app[BUILDS_API].store.log(job_id, offset)
     if got is None:
         raise not_found(f"no build job {job_id}")
@@ -110,10 +108,25 @@ async def build_log(request: web.Request) -> web.Response:
                           "state": state})
 
 
-def routes() -> list[web.RouteDef]:
-    return mapped([
-        web.get("/api/v1/builds", list_builds),
-        web.post("/api/v1/builds", start_build),
-        web.get("/api/v1/builds/{id}", show_build),
-        web.get("/api/v1/builds/{id}/log", build_log),
-    ])
+_ID = {"id": {"type": "string", "pattern": "^[0-9]{1,18}$"}}
+_TEXT = {"type": "string", "maxLength": 255}
+
+OPERATIONS = (
+    Operation("GET", "/api/v1/builds", list_builds, "build jobs, newest first", "builds",
+              query=(Param("repository", _TEXT), Param("namespace", _TEXT),
+                     Param("state", {"enum": list(JOB_STATES)}),
+                     Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
+                                     "default": 100}, "at most this many")),
+              response=list_of("builds", ref("BuildJob"))),
+    Operation("POST", "/api/v1/builds", start_build,
+              "queue a build of an image from its registered source", "builds",
+              Need.MAINTAINER, body=bodies.BUILD_START, response=ref("BuildJob"), status=202),
+    Operation("GET", "/api/v1/builds/{id}", show_build, "one build job", "builds",
+              path_params=_ID, response=ref("BuildJob")),
+    Operation("GET", "/api/v1/builds/{id}/log", build_log,
+              "a build's log from character offset (readable while it runs)", "builds",
+              path_params=_ID,
+              query=(Param("offset", {"type": "integer", "minimum": 0, "maximum": 1 << 40,
+                                      "default": 0}),),
+              response=ref("BuildLog")),
+)

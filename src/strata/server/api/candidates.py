@@ -34,7 +34,7 @@ from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
 from strata.server.http import json_response
 
-_STATUSES: dict[str, BuildStatus | tuple[BuildStatus, ...] | None] = {
+STATUSES: dict[str, BuildStatus | tuple[BuildStatus, ...] | None] = {
     **{s.value: s for s in BuildStatus},
     "unreleased": (BuildStatus.CANDIDATE, BuildStatus.WITHDRAWN),
     "all": None,
@@ -43,12 +43,10 @@ _STATUSES: dict[str, BuildStatus | tuple[BuildStatus, ...] | None] = {
 
 async def list_candidates(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    status_text = request.query.get("status", BuildStatus.CANDIDATE.value)
-    if status_text not in _STATUSES:
-        raise invalid(f"unknown status {status_text!r} ({', '.join(_STATUSES)})")
     builds = await engine_of(request).inventory.candidates(
-        namespace=request.query.get("namespace") or None,
-        repository=request.query.get("repository") or None, status=_STATUSES[status_text])
+        namespace=parse.query(request, "namespace"),
+        repository=parse.query(request, "repository"),
+        status=STATUSES[parse.query(request, "status")])
     return json_response({"candidates": [b.to_json() for b in builds]})
 
 

@@ -88,8 +88,8 @@ async def update_namespace(request: web.Request) -> web.Response:
 
 async def list_images(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    namespace = request.query.get("namespace") or None
-    if request.query.get("stale") in ("1", "true"):
+    namespace = parse.query(request, "namespace")
+    if parse.query(request, "stale"):
         stale = await engine_of(request).rebuilds.stale(namespace)
         return json_response({"images": [{**s.to_json(), "stale": True} for s in stale]})
     items = await engine_of(request).inventory.images(namespace)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
 
+from strata.release.errors import ReleaseError
 from strata.release.model import invalid
 from strata.server.http import read_limited
 
@@ -18,6 +21,16 @@ MAX_BODY = 1 << 20
 MAX_DEPTH = 16
 #: Longest integer accepted, in characters (the API's integers are small counts and days).
 MAX_INTEGER_DIGITS = 12
+
+#: The checked query values of the request's declared parameters (:mod:`.spec`).
+QUERY = web.RequestKey("api_query", dict[str, Any])
+#: The validator of the request's declared body (absent: the route declares none).
+BODY_SCHEMA = web.RequestKey("api_body_schema", Draft202012Validator)
+
+
+def query(request: web.Request, name: str) -> Any:
+    """The checked value of a declared query parameter (its default when absent)."""
+    return request[QUERY][name]
 
 
 def _depth(value: Any) -> int:
@@ -45,11 +58,37 @@ def _parse_int(text: str) -> int:
 
 async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object: at most ``MAX_BODY`` bytes (413 SIZE_INVALID), nested at
-    most ``MAX_DEPTH`` deep, integers of at most ``MAX_INTEGER_DIGITS`` digits (400 INVALID).
+    most ``MAX_DEPTH`` deep, integers of at most ``MAX_INTEGER_DIGITS`` digits, valid against
+    the route's declared body schema (:mod:`.spec`) (400 INVALID naming the field).
     Handlers call it only after :func:`~strata.server.api.auth.authorize`."""
     raw = await read_limited(request, MAX_BODY) if request.can_read_body else b""
-    if not raw:
-        return {}
+    data = _decode(raw) if raw else {}
+    validator = request.get(BODY_SCHEMA)
+    if validator is not None:
+        error = best_match(validator.iter_errors(data))
+        if error is not None:
+            raise _refusal(error)
+    return data
+
+
+def _refusal(error: ValidationError) -> ReleaseError:
+    """INVALID naming the field of a body that fails its schema."""
+    where = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        wanted: list[str] = list(cast(Any, error.validator_value))
+        missing = [k for k in wanted if k not in error.instance]
+        field = ".".join(x for x in (where, str(missing[0] if missing else "")) if x)
+        return invalid(f"missing field {field!r}", {"field": field})
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(cast(dict[str, Any], error.schema).get("properties", {}))
+        extra = sorted(str(k) for k in error.instance if k not in known)
+        return invalid(f"unknown field(s) {extra[:10]} (known: {sorted(known)})",
+                       {"field": where, "unknown": extra[:10]})
+    return invalid(f"field {where!r}: {error.message[:200]}" if where else
+                   f"request body: {error.message[:200]}", {"field": where})
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw, parse_int=_parse_int)
     except RecursionError:

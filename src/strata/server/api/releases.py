@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from strata.release.model import invalid
 from strata.server.api import parse
 from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
@@ -13,11 +12,8 @@ from strata.server.http import json_response
 
 async def plan(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    count = parse.integer(request.query, "count", 3)
-    if not 1 <= count <= 100:
-        raise invalid("count must be 1 to 100")
     engine = engine_of(request)
-    plans = await engine.plan(request.query.get("namespace") or None, count)
+    plans = await engine.plan(parse.query(request, "namespace"), parse.query(request, "count"))
     out = []
     for item in plans:  # the rebuilds the next release waits for (queued or running)
         pending = await engine.rebuilds.pending(item.namespace.name)
@@ -27,7 +23,7 @@ async def plan(request: web.Request) -> web.Response:
 
 async def list_releases(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    items = await engine_of(request).releases(request.query.get("namespace") or None)
+    items = await engine_of(request).releases(parse.query(request, "namespace"))
     return json_response({"releases": [r.to_json() for r in items]})
 
 
@@ -36,11 +32,15 @@ async def show_release(request: web.Request) -> web.Response:
     return json_response((await engine_of(request).release(request.match_info["name"])).to_json())
 
 
-async def release_notes(request: web.Request) -> web.Response:
+async def release_notes_json(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
     release = await engine_of(request).release(request.match_info["name"])
-    if request.match_info["format"] == "json":
-        return json_response(release.release.notes)
+    return json_response(release.release.notes)
+
+
+async def release_notes_markdown(request: web.Request) -> web.Response:
+    authorize(request, Need.READER)
+    release = await engine_of(request).release(request.match_info["name"])
     return web.Response(text=release.notes_markdown or "", content_type="text/markdown")
 
 

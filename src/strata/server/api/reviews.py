@@ -39,8 +39,8 @@ async def submit(request: web.Request) -> web.Response:
 
 async def list_reviews(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    items = await reviews_of(request).list(status=request.query.get("status") or None,
-                                           namespace=request.query.get("namespace") or None)
+    items = await reviews_of(request).list(status=parse.query(request, "status"),
+                                           namespace=parse.query(request, "namespace"))
     return json_response({"reviews": items})
 
 

@@ -1,6 +1,8 @@
-"""Wiring the release engine into the app: the /api/v1 route table and background tasks.
+"""Wiring the release engine into the app: the /api/v1 routes and background tasks.
 
-Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``):
+Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``), declared in
+:mod:`strata.server.api.operations` and described by ``GET /api/v1/openapi.json``
+(:mod:`strata.server.api.spec`):
 
 ========================================================  ==========================
 ``GET|POST /api/v1/namespaces``, ``GET|PATCH .../{ns}``    namespaces (PATCH: base_image,
@@ -25,7 +27,7 @@ Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``):
 ``GET /api/v1/releases``, ``GET .../{name}``               releases (with notes and builds);
                                                            a date names the one release
                                                            of that day
-``GET /api/v1/releases/{name}/notes.{md|json}``            release notes
+``GET /api/v1/releases/{name}/notes.md|.json``              release notes
 ``POST /api/v1/releases/publish``                          publish a scheduled release now
 ``POST /api/v1/releases/oob``                              out-of-band release
 ``POST /api/v1/rollback``                                  move a floating tag back
@@ -61,18 +63,11 @@ from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine, sleep_after_first_write
 from strata.release.webhooks import RetryPolicy, WebhookSecurity, WebhookSender
 from strata.review.checks import Checker
-from strata.server.api import (
-    candidates,
-    images,
-    keys,
-    namespaces,
-    releases,
-    reviews,
-    streams,
-    webhooks,
-)
+from strata.server.api import keys
 from strata.server.api.context import RELEASE_API, ReleaseApi
-from strata.server.api.errors import mapped
+from strata.server.api.errors import mapping_errors
+from strata.server.api.operations import OPERATIONS
+from strata.server.api.spec import declare
 from strata.trust.attach import Attestations
 from strata.trust.keys import Passphrase
 from strata.trust.service import TrustService
@@ -80,59 +75,10 @@ from strata.trust.signer import TrustSigner
 
 log = logging.getLogger("strata.server")
 
-_IMAGE = "/api/v1/images/{ns}/{name}"
-
-
-def _routes() -> list[web.RouteDef]:
-    """Every /api/v1 route, its handler's release errors mapped (:mod:`.errors`)."""
-    return mapped(_handlers())
-
-
-def _handlers() -> list[web.RouteDef]:
-    return [
-        web.get("/api/v1/namespaces", namespaces.list_namespaces),
-        web.post("/api/v1/namespaces", namespaces.add_namespace),
-        web.get("/api/v1/namespaces/{ns}", namespaces.show_namespace),
-        web.patch("/api/v1/namespaces/{ns}", namespaces.update_namespace),
-        web.get("/api/v1/images", namespaces.list_images),
-        web.post("/api/v1/images", namespaces.add_image),
-        web.get(_IMAGE, namespaces.show_image),
-        web.patch(_IMAGE, images.update_image),
-        web.post(_IMAGE + "/maintainers", images.maintainers),
-        web.get(_IMAGE + "/events", images.events),
-        web.get(_IMAGE + "/streams", streams.list_streams),
-        web.post(_IMAGE + "/streams/{version}/eol", streams.end_stream),
-        web.get(_IMAGE + "/history", streams.history),
-        web.get(_IMAGE + "/tags/{tag}/history", streams.history),
-        web.post("/api/v1/reviews", reviews.submit),
-        web.get("/api/v1/reviews", reviews.list_reviews),
-        web.get("/api/v1/reviews/{id}", reviews.show),
-        web.post("/api/v1/reviews/{id}/comment", reviews.comment),
-        web.post("/api/v1/reviews/{id}/approve", reviews.approve),
-        web.post("/api/v1/reviews/{id}/reject", reviews.reject),
-        web.get("/api/v1/candidates", candidates.list_candidates),
-        web.post("/api/v1/candidates", candidates.add_candidate),
-        web.post("/api/v1/candidates/withdraw", candidates.withdraw_candidate),
-        web.get("/api/v1/plan", releases.plan),
-        web.post("/api/v1/releases/publish", releases.publish),
-        web.post("/api/v1/releases/oob", releases.oob),
-        web.get("/api/v1/releases", releases.list_releases),
-        web.get("/api/v1/releases/{name}/notes.{format:md|json}", releases.release_notes),
-        web.get("/api/v1/releases/{name}", releases.show_release),
-        web.post("/api/v1/rollback", releases.rollback),
-        web.get("/api/v1/webhooks", webhooks.list_webhooks),
-        web.post("/api/v1/webhooks", webhooks.add_webhook),
-        web.get("/api/v1/webhooks/deliveries", webhooks.deliveries),
-        web.get("/api/v1/namespaces/{ns}/keys", keys.list_keys),
-        web.post("/api/v1/namespaces/{ns}/keys/rotate", keys.rotate),
-        web.get(r"/keys/{ns}.pub", keys.public_pem),
-    ]
-
-
 def add_release_api(app: web.Application, api: ReleaseApi) -> None:
     """The one hook ``create_app`` calls: routes, engine and background tasks."""
     app[RELEASE_API] = api
-    app.router.add_routes(_routes())
+    declare(app, OPERATIONS)
     app.cleanup_ctx.append(_background)
 
 

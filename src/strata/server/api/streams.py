@@ -26,8 +26,17 @@ async def end_stream(request: web.Request) -> web.Response:
 
 
 async def history(request: web.Request) -> web.Response:
+    """``.../history[?tag=&at=]``: the image's tag events (one tag's with ``tag``)."""
+    return await _history(request, parse.query(request, "tag"))
+
+
+async def tag_history(request: web.Request) -> web.Response:
+    """``.../tags/{tag}/history[?at=]``: one tag's events (with ``at``: its digest then)."""
+    return await _history(request, request.match_info["tag"])
+
+
+async def _history(request: web.Request, tag: str | None) -> web.Response:
     authorize(request, Need.READER)
-    at = parse.timestamp(request.query.get("at"))
-    tag = request.match_info.get("tag") or request.query.get("tag") or None
-    result = await engine_of(request).inventory.history(_repository(request), tag, at)
+    at = parse.timestamp(parse.query(request, "at"))
+    result = await engine_of(request).inventory.history(_repository(request), tag or None, at)
     return json_response(result.to_json())

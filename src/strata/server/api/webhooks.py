@@ -27,8 +27,7 @@ async def add_webhook(request: web.Request) -> web.Response:
 
 async def deliveries(request: web.Request) -> web.Response:
     authorize(request, Need.RELENG)
-    # a webhook id is a positive 64-bit integer (a longer one overflowed SQLite: 500)
-    webhook = (parse.integer(request.query, "webhook", 0, low=1, high=2**63 - 1)
-               if request.query.get("webhook") else None)
-    items = await engine_of(request).deliveries(webhook)
+    # a webhook id is a positive 64-bit integer (its declared bounds: a longer one
+    # overflowed SQLite, a 500)
+    items = await engine_of(request).deliveries(parse.query(request, "webhook"))
     return json_response({"deliveries": [d.to_json() for d in items]})
