@@ -11,6 +11,7 @@ from strata.catalog.views import Catalog
 from strata.meta.browse_store import BrowseStore
 from strata.registry.service import Registry
 from strata.server.api import ReleaseApi, add_release_api, browse
+from strata.server.api.spec import declare
 from strata.server.auth import TokenAuth
 from strata.server.background import periodic, try_lock
 from strata.server.builds import BuildService, add_builds
@@ -58,7 +59,7 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
     if release is not None:
         add_release_api(app, release)
         add_pages(app, Catalog(release.engine, registry, BrowseStore(release.engine.store.db)))
-        app.router.add_routes(browse.routes())
+        declare(app, browse.OPERATIONS)
     if builds is not None:  # /api/v1/builds and the embedded build runner
         add_builds(app, builds)
     if housekeeping_interval > 0:

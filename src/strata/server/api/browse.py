@@ -12,8 +12,8 @@ from aiohttp import web
 from strata.oci.names import RepositoryName
 from strata.release.errors import invalid
 from strata.server.api.auth import Need, authorize
-from strata.server.api.errors import mapped
 from strata.server.api.namespaces import image_repository
+from strata.server.api.spec import Operation
 from strata.server.http import json_response
 from strata.server.pages.context import PAGES
 from strata.server.pages.visibility import for_principal
@@ -45,9 +45,13 @@ async def image(request: web.Request) -> web.Response:
     return json_response(view.to_json())
 
 
-def routes() -> list[web.RouteDef]:
-    return mapped([
-        web.get("/api/v1/browse/home", home),
-        web.get("/api/v1/browse/namespaces/{ns}", namespace),
-        web.get("/api/v1/browse/images/{ns}/{name}", image),
-    ])
+_VIEW = {"type": "object", "description": "the page's read model (catalog/views.py)"}
+OPERATIONS = (
+    Operation("GET", "/api/v1/browse/home", home, "what the home page shows", "browse",
+              response=_VIEW),
+    Operation("GET", "/api/v1/browse/namespaces/{ns}", namespace,
+              "what a namespace's page shows", "browse", response=_VIEW),
+    Operation("GET", "/api/v1/browse/images/{ns}/{name}", image,
+              "what an image's page shows (_ as ns for a root repository)", "browse",
+              response=_VIEW),
+)

@@ -79,6 +79,8 @@ def add_release_api(app: web.Application, api: ReleaseApi) -> None:
     """The one hook ``create_app`` calls: routes, engine and background tasks."""
     app[RELEASE_API] = api
     declare(app, OPERATIONS)
+    # outside /api/v1: a key file for clients' policy (keyPath), not JSON
+    app.router.add_get("/keys/{ns}.pub", mapping_errors(keys.public_pem))
     app.cleanup_ctx.append(_background)
 
 
