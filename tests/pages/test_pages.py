@@ -188,3 +188,35 @@ async def test_big_images_stay_under_100_kb(client: Client) -> None:
     print("image page bytes:", len(page.encode()))
     assert "package-number-00000" in page and "more in" in page and "truncated here" in page
     assert "older NVR tags are not listed" in page
+
+
+async def test_review_and_build_pages(make_client, db) -> None:  # type: ignore[no-untyped-def]
+    from strata.meta.build_store import BuildStore
+    from strata.meta.database import Database
+    from strata.server.api.builds import BuildsApi
+    from strata.server.builds import BuildService
+
+    from .helpers import auth
+
+    store = BuildStore(Database(db))
+    client = await make_client(builds=BuildService(BuildsApi(store, ("https://",)), None))
+    await seed(client)
+    submitter = auth(("sam", "x"))
+    review = await ok(await client.post("/api/v1/reviews", json={
+        "repository": "f25/tool", "git": "https://src.example/tool.git", "branch": "f25"},
+        headers=submitter), 201)
+    await ok(await client.post(f"/api/v1/reviews/{review['id']}/comment", json={
+        "comment": "<b>hi</b> please look"}, headers=submitter))
+    page = await get_page(client, f"/-/reviews/{review['id']}")
+    assert "Review request" in page and "f25/tool" in page and "sam" in page
+    assert "&lt;b&gt;hi&lt;/b&gt; please look" in page and "<b>hi" not in page
+    no_hostile_markup(page)
+    image = await get_page(client, "/f25/tool")
+    assert f'href="/-/reviews/{review["id"]}"' in image and ": open" in image
+    job = await ok(await client.post("/api/v1/builds", json={"repository": "f25/cockpit"},
+                                     headers=auth(("rel-eng", "x"))), 202)
+    await store.append_log(job["id"], "step 1/3 <script>alert(1)</script>\n")
+    page = await get_page(client, f"/-/builds/{job['id']}")
+    assert "queued" in page and "https://src.example/cockpit.git" in page
+    assert "step 1/3 &lt;script&gt;alert(1)&lt;/script&gt;" in page
+    no_hostile_markup(page)
