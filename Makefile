@@ -11,7 +11,7 @@ DATA ?= var
 # browser tests).
 DEBS_TEST := skopeo podman buildah umoci runc docker-registry busybox-static wrk uidmap \
   gcc libc6-dev libseccomp2 git \
-  postgresql chromium nginx
+  postgresql chromium nginx debootstrap
 # Debian packages the demo uses (a real busybox for the demo image).
 DEBS_RUN := busybox-static libseccomp2 git
 
