@@ -49,8 +49,9 @@ def registry(db: sa.Engine, tmp_path: Path) -> Registry:
 
 
 @pytest.fixture
-def signer(registry: Registry) -> TrustSigner:
-    return TrustSigner(registry, PASSPHRASE, public_host=HOST)
+def signer(registry: Registry, db: sa.Engine, clock: Clock) -> TrustSigner:
+    return TrustSigner(registry, PASSPHRASE, public_host=HOST,
+                       store=KeyStore(Database(db, clock=clock)))
 
 
 @pytest.fixture

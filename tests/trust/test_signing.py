@@ -5,6 +5,9 @@ rest, rotation keeps old signatures valid, a failure to sign publishes nothing."
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +17,9 @@ from strata.errors import Code
 from strata.meta import schema as t
 from strata.meta.database import Database
 from strata.meta.key_store import KeyStore
+from strata.oci import mediatypes as mt
+from strata.oci.digest import Digest
+from strata.oci.names import ManifestRef, RepositoryName
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
 from strata.release.errors import ReleaseError
@@ -86,7 +92,6 @@ async def test_tag_form_is_what_containers_image_writes(
     assert sig.payload == payload
     config = (b'{"architecture":"","os":"","config":{},"rootfs":{"type":"layers",'
               b'"diff_ids":["' + layer.digest.encode() + b'"]}}')
-    import hashlib
     expected = (
         b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
         b'"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:'
@@ -177,3 +182,50 @@ def test_passphrase_is_never_shown() -> None:
     assert "secret" not in repr(secret)
     with pytest.raises(keys.KeyProblem):
         Passphrase(b"short")
+
+
+async def test_sign_artifact_signs_what_refers_to_a_released_build(
+        engine: ReleaseEngine, registry: Registry, signer: TrustSigner,
+        trust: TrustService) -> None:
+    """An SBOM-like referrer pushed after the publish is signed in its own transaction; one
+    whose subject was never released is refused."""
+    await setup_ns(engine)
+    released = await candidate(engine, registry, "130", "1")
+    await engine.publish(namespace="f25", actor="releng")
+    pending = await candidate(engine, registry, "131", "1")  # registered after: pending
+    repo = RepositoryName.parse(REPO)
+    artifacts = {}
+    for subject in (released, pending):
+        record = await registry.manifests.get(repo, ManifestRef(digest=Digest.parse(subject)))
+        body = b'{"sbom": true}'
+        digest = await _push_blob(registry, repo, body)
+        await _push_blob(registry, repo, b"{}")
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+            "artifactType": "application/vnd.cyclonedx+json",
+            "config": {"mediaType": mt.OCI_EMPTY, "digest": mt.EMPTY_JSON_DIGEST, "size": 2},
+            "layers": [{"mediaType": "application/vnd.cyclonedx+json", "digest": digest,
+                        "size": len(body)}],
+            "subject": {"mediaType": record.media_type, "digest": subject,
+                        "size": record.size}}).encode()
+        put = await registry.manifests.put(repo, ManifestRef(digest=Digest.of(manifest)),
+                                           manifest, mt.OCI_MANIFEST)
+        artifacts[subject] = str(put.digest)
+    assert await signer.sign_artifact("f25", REPO, artifacts[released]) is not None
+    assert await signer.sign_artifact("f25", REPO, artifacts[released]) is None  # idempotent
+    [key] = await trust.keys("f25")
+    [sig] = await signatures(registry, REPO, artifacts[released])
+    assert valid(sig, key.public_pem, REPO, artifacts[released])
+    with pytest.raises(ReleaseError) as err:
+        await signer.sign_artifact("f25", REPO, artifacts[pending])
+    assert err.value.detail == {"rule": "signature-release-only"}
+    assert await signatures(registry, REPO, artifacts[pending]) == []
+
+
+async def _push_blob(registry: Registry, repo: RepositoryName, data: bytes) -> str:
+    async def once() -> AsyncIterator[bytes]:
+        yield data
+    digest = Digest.of(data)
+    upload = await registry.uploads.start(repo)
+    await registry.uploads.finish(repo, upload.id, digest, once())
+    return str(digest)

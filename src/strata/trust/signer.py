@@ -17,6 +17,10 @@ sign their manifests:
    there, as cosign and containers/image do) and one OCI 1.1 referrer. A digest already
    signed by the current key is left as it is (idempotent).
 
+3. ``await sign_artifact(namespace, repository, digest)`` -- steps 1 and 2 in a transaction of
+   their own, for an artifact attached after the publish committed (SBOM, provenance): its
+   subject must be a released build.
+
 The passphrase and opened keys live only in this object; nothing here logs a secret.
 """
 
@@ -29,7 +33,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from strata.errors import Code, RegistryError
-from strata.meta.key_store import CURRENT, KeyRecord, TrustWriter
+from strata.meta.key_store import CURRENT, KeyRecord, KeyStore, TrustWriter
 from strata.meta.release_store import ReleaseWriter
 from strata.oci.digest import Digest
 from strata.oci.names import ManifestRef, RepositoryName
@@ -61,8 +65,10 @@ class TrustSigner:
     """Signs what a release publishes, with each namespace's release key."""
 
     def __init__(self, registry: Registry, passphrase: keys.Passphrase | None, *,
-                 public_host: str, actor: str = "release") -> None:
+                 public_host: str, actor: str = "release",
+                 store: KeyStore | None = None) -> None:
         self._registry = registry
+        self._store = store
         self._passphrase = passphrase
         self.public_host = public_host
         self._actor = actor
@@ -113,6 +119,20 @@ class TrustSigner:
             pass
         upload = await self._registry.uploads.start(repo)
         await self._registry.uploads.finish(repo, upload.id, digest, _once(data), len(data))
+
+    # -- after the publish: artifacts attached to released images ---------------------------
+    async def sign_artifact(self, namespace: str, repository: str, digest: str) -> str | None:
+        """Sign ``digest`` -- a release artifact (SBOM, provenance) whose ``subject`` is a
+        released build of ``repository`` -- in a transaction of its own (for artifacts pushed
+        after the publish committed). Refused (CONFLICT, rule ``signature-release-only``)
+        for anything else; None when the current key signed it already."""
+        if self._store is None:
+            raise _unavailable("this signer has no key store (sign inside the publish instead)")
+        store = self._store
+        await self.prepare_digests(repository, [digest])
+        at = store.now()
+        return await store.db.write(lambda conn, _batch: self.sign_digest(
+            KeyStore.trust_writer(conn), namespace, repository, digest, at=at))
 
     # -- inside the transaction ------------------------------------------------------------
     def sign(self, tx: ReleaseWriter, release: Release, builds: Sequence[Build],

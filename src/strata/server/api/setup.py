@@ -144,7 +144,9 @@ def release_api_from_env(db: Database, registry: Registry, *, default_host: str,
     hook = sleep_after_first_write(delay) if delay > 0 else None
     outbox = WebhookStore(db)
     public_host = os.environ.get("STRATA_PUBLIC_HOST") or default_host
-    signer = TrustSigner(registry, signing or Passphrase.from_env(), public_host=public_host)
+    key_store = KeyStore(db)
+    signer = TrustSigner(registry, signing or Passphrase.from_env(), public_host=public_host,
+                         store=key_store)
     # The release's signer: the images' cosign signatures, then their SBOM and provenance
     # (signed too when signing is configured), all inside the publish transaction.
     attestations = Attestations(registry, RebuildStore(db), host=public_host,
@@ -159,4 +161,4 @@ def release_api_from_env(db: Database, registry: Registry, *, default_host: str,
                       scheduler_interval=_env_float("STRATA_SCHEDULER_INTERVAL", 60.0),
                       webhook_interval=_env_float("STRATA_WEBHOOK_INTERVAL", 2.0),
                       source_allow=source_allow, checker=checker,
-                      trust=TrustService(KeyStore(db), signer))
+                      trust=TrustService(key_store, signer))
