@@ -187,8 +187,8 @@ def test_passphrase_is_never_shown() -> None:
 async def test_sign_artifact_signs_what_refers_to_a_released_build(
         engine: ReleaseEngine, registry: Registry, signer: TrustSigner,
         trust: TrustService) -> None:
-    """An SBOM-like referrer pushed after the publish is signed in its own transaction; one
-    whose subject was never released is refused."""
+    """A release artifact (a referrer) pushed after the publish is signed in a transaction of
+    its own; one whose subject was never released is refused."""
     await setup_ns(engine)
     released = await candidate(engine, registry, "130", "1")
     await engine.publish(namespace="f25", actor="releng")
@@ -202,9 +202,9 @@ async def test_sign_artifact_signs_what_refers_to_a_released_build(
         await _push_blob(registry, repo, b"{}")
         manifest = json.dumps({
             "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
-            "artifactType": "application/vnd.cyclonedx+json",
+            "artifactType": "application/vnd.example.report+json",
             "config": {"mediaType": mt.OCI_EMPTY, "digest": mt.EMPTY_JSON_DIGEST, "size": 2},
-            "layers": [{"mediaType": "application/vnd.cyclonedx+json", "digest": digest,
+            "layers": [{"mediaType": "application/vnd.example.report+json", "digest": digest,
                         "size": len(body)}],
             "subject": {"mediaType": record.media_type, "digest": subject,
                         "size": record.size}}).encode()
