@@ -13,7 +13,7 @@ from strata.oci.names import RepositoryName
 from strata.release.errors import invalid
 from strata.server.api.auth import Need, authorize
 from strata.server.api.namespaces import image_repository
-from strata.server.api.spec import Operation
+from strata.server.api.spec import Operation, Param
 from strata.server.http import json_response
 from strata.server.pages.context import PAGES
 from strata.server.pages.visibility import for_principal
@@ -50,7 +50,9 @@ OPERATIONS = (
     Operation("GET", "/api/v1/browse/home", home, "what the home page shows", "browse",
               response=_VIEW),
     Operation("GET", "/api/v1/browse/namespaces/{ns}", namespace,
-              "what a namespace's page shows", "browse", response=_VIEW),
+              "what a namespace's page shows (100 images a page)", "browse", response=_VIEW,
+              query=(Param("last", {"type": "string", "maxLength": 255},
+                           "more_after of the previous page: the images after it"),)),
     Operation("GET", "/api/v1/browse/images/{ns}/{name}", image,
               "what an image's page shows (_ as ns for a root repository)", "browse",
               response=_VIEW),
