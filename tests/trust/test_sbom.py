@@ -4,8 +4,10 @@ Statement and SLSA provenance v1 protos."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -26,14 +28,17 @@ from strata.release.model import Release, ReleaseKind, ReleaseStatus
 from strata.release.rebuild import BuildInputs, Package
 from strata.review.sources import ImageSources
 from strata.trust.attach import Attestations
+from strata.trust.facts import ImageFacts, record_fields
 from strata.trust.provenance import (
     PROVENANCE_ARTIFACT_TYPE,
     ProvenanceError,
+    make_provenance,
     parse_provenance,
 )
 from strata.trust.sbom import SBOM_ARTIFACT_TYPE, validate_sbom
 from strata.trust.service import TrustService
 from strata.trust.signer import TrustSigner
+from strata.trust.verify import Verifier
 from support.clock import SettableClock as Clock
 from support.release import release_engine
 from trust.helpers import signatures, valid
@@ -247,3 +252,21 @@ async def test_a_scheduled_release_attaches_only_to_what_it_publishes(
             await engine.store.write(go)
     page = await registry.discovery.referrers(y, Digest.parse(other), None)
     assert page.index["manifests"] == []
+
+
+async def test_a_dirty_checkout_is_recorded_and_not_rebuilt(tmp_path: Path) -> None:
+    """A build from a checkout with uncommitted changes says so in its provenance, and
+    ``strata verify`` does not pretend to rebuild it from the commit."""
+    facts = ImageFacts(
+        host=HOST, repository=REPO, digest="sha256:" + "d" * 64, size=10,
+        media_type=mt.OCI_MANIFEST, nvr="x-1.0-1.f25docker",
+        created=dt.datetime.fromtimestamp(0, dt.UTC), layers=(), packages=(),
+        source_url="https://git.example/x.git", source_commit=COMMIT,
+        **{**record_fields({"source": {"dirty": True}}), "containerfile": "Containerfile"})
+    prov = parse_provenance(make_provenance(facts))
+    assert prov.source_dirty and prov.source_commit == COMMIT
+    clean = parse_provenance(make_provenance(dataclasses.replace(facts, source_dirty=False)))
+    assert not clean.source_dirty
+    verifier = Verifier(None, "http://127.0.0.1:1", [], cache_dir=tmp_path)  # type: ignore[arg-type]
+    rebuilt, why = await verifier.rebuild(prov)
+    assert rebuilt is None and "uncommitted changes" in why

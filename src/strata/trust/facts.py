@@ -43,6 +43,7 @@ class ImageFacts:
     source_url: str | None = None
     source_ref: str | None = None
     source_commit: str | None = None
+    source_dirty: bool = False  # built from a checkout with uncommitted changes
     base_reference: str | None = None
     base_repository: str | None = None
     base_tag: str | None = None
@@ -79,6 +80,7 @@ def record_fields(record: dict[str, Any]) -> dict[str, Any]:
     sde = record.get("source_date_epoch")
     return {
         "source_ref": _str(source.get("ref")),
+        "source_dirty": source.get("dirty") is True,
         "base_reference": _str(base.get("reference")),
         "containerfile": _str(inputs.get("containerfile")) or _str(source.get("containerfile")),
         "containerfile_digest": _str(source.get("containerfile_digest")),

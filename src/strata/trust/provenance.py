@@ -54,6 +54,7 @@ class Provenance:
     source_url: str | None
     source_commit: str | None
     source_ref: str | None
+    source_dirty: bool
     context: str | None
     containerfile: str | None
     containerfile_digest: str | None
@@ -101,7 +102,8 @@ def make_provenance(facts: ImageFacts) -> bytes:
     release_field = facts.nvr.rsplit("-", 1)[-1] if facts.nvr.count("-") >= 2 else None
     external = _drop_none({
         "source": _drop_none({"url": facts.source_url, "ref": facts.source_ref,
-                              "commit": facts.source_commit, "context": facts.context}),
+                              "commit": facts.source_commit, "context": facts.context,
+                              "dirty": True if facts.source_dirty else None}),
         "containerfile": _drop_none({"path": facts.containerfile,
                                      "digest": facts.containerfile_digest}),
         "buildArgs": dict(sorted(facts.build_args.items())),
@@ -201,6 +203,7 @@ def parse_provenance(body: bytes) -> Provenance:
         source_url=_s(_get(external, "source", "url")),
         source_commit=_s(_get(external, "source", "commit")) or commit,
         source_ref=_s(_get(external, "source", "ref")),
+        source_dirty=_get(external, "source", "dirty") is True,
         context=_s(_get(external, "source", "context")),
         containerfile=_s(_get(external, "containerfile", "path")),
         containerfile_digest=_s(_get(external, "containerfile", "digest")),

@@ -239,6 +239,9 @@ class Verifier:
     async def rebuild(self, prov: Provenance) -> tuple[str | None, str]:
         if not prov.source_url or not prov.source_commit:
             return None, "the provenance records no source URL and commit: cannot rebuild"
+        if prov.source_dirty:
+            return None, (f"the image was built from a checkout of {prov.source_commit[:12]} "
+                          "with uncommitted changes: the commit does not describe it")
         top = Path(tempfile.mkdtemp(prefix="strata-verify.", dir=self.work_dir))
         try:
             spec = prov.source_url + (f"#:{prov.context}" if prov.context else "")
