@@ -181,9 +181,11 @@ async def test_big_images_stay_under_100_kb(client: Client) -> None:
     big_help = "# Big\n\n" + ("A long paragraph of help text. " * 40 + "\n\n") * 400
     digests = [await push_build(client, "f25/cockpit", "130", f"{n}.f25docker",
                                 packages=packages, help_text=big_help) for n in range(2, 36)]
-    await ok(await client.post("/api/v1/releases/oob", json={
+    oob = await ok(await client.post("/api/v1/releases/oob", json={
         "references": [f"f25/cockpit@{d}" for d in digests], "reason": "respin",
         "advisories": ["FEDORA-1"]}), 201)
+    release = await get_page(client, f"/-/releases/{oob['name']}")
+    assert "cockpit-130-35.f25docker" in release
     page = await get_page(client, "/f25/cockpit")
     print("image page bytes:", len(page.encode()))
     assert "package-number-00000" in page and "more in" in page and "truncated here" in page

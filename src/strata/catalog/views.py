@@ -51,6 +51,8 @@ HELP_CACHE = 256
 NAMESPACE_PAGE = 100
 NAMESPACE_RELEASES = 50
 HELP_CHARS = 24_000
+NOTES_CHARS = 40_000
+"""The most of a release's notes its page renders (``notes.md`` has them all)."""
 """The most of a help file a page renders (the rest: "truncated", the image has it all)."""
 
 
@@ -239,6 +241,14 @@ def _stream_order(a: StreamRow, b: StreamRow) -> int:
     return -rpmvercmp(a.tag, b.tag) or (a.tag > b.tag) - (a.tag < b.tag)
 
 
+def _cut(text: str, limit: int, note: str) -> str:
+    """``text`` cut at a paragraph before ``limit`` characters, with ``note`` in italics."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n\n", 0, limit)
+    return text[:cut if cut > 0 else limit] + f"\n\n*({note})*\n"
+
+
 def _newest_build_first(a: Build, b: Build) -> int:
     if a.created_at != b.created_at:
         return -1 if a.created_at > b.created_at else 1
@@ -397,10 +407,9 @@ class Catalog:
             self._help.move_to_end(digest)
             return self._help[digest]
         text = await find_help(layers, lambda d: self._read_blob(repo, d))
-        if text is not None and len(text) > HELP_CHARS:
-            cut = text.rfind("\n\n", 0, HELP_CHARS)
-            text = text[:cut if cut > 0 else HELP_CHARS] + \
-                "\n\n*(truncated here: the whole text is `/help.md` in the image)*\n"
+        if text is not None:
+            text = _cut(text, HELP_CHARS, "truncated here: the whole text is `/help.md` in the "
+                        "image")
         html = None if text is None else render_markdown(text)
         self._help[digest] = html
         while len(self._help) > HELP_CACHE:
@@ -413,6 +422,9 @@ class Catalog:
         if not visible(details.release.namespace):
             raise not_found(f"unknown release {name!r}")
         notes = details.notes_markdown
+        if notes is not None:
+            notes = _cut(notes, NOTES_CHARS, f"truncated here: the whole notes are "
+                         f"`/api/v1/releases/{details.release.name}/notes.md`")
         builds = tuple(b for b in details.builds if visible(b.repository))
         return ReleaseView(details.release, None if notes is None else render_markdown(notes),
                            builds)

@@ -38,6 +38,7 @@ NVR_ROWS = 20
 PACKAGE_ROWS = 200
 BUILD_ROWS = 20
 LOG_TAIL = 32 << 10
+RELEASE_BUILD_ROWS = 300
 
 
 def _reserved(request: web.Request, segment: str) -> web.Response:
@@ -116,7 +117,7 @@ async def image_any(request: web.Request) -> web.StreamResponse:
 async def release(request: web.Request) -> web.StreamResponse:
     view = await request.app[PAGES].catalog.release(request.match_info["name"],
                                                     anonymous(request))
-    return page(request, "release.html", view=view)
+    return page(request, "release.html", view=view, build_limit=RELEASE_BUILD_ROWS)
 
 
 def _number(request: web.Request) -> int | None:
