@@ -67,6 +67,12 @@ def test_trixie_skopeo_requires_strata_release_signatures(tmp_path: Path) -> Non
             refused.stderr
 
         w.cli("key", "rotate", "f25")
+        listed = w.cli_json("key", "list", "f25")["keys"]
+        assert [k["status"] for k in listed] == ["current", "retired"]
+        assert w.cli("key", "show", "f25").stdout == listed[0]["public_key"]
+        assert w.cli("key", "show", "f25", listed[1]["key_id"][:12]).stdout == \
+            listed[1]["public_key"]
+        assert "retired" in w.cli("key", "list", "f25").stdout
         second = w.build("130", "2")
         w.cli("release", "oob", "--advisory", "FEDORA-2026-1", "--reason", "CVE fix",
               f"f25/x@{second}")
