@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,11 @@ import sqlalchemy as sa
 
 from release.helpers import _once, push_build, sha256
 from strata.build.record import EMPTY_JSON, record_manifest
+from strata.meta.connection import create_engine, migrate
 from strata.meta.database import Database
+from strata.meta.key_store import KeyStore
 from strata.meta.rebuild_store import RebuildStore
+from strata.meta.registry_store import RegistryStore
 from strata.meta.release_store import ReleaseWriter
 from strata.meta.review_store import ReviewStore
 from strata.oci import mediatypes as mt
@@ -25,8 +29,10 @@ from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
 from strata.release.errors import ReleaseError
 from strata.release.model import Release, ReleaseKind, ReleaseStatus
+from strata.release.policy import ReleaseTagPolicy
 from strata.release.rebuild import BuildInputs, Package
 from strata.review.sources import ImageSources
+from strata.storage.filesystem import FilesystemBlobStore
 from strata.trust.attach import Attestations
 from strata.trust.facts import ImageFacts, record_fields
 from strata.trust.provenance import (
@@ -40,7 +46,9 @@ from strata.trust.service import TrustService
 from strata.trust.signer import TrustSigner
 from strata.trust.verify import Verifier
 from support.clock import SettableClock as Clock
+from support.postgres import PostgresCluster
 from support.release import release_engine
+from trust.conftest import PASSPHRASE
 from trust.helpers import signatures, valid
 
 REPO = "f25/x"
@@ -270,3 +278,35 @@ async def test_a_dirty_checkout_is_recorded_and_not_rebuilt(tmp_path: Path) -> N
     verifier = Verifier(None, "http://127.0.0.1:1", [], cache_dir=tmp_path)  # type: ignore[arg-type]
     rebuilt, why = await verifier.rebuild(prov)
     assert rebuilt is None and "uncommitted changes" in why
+
+
+async def test_release_attaches_on_postgresql(postgres: PostgresCluster,
+                                              tmp_path: Path) -> None:
+    """The same publish on PostgreSQL: both documents stored and signed in the release's
+    transaction (row locks and ON CONFLICT there)."""
+    engine_pg = create_engine(postgres.create_database(f"sbom_{uuid.uuid4().hex[:12]}"))
+    migrate(engine_pg)
+    try:
+        registry = Registry.build(RegistryStore(Database(engine_pg)),
+                                  FilesystemBlobStore(tmp_path / "blobs"),
+                                  policy=ReleaseTagPolicy())
+        signer = TrustSigner(registry, PASSPHRASE, public_host=HOST)
+        attestations = Attestations(registry, RebuildStore(Database(engine_pg)), host=HOST,
+                                    signer=signer)
+        engine = release_engine(engine_pg, registry, public_host=HOST, signer=attestations)
+        await _setup(engine)
+        digest = await _candidate(engine, registry, engine_pg)
+        await engine.oob([f"{REPO}@{digest}"], advisories=["A-1"], reason="test",
+                         actor="releng")
+        (key,) = await TrustService(KeyStore(Database(engine_pg)), signer).keys("f25")
+        for artifact_type in (SBOM_ARTIFACT_TYPE, PROVENANCE_ARTIFACT_TYPE):
+            (found,) = await _referrers(registry, digest, artifact_type)
+            _, body = await _artifact(registry, found)
+            if artifact_type == SBOM_ARTIFACT_TYPE:
+                assert validate_sbom(body) is None
+            else:
+                assert parse_provenance(body).subjects == ((f"{HOST}/{REPO}", digest),)
+            (sig,) = await signatures(registry, REPO, found["digest"])
+            assert valid(sig, key.public_pem, REPO, found["digest"])
+    finally:
+        engine_pg.dispose()
