@@ -75,7 +75,7 @@ class ServerSettings:
     # the release keys' passphrase (first line); else $STRATA_SIGNING_PASSPHRASE, else one
     # generated in DATA/auth/signing-passphrase
     signing_passphrase_file: Path | None = None
-    build_concurrency: int = 1  # build jobs run at once by `strata serve` (0: none, workers do)
+    build_concurrency: int = 2  # build jobs run at once by `strata serve` (0: none, workers do)
     # the server's secret key (seals webhook secrets and the token-signing keys in the
     # database): the same file on every node; None: DATA/auth/webhook-key, created at start
     secret_key_file: Path | None = None

@@ -134,6 +134,97 @@ def test_a_maintainer_builds_from_the_registered_source(
     assert work.stat().st_mode & 0o077 == 0 and list(work.iterdir()) == []
 
 
+def _metrics(server: StrataServer) -> tuple[float, float]:
+    """(request body bytes the server received, blob mounts it answered 201)."""
+    text = server.request("GET", "/metrics").body.decode()
+    received = mounted = 0.0
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith("strata_http_received_bytes_total{"):
+            received += float(value)
+        elif name == ('strata_http_requests_total{method="POST",route="start_upload",'
+                      'status="201"}'):
+            mounted += float(value)
+    return received, mounted
+
+
+def test_a_server_build_mounts_the_base_layers_instead_of_uploading_them(
+        env: tuple[StrataServer, Strata, Path], tmp_path: Path) -> None:
+    """The job's token covers its repository; on the mount's insufficient_scope challenge it
+    gets pull on the base repository too (as far as the requester may), so the base layers
+    are mounted from there: none of their bytes is uploaded again."""
+    server, tool, _ = env
+    repo = source_repo(tmp_path / "mounted", "mounted-src")
+    assert tool("image", "add", f"{NAMESPACE}/mounted-src", "--maintainer", "alice",
+                "--source-url", f"file://{repo}", "--source-branch", DIST_TAG).exit_code == 0
+    received, mounted = _metrics(server)
+    result = as_user(tool, "alice", "build", f"{NAMESPACE}/mounted-src", "--json")
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.stdout)
+    assert job["state"] == "succeeded" and job["requested_by"] == "alice", job
+    base, _ = tool.image(BASE, job["base_digest"])
+    image, _ = tool.image(f"{NAMESPACE}/mounted-src", job["result_digest"])
+    base_layers = [layer["digest"] for layer in base["layers"]]
+    assert [layer["digest"] for layer in image["layers"]][:len(base_layers)] == base_layers
+    base_bytes = sum(layer["size"] for layer in base["layers"])
+    own_bytes = sum(layer["size"] for layer in image["layers"][len(base_layers):])
+    received_now, mounted_now = _metrics(server)
+    assert mounted_now - mounted >= len(base_layers)
+    # what came in: the RUN layer, config, manifest, build record and API calls -- far less
+    # than the base layer (~1 MiB of busybox) that a re-upload would have added
+    assert received_now - received < base_bytes, (received_now - received, base_bytes)
+    assert own_bytes < base_bytes // 4  # else the check above would prove nothing
+    # out of the way of the base-release test below (it expects one dependant)
+    assert tool("image", "set", f"{NAMESPACE}/mounted-src", "--status", "retired"
+                ).exit_code == 0
+
+
+def test_the_reproducible_check_fails_for_a_non_deterministic_run(
+        env: tuple[StrataServer, Strata, Path], tmp_path: Path) -> None:
+    """A RUN writing random bytes: the review request shows ``reproducible`` failed and why
+    (the two digests, the layer and the path that differ); every other check passes, the
+    approval is refused for that check alone, and the same image with a deterministic RUN
+    is approved through the same request path."""
+    server, tool, _ = env
+    result = CliRunner().invoke(cli, ["user", "add", "rita", "--data", str(server.data_dir),
+                                      "--role", "reviewer", "--password-stdin"],
+                                input="rita-password-4444\n")
+    assert result.exit_code == 0, result.output
+    rita = {"STRATA_USER": "rita", "STRATA_PASSWORD": "rita-password-4444"}
+    noisy = source_repo(tmp_path / "noisy", "noisy-src", run="head -c 16 /dev/urandom > /r")
+    submitted = as_user(tool, "alice", "image", "submit", f"{NAMESPACE}/noisy-src", "--git",
+                        f"file://{noisy}", "--branch", DIST_TAG, "--json")
+    assert submitted.exit_code == 0, submitted.output
+    request = json.loads(submitted.stdout)
+    checks = {c["name"]: c for c in request["checks"]}
+    assert checks["reproducible"]["ok"] is False, checks
+    assert [n for n, c in checks.items() if c["ok"] is not True] == ["reproducible"], checks
+    reason = checks["reproducible"]["detail"]
+    assert reason.startswith("two builds of one commit differ: sha256:"), reason
+    assert checks["builds"]["detail"] in reason
+    assert "r: content sha256:" in reason, reason  # the path, and what about it differs
+    shown = tool("review", "show", str(request["id"]))
+    assert "FAIL a second build reproduces its digest: two builds of one commit differ" \
+        in shown.stdout, shown.stdout
+    refused = tool("review", "approve", str(request["id"]), "--comment", "fine", env=rita)
+    assert refused.exit_code == 1 and "reproducible" in refused.output, refused.output
+    assert tool("review", "comment", str(request["id"]), "--comment", "write /r from the "
+                "source, not /dev/urandom", env=rita).exit_code == 0
+    rejected = tool("review", "reject", str(request["id"]), "--comment", "not reproducible",
+                    "--json", env=rita)
+    assert json.loads(rejected.stdout)["status"] == "rejected", rejected.output
+    # fixed at the source: a new request passes every check and is approved
+    fixed = source_repo(tmp_path / "fixed", "noisy-src", run="echo 0123456789abcdef > /r")
+    again = json.loads(as_user(tool, "alice", "image", "submit", f"{NAMESPACE}/noisy-src",
+                               "--git", f"file://{fixed}", "--branch", DIST_TAG,
+                               "--json").stdout)
+    assert all(c["ok"] is True for c in again["checks"]), again["checks"]
+    approved = tool("review", "approve", str(again["id"]), "--comment", "ok", "--json",
+                    env=rita)
+    assert json.loads(approved.stdout)["status"] == "approved", approved.output
+    assert tool.json("image", "show", f"{NAMESPACE}/noisy-src")["status"] == "active"
+
+
 def test_releng_builds_any_image_and_the_log_follows_on_stderr(
         env: tuple[StrataServer, Strata, Path]) -> None:
     server, tool, _ = env

@@ -92,6 +92,20 @@ async def test_racing_claims_take_each_job_once(builds: BuildStore) -> None:
     assert await builds.claim("late") is None
 
 
+async def test_two_jobs_of_one_repository_never_run_at_once(builds: BuildStore) -> None:
+    first = await builds.enqueue("f25/a", requested_by="x")
+    second = await builds.enqueue("f25/a", requested_by="y")
+    other = await builds.enqueue("f25/b", requested_by="x")
+    got = await builds.claim("w1")
+    assert got is not None and got.id == first
+    got = await builds.claim("w2")  # f25/a runs already: the next repository's job
+    assert got is not None and got.id == other
+    assert await builds.claim("w3") is None
+    assert await builds.finish(first, "succeeded", worker_id="w1") is True
+    got = await builds.claim("w3")
+    assert got is not None and got.id == second
+
+
 async def test_interrupted_jobs_are_queued_again_until_attempts_run_out(
         builds: BuildStore, clock: Clock) -> None:
     clock.now = 100.0

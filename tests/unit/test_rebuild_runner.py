@@ -41,7 +41,8 @@ async def run(store: BuildStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(runner_module, "clone_source", clone)
     monkeypatch.setattr(runner_module, "run_build", build)
 
-    async def no_token(account: str, repository: str) -> str | None:
+    async def no_token(account: str, repository: str, pull_from: tuple[str, ...]
+                       ) -> str | None:
         return None
 
     async def no_source(repository: str) -> tuple[str | None, str | None] | None:

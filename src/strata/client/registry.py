@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -20,6 +20,9 @@ import aiohttp
 from strata.oci import mediatypes as mt
 
 ACCEPT_MANIFESTS = ", ".join(sorted(mt.MANIFESTS))
+
+#: The scopes of an ``insufficient_scope`` challenge -> a bearer token covering them, or None.
+Rescope = Callable[[Sequence[str]], Awaitable[str | None]]
 
 
 class ClientError(Exception):
@@ -67,13 +70,17 @@ def _parse_challenge(text: str) -> dict[str, str]:
 class RegistryClient:
     def __init__(self, base_url: str, session: aiohttp.ClientSession, *,
                  auth: aiohttp.BasicAuth | None = None,
-                 tokens: Mapping[str, str] | None = None) -> None:
+                 tokens: Mapping[str, str] | None = None,
+                 rescope: Rescope | None = None) -> None:
         """*tokens*: bearer tokens to use from the start, by repository (a server's build
-        job acting for its requester)."""
+        job acting for its requester); *rescope*: where to get a wider one when a request
+        is refused for ``insufficient_scope`` (the job's base layers, mounted from the base
+        repository, need pull there too)."""
         self.base_url = base_url.rstrip("/")
         self.session = session
         self.auth = auth
         self._tokens: dict[str, str] = dict(tokens or {})
+        self._rescope = rescope
 
     def _url(self, path: str) -> str:
         return urljoin(self.base_url + "/", path.lstrip("/"))
@@ -102,6 +109,9 @@ class RegistryClient:
         url = self._url(path)
         resp = await self.session.request(method, url, allow_redirects=False,
                                           headers=headers, **kw)
+        if resp.status == 403 and token and self._rescope is not None \
+                and kw.get("data") is None:
+            return await self._rescoped(resp, method, url, repo, headers, kw)
         if resp.status != 401 or isinstance(kw.get("data"), AsyncIterator):
             return resp
         challenge = resp.headers.get("WWW-Authenticate", "")
@@ -119,6 +129,23 @@ class RegistryClient:
             headers["Authorization"] = f"Bearer {new_token}"
         else:
             return resp
+        return await self.session.request(method, url, allow_redirects=False,
+                                          headers=headers, **kw)
+
+    async def _rescoped(self, resp: aiohttp.ClientResponse, method: str, url: str, repo: str,
+                        headers: dict[str, str], kw: dict[str, Any]) -> aiohttp.ClientResponse:
+        """*resp* (a 403), or the request again with a token for the scopes it lacked."""
+        scheme, _, params_text = resp.headers.get("WWW-Authenticate", "").partition(" ")
+        params = _parse_challenge(params_text)
+        if scheme.lower() != "bearer" or params.get("error") != "insufficient_scope" \
+                or self._rescope is None:
+            return resp
+        token = await self._rescope(params.get("scope", "").split())
+        if not token or token == self._tokens.get(repo):
+            return resp
+        resp.release()
+        self._tokens[repo] = token
+        headers["Authorization"] = f"Bearer {token}"
         return await self.session.request(method, url, allow_redirects=False,
                                           headers=headers, **kw)
 

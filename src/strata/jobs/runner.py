@@ -29,7 +29,7 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +48,10 @@ from strata.meta.build_store import BuildJob, BuildResult, BuildStore
 
 log = logging.getLogger("strata.jobs")
 
-# (account, repository) -> a bearer token acting for the account on the repository and the
-# JSON API, or None (an open registry: no token needed)
-Credentials = Callable[[str, str], Awaitable[str | None]]
+# (account, repository, pull_from) -> a bearer token acting for the account on the repository
+# and the JSON API, with pull on the repositories *pull_from* too (where base layers are
+# mounted from), or None (an open registry: no token needed)
+Credentials = Callable[[str, str, tuple[str, ...]], Awaitable[str | None]]
 # repository -> (source URL, branch) registered for the image, or None: no such image
 Sources = Callable[[str], Awaitable[tuple[str | None, str | None] | None]]
 
@@ -278,7 +279,14 @@ class BuildRunner:
         await self.store.set_source(job.id, url, branch, commit)
         sink.line(f"[strata] {url} {branch or 'HEAD'} at {commit} "
                   f"(SOURCE_DATE_EPOCH={when})")
-        token = await self.credentials(job.requested_by, job.repository)
+        token = await self.credentials(job.requested_by, job.repository, ())
+
+        async def rescope(scopes: Sequence[str]) -> str | None:
+            """The token again, with pull on the other repositories of a challenge: the
+            base repository a layer is mounted from (never pushed again)."""
+            pull = tuple(sorted({name for name in map(_repository_of_scope, scopes)
+                                 if name and name != job.repository}))
+            return await self.credentials(job.requested_by, job.repository, pull)
         namespace = job.repository.split("/", 1)[0] if "/" in job.repository else None
         opts = BuildOptions(cache_dir=self.settings.cache_dir, namespace=namespace,
                             limits=self.settings.limits)
@@ -288,7 +296,8 @@ class BuildRunner:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             registry = Registry(url_, RegistryClient(
-                url_, session, tokens={job.repository: token} if token else None),
+                url_, session, tokens={job.repository: token} if token else None,
+                rescope=rescope if token else None),
                 ApiClient(url_, session, token=token,
                           user=None if token else job.requested_by))
             data = await run_build(registry, spec, opts, rebuild=job.rebuild,
@@ -301,6 +310,13 @@ class BuildRunner:
                            base_digest=base_digest, packages_digest=data.get("packages_digest"),
                            result_digest=str(data["digest"]), result_nvr=str(data["nvr"])), \
             bool(data.get("dropped"))
+
+
+def _repository_of_scope(scope: str) -> str | None:
+    """``repository:NAME:ACTIONS`` -> NAME (None for any other scope)."""
+    kind, _, rest = scope.partition(":")
+    name, _, _ = rest.rpartition(":")
+    return name if kind == "repository" and name else None
 
 
 def _private_dir(path: Path) -> None:

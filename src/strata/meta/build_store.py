@@ -172,8 +172,12 @@ class BuildStore:
     # -- running ------------------------------------------------------------------------------
     def _claim(self, worker_id: str) -> Any:
         def job(conn: sa.Connection, batch: Batch) -> BuildJob | None:
+            # never two jobs of one repository at once (they would race for a release)
+            running = sa.select(build_jobs.c.repository).where(
+                build_jobs.c.state == "running").scalar_subquery()
             picked = conn.execute(
-                sa.select(build_jobs.c.id).where(build_jobs.c.state == "queued")
+                sa.select(build_jobs.c.id).where(build_jobs.c.state == "queued",
+                                                 build_jobs.c.repository.not_in(running))
                 .order_by(build_jobs.c.id).limit(1).with_for_update(skip_locked=True)
             ).scalar_one_or_none()
             if picked is None:
@@ -187,7 +191,8 @@ class BuildStore:
         return job
 
     async def claim(self, worker_id: str) -> BuildJob | None:
-        """Take the oldest queued job for *worker_id* (``running``, one more attempt)."""
+        """Take the oldest queued job for *worker_id* (``running``, one more attempt) of a
+        repository with no job running."""
         result: BuildJob | None = await self.db.write(self._claim(worker_id))
         return result
 

@@ -12,7 +12,9 @@ In order, each ``ok`` (True), failed (False) or not run (None, with why):
 5. ``builds``: the image builds — with the builder, in-process on a thread, RUN in the
    builder's jail, bases pulled from this registry (anonymously: the bases must be pullable);
    nothing is pushed or registered;
-6. ``reproducible``: a second build, in a fresh directory, gives the same digest;
+6. ``reproducible``: a second build, in a fresh directory, gives the same digest (else the
+   detail lists what differs: each differing layer, path and what about it, as
+   ``strata build --verify`` does);
 7. ``usage``: the ``usage`` (or ``run``) label is present.
 
 The builds run directly with the builder, not as build jobs: a check's build registers no
@@ -33,7 +35,8 @@ from typing import Any
 import aiohttp
 
 from strata.build import containerfile as cf
-from strata.build.builder import BuildOptions, build_image, help_file, plan_build
+from strata.build.builder import BuildOptions, LocalBuild, build_image, help_file, plan_build
+from strata.build.compare import image_differences
 from strata.build.context import Source, open_source
 from strata.build.errors import BuildError
 from strata.build.labels import check_labels, own_labels, split_name
@@ -204,29 +207,40 @@ class SourceChecks:
                       top: Path) -> dict[str, CheckResult]:
         cache = self.cache_dir or top / "cache"
         opts = BuildOptions(cache_dir=cache, namespace=inp.namespace)
-        digests: list[str] = []
+        built: list[LocalBuild] = []
         try:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 client = RegistryClient(self.registry_url, session)
                 plan = await plan_build(source, opts, Puller(client, cache), self.registry_url)
-            for index in range(2):
+            for index in range(2):  # both kept until compared
                 work = top / f"work{index}"
                 work.mkdir()
-                built = await asyncio.to_thread(build_image, plan, opts, work,
-                                                extra_labels={}, log=lambda _: None,
-                                                output=lambda _: None)
-                digests.append(built.image.digest)
-                await asyncio.to_thread(shutil.rmtree, work, True)
+                built.append(await asyncio.to_thread(build_image, plan, opts, work,
+                                                     extra_labels={}, log=lambda _: None,
+                                                     output=lambda _: None))
         except BuildError as exc:
             where = f"line {exc.line}: " if exc.line else ""
-            failed = "builds" if not digests else "reproducible"
+            failed = "builds" if not built else "reproducible"
             out = {failed: CheckResult(failed, False, f"{where}{exc.message}"[:2000])}
-            if digests:
-                out["builds"] = CheckResult("builds", True, digests[0])
+            if built:
+                out["builds"] = CheckResult("builds", True, built[0].image.digest)
             return out
-        same = digests[0] == digests[1]
-        return {"builds": CheckResult("builds", True, digests[0]),
-                "reproducible": CheckResult(
-                    "reproducible", same,
-                    digests[1] if same else f"{digests[0]} then {digests[1]}")}
+        first, second = (b.image for b in built)
+        if first.digest == second.digest:
+            return {"builds": CheckResult("builds", True, first.digest),
+                    "reproducible": CheckResult("reproducible", True, second.digest)}
+        differences = await asyncio.to_thread(image_differences, first.layers, second.layers,
+                                              (first.config, second.config))
+        detail = "\n".join([f"two builds of one commit differ: {first.digest} then "
+                            f"{second.digest}", *differences])
+        return {"builds": CheckResult("builds", True, first.digest),
+                "reproducible": CheckResult("reproducible", False, _bounded(detail))}
+
+
+def _bounded(text: str, limit: int = 2000) -> str:
+    """*text*, cut at a line end to at most *limit* characters (a check's detail)."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit - 20)
+    return text[:cut if cut > 0 else limit - 20] + "\n  ... (more differences)"

@@ -53,9 +53,11 @@ def token_minter(auth: TokenAuth | None) -> Credentials:
     The rebuild loop's jobs (requested by :data:`REBUILD_ACTOR`) act for a robot account of
     that name with role ``releng``, created the first time one is needed (its secret is
     never shown: it only ever acts through tokens the server signs); revoking or disabling
-    it stops the automatic rebuilds. Any other requester must still be an active account."""
+    it stops the automatic rebuilds. Any other requester must still be an active account.
+    *pull_from*: repositories the token may pull from too, as far as the account may (the
+    base repository a build mounts its base layers from instead of uploading them)."""
 
-    async def mint(account: str, repository: str) -> str | None:
+    async def mint(account: str, repository: str, pull_from: tuple[str, ...]) -> str | None:
         if auth is None:
             return None
         # the key that signs now (it changes with a rotation), for the long life of a job
@@ -69,7 +71,8 @@ def token_minter(auth: TokenAuth | None) -> Credentials:
                              "or disabled")
         granted = auth.service.grant(principal, [
             Scope(REPOSITORY, repository, frozenset({PULL, PUSH})),
-            Scope(STRATA, API, frozenset({READ, WRITE}))])
+            Scope(STRATA, API, frozenset({READ, WRITE})),
+            *(Scope(REPOSITORY, name, frozenset({PULL})) for name in pull_from)])
         return issuer.issue(account, granted, auth.now(), uid=principal.uid,
                             generation=principal.generation).token
     return mint

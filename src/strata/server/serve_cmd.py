@@ -75,8 +75,9 @@ from strata.server.urls import PublicUrl
 @click.option("--source-allow", "source_allow", multiple=True, metavar="PREFIX",
               help="Git URL prefix the server may clone image sources from (repeatable; "
                    "default https:// only). Sources outside are refused at submit time.")
-@click.option("--build-concurrency", type=click.IntRange(0, 64), default=1, show_default=True,
-              help="Build jobs this server runs at once (0: none; strata worker runs them).")
+@click.option("--build-concurrency", type=click.IntRange(0, 64), default=2, show_default=True,
+              help="Build jobs this server runs at once (0: none; strata worker runs them; "
+                   "never two of one repository).")
 @click.option("--signing-passphrase-file", type=click.Path(exists=True, dir_okay=False,
                                                           path_type=Path), default=None,
               help="File whose first line is the passphrase of the release keys (default: "
