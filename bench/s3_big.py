@@ -105,6 +105,9 @@ async def run(size_mib: int, part_mib: int, chunk_mib: int, base: Path) -> dict[
                 "push_MiB_per_s": round(size_mib / (t_put - t0), 1),
                 "pull_MiB_per_s": round(size_mib / (t_pulled - t_put), 1),
             })
+        except BaseException:
+            print(server.log_path.read_text(errors="replace")[-6000:], file=sys.stderr)
+            raise
         finally:
             server.stop()
     return results

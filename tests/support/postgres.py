@@ -168,6 +168,17 @@ class PostgresCluster:
         self._running = False
         shutil.rmtree(root, ignore_errors=True)
 
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: open connections are cut) but keep its data."""
+        self._run([str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data_dir),
+                   "-m", "fast", "-w", "-t", "20"], timeout=30)
+
+    def resume(self) -> None:
+        """Start the stopped server again, on the same port."""
+        if not self._pg_ctl_start():
+            raise PostgresError(f"PostgreSQL did not come back on {HOST}:{self.port}; "
+                                f"server log:\n{self.log_text()[-4000:]}")
+
     def __enter__(self) -> PostgresCluster:
         return self.start()
 

@@ -199,6 +199,18 @@ class RcloneS3:
         if root is not None:
             shutil.rmtree(root, ignore_errors=True)
 
+    def halt(self) -> None:
+        """Stop the server process but keep its directory and port (the endpoint goes away)."""
+        self._terminate()
+
+    def resume(self) -> None:
+        """Start the server again on the same port, over the same directory and keys."""
+        if self._proc is not None:
+            return
+        if not self._launch():
+            raise RcloneError(f"rclone serve s3 did not come back on {HOST}:{self.port} "
+                              f"({self._exit_status}):\n{self.log_text()[-4000:]}")
+
     def __enter__(self) -> RcloneS3:
         return self.start()
 

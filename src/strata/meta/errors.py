@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import psycopg
+import sqlalchemy as sa
+
 
 class Conflict(Exception):
     """A write lost a uniqueness race (the database's integrity error, in the project's own
@@ -14,3 +19,23 @@ class Conflict(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail[:300]
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """Why the database could not serve a statement, when ``exc`` says it was unreachable or
+    full rather than refusing the statement (a restart, a dropped connection, a full disk):
+    "disk full" or "unreachable"; None for anything else (a bug stays a 500). Raw driver
+    errors count too: hot reads run on the driver's connection."""
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return "unreachable"
+    text = str(orig).lower()
+    if isinstance(orig, sqlite3.OperationalError | psycopg.OperationalError) and (
+            "disk is full" in text or "no space left" in text):
+        return "disk full"
+    if isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
+        return "unreachable"
+    if isinstance(orig, sqlite3.OperationalError) and ("locked" in text
+                                                        or "unable to open" in text):
+        return "unreachable"
+    return None

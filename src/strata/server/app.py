@@ -18,7 +18,7 @@ from strata.server.builds import BuildService, add_builds
 from strata.server.errors import add_api_version, error_middleware
 from strata.server.gate import UPLOAD_GATE, UploadGate
 from strata.server.handlers.health import healthz
-from strata.server.keys import REGISTRY
+from strata.server.keys import DATA_DIR, REGISTRY
 from strata.server.metrics import ACCESS_LOG, METRICS, Metrics, metrics_handler, observe
 from strata.server.pages import add_pages
 from strata.server.routes import dispatch
@@ -33,7 +33,8 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
                access_log: bool = False, release: ReleaseApi | None = None,
                auth: TokenAuth | None = None,
                public_url: PublicUrl | None = None,
-               builds: BuildService | None = None) -> web.Application:
+               builds: BuildService | None = None,
+               data_dir: Path | None = None) -> web.Application:
     """*public_url*: where clients reach the server, the base of every absolute URL (the token
     realm); None: the address of the socket each request arrived on (never its ``Host``)."""
     app = web.Application(middlewares=[observe, error_middleware],
@@ -41,6 +42,8 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
     if public_url is not None:
         app[PUBLIC_URL] = public_url
     app[REGISTRY] = registry
+    if data_dir is not None:
+        app[DATA_DIR] = data_dir
     app[UPLOAD_GATE] = UploadGate(registry.limits.max_concurrent_uploads)
     app[ACCESS_LOG] = access_log
     if metrics is not None:

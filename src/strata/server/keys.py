@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from strata.auth.policy import Principal
 from strata.registry.service import Registry
 
 REGISTRY = web.AppKey("registry", Registry)
+# The data dir (local files, spool, SQLite): /healthz reports when its disk runs low.
+DATA_DIR = web.AppKey("data_dir", Path)
 # The route a request matched (for metrics and logs); a RequestKey, since string keys warn.
 ROUTE = web.RequestKey("route", str)
 # Who sent the request, set by the auth middleware (``server.auth.request_principal``); here so

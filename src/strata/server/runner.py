@@ -93,6 +93,7 @@ def worker_app(settings: ServerSettings) -> web.Application:
     app = create_app(registry, release=release, builds=builds,
                      housekeeping_interval=settings.housekeeping_interval,
                      gc_interval=settings.gc_interval, lock_dir=settings.data_dir,
+                     data_dir=settings.data_dir,
                      metrics=Metrics.create(), access_log=settings.access_log,
                      auth=auth, public_url=url)
 

@@ -14,6 +14,11 @@ from typing import Protocol, runtime_checkable
 from strata.oci.digest import Digest
 
 
+class StorageUnavailable(Exception):
+    """The blob store cannot be reached (an S3 endpoint down, refusing or timing out): the
+    request may succeed later. The server answers 503 UNAVAILABLE with ``Retry-After``."""
+
+
 class BlobStore(Protocol):
     def read(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of a committed blob."""

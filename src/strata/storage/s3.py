@@ -23,11 +23,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from strata.oci.digest import Digest
-from strata.storage.s3_objects import S3Location
+from strata.storage.s3_objects import S3Location, guarded
 from strata.storage.s3_uploads import DEFAULT_PART_SIZE, S3Uploads
 
 __all__ = ["DEFAULT_PART_SIZE", "S3BlobStore", "S3Location"]
 
+@guarded  # an endpoint that is away: StorageUnavailable (503 with Retry-After)
 class S3BlobStore(S3Uploads):
     def __init__(self, location: S3Location, spool_dir: Path, *,
                  part_size: int = DEFAULT_PART_SIZE) -> None:

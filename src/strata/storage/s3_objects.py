@@ -9,21 +9,25 @@ their own.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+import botocore.exceptions
 import botocore.session
 from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from strata.oci.digest import Digest
+from strata.storage.base import StorageUnavailable
 from strata.storage.private import private_dir
 
 if TYPE_CHECKING:
@@ -61,7 +65,7 @@ class S3Location:
                    access_key=access_key or os.environ.get("AWS_ACCESS_KEY_ID"),
                    secret_key=secret_key or os.environ.get("AWS_SECRET_ACCESS_KEY"))
 
-    def client_args(self) -> dict[str, Any]:
+    def client_args(self, read_timeout: float = 60.0) -> dict[str, Any]:
         return {
             "region_name": self.region, "endpoint_url": self.endpoint_url,
             "aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key,
@@ -70,7 +74,8 @@ class S3Location:
             "config": Config(signature_version="s3v4", s3={"addressing_style": "path"},
                              request_checksum_calculation="when_required",
                              response_checksum_validation="when_required",
-                             retries={"max_attempts": 3, "mode": "standard"}),
+                             retries={"max_attempts": 3, "mode": "standard"},
+                             read_timeout=read_timeout),
         }
 
 
@@ -106,9 +111,11 @@ class S3Objects:
         return self._client
 
     def _sync_s3(self) -> Any:
+        # Server-side copies and completions of big objects answer when done: minutes for
+        # many GiB on some servers (rclone's), so this client waits longer for an answer.
         if self._sync is None:
             self._sync = botocore.session.get_session().create_client(
-                "s3", **self.location.client_args())
+                "s3", **self.location.client_args(read_timeout=3600.0))
         return self._sync
 
     async def close(self) -> None:
@@ -193,3 +200,77 @@ class S3Objects:
     def _spool_file(self, name: str) -> IO[bytes]:
         """A local temporary file (deleted when closed) for bytes on their way to S3."""
         return tempfile.TemporaryFile(prefix=f"{name}-", dir=self._spool)
+
+
+# -- an endpoint that is away -----------------------------------------------------------------
+_GUARDED = ("read", "remove_now", "digests", "upload_start", "upload_owner", "upload_size",
+            "upload_write", "upload_read", "upload_sync", "upload_place", "upload_abort",
+            "uploads_started_before")
+_AWAY_STATUS = {"502", "503", "504"}
+C = TypeVar("C", bound=type)
+
+
+def _away(exc: BaseException) -> StorageUnavailable | None:
+    """``exc`` as StorageUnavailable when it says the endpoint is away (connection refused,
+    closed or timed out after botocore's retries, or a 5xx "come back later"), else None."""
+    if isinstance(exc, botocore.exceptions.HTTPClientError | botocore.exceptions.ConnectionError):
+        return StorageUnavailable(f"S3 endpoint: {exc}")
+    if isinstance(exc, ClientError):
+        status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        if status in _AWAY_STATUS:
+            return StorageUnavailable(f"S3 endpoint answered {status}: {exc}")
+    return None
+
+
+def guarded(cls: C) -> C:
+    """Make every BlobStore method of ``cls`` raise StorageUnavailable (the server's 503 with
+    Retry-After) instead of botocore's errors when the S3 endpoint is away."""
+    for name in _GUARDED:
+        fn = getattr(cls, name)
+        if inspect.isasyncgenfunction(fn):
+            setattr(cls, name, _guard_agen(fn))
+        elif inspect.iscoroutinefunction(fn):
+            setattr(cls, name, _guard_coro(fn))
+        else:
+            setattr(cls, name, _guard_sync(fn))
+    return cls
+
+
+def _guard_agen(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        try:
+            async for item in fn(*args, **kwargs):
+                yield item
+        except Exception as exc:
+            away = _away(exc)
+            if away is None:
+                raise
+            raise away from exc
+    return wrapper
+
+
+def _guard_coro(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:
+            away = _away(exc)
+            if away is None:
+                raise
+            raise away from exc
+    return wrapper
+
+
+def _guard_sync(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            away = _away(exc)
+            if away is None:
+                raise
+            raise away from exc
+    return wrapper

@@ -67,10 +67,16 @@ async def _stream(request: web.Request, registry: Registry, handle: BlobHandle,
                 headers={"Content-Range": f"bytes */{handle.size}"})
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{handle.size}"
+    # The first bytes are fetched before the status line is sent, so a store that is away
+    # (StorageUnavailable) is still answered with 503 and Retry-After.
+    chunks = aiter(registry.blobs.stream(handle, start, end))
+    first = await anext(chunks, b"")
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = end - start
     await resp.prepare(request)
-    async for chunk in registry.blobs.stream(handle, start, end):
+    if first:
+        await resp.write(first)
+    async for chunk in chunks:
         await resp.write(chunk)
     await resp.write_eof()
     return resp
