@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 
 from support.blobpush import digest_of, pull, push, start
-from support.s3 import RcloneError, RcloneMissing, RcloneS3
 from support.clients import missing
+from support.s3 import RcloneError, RcloneMissing, RcloneS3
 from support.server import StrataServer
 
 pytestmark = pytest.mark.server
