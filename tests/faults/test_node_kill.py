@@ -43,16 +43,30 @@ def _leftovers(s3: RcloneS3, prefix: str) -> tuple[list[str], list[str]]:
         client.close()
 
 
+def _parts_sent(s3: RcloneS3, prefix: str) -> int:
+    client = botocore.session.get_session().create_client(
+        "s3", region_name=s3.region, endpoint_url=s3.endpoint_url,
+        aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key)
+    try:
+        (upload,) = client.list_multipart_uploads(
+            Bucket=s3.bucket, Prefix=prefix + "uploads/")["Uploads"]
+        return len(client.list_parts(Bucket=s3.bucket, Key=upload["Key"],
+                                     UploadId=upload["UploadId"]).get("Parts", []))
+    finally:
+        client.close()
+
+
 async def test_a_node_killed_mid_chunk_the_client_resumes_on_the_other(
         tmp_path: Path, scale_out_stores: tuple[list[str], dict[str, str]],
         s3_server: RcloneS3) -> None:
     args, env = scale_out_stores
     prefix = args[args.index("--blob-store") + 1].split("/", 3)[3].split("?")[0]
     a, b = (StrataServer(tmp_path / f"node{i}", "--workers", "1", "--no-auth",
-                         "--gc-interval", "0", "--s3-part-size", str(PART), *args,
+                         "--gc-interval", "0", "--s3-part-size", str(PART),
+                         "--max-blob-size", str(1 << 30), *args,
                          env=env).start() for i in range(2))
     try:
-        first, second, third = os.urandom(300 * KiB), os.urandom(5 * PART), os.urandom(123_457)
+        first, second, third = os.urandom(300 * KiB), os.urandom(12 * PART), os.urandom(123_457)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
             got, location = await start(http, a.url, REPO)
             assert got.status == 202
@@ -62,12 +76,13 @@ async def test_a_node_killed_mid_chunk_the_client_resumes_on_the_other(
             sent = asyncio.Event()
 
             async def slow_chunk() -> AsyncIterator[bytes]:
-                # Three parts' worth arrives; then the node dies under the request.
-                for i in range(0, 3 * PART, 64 * KiB):
+                # Eight parts' worth arrives (the server hands the store 1 MiB batches);
+                # then the node dies under the request.
+                for i in range(0, 8 * PART, 64 * KiB):
                     yield second[i:i + 64 * KiB]
                 sent.set()
                 await asyncio.sleep(30)
-                yield second[3 * PART:]
+                yield second[8 * PART:]
 
             headers = {"Content-Type": "application/octet-stream",
                        "Content-Range": f"{len(first)}-{len(first) + len(second) - 1}"}
@@ -81,6 +96,8 @@ async def test_a_node_killed_mid_chunk_the_client_resumes_on_the_other(
                 resp = await asyncio.wait_for(request, 30)
                 resp.release()
 
+            # Node A had sent parts of that chunk (beyond part 1, the first chunk's).
+            assert _parts_sent(s3_server, prefix) >= 2
             # Node B knows the recorded offset: the chunk node A was taking is not in it.
             async with http.get(f"{b.url}{location}") as resp:
                 assert resp.status == 204

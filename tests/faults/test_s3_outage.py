@@ -41,6 +41,7 @@ async def test_the_s3_endpoint_goes_away_and_comes_back(own_s3: RcloneS3,
                                                          tmp_path: Path) -> None:
     node = StrataServer(tmp_path / "node", "--no-auth", "--workers", "1", "--gc-interval", "0",
                         "--blob-store", own_s3.url("outage/"), "--s3-part-size", str(256 << 10),
+                        "--max-blob-size", str(1 << 30),
                         env={"AWS_ACCESS_KEY_ID": own_s3.access_key,
                              "AWS_SECRET_ACCESS_KEY": own_s3.secret_key}).start()
     try:
