@@ -321,7 +321,8 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
         record_digest = await push_record(registry.client, repo, built, record)
         try:
             candidate = await registry.api.add_candidate(
-                f"{repo}@{built.image.digest}", inputs=candidate_inputs(record, built),
+                f"{repo}@{built.image.digest}",
+                inputs={**candidate_inputs(record, built), **help_of(source.root)},
                 if_changed=if_changed, reason=force_reason, force=force_reason is not None)
         except ClientError as exc:
             if exc.status == 409 and isinstance(exc.detail, dict) and exc.detail.get("unchanged"):
@@ -340,6 +341,15 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
                 "dropped": False, "candidate": candidate}
     finally:
         await asyncio.to_thread(remove_work, top, background=clean_in_background)
+
+
+def help_of(root: Path) -> dict[str, str]:
+    """The source's help file (``help.md``, else ``README.md``) as the registration's
+    ``help`` (indexed for search; cut at 64 KiB), or nothing."""
+    found = help_file(root)
+    if found is None:
+        return {}
+    return {"help": found.read_text(encoding="utf-8", errors="replace")[:64 * 1024]}
 
 
 def candidate_inputs(record: dict[str, Any], built: LocalBuild) -> dict[str, Any]:

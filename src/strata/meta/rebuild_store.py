@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from strata.meta import search_sql
 from strata.meta.build_store import insert_job
 from strata.meta.conflicts import insert_new
 from strata.meta.database import Database
@@ -81,6 +82,8 @@ def record_inputs(conn: sa.Connection, repository: str, digest: str, inputs: Bui
         packages=json.dumps([[p.name, p.version, p.arch] for p in inputs.packages],
                             separators=(",", ":")),
         created_at=at))
+    search_sql.record_packages(conn, repository, digest,
+                               ((p.name, p.version, p.arch) for p in inputs.packages))
 
 
 def inputs_of(conn: sa.Connection, repository: str, digest: str) -> BuildInputs | None:

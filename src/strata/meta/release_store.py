@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from strata.meta import review_sql
+from strata.meta import review_sql, search_sql
 from strata.meta import schema as r
 from strata.meta.database import Database
 from strata.meta.key_store import TrustWriter
@@ -295,14 +295,22 @@ class ReleaseWriter(ReleaseReader):
             status=image.status.value, maintainers=json.dumps(list(image.maintainers)),
             source_url=image.source_url, source_branch=image.source_branch,
             created_at=image.created_at, summary=image.summary))
+        search_sql.refresh(self._conn, image.repository, image.created_at)
 
-    def add_build(self, build: Build) -> None:
+    def add_build(self, build: Build, *, labels: Mapping[str, str] | None = None,
+                  help_text: str | None = None) -> None:
+        """Register a build; ``labels`` (its config's) and ``help_text`` (its help file)
+        are kept for search."""
         self._conn.execute(sa.insert(r.candidates).values(
             repository=build.repository, digest=build.digest, name=build.nvr.name,
             version=build.nvr.version, release=build.nvr.release, status=build.status.value,
             advisories=json.dumps(list(build.advisories)), reason=build.reason,
             release_name=build.release_name, created_at=build.created_at,
             created_by=build.created_by))
+        if labels is not None or help_text is not None:
+            search_sql.record_texts(self._conn, build.repository, build.digest, labels,
+                                    help_text)
+        search_sql.refresh(self._conn, build.repository, build.created_at)
 
     def withdraw_build(self, build: Build, at: float, by: str, reason: str) -> bool:
         """Take a pending build out of the next release; False if it is no longer pending."""
@@ -312,6 +320,7 @@ class ReleaseWriter(ReleaseReader):
             c.status == BuildStatus.CANDIDATE.value).values(
                 status=BuildStatus.WITHDRAWN.value, withdrawn_at=at, withdrawn_by=by,
                 withdrawn_reason=reason))
+        search_sql.refresh(self._conn, build.repository, at)
         return result.rowcount == 1
 
     def set_eol(self, repository: str, version: str, at: float, by: str) -> None:
@@ -325,6 +334,7 @@ class ReleaseWriter(ReleaseReader):
             self._conn.execute(sa.update(r.streams).where(
                 c.repository == repository, c.version == version).values(
                     eol=True, eol_at=at, eol_by=by))
+        search_sql.refresh(self._conn, repository, at)
 
     def add_release(self, release: Release) -> None:
         self._conn.execute(sa.insert(r.releases).values(
@@ -371,6 +381,8 @@ class ReleaseWriter(ReleaseReader):
             self._conn.execute(sa.insert(r.release_items).values(
                 release_name=release.name, repository=build.repository, digest=build.digest,
                 nvr=str(build.nvr)))
+        for repository in sorted({build.repository for build in released}):
+            search_sql.refresh(self._conn, repository, at)
         self._conn.execute(sa.update(r.releases).where(
             r.releases.c.name == release.name).values(
                 notes_json=json.dumps(notes, sort_keys=True), notes_md=markdown))

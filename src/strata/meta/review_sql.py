@@ -12,11 +12,13 @@ the account's credential generation (as every role change does): its earlier tok
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
+from strata.meta import search_sql
 from strata.meta.schema_auth import auth_accounts, auth_role_grants
 from strata.meta.schema_release import images
 from strata.meta.schema_review import image_events, review_comments, review_requests
@@ -49,6 +51,7 @@ def update_image(conn: sa.Connection, repository: str, values: Mapping[str, Any]
         row["maintainers"] = json.dumps(list(row["maintainers"]))
     if row:
         conn.execute(sa.update(images).where(images.c.repository == repository).values(**row))
+        search_sql.refresh(conn, repository, time.time())
 
 
 def set_grant(conn: sa.Connection, account: str, repository: str, granted: bool) -> bool:

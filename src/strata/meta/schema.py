@@ -43,6 +43,11 @@ from strata.meta.schema_review import (
     review_comments,
     review_requests,
 )
+from strata.meta.schema_search import (
+    search_build_texts,
+    search_documents,
+    search_packages,
+)
 from strata.meta.schema_trust import signing_keys
 
 __all__ = [
@@ -50,7 +55,7 @@ __all__ = [
     "build_jobs", "byte_ordered",
     "candidate_inputs", "candidates", "image_events", "images", "manifest_references",
     "manifests", "metadata", "namespace_rebuilds", "namespaces", "release_items", "releases",
-    "repositories", "repository_blobs", "review_comments", "review_requests", "signing_keys",
-    "streams",
+    "repositories", "repository_blobs", "review_comments", "review_requests",
+    "search_build_texts", "search_documents", "search_packages", "signing_keys", "streams",
     "tag_events", "tags", "uploads", "webhook_outbox", "webhooks",
 ]

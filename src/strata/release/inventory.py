@@ -263,12 +263,14 @@ class Inventory:
     async def add_candidate(self, repository: str, digest: str, *, actor: str,
                             advisories: Sequence[str] = (),
                             reason: str | None = None,
-                            force_reason: str | None = None) -> Build:
+                            force_reason: str | None = None,
+                            help_text: str | None = None) -> Build:
         """Register a pushed build. Only an ``active`` image takes candidates
         (:func:`strata.review.policy.candidate_refusal`: 403 DENIED, submit it for review)
         unless ``force_reason`` is given (the caller checked releng/admin): a forced
         registration of an image that does not exist yet creates it ``active``; either way the
-        reason is recorded in the image's events."""
+        reason is recorded in the image's events. Its labels and ``help_text`` (the help
+        file, sent by ``strata build``) are indexed for search."""
         repo = parse_repository(repository)
         try:
             parsed = Digest.parse(digest)
@@ -286,7 +288,8 @@ class Inventory:
             _not_withdrawn(existing)
             return existing
         _gate(repo.value, known, force_reason)
-        nvr = check_nvr(await read_labels(self.registry, repo, parsed), repo, ns)
+        labels = await read_labels(self.registry, repo, parsed)
+        nvr = check_nvr(labels, repo, ns)
         build = Build(repo.value, str(parsed), nvr, BuildStatus.CANDIDATE,
                       tuple(dict.fromkeys(advisories)), reason, None, self.store.now(), actor)
 
@@ -310,7 +313,7 @@ class Inventory:
             if tagged is not None and tagged != build.digest:
                 raise conflict(f"tag {nvr.tag} of {repo} already points to {tagged}; "
                                f"{nvr} cannot be {build.digest}")
-            tx.add_build(build)
+            tx.add_build(build, labels=labels, help_text=help_text)  # texts kept for search
             if force_reason is not None:
                 tx.record_review_event(
                     repo.value, "forced-registration", actor, build.created_at,

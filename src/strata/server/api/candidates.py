@@ -6,14 +6,15 @@
   or ``all``.
 * ``POST /api/v1/candidates`` ``{"reference": "<ns>/<name>@<digest>", "advisories": [...],
   "reason": ..., "source": {"url", "commit"}, "base": {"repository", "tag", "digest"},
-  "packages": [{"name", "version", "arch"}], "if_changed": bool}``: register a pushed build
-  (maintainer of the image, releng, admin) with what it was built from (``strata build``
-  sends it; recorded for the rebuild loop). The answer is the build plus ``warnings``: why a
-  release of it would move no stream, and ``inputs``. With ``if_changed`` (a rebuild: the
-  rebuild loop's jobs, ``strata build --if-changed``) a build whose source commit, base
-  digest and package list are those of the repository's current candidate or release is
-  refused, 409 CONFLICT with ``detail: {"unchanged": true, "same_as": {nvr, digest,
-  status}}``: it is dropped and gets no NVR.
+  "packages": [{"name", "version", "arch"}], "help": TEXT, "if_changed": bool}``: register
+  a pushed build (maintainer of the image, releng, admin) with what it was built from
+  (``strata build`` sends it; recorded for the rebuild loop) and its help file (``help``, at
+  most 64 KiB; indexed for search with the image's labels). The answer is the build plus
+  ``warnings``: why a release of it would move no stream, and ``inputs``. With
+  ``if_changed`` (a rebuild: the rebuild loop's jobs, ``strata build --if-changed``) a
+  build whose source commit, base digest and package list are those of the repository's
+  current candidate or release is refused, 409 CONFLICT with ``detail: {"unchanged": true,
+  "same_as": {nvr, digest, status}}``: it is dropped and gets no NVR.
   Only an ``active`` image takes candidates: an image that is not registered or still in
   review is refused (403 DENIED: submit it for review) unless ``"force": true``
   (releng/admin) with a ``reason``, recorded in the image's events.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from strata.catalog.search import MAX_HELP
 from strata.release.model import BuildStatus, conflict, invalid, parse_build_ref
 from strata.release.rebuild import parse_inputs
 from strata.release.rebuilds import Unchanged
@@ -74,11 +76,14 @@ async def add_candidate(request: web.Request) -> web.Response:
             await engine.rebuilds.check_unchanged(repo.value, inputs)
         except Unchanged as exc:
             raise conflict(str(exc), exc.detail()) from None
+    help_text = parse.text(data, "help")
+    if help_text is not None and len(help_text) > MAX_HELP:
+        raise invalid(f"help is longer than {MAX_HELP} characters")
     inventory = engine.inventory
     build = await inventory.add_candidate(
         repo.value, str(digest), actor=actor(request),
         advisories=parse.strings(data, "advisories"), reason=reason,
-        force_reason=reason if force else None)
+        force_reason=reason if force else None, help_text=help_text)
     if inputs is not None:
         await engine.rebuilds.record(build.repository, build.digest, inputs)
     warnings = await inventory.stream_warnings(build)
