@@ -12,7 +12,8 @@ frozen queries, answered from the index behind the metadata seam
   text matches ``q``.
 
 Every input is bounded; a bad one is ``INVALID`` (400) with what was wrong. Pages carry an
-opaque ``next`` cursor (an offset for ranked results, a keyset for packages).
+opaque ``next`` cursor, asked back as ``last`` (an offset for ranked results, a keyset for
+packages).
 """
 
 from __future__ import annotations
@@ -80,10 +81,10 @@ def _namespace(params: Mapping[str, str]) -> str | None:
 
 
 def _cursor(params: Mapping[str, str]) -> Any:
-    value = params.get("cursor")
+    value = params.get("last")
     if not value:
         return None
-    if len(value) > 2048:
+    if len(value) > 1024:
         raise invalid("cursor is too long")
     try:
         return json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
@@ -119,7 +120,7 @@ class ImageQuery:
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> ImageQuery:
-        """From ``q``, ``namespace``, ``status``, ``eol``, ``n`` and ``cursor``."""
+        """From ``q``, ``namespace``, ``status``, ``eol``, ``n`` and ``last`` (the cursor)."""
         text = _text(params, "q", MAX_QUERY)
         words = words_of(text)
         if text is not None and not words:
@@ -160,7 +161,7 @@ class PackageQuery:
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> PackageQuery:
         """From ``name`` (or ``NAME=VERSION``), ``version``, ``namespace``, ``q``, ``n`` and
-        ``cursor``."""
+        ``last`` (the cursor)."""
         name = _text(params, "name", 255)
         if name is None:
             raise invalid("name (the package) is required")

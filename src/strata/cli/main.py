@@ -29,6 +29,7 @@ _COMMANDS = {
     "release": "release_cmds:release",
     "stream": "release_cmds:stream",
     "history": "release_cmds:history",
+    "search": "search_cmd:search",
     "webhook": "release_cmds:webhook",
     "build": "build_cmds:build",
     "base": "build_cmds:base",

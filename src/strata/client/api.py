@@ -158,6 +158,14 @@ class ApiClient:
             body["force"] = True
         return await self._call("POST", "/api/v1/candidates", body=body)
 
+    async def search(self, params: Mapping[str, str]) -> Any:
+        """``GET /api/v1/search`` (q, namespace, status, eol, n, cursor)."""
+        return await self._call("GET", "/api/v1/search", params=params)
+
+    async def search_packages(self, params: Mapping[str, str]) -> Any:
+        """``GET /api/v1/search/packages`` (name, version, namespace, q, n, cursor)."""
+        return await self._call("GET", "/api/v1/search/packages", params=params)
+
     async def withdraw_candidate(self, reference: str, *, reason: str) -> Any:
         return await self._call("POST", "/api/v1/candidates/withdraw", body={
             "reference": reference, "reason": reason})

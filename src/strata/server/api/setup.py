@@ -35,6 +35,9 @@ Routes (JSON in and out; errors are the catalogue's ``{"errors": [...]}``), decl
 ``GET /api/v1/namespaces/{ns}/keys``                       release keys (current, retired)
 ``POST /api/v1/namespaces/{ns}/keys/rotate``               a new current release key
 ``GET /keys/{ns}.pub``                                     the public keys, PEM
+``GET /api/v1/search[?q=&namespace=&status=&eol=]``        full-text image search
+``GET /api/v1/search/packages?name=NAME[=VER]``            builds containing a package
+``GET /v1/search?q=&n=``                                   Docker v1 search (podman search)
 ========================================================  ==========================
 
 Background tasks, one set per server process: publish scheduled releases that are due (the
@@ -53,17 +56,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from strata.catalog.search import Search
 from strata.config import DEFAULT_SOURCE_ALLOW
 from strata.meta.database import Database
 from strata.meta.key_store import KeyStore
 from strata.meta.rebuild_store import RebuildStore
 from strata.meta.release_store import ReleaseStore
+from strata.meta.search_store import SearchStore
 from strata.meta.webhook_store import WebhookStore
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine, sleep_after_first_write
 from strata.release.webhooks import RetryPolicy, WebhookSecurity, WebhookSender
 from strata.review.checks import Checker
-from strata.server.api import keys
+from strata.server.api import keys, search
 from strata.server.api.context import RELEASE_API, ReleaseApi
 from strata.server.api.errors import mapping_errors
 from strata.server.api.operations import OPERATIONS
@@ -75,12 +80,17 @@ from strata.trust.signer import TrustSigner
 
 log = logging.getLogger("strata.server")
 
+
 def add_release_api(app: web.Application, api: ReleaseApi) -> None:
     """The one hook ``create_app`` calls: routes, engine and background tasks."""
     app[RELEASE_API] = api
+    app[search.SEARCH] = Search(SearchStore(api.engine.store.db))
     declare(app, OPERATIONS)
+    declare(app, search.OPERATIONS)
     # outside /api/v1: a key file for clients' policy (keyPath), not JSON
     app.router.add_get("/keys/{ns}.pub", mapping_errors(keys.public_pem))
+    # outside /api/v1: Docker's v1 search, which podman search asks first
+    app.router.add_get("/v1/search", search.docker_v1_search)
     app.cleanup_ctx.append(_background)
 
 
