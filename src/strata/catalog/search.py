@@ -22,7 +22,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from strata.meta.search_sql import MAX_HELP
 from strata.meta.search_store import ImageHit, PackageHit, SearchStore, TextSearch
 
 __all__ = ["MAX_HELP", "ImagePage", "ImageQuery", "PackagePage", "PackageQuery", "Search",
-           "invalid"]
+           "Visible", "invalid"]
 
 MAX_QUERY = 256
 MAX_WORDS = 8
@@ -221,31 +221,78 @@ class PackagePage:
                 "results": [package_json(h) for h in self.results], "next": self.next}
 
 
+Visible = Callable[[str], bool]
+"""Whether the asker may see a repository (its pull right); None: every repository."""
+
+#: Rows a filtered search reads per step, and at most how many steps one page takes.
+_BATCH = 200
+_STEPS = 20
+
+
 class Search:
-    """The search use-cases over a :class:`SearchStore`."""
+    """The search use-cases over a :class:`SearchStore`. With ``visible``, only repositories
+    the asker may pull are answered (the registry's own pull rule: private namespaces stay
+    private on every path); pages then skip what is hidden, so a page may take several reads
+    and its cursor points past the rows it looked at."""
 
     def __init__(self, store: SearchStore) -> None:
         self.store = store
 
-    async def images(self, query: ImageQuery) -> ImagePage:
-        hits = await self.store.images(TextSearch(
-            query.words, (query.text or "").lower(), query.namespace, query.status, query.eol,
-            limit=query.n + 1, offset=query.offset))
-        more = len(hits) > query.n and query.offset + query.n <= MAX_OFFSET
-        return ImagePage(query, tuple(hits[:query.n]),
-                         _encode({"o": query.offset + query.n}) if more else None)
+    def _text(self, query: ImageQuery, limit: int, offset: int) -> TextSearch:
+        return TextSearch(query.words, (query.text or "").lower(), query.namespace,
+                          query.status, query.eol, limit=limit, offset=offset)
 
-    async def packages(self, query: PackageQuery) -> PackagePage:
+    async def images(self, query: ImageQuery, visible: Visible | None = None) -> ImagePage:
+        if visible is None:
+            hits = await self.store.images(self._text(query, query.n + 1, query.offset))
+            more = len(hits) > query.n and query.offset + query.n <= MAX_OFFSET
+            return ImagePage(query, tuple(hits[:query.n]),
+                             _encode({"o": query.offset + query.n}) if more else None)
+        found: list[ImageHit] = []
+        offset = query.offset
+        for _ in range(_STEPS):
+            hits = await self.store.images(self._text(query, _BATCH, offset))
+            for at, hit in enumerate(hits):
+                if not visible(hit.repository):
+                    continue
+                if len(found) == query.n:  # one more exists: the next page starts here
+                    return ImagePage(query, tuple(found), _encode({"o": offset + at})
+                                     if offset + at <= MAX_OFFSET else None)
+                found.append(hit)
+            offset += len(hits)
+            if len(hits) < _BATCH or offset > MAX_OFFSET:
+                break
+        else:
+            return ImagePage(query, tuple(found), _encode({"o": offset}))
+        return ImagePage(query, tuple(found), None)
+
+    async def packages(self, query: PackageQuery,
+                       visible: Visible | None = None) -> PackagePage:
         repositories = None
         if query.words:
             scope = await self.store.images(TextSearch(
                 query.words, (query.text or "").lower(), query.namespace,
                 limit=MAX_TEXT_SCOPE))
             repositories = tuple(hit.repository for hit in scope)
-        hits = await self.store.packages(
-            query.name, version=query.version, namespace=query.namespace, after=query.after,
-            repositories=repositories, limit=query.n + 1)
-        last = hits[query.n - 1] if len(hits) > query.n else None
-        cursor = None if last is None else _encode(
-            [last.repository, last.digest, last.version, last.arch])
-        return PackagePage(query, tuple(hits[:query.n]), cursor)
+        found: list[PackageHit] = []
+        after = query.after
+        for _ in range(_STEPS if visible is not None else 1):
+            batch = query.n + 1 if visible is None else _BATCH
+            hits = await self.store.packages(
+                query.name, version=query.version, namespace=query.namespace, after=after,
+                repositories=repositories, limit=batch)
+            for hit in hits:
+                if visible is not None and not visible(hit.repository):
+                    after = _key(hit)
+                    continue
+                if len(found) == query.n:
+                    return PackagePage(query, tuple(found), _encode(list(after or ())))
+                found.append(hit)
+                after = _key(hit)
+            if len(hits) < batch:
+                return PackagePage(query, tuple(found), None)
+        return PackagePage(query, tuple(found), _encode(list(after or ())))
+
+
+def _key(hit: PackageHit) -> tuple[str, str, str, str]:
+    return (hit.repository, hit.digest, hit.version, hit.arch)

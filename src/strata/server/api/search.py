@@ -13,7 +13,10 @@
   asks first: ``{"num_results", "query", "results": [{"name": "ns/name", "description",
   "star_count", "is_official", "is_automated"}]}`` (``n`` above 100 is served as 100).
 
-Bad input is 400 ``INVALID`` naming what was wrong (:mod:`strata.catalog.search`).
+Only repositories the asker may pull are answered (``/v1/search``: an anonymous client's, as
+podman sends no credentials there), the rule of the catalog pages
+(:mod:`strata.server.pages.visibility`). Bad input is 400 ``INVALID`` naming what was wrong
+(:mod:`strata.catalog.search`).
 """
 
 from __future__ import annotations
@@ -31,14 +34,24 @@ from strata.catalog.search import (
     ImageQuery,
     PackageQuery,
     Search,
+    Visible,
     invalid,
 )
 from strata.server.api.auth import Need, authorize
 from strata.server.api.schemas import BOOL, STR, Schema, obj
 from strata.server.api.spec import Operation, Param
+from strata.server.auth import AUTH
 from strata.server.http import json_response
+from strata.server.pages.visibility import anonymous, for_principal
 
 SEARCH = web.AppKey("search", Search)
+
+
+def _visible(request: web.Request, *, as_anonymous: bool = False) -> Visible | None:
+    """Who may see what: the asker's pull rights (None: everyone sees everything)."""
+    if request.app.get(AUTH) is None:
+        return None
+    return anonymous(request) if as_anonymous else for_principal(request)
 
 
 def _link(request: web.Request, cursor: str | None) -> dict[str, str]:
@@ -50,13 +63,15 @@ def _link(request: web.Request, cursor: str | None) -> dict[str, str]:
 
 async def search_images(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    page = await request.app[SEARCH].images(ImageQuery.parse(request.query))
+    page = await request.app[SEARCH].images(ImageQuery.parse(request.query),
+                                            _visible(request))
     return json_response(page.to_json(), headers=_link(request, page.next))
 
 
 async def search_packages(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    page = await request.app[SEARCH].packages(PackageQuery.parse(request.query))
+    page = await request.app[SEARCH].packages(PackageQuery.parse(request.query),
+                                              _visible(request))
     return json_response(page.to_json(), headers=_link(request, page.next))
 
 
@@ -66,7 +81,7 @@ async def docker_v1_search(request: web.Request) -> web.Response:
         raise invalid("n must be a positive integer", {"n": n[:40]})
     text = request.query.get("q", "")
     page = await request.app[SEARCH].images(ImageQuery.parse(
-        {"q": text, "n": str(min(int(n), MAX_N))}))
+        {"q": text, "n": str(min(int(n), MAX_N))}), _visible(request, as_anonymous=True))
     results = [{"name": hit.repository, "description": hit.summary, "star_count": 0,
                 "is_official": False, "is_automated": False} for hit in page.results]
     return json_response({"num_results": len(results), "query": text, "results": results})
