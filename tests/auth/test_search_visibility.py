@@ -38,7 +38,7 @@ async def test_search_answers_only_what_the_asker_may_pull(make_env: EnvFactory)
     body = await _json(env, "/api/v1/search", {"q": "toolbox", "n": "1"})
     assert names(body) == ["pub/b1"] and body["next"]
     body = await _json(env, "/api/v1/search", {"q": "toolbox", "n": "1",
-                                               "cursor": body["next"]})
+                                               "last": body["next"]})
     assert names(body) == ["pub/b2"] and body["next"] is None
     assert names(await _json(env, "/api/v1/search", {})) == ["pub/b1", "pub/b2"]
     assert names(await _json(env, "/v1/search", {"q": "toolbox"})) == ["pub/b1", "pub/b2"]

@@ -10,6 +10,7 @@ an integer field may be a JSON integer or its decimal digits (:func:`parse.integ
 
 from __future__ import annotations
 
+from strata.catalog.search import MAX_HELP
 from strata.release.rebuild import MAX_PACKAGES
 from strata.release.rebuilds import MAX_DAYS_BEFORE
 from strata.release.schedule import MAX_INTERVAL_DAYS
@@ -80,7 +81,8 @@ CANDIDATE_ADD = body({"reference": required_text(512)}, {
     "packages": {"type": ["array", "null"], "maxItems": MAX_PACKAGES, "items": {
         "type": "object", "required": ["name"], "properties": {
             "name": _INPUT_TEXT, "version": _INPUT_TEXT, "arch": _INPUT_TEXT}}},
-    "if_changed": {"type": ["boolean", "null"]}, "force": BOOL})
+    "if_changed": {"type": ["boolean", "null"]}, "force": BOOL,
+    "help": text(MAX_HELP)})
 CANDIDATE_WITHDRAW = body({"reference": required_text(512), "reason": required_text()})
 PUBLISH = body({}, {"name": text(255), "namespace": text(255)})
 OOB = body({"references": {"type": "array", "items": {"type": "string", "maxLength": 512},
