@@ -92,9 +92,11 @@ _N = Param("n", {"type": "integer", "minimum": 1, "maximum": MAX_N, "default": D
            "page size")
 _LAST = Param("last", {"type": "string", "maxLength": 1024},
               "the cursor of the next page (``next`` of the previous answer)")
-_Q = Param("q", {"type": "string", "maxLength": MAX_QUERY},
-           f"words (letters and digits; at most {MAX_WORDS}), each a prefix, all must match")
-_NS = Param("namespace", {"type": "string", "maxLength": 64}, "only this namespace")
+# Lengths are the catalog's to check (its message says what is wrong); the schemas name them.
+_Q = Param("q", {"type": "string"},
+           f"words (letters and digits; at most {MAX_WORDS} of at most 64, {MAX_QUERY} "
+           "characters in all), each a prefix, all must match")
+_NS = Param("namespace", {"type": "string"}, "only this namespace")
 _OPT_STR = {"type": ["string", "null"]}
 _IMAGE_HIT = obj({"repository": STR, "namespace": STR, "name": STR, "status": STR,
                   "eol": BOOL, "summary": STR, "nvr": _OPT_STR})
@@ -121,10 +123,10 @@ OPERATIONS = (
     Operation("GET", "/api/v1/search/packages", search_packages,
               "builds whose recorded package list has a package, with their release",
               "search", query=(
-                  Param("name", {"type": "string", "maxLength": 512}, "the package: NAME or "
-                        "NAME=VERSION", required=True),
-                  Param("version", {"type": "string", "maxLength": 255},
-                        "exactly, or as VERSION-release"),
+                  Param("name", {"type": "string"}, "the package: NAME or NAME=VERSION "
+                        "(at most 255 characters each)", required=True),
+                  Param("version", {"type": "string"},
+                        "exactly, or as VERSION-release (at most 255 characters)"),
                   _NS, Param("q", _Q.schema, "only images these words find"), _N, _LAST),
               response=_page(_PACKAGE_HIT)),
 )
