@@ -3,6 +3,7 @@ not be shadowed, HTML 404s, page sizes."""
 
 from __future__ import annotations
 
+import html
 import re
 
 from support.clock import SettableClock
@@ -222,3 +223,38 @@ async def test_review_and_build_pages(make_client, db) -> None:  # type: ignore[
     assert "queued" in page and "https://src.example/cockpit.git" in page
     assert "step 1/3 &lt;script&gt;alert(1)&lt;/script&gt;" in page
     no_hostile_markup(page)
+
+
+async def test_search_page_words_filters_packages_and_pages(client: Client) -> None:
+    data = await seed(client)
+    page = await get_page(client, "/search?q=cockpit")
+    assert 'href="/f25/cockpit"' in page and "1 image" not in page
+    assert 'href="/api/v1/search?q=cockpit"' in page  # the same results as JSON
+    page = await get_page(client, "/search?q=console")  # a word of the summary
+    assert 'href="/f25/cockpit"' in page
+    page = await get_page(client, "/search?status=in-review")
+    assert 'href="/f25/newthing"' in page and 'href="/f25/cockpit"' not in page
+    page = await get_page(client, "/search?q=cockpit&namespace=f25&eol=false")
+    assert 'href="/f25/cockpit"' in page and '<option value="f25" selected>' in page
+    assert "No image matches" in await get_page(client, "/search?q=nothingmatchesthis")
+    # which builds contain a package, with the release each was in
+    page = await get_page(client, "/search?package=bash%3D5.2.15-3")
+    assert "Builds containing bash=5.2.15-3" in page
+    assert "cockpit-130-1.f25docker" in page and "cockpit-131-1.f25docker" in page
+    assert f'href="/-/releases/{data["release"]}"' in page
+    assert "No build contains" in await get_page(client, "/search?package=zsh")
+    # a bad filter is a 400 page that says what is wrong, not a 500 or JSON
+    page = await get_page(client, "/search?status=bogus", 400)
+    assert "status must be one of" in page
+    page = await get_page(client, "/search?q=x&last=not-a-cursor", 400)
+    assert "cursor" in page
+    # more results than fit: a next page
+    for i in range(30):
+        await ok(await client.post("/api/v1/images", json={
+            "repository": f"f25/tool{i:02d}", "summary": "a widget tool", "reason": "t"}), 201)
+    first = await get_page(client, "/search?q=widget")
+    assert first.count('href="/f25/tool') == 25
+    nxt = re.search(r'<a rel="next" href="([^"]+)">', first)
+    assert nxt is not None
+    second = await get_page(client, html.unescape(nxt[1]))
+    assert second.count('href="/f25/tool') == 5 and 'rel="next"' not in second

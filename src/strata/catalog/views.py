@@ -313,15 +313,6 @@ class Catalog:
             return False
         return True
 
-    async def find(self, query: str, visible: Visibility = everyone,
-                   limit: int = 50) -> list[ImageCard]:
-        """Images whose name or summary contains ``query`` (case-insensitive)."""
-        needle = query.strip().lower()
-        found = [_card(i) for i in await self.engine.inventory.images()
-                 if visible(i.repository) and needle and (
-                     needle in i.repository.lower() or needle in (i.summary or "").lower())]
-        return found[:limit]
-
     # -- one image -------------------------------------------------------------------------
     async def image(self, repository: str, *, host: str, insecure: bool = False,
                     visible: Visibility = everyone) -> ImageView:

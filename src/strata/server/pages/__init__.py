@@ -8,7 +8,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from strata.catalog.views import Catalog
-from strata.server.pages import handlers
 from strata.server.pages.context import PAGES, Pages
 from strata.server.pages.render import STATIC, environment
 
@@ -16,6 +15,10 @@ __all__ = ["add_pages"]
 
 
 def add_pages(app: web.Application, catalog: Catalog) -> None:
+    # imported here: the handlers use the search API's key, and server/api/search.py uses
+    # this package's visibility rule
+    from strata.server.pages import handlers
+
     app[PAGES] = Pages(catalog, environment())
     app.router.add_static("/-/static", STATIC, append_version=False)
     app.router.add_get("/", handlers.home)

@@ -19,14 +19,19 @@ keeps its JSON 404; other reserved names get the HTML 404.
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlencode
+
 from aiohttp import web
 
-from strata.errors import Code
+from strata.catalog.search import STATUSES, ImageQuery, PackageQuery
+from strata.errors import Code, RegistryError
 from strata.oci.names import RepositoryName
 from strata.release.errors import ReleaseError
 from strata.release.model import api_segments
 from strata.server.api.builds import BUILDS_API
 from strata.server.api.context import reviews_of
+from strata.server.api.search import SEARCH
 from strata.server.pages.context import PAGES
 from strata.server.pages.render import RESERVED
 from strata.server.pages.respond import html_errors, not_found_page, page
@@ -149,8 +154,50 @@ async def build(request: web.Request) -> web.StreamResponse:
     return page(request, "build.html", job=job, log=log, log_skipped=offset > 0)
 
 
+SEARCH_FIELDS = ("q", "namespace", "status", "eol", "package")
+
+
+def _search_url(base: str, form: dict[str, str], cursor: str | None) -> str:
+    params = {k: v for k, v in form.items() if v}
+    if cursor:
+        params["last"] = cursor
+    return f"{base}?{urlencode(params)}"
+
+
 @html_errors
 async def search(request: web.Request) -> web.StreamResponse:
-    query = request.query.get("q", "")[:200]
-    results = await request.app[PAGES].catalog.find(query, anonymous(request)) if query else []
-    return page(request, "search.html", query=query, results=results)
+    """``/search?q=&namespace=&status=&eol=&package=NAME[=VER]&last=``: the search of
+    :mod:`strata.catalog.search`, as an anonymous client may see it."""
+    form = {k: request.query.get(k, "")[:300] for k in SEARCH_FIELDS}
+    pages = request.app[PAGES]
+    visible = anonymous(request)
+    namespaces = [ns for ns in await pages.catalog.engine.inventory.namespaces()
+                  if visible(ns.name)]
+    context: dict[str, Any] = {"form": form, "query": form["q"], "namespaces": namespaces,
+                               "statuses": STATUSES, "images": None, "packages": None,
+                               "error": None, "next_url": None,
+                               "api_url": _search_url("/api/v1/search", form, None)}
+    params = {k: v for k, v in form.items() if v and k != "package"}
+    if request.query.get("last"):
+        params["last"] = request.query["last"]
+    try:
+        if form["package"]:
+            package_page = await request.app[SEARCH].packages(PackageQuery.parse(
+                {**params, "name": form["package"]}), visible)
+            context["packages"] = package_page.results
+            context["api_url"] = _search_url("/api/v1/search/packages",
+                                             {**form, "name": form["package"], "package": ""},
+                                             None)
+            cursor = package_page.next
+        elif any(form[k] for k in ("q", "namespace", "status", "eol")):
+            image_page = await request.app[SEARCH].images(ImageQuery.parse(params), visible)
+            context["images"] = image_page.results
+            cursor = image_page.next
+        else:
+            cursor = None
+    except RegistryError as exc:
+        if exc.code is not Code.INVALID:
+            raise
+        return page(request, "search.html", status=400, **{**context, "error": exc.message})
+    context["next_url"] = _search_url("/search", form, cursor) if cursor else None
+    return page(request, "search.html", **context)
