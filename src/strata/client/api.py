@@ -7,6 +7,7 @@ One method per route; answers are the decoded JSON. Failures raise
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +35,12 @@ def _split_tag(reference: str) -> tuple[str, str]:
     return repo.value, tag
 
 
+#: Page size asked of paginated lists, and the most pages one listing follows.
+PAGE_SIZE = 1000
+MAX_PAGES = 1000
+_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
+
+
 class ApiClient:
     def __init__(self, base_url: str, session: aiohttp.ClientSession, *,
                  user: str | None = None, password: str | None = None,
@@ -48,6 +55,27 @@ class ApiClient:
 
     async def _call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                     body: Any = None, raw: bool = False) -> Any:
+        return (await self._request(method, path, params=params, body=body, raw=raw))[0]
+
+    async def _all(self, path: str, key: str,
+                   params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Every item of a paginated list (``{key: [...]}``), following its ``Link: <...>;
+        rel="next"`` pages (at most ``MAX_PAGES``)."""
+        items: list[Any] = []
+        next_path: str | None = path
+        query: Mapping[str, str] | None = {"n": str(PAGE_SIZE), **(params or {})}
+        for _ in range(MAX_PAGES):
+            if next_path is None:
+                break
+            data, next_path = await self._request("GET", next_path, params=query)
+            query = None  # the next page's path carries the query
+            items.extend(data[key])
+        return {key: items}
+
+    async def _request(self, method: str, path: str, *,
+                       params: Mapping[str, str] | None = None, body: Any = None,
+                       raw: bool = False) -> tuple[Any, str | None]:
+        """The decoded answer and the path of the next page (its ``Link``), if any."""
         data = None if body is None else json.dumps(body).encode()
         headers = dict(self.headers)
         if data is not None:
@@ -66,11 +94,13 @@ class ApiClient:
                 except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                     pass
                 raise ClientError(resp.status, code, message, detail=detail)
-            return content.decode() if raw else json.loads(content)
+            link = _NEXT.search(resp.headers.get("Link", ""))
+            next_path = link.group(1) if link and link.group(1).startswith("/api/v1/") else None
+            return (content.decode() if raw else json.loads(content)), next_path
 
     # -- namespaces and images -------------------------------------------------------------
     async def namespaces(self) -> Any:
-        return await self._call("GET", "/api/v1/namespaces")
+        return await self._all("/api/v1/namespaces", "namespaces")
 
     async def add_namespace(self, name: str, dist_tag: str, *, interval_days: int = 14,
                             anchor: str | None = None, base_image: str | None = None,
@@ -93,7 +123,7 @@ class ApiClient:
         params = {"namespace": namespace} if namespace else {}
         if stale:
             params["stale"] = "1"
-        return await self._call("GET", "/api/v1/images", params=params)
+        return await self._all("/api/v1/images", "images", params)
 
     async def image(self, repository: str) -> Any:
         return await self._call("GET", _image_path(repository))
@@ -125,7 +155,7 @@ class ApiClient:
 
     async def reviews(self, status: str | None = None, namespace: str | None = None) -> Any:
         params = {k: v for k, v in (("status", status), ("namespace", namespace)) if v}
-        return await self._call("GET", "/api/v1/reviews", params=params or None)
+        return await self._all("/api/v1/reviews", "reviews", params)
 
     async def review(self, request_id: int) -> Any:
         return await self._call("GET", f"/api/v1/reviews/{request_id}")
@@ -142,7 +172,7 @@ class ApiClient:
             params["namespace"] = namespace
         if repository:
             params["repository"] = repository
-        return await self._call("GET", "/api/v1/candidates", params=params)
+        return await self._all("/api/v1/candidates", "candidates", params)
 
     async def add_candidate(self, reference: str, *, advisories: Sequence[str] = (),
                             reason: str | None = None,
@@ -188,8 +218,8 @@ class ApiClient:
             "reason": reason, "name": name})
 
     async def releases(self, namespace: str | None = None) -> Any:
-        return await self._call("GET", "/api/v1/releases",
-                                params={"namespace": namespace} if namespace else None)
+        return await self._all("/api/v1/releases", "releases",
+                               {"namespace": namespace} if namespace else None)
 
     async def release(self, name: str) -> Any:
         return await self._call("GET", f"/api/v1/releases/{quote(name, safe='')}")
@@ -220,7 +250,7 @@ class ApiClient:
 
     # -- webhooks --------------------------------------------------------------------------
     async def webhooks(self) -> Any:
-        return await self._call("GET", "/api/v1/webhooks")
+        return await self._all("/api/v1/webhooks", "webhooks")
 
     async def add_webhook(self, url: str, *, events: Sequence[str] = (),
                           secret: str | None = None) -> Any:

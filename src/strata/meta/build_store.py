@@ -88,6 +88,7 @@ class JobFilter:
     state: str | None = None
     kind: str | None = None
     limit: int = 100
+    before: int | None = None  # only jobs older than this id (the API's cursor)
 
 
 _COLUMNS = [c for c in build_jobs.c if c.name != "log"]
@@ -320,6 +321,8 @@ class BuildStore:
         """Jobs, newest first."""
         def go(conn: sa.Connection) -> list[BuildJob]:
             q = _select().order_by(build_jobs.c.id.desc()).limit(where.limit)
+            if where.before is not None:
+                q = q.where(build_jobs.c.id < where.before)
             if where.repository is not None:
                 q = q.where(build_jobs.c.repository == where.repository)
             if where.namespace is not None:

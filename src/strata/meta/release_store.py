@@ -169,10 +169,16 @@ class ReleaseReader:
             r.releases.c.name == name)).first()
         return None if row is None else _release(row)
 
-    def releases(self, namespace: str | None = None, limit: int = 100) -> list[Release]:
+    def releases(self, namespace: str | None = None, limit: int = 100,
+                 after: Release | None = None) -> list[Release]:
+        """Newest first (published, else created; then by name); ``after``: only those
+        that come after that release in this order."""
         c = r.releases.c
-        q = sa.select(r.releases).order_by(
-            sa.func.coalesce(c.published_at, c.created_at).desc(), c.name.desc()).limit(limit)
+        when = sa.func.coalesce(c.published_at, c.created_at)
+        q = sa.select(r.releases).order_by(when.desc(), c.name.desc()).limit(limit)
+        if after is not None:
+            at = after.published_at if after.published_at is not None else after.created_at
+            q = q.where(sa.or_(when < at, sa.and_(when == at, c.name < after.name)))
         if namespace is not None:
             q = q.where(c.namespace == namespace)
         return [_release(row) for row in self._conn.execute(q)]

@@ -119,9 +119,13 @@ def open_request_of(conn: sa.Connection, repository: str) -> int | None:
 
 
 def list_requests(conn: sa.Connection, *, status: str | None = None,
-                  namespace: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+                  namespace: str | None = None, limit: int = 500,
+                  before: int | None = None) -> list[dict[str, Any]]:
+    """Newest first; ``before``: only requests older than that id (the API's cursor)."""
     c = review_requests.c
     q = sa.select(review_requests).order_by(c.id.desc()).limit(limit)
+    if before is not None:
+        q = q.where(c.id < before)
     if status is not None:
         q = q.where(c.status == status)
     if namespace is not None:

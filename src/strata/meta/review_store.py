@@ -31,9 +31,10 @@ class ReviewReader(ReleaseReader):
     def open_request_of(self, repository: str) -> int | None:
         return review_sql.open_request_of(self._conn, repository)
 
-    def requests(self, *, status: str | None = None,
-                 namespace: str | None = None) -> list[dict[str, Any]]:
-        return review_sql.list_requests(self._conn, status=status, namespace=namespace)
+    def requests(self, *, status: str | None = None, namespace: str | None = None,
+                 limit: int = 500, before: int | None = None) -> list[dict[str, Any]]:
+        return review_sql.list_requests(self._conn, status=status, namespace=namespace,
+                                        limit=limit, before=before)
 
     def image_events(self, repository: str) -> list[dict[str, Any]]:
         return review_sql.events(self._conn, repository)

@@ -73,10 +73,13 @@ class WebhookStore:
     async def webhooks(self) -> list[Webhook]:
         return await self.db.read(_webhooks)
 
-    async def deliveries(self, webhook_id: int | None = None,
-                         limit: int = 100) -> list[Delivery]:
+    async def deliveries(self, webhook_id: int | None = None, limit: int = 100,
+                         before: int | None = None) -> list[Delivery]:
+        """Newest first; ``before``: only deliveries older than that id."""
         c = r.webhook_outbox.c
         q = sa.select(r.webhook_outbox).order_by(c.id.desc()).limit(limit)
+        if before is not None:
+            q = q.where(c.id < before)
         if webhook_id is not None:
             q = q.where(c.webhook_id == webhook_id)
 

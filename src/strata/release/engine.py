@@ -333,8 +333,9 @@ class ReleaseEngine:
     async def webhooks(self) -> list[Webhook]:
         return await hooks.list_webhooks(self.webhook_store)
 
-    async def deliveries(self, webhook_id: int | None = None) -> list[Delivery]:
-        return await self.webhook_store.deliveries(webhook_id)
+    async def deliveries(self, webhook_id: int | None = None, *, limit: int = 100,
+                         before: int | None = None) -> list[Delivery]:
+        return await self.webhook_store.deliveries(webhook_id, limit=limit, before=before)
 
     # -- reading releases ------------------------------------------------------------------
     @staticmethod
@@ -344,8 +345,14 @@ class ReleaseEngine:
             raise not_found(f"unknown release {name!r}")
         return release
 
-    async def releases(self, namespace: str | None = None) -> list[Release]:
-        return await self.store.read(lambda tx: tx.releases(namespace))
+    async def releases(self, namespace: str | None = None, *, limit: int = 100,
+                       after: str | None = None) -> list[Release]:
+        """Newest first (published, else created), at most ``limit``; ``after``: those that
+        come after that release in this order (NOT_FOUND if there is no such release)."""
+        def go(tx: ReleaseReader) -> list[Release]:
+            cursor = None if after is None else self._release_or_fail(tx, after)
+            return tx.releases(namespace, limit=limit, after=cursor)
+        return await self.store.read(go)
 
     @staticmethod
     def _named(tx: ReleaseReader, name: str) -> Release:

@@ -121,11 +121,13 @@ class Reviews:
     async def show(self, request_id: int) -> dict[str, Any]:
         return await self.db.read(lambda tx: _request_or_fail(tx, request_id))
 
-    async def list(self, *, status: str | None = None,
-                   namespace: str | None = None) -> list[dict[str, Any]]:
+    async def list(self, *, status: str | None = None, namespace: str | None = None,
+                   limit: int = 500, before: int | None = None) -> list[dict[str, Any]]:
+        """Newest first, at most ``limit``; ``before``: only those older than that id."""
         if status is not None and status not in STATUSES:
             raise invalid(f"unknown review status {status!r} ({', '.join(STATUSES)})")
-        return await self.db.read(lambda tx: tx.requests(status=status, namespace=namespace))
+        return await self.db.read(lambda tx: tx.requests(
+            status=status, namespace=namespace, limit=limit, before=before))
 
     async def comment(self, request_id: int, comment: str | None, *, actor: str,
                       reviewer: bool) -> dict[str, Any]:

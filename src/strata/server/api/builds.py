@@ -22,7 +22,7 @@ from strata.errors import Code, RegistryError
 from strata.meta.build_store import JOB_STATES, BuildJob, BuildStore, JobFilter
 from strata.release.model import invalid, not_found, parse_repository
 from strata.review.policy import candidate_refusal
-from strata.server.api import bodies, parse
+from strata.server.api import bodies, pages, parse
 from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
 from strata.server.api.schemas import list_of, ref
@@ -80,11 +80,14 @@ async def start_build(request: web.Request) -> web.Response:
 
 async def list_builds(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
+    # ``limit`` (from before pagination) is the page size when ``n`` is not given
+    n = pages.size(request) if request.query.get("n") else parse.query(request, "limit")
     jobs = await request.app[BUILDS_API].store.jobs(JobFilter(
         repository=parse.query(request, "repository"),
         namespace=parse.query(request, "namespace"), state=parse.query(request, "state"),
-        limit=parse.query(request, "limit")))
-    return json_response({"builds": [job_json(j) for j in jobs]})
+        limit=n + 1, before=pages.id_cursor(request)))
+    page, headers = pages.fetched(request, jobs[:n + 1], lambda j: str(j.id), size=n)
+    return json_response({"builds": [job_json(j) for j in page]}, headers=headers)
 
 
 async def show_build(request: web.Request) -> web.Response:
@@ -116,8 +119,8 @@ OPERATIONS = (
               query=(Param("repository", _TEXT), Param("namespace", _TEXT),
                      Param("state", {"enum": list(JOB_STATES)}),
                      Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000,
-                                     "default": 100}, "at most this many")),
-              response=list_of("builds", ref("BuildJob"))),
+                                     "default": 100}, "the page size when n is not given")),
+              response=list_of("builds", ref("BuildJob")), paginated=True),
     Operation("POST", "/api/v1/builds", start_build,
               "queue a build of an image from its registered source", "builds",
               Need.MAINTAINER, body=bodies.BUILD_START, response=ref("BuildJob"), status=202),

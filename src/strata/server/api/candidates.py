@@ -31,7 +31,7 @@ from strata.catalog.search import MAX_HELP
 from strata.release.model import BuildStatus, conflict, invalid, parse_build_ref
 from strata.release.rebuild import parse_inputs
 from strata.release.rebuilds import Unchanged
-from strata.server.api import parse
+from strata.server.api import pages, parse
 from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
 from strata.server.http import json_response
@@ -49,7 +49,8 @@ async def list_candidates(request: web.Request) -> web.Response:
         namespace=parse.query(request, "namespace"),
         repository=parse.query(request, "repository"),
         status=STATUSES[parse.query(request, "status")])
-    return json_response({"candidates": [b.to_json() for b in builds]})
+    page, headers = pages.after_item(request, builds, lambda b: f"{b.repository}@{b.digest}")
+    return json_response({"candidates": [b.to_json() for b in page]}, headers=headers)
 
 
 async def add_candidate(request: web.Request) -> web.Response:

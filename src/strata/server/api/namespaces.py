@@ -19,7 +19,7 @@ from strata.release.model import (
 )
 from strata.release.rebuilds import MAX_DAYS_BEFORE
 from strata.release.schedule import MAX_INTERVAL_DAYS
-from strata.server.api import parse
+from strata.server.api import pages, parse
 from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
 from strata.server.http import json_response
@@ -38,8 +38,10 @@ def _days_before(data: dict[str, Any]) -> int | None:
 
 async def list_namespaces(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    items = await engine_of(request).inventory.namespaces()
-    return json_response({"namespaces": await _with_setting(request, items)})
+    items, headers = pages.after_key(
+        request, await engine_of(request).inventory.namespaces(), lambda ns: ns.name)
+    return json_response({"namespaces": await _with_setting(request, items)},
+                         headers=headers)
 
 
 async def show_namespace(request: web.Request) -> web.Response:
@@ -90,10 +92,14 @@ async def list_images(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
     namespace = parse.query(request, "namespace")
     if parse.query(request, "stale"):
-        stale = await engine_of(request).rebuilds.stale(namespace)
-        return json_response({"images": [{**s.to_json(), "stale": True} for s in stale]})
-    items = await engine_of(request).inventory.images(namespace)
-    return json_response({"images": [image.to_json() for image in items]})
+        stale = sorted(await engine_of(request).rebuilds.stale(namespace),
+                       key=lambda s: s.repository)
+        page, headers = pages.after_key(request, stale, lambda s: s.repository)
+        return json_response({"images": [{**s.to_json(), "stale": True} for s in page]},
+                             headers=headers)
+    items, headers = pages.after_key(
+        request, await engine_of(request).inventory.images(namespace), lambda i: i.repository)
+    return json_response({"images": [image.to_json() for image in items]}, headers=headers)
 
 
 async def show_image(request: web.Request) -> web.Response:

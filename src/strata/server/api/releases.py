@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from strata.server.api import parse
+from strata.server.api import pages, parse
 from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
 from strata.server.http import json_response
@@ -23,8 +23,11 @@ async def plan(request: web.Request) -> web.Response:
 
 async def list_releases(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    items = await engine_of(request).releases(parse.query(request, "namespace"))
-    return json_response({"releases": [r.to_json() for r in items]})
+    items = await engine_of(request).releases(parse.query(request, "namespace"),
+                                              limit=pages.size(request) + 1,
+                                              after=pages.cursor(request))
+    page, headers = pages.fetched(request, items, lambda r: r.name)
+    return json_response({"releases": [r.to_json() for r in page]}, headers=headers)
 
 
 async def show_release(request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from strata.release.model import invalid
-from strata.server.api import parse
+from strata.server.api import pages, parse
 from strata.server.api.auth import Need, actor, authorize, enforced, is_reviewer
 from strata.server.api.context import reviews_of
 from strata.server.http import json_response
@@ -40,8 +40,11 @@ async def submit(request: web.Request) -> web.Response:
 async def list_reviews(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
     items = await reviews_of(request).list(status=parse.query(request, "status"),
-                                           namespace=parse.query(request, "namespace"))
-    return json_response({"reviews": items})
+                                           namespace=parse.query(request, "namespace"),
+                                           limit=pages.size(request) + 1,
+                                           before=pages.id_cursor(request))
+    page, headers = pages.fetched(request, items, lambda r: str(r["id"]))
+    return json_response({"reviews": page}, headers=headers)
 
 
 async def show(request: web.Request) -> web.Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from strata.server.api import parse
+from strata.server.api import pages, parse
 from strata.server.api.auth import Need, authorize
 from strata.server.api.context import engine_of
 from strata.server.http import json_response
@@ -12,8 +12,9 @@ from strata.server.http import json_response
 
 async def list_webhooks(request: web.Request) -> web.Response:
     authorize(request, Need.RELENG)
-    hooks = await engine_of(request).webhooks()
-    return json_response({"webhooks": [h.to_json() for h in hooks]})
+    hooks, headers = pages.after_item(request, await engine_of(request).webhooks(),
+                                      lambda h: str(h.id))
+    return json_response({"webhooks": [h.to_json() for h in hooks]}, headers=headers)
 
 
 async def add_webhook(request: web.Request) -> web.Response:
@@ -29,5 +30,8 @@ async def deliveries(request: web.Request) -> web.Response:
     authorize(request, Need.RELENG)
     # a webhook id is a positive 64-bit integer (its declared bounds: a longer one
     # overflowed SQLite, a 500)
-    items = await engine_of(request).deliveries(parse.query(request, "webhook"))
-    return json_response({"deliveries": [d.to_json() for d in items]})
+    items = await engine_of(request).deliveries(parse.query(request, "webhook"),
+                                                limit=pages.size(request) + 1,
+                                                before=pages.id_cursor(request))
+    page, headers = pages.fetched(request, items, lambda d: str(d.id))
+    return json_response({"deliveries": [d.to_json() for d in page]}, headers=headers)
