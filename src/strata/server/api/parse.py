@@ -33,13 +33,25 @@ def query(request: web.Request, name: str) -> Any:
     return request[QUERY][name]
 
 
+def check_text(text: str, what: str) -> None:
+    """Refuse text no field may hold: a NUL character (PostgreSQL cannot store it; 400
+    INVALID, never the database's error as a 500)."""
+    if "\x00" in text:
+        raise invalid(f"{what} contains a NUL character")
+
+
 def _depth(value: Any) -> int:
-    """How deeply *value* nests (a scalar is 0); iterative, so no recursion limit applies."""
+    """How deeply *value* nests (a scalar is 0); iterative, so no recursion limit applies.
+    Every string in it, keys too, is checked with :func:`check_text`."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, level = stack.pop()
+        if isinstance(item, str):
+            check_text(item, "a string in the request body")
         if isinstance(item, dict):
+            for key in item:
+                check_text(str(key), "a field name in the request body")
             item = list(item.values())
         if isinstance(item, list):
             level += 1

@@ -124,6 +124,8 @@ def _checked(op: Operation) -> Handler:
 
     @functools.wraps(handler)
     async def checked(request: web.Request) -> web.StreamResponse:
+        for name, text in request.match_info.items():
+            parse.check_text(text, f"path parameter {name!r}")
         values: dict[str, Any] = {}
         for name, (param, validator) in params.items():
             values[name] = _query_value(request, param, validator)
@@ -143,6 +145,7 @@ def _query_value(request: web.Request, param: Param,
         return param.schema.get("default")
     if len(text) > MAX_QUERY_VALUE:
         raise invalid(f"query parameter {param.name!r} is longer than {MAX_QUERY_VALUE}")
+    parse.check_text(text, f"query parameter {param.name!r}")
     value: Any = text
     kind = param.schema.get("type")
     if kind == "integer":
