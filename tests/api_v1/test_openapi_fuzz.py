@@ -116,6 +116,11 @@ def test_nul_and_odd_text_in_every_parameter(api_schema: Any, live: StrataServer
     probes = ["a\x00b", "%ff", "\u2603" * 300, "../..", " "]
     nul_login = {"Authorization": "Basic " + base64.b64encode(b"ad\x00min:pw").decode()}
     failures = []
+    for page in ("/a%00b", "/a%00b/c", "/search?q=a%00b", "/v1/search?q=a%00b",
+                 "/-/releases/a%00b"):  # the pages and podman's search: the same guard
+        resp = requests.get(live.url + page, timeout=30)
+        if resp.status_code >= 500:
+            failures.append(f"GET {page}: {resp.status_code}")
     for query in ({"account": "a\x00b"}, {"scope": "repository:a\x00b:pull"},
                   {"service": "a\x00b"}):
         for headers in ({}, nul_login, live.admin_headers):

@@ -18,6 +18,7 @@ from strata.server.builds import BuildService, add_builds
 from strata.server.errors import add_api_version, error_middleware
 from strata.server.gate import UPLOAD_GATE, UploadGate
 from strata.server.handlers.health import healthz
+from strata.server.inputs import refuse_nul
 from strata.server.keys import DATA_DIR, REGISTRY
 from strata.server.metrics import ACCESS_LOG, METRICS, Metrics, metrics_handler, observe
 from strata.server.pages import add_pages
@@ -37,7 +38,7 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
                data_dir: Path | None = None) -> web.Application:
     """*public_url*: where clients reach the server, the base of every absolute URL (the token
     realm); None: the address of the socket each request arrived on (never its ``Host``)."""
-    app = web.Application(middlewares=[observe, error_middleware],
+    app = web.Application(middlewares=[observe, error_middleware, refuse_nul],
                           client_max_size=client_max_size)
     if public_url is not None:
         app[PUBLIC_URL] = public_url
