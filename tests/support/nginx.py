@@ -19,7 +19,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -109,8 +108,8 @@ class Nginx:
                 raise RuntimeError(f"nginx exited with {self._proc.returncode}: "
                                    f"{self.log_text()}")
             try:
-                with socket.create_connection((HOST, self.port), timeout=1.0):
-                    return self
+                self.request("GET", "/healthz", timeout=5.0)
+                return self
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()

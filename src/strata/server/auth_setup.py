@@ -17,6 +17,7 @@ Files in the data dir (directory ``DATA/auth``, mode 0700):
 
 from __future__ import annotations
 
+import base64
 import os
 import ssl
 import sys
@@ -79,12 +80,19 @@ def secret_box(settings: ServerSettings, *, create: bool = False) -> SecretBox:
 
 def signing_passphrase(settings: ServerSettings) -> Passphrase:
     """The release keys' passphrase: ``--signing-passphrase-file``, else
-    ``$STRATA_SIGNING_PASSPHRASE``, else ``DATA/auth/signing-passphrase`` (created at random on
-    first start; every node of a cluster needs the same one). Never logged."""
+    ``$STRATA_SIGNING_PASSPHRASE``, else ``DATA/auth/signing-passphrase`` if an earlier start
+    generated one, else derived from the server's secret key (so the nodes of a cluster, which
+    share ``--secret-key-file``, share it with no setting of its own). Never logged."""
     if settings.signing_passphrase_file is not None:
         return Passphrase.from_file(settings.signing_passphrase_file)
-    return Passphrase.from_env() or Passphrase.generated_in(
-        auth_dir(settings.data_dir) / "signing-passphrase")
+    given = Passphrase.from_env()
+    if given is not None:
+        return given
+    generated = auth_dir(settings.data_dir) / "signing-passphrase"
+    if generated.exists():
+        return Passphrase.from_file(generated)
+    derived = base64.urlsafe_b64encode(secret_box(settings).subkey("release-keys"))
+    return Passphrase(derived, "derived from the secret key")
 
 
 def prepare_webhook_key(settings: ServerSettings) -> None:
