@@ -81,12 +81,15 @@ async def test_odd_chunks_become_the_parts_of_one_multipart_upload(
     parts = store._sync_s3().list_parts(Bucket=store.location.bucket, Key=uploads[0]["Key"],
                                         UploadId=uploads[0]["UploadId"])["Parts"]
     assert [p["Size"] for p in parts] == [PART] * 5  # the tail (12,345 bytes) is not a part yet
-    # Outside the parts only small objects: tail pieces (each less than a part; they stay
-    # until the session ends) and one state per offset.
+    # Outside the parts only small objects: one state per offset, and tail pieces (each less
+    # than a part), those gathered into parts deleted by the next request.
     s3 = store._sync_s3()
     sizes = [s3.head_object(Bucket=store.location.bucket, Key=key)["ContentLength"]
              for key in _keys(store, f"uploads/{upload_id}/")]
     assert max(sizes) < PART
+    assert await store.upload_write(upload_id, len(data), batches(b"")) == len(data)
+    pieces = _keys(store, f"uploads/{upload_id}/piece/")
+    assert len(pieces) == 1  # the tail's
     digest = digest_of(data)
     assert not await place(store, upload_id, digest, len(data))
     assert await collect(store.read(digest)) == data

@@ -127,6 +127,7 @@ class S3Uploads(S3Objects):
         state = await self._state_at(upload_id, offset)
         if state.sealed or state.staged:
             raise FileNotFoundError(f"upload {upload_id} was finished")
+        consumed = state.in_parts
         pos = offset
         # Whatever arrived of an interrupted request is dropped with the spool file (and the
         # parts it sent are not in any recorded state): the session stays where it was.
@@ -151,7 +152,21 @@ class S3Uploads(S3Objects):
                 await self._put(key, spool, pos - state.size)
                 state = replace(state, tail=(*state.tail, Piece(key, pos - state.size)))
         await self._save(upload_id, pos, state)
+        if consumed:
+            await self._drop_pieces_before(upload_id, consumed)
         return pos
+
+    async def _drop_pieces_before(self, upload_id: str, limit: int) -> None:
+        """Delete the tail pieces gathered into parts that end at or before ``limit`` (the
+        parts of the state this request started from: the recorded offset is past them, so no
+        state that can still count names those pieces)."""
+        s3 = await self._s3()
+        base = self._upload_dir(upload_id) + "piece/"
+        async for obj in self._list(base):
+            start = obj["Key"][len(base):].partition("-")[0]
+            if start.isdigit() and int(start) < limit:
+                with contextlib.suppress(ClientError):
+                    await s3.delete_object(Bucket=self._bucket, Key=obj["Key"])
 
     async def _send_part(self, upload_id: str, state: UploadState, spool: IO[bytes],
                          spooled: int) -> UploadState:
