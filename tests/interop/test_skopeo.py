@@ -250,4 +250,7 @@ def test_managed_repository_stream_rules(containers: Containers, registry: Strat
     assert deleted.returncode != 0
     assert "never deleted" in deleted.stderr, deleted.stderr
     tags = json.loads(containers.skopeo("list-tags", f"docker://{host}/skopeo/managed").stdout)
-    assert sorted(tags["Tags"]) == ["130", "130-1.f99skopeo", "latest"]
+    # the stream tags, and the release's signature of the build (issue 16)
+    assert sorted(t for t in tags["Tags"] if not t.endswith(".sig")) == [
+        "130", "130-1.f99skopeo", "latest"]
+    assert "sha256-" + build.manifest_digest.split(":")[1] + ".sig" in tags["Tags"]

@@ -82,11 +82,16 @@ class World:
         data: dict[str, Any] = json.loads(out)
         return data
 
-    def digests(self, repo: str = "f25/x") -> dict[str, str]:
+    def tags(self, repo: str = "f25/x") -> list[str]:
         resp = self.server.request("GET", f"/v2/{repo}/tags/list")
         if resp.status == 404:
-            return {}
-        tags = json.loads(resp.body)["tags"] or []
+            return []
+        return list(json.loads(resp.body)["tags"] or [])
+
+    def digests(self, repo: str = "f25/x") -> dict[str, str]:
+        """The stream tags of ``repo`` and their digests (the release's signature tags,
+        ``sha256-<hex>.sig``, are left out: tests/trust checks them)."""
+        tags = [t for t in self.tags(repo) if not t.endswith(".sig")]
         return {t: self.server.request(
             "HEAD", f"/v2/{repo}/manifests/{t}",
             headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
@@ -207,6 +212,9 @@ def test_crash_during_publish_leaves_the_old_state(tmp_path: Path) -> None:
         w = World(srv, tmp_path)
         assert w.digests() == old
         assert w.digests("f25/y") == {}
+        # nothing of the interrupted publish was signed either
+        assert not [t for t in w.tags() if d2.split(":")[1] in t]
+        assert w.tags("f25/y") == []
         assert len(w.cli_json("release", "list")["releases"]) == 1
         waiting = w.cli_json("candidate", "list")["candidates"]
         assert {b["nvr"] for b in waiting} == {"x-130-2.f25docker", "y-1-1.f25docker"}

@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -229,3 +230,11 @@ async def _push_blob(registry: Registry, repo: RepositoryName, data: bytes) -> s
     upload = await registry.uploads.start(repo)
     await registry.uploads.finish(repo, upload.id, digest, once())
     return str(digest)
+
+
+def test_generated_passphrase_is_made_once_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "auth" / "signing-passphrase"
+    first = Passphrase.generated_in(path)
+    assert Passphrase.generated_in(path).value == first.value
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left

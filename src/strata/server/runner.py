@@ -122,6 +122,9 @@ def serve(settings: ServerSettings) -> None:
     requeue_builds(settings)
     prepare_webhook_key(settings)
     prepare_auth(settings)
+    # before the workers start (a generated passphrase is made once); its source, never it
+    print(f"strata: release keys sealed with the signing passphrase from "
+          f"{signing_passphrase(settings).source}", file=sys.stderr, flush=True)
     prepare_multiprocess_dir(str(settings.data_dir / "metrics"))
     scheme = "https" if settings.tls_cert else "http"
     url = public_url(settings)

@@ -60,16 +60,24 @@ class Passphrase:
     @classmethod
     def generated_in(cls, path: Path) -> Passphrase:
         """The passphrase kept in ``path`` (owner-only), created at random if absent: the
-        server's fallback when the operator gives none."""
+        server's fallback when the operator gives none. Created atomically (a temporary file
+        linked into place), so concurrent first starts agree on one."""
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             secret = base64.urlsafe_b64encode(os.urandom(32))
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 os.write(fd, secret + b"\n")
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            try:
+                os.link(temp, path)  # fails if another process made it first: use that one
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(temp)
         return cls.from_file(path)
 
 
