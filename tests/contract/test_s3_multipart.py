@@ -21,6 +21,10 @@ from typing import Any
 
 import pytest
 
+from strata.meta.registry_store import RegistryStore
+from strata.oci.names import RepositoryName
+from strata.registry.limits import Limits
+from strata.registry.uploads import UploadService
 from strata.storage.s3 import S3BlobStore, S3Location
 from strata.storage.s3_copy import PartCopyUnsupported
 from support.s3 import RcloneS3
@@ -201,3 +205,22 @@ async def test_the_multipart_copy_itself(nodes: tuple[S3BlobStore, ...]) -> None
         return
     body = s3.get_object(Bucket=bucket, Key=prefix + "dst")["Body"].read()
     assert (body == b"x" * 1000) is store.copier.part_copy_works()
+
+
+async def test_expiry_aborts_the_multipart_upload_of_a_stale_session(
+        nodes: tuple[S3BlobStore, ...], meta: RegistryStore) -> None:
+    store = nodes[0]
+    uploads = UploadService(meta, store, Limits(upload_ttl_seconds=3600))
+    repo = RepositoryName.parse("lib/stale")
+    rec = await uploads.start(repo)
+    await uploads.append(repo, rec.id, _once(os.urandom(2 * PART + 1)))
+    assert len(_uploads(store, f"uploads/{rec.id}/")) == 1
+    uploads._clock = lambda: time.time() + 7200  # past the TTL
+    assert await uploads.expire() == 1
+    assert _uploads(store, f"uploads/{rec.id}/") == []
+    assert _keys(store, f"uploads/{rec.id}/") == []
+    assert await meta.get_upload(rec.id) is None
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
