@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,13 +33,16 @@ from strata.release.model import (
     Namespace,
     Release,
     ReleaseStatus,
+    RepositoryTags,
     TagEvent,
     iso_time,
+    parse_repository,
     split_repository,
 )
 from strata.release.rebuild import BuildInputs, Package
 from strata.release.rpmvercmp import evr_compare, rpmvercmp
 from strata.release.streams import TagKind, classify_tag, is_cosign_tag
+from strata.release.tagstates import tag_states
 
 Visibility = Callable[[str], bool]
 """Whether the viewer may see a repository (or a namespace, by its name)."""
@@ -235,10 +238,7 @@ def _kind(tag: str) -> str:
 
 
 def _stream_order(a: StreamRow, b: StreamRow) -> int:
-    rank = {"latest": 0, "version": 1, "nvr": 2}
-    if rank[a.kind] != rank[b.kind]:
-        return rank[a.kind] - rank[b.kind]
-    return -rpmvercmp(a.tag, b.tag) or (a.tag > b.tag) - (a.tag < b.tag)
+    return _tag_order(a.tag, b.tag)
 
 
 def _cut(text: str, limit: int, note: str) -> str:
@@ -255,12 +255,37 @@ def _newest_build_first(a: Build, b: Build) -> int:
     return -evr_compare(a.nvr.version, a.nvr.release, b.nvr.version, b.nvr.release)
 
 
+_NEWEST_FIRST = functools.cmp_to_key(_newest_build_first)
+
+
 def _signature_tag(digest: str) -> str:
     return digest.replace(":", "-", 1) + ".sig"
 
 
-def _stream_version(row: StreamRow) -> str:
-    return row.tag if row.kind == "version" else row.tag.split("-", 1)[0]
+def _version_of(tag: str, kind: str) -> str:
+    return tag if kind == "version" else tag.split("-", 1)[0]
+
+
+def _tag_order(a: str, b: str) -> int:
+    rank = {"latest": 0, "version": 1, "nvr": 2}
+    ka, kb = _kind(a), _kind(b)
+    if ka != kb:
+        return rank[ka] - rank[kb]
+    return -rpmvercmp(a, b) or (a > b) - (a < b)
+
+
+_LISTED = (BuildStatus.CANDIDATE, BuildStatus.RELEASED)
+
+
+def shown_build(tags: dict[str, str], builds: Sequence[Build]) -> str | None:
+    """The build an image page shows: ``latest``'s, else the first stream tag's (highest
+    version first), else the newest registered build's."""
+    streams = sorted((t for t in tags if not is_cosign_tag(t)), key=functools.cmp_to_key(
+        _tag_order))
+    if streams:
+        return tags[streams[0]]
+    listed = sorted((b for b in builds if b.status in _LISTED), key=_NEWEST_FIRST)
+    return listed[0].digest if listed else None
 
 
 def _image_manifest(doc: dict[str, Any]) -> tuple[str | None, list[LayerRef]]:
@@ -318,36 +343,37 @@ class Catalog:
                     visible: Visibility = everyone) -> ImageView:
         if not visible(repository):
             raise not_found(f"unknown image {repository!r}")
-        details = await self.engine.inventory.image(repository)
-        extras = await self.store.image_extras(repository, events=HISTORY_EVENTS * 3)
+        repo = parse_repository(repository).value  # 400 INVALID for a malformed name
+        got = await self.store.image_rows(repo, events=HISTORY_EVENTS * 3, choose=shown_build)
+        if got is None:
+            raise not_found(f"unknown image {repository!r}")
+        extras = got.extras
         history = tuple(e for e in extras.recent_events
                         if not is_cosign_tag(e.tag))[:HISTORY_EVENTS]
-        builds = await self.engine.inventory.candidates(
-            repository=repository, status=(BuildStatus.CANDIDATE, BuildStatus.RELEASED))
-        builds.sort(key=functools.cmp_to_key(_newest_build_first))
-        eol = tuple(s.version for s in details.streams if s.eol)
-        signatures = {t.tag for t in details.tags if is_cosign_tag(t.tag)}
+        builds = sorted((b for b in got.builds if b.status in _LISTED), key=_NEWEST_FIRST)
+        eol = tuple(s.version for s in got.streams if s.eol)
+        states = tag_states(RepositoryTags(repo, got.image.name, got.tags,
+                                           {b.digest: b.nvr for b in got.builds},
+                                           frozenset(eol)))
+        signatures = {tag for tag in got.tags if is_cosign_tag(tag)}
         rows = []
-        for tag in details.tags:
-            if is_cosign_tag(tag.tag):
+        for tag, digest in got.tags.items():
+            if is_cosign_tag(tag):
                 continue
-            moved = extras.last_moves.get(tag.tag)
-            row = StreamRow(tag.tag, _kind(tag.tag), tag.digest, tag.nvr,
-                            moved.at if moved else None, moved.release_name if moved else None,
-                            False, pull_commands(host, repository, tag.tag, insecure=insecure),
-                            _signature_tag(tag.digest) in signatures)
-            rows.append(row)
-        rows = [StreamRow(r.tag, r.kind, r.digest, r.nvr, r.moved_at, r.release,
-                          r.kind != "latest" and _stream_version(r) in eol, r.pull, r.signed)
-                for r in rows]
+            moved = extras.last_moves.get(tag)
+            kind = _kind(tag)
+            rows.append(StreamRow(
+                tag, kind, digest, str(states[tag].nvr) if tag in states else None,
+                moved.at if moved else None, moved.release_name if moved else None,
+                kind != "latest" and _version_of(tag, kind) in eol,
+                pull_commands(host, repo, tag, insecure=insecure),
+                _signature_tag(digest) in signatures))
         rows.sort(key=functools.cmp_to_key(_stream_order))
-        shown = next((r.digest for r in rows if r.kind == "latest"), None) or \
-            (rows[0].digest if rows else None) or (builds[0].digest if builds else None)
-        labels, layers, platforms, help_html = await self._content(repository, shown)
-        inputs = await self.store.build_inputs(repository, shown) if shown else None
-        return ImageView(details.image, host, tuple(rows), eol, tuple(builds), shown, labels,
+        shown = got.shown
+        labels, layers, platforms, help_html = await self._content(repo, shown)
+        return ImageView(got.image, host, tuple(rows), eol, tuple(builds), shown, labels,
                          tuple(LayerRow(x.digest, x.media_type, x.size) for x in layers),
-                         platforms, inputs, help_html, history, extras.reviews,
+                         platforms, got.inputs, help_html, history, extras.reviews,
                          shown is not None and _signature_tag(shown) in signatures)
 
     async def _read_blob(self, repo: RepositoryName, digest: str) -> AsyncIterator[bytes]:

@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from strata.meta import schema as r
 from strata.meta.database import Database
 from strata.meta.rebuild_store import inputs_of
+from strata.meta.release_store import ReleaseReader
 from strata.meta.schema_review import review_requests
-from strata.release.model import Image, ImageStatus, TagEvent
+from strata.release.model import Build, Image, ImageStatus, Stream, TagEvent
 from strata.release.rebuild import BuildInputs
 
 T = TypeVar("T")
@@ -48,6 +49,23 @@ class ReviewSummary:
     created_at: float
     decided_at: float | None
     decided_by: str | None
+
+
+@dataclass(frozen=True)
+class ImageRows:
+    """Everything an image page reads from the database, read in one transaction."""
+
+    image: Image
+    tags: dict[str, str]  # tag -> digest
+    builds: tuple[Build, ...]  # every registered build, oldest first
+    streams: tuple[Stream, ...]  # stream rows (EOL flags)
+    extras: ImageExtras
+    shown: str | None  # the digest ``choose`` picked
+    inputs: BuildInputs | None  # what that build was made from
+
+
+Choose = Callable[[dict[str, str], Sequence[Build]], "str | None"]
+"""Picks the build a page shows, from the tags and the builds (a pure function)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +142,22 @@ def image_extras(conn: sa.Connection, repository: str, *, events: int) -> ImageE
                        tuple(_review(row) for row in reviews))
 
 
+def image_rows(conn: sa.Connection, repository: str, *, events: int,
+               choose: Choose) -> ImageRows | None:
+    """The image, its tags, builds, streams, extras and the chosen build's inputs (None:
+    no such image)."""
+    tx = ReleaseReader(conn)
+    image = tx.image(repository)
+    if image is None:
+        return None
+    tags = tx.tag_digests(repository)
+    builds = tx.builds(repository=repository)
+    shown = choose(tags, builds)
+    return ImageRows(image, tags, tuple(builds), tuple(tx.streams(repository)),
+                     image_extras(conn, repository, events=events), shown,
+                     None if shown is None else inputs_of(conn, repository, shown))
+
+
 class BrowseStore:
     """The catalog pages' reads, each one read-only transaction."""
 
@@ -147,9 +181,7 @@ class BrowseStore:
         return await self._read(lambda conn: namespace_images(conn, namespace, after=after,
                                                               limit=limit))
 
-    async def image_extras(self, repository: str, *, events: int = 50) -> ImageExtras:
-        return await self._read(lambda conn: image_extras(conn, repository, events=events))
-
-    async def build_inputs(self, repository: str, digest: str) -> BuildInputs | None:
-        """What a build was made from (source, base, package list), if it was recorded."""
-        return await self._read(lambda conn: inputs_of(conn, repository, digest))
+    async def image_rows(self, repository: str, *, events: int,
+                         choose: Choose) -> ImageRows | None:
+        return await self._read(lambda conn: image_rows(conn, repository, events=events,
+                                                        choose=choose))
