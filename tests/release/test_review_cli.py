@@ -146,3 +146,47 @@ def test_submit_review_approve_build_through_the_cli(tmp_path: Path) -> None:
         assert refused.returncode != 0
         shown_image = cli.json("releng", "image", "maintainers", "f25/hello", "--add", "rita")
         assert shown_image["maintainers"] == ["alice", "rita"]
+        # the image's own history: review, builds, candidates, a withdrawal and a release
+        job = cli.json("alice", "build", "f25/hello")  # a server build of the source
+        assert job["state"] == "succeeded", job
+        cli("releng", "candidate", "withdraw", f"f25/hello@{digest}", "--reason", "superseded")
+        released = cli.json("releng", "release", "oob", f"f25/hello@{built['digest']}",
+                            "--advisory", "HELLO-1", "--reason", "first release")
+        data = cli.json("alice", "history", "f25/hello")
+        assert data["repository"] == "f25/hello"
+        events = data["events"]
+        names = [e["event"] for e in events]
+        for earlier, later in (("submitted", "approved"), ("approved", "build-queued"),
+                               ("build-queued", "build-succeeded"),
+                               ("build-succeeded", "candidate-withdrawn"),
+                               ("candidate-withdrawn", "released")):
+            assert names.index(earlier) < names.index(later), names
+        assert [e["at"] for e in events] == sorted(e["at"] for e in events)
+        by = {e["event"]: e for e in events}
+        assert (by["submitted"]["actor"], by["approved"]["actor"]) == ("alice", "rita")
+        assert by["approved"]["detail"].startswith("welcome")
+        assert by["changed"]["detail"] == "summary=- -> Hello"
+        assert by["maintainer-added"]["detail"] == "maintainer=rita"
+        assert by["submitted"]["detail"] == (f"request={request['id']}, source_branch=f25, "
+                                             f"source_url={url}")
+        forced_detail = by["forced-registration"]["detail"]
+        assert forced_detail.startswith("smoke test before the review; digest=sha256:")
+        assert "nvr=hello-1-1.f25docker" in forced_detail
+        registered = [(e["nvr"], e["actor"]) for e in events
+                      if e["event"] == "candidate-registered"]
+        assert sorted(registered) == [("hello-1-1.f25docker", "releng"),
+                                      ("hello-1-2.f25docker", "alice")]
+        assert by["build-queued"]["actor"] == "alice" and by["build-queued"]["job"] == job["id"]
+        assert "hello-1-2.f25docker" in by["build-succeeded"]["detail"]
+        assert "on f25:25 sha256:" in by["build-succeeded"]["detail"]
+        assert by["candidate-withdrawn"]["detail"] == "hello-1-1.f25docker: superseded"
+        assert by["released"]["release"] == released["name"]
+        assert by["released"]["detail"] == (f"hello-1-2.f25docker in {released['name']} "
+                                             "(oob)")
+        text = cli("alice", "history", "f25/hello").stdout
+        assert "\tsubmitted\talice\trequest=" in text and "\tapproved\trita\twelcome" in text
+        assert f"\tbuild-succeeded\talice\tjob {job['id']}: hello-1-2.f25docker" in text
+        assert f"\treleased\treleng\thello-1-2.f25docker in {released['name']}" in text
+        assert len(text.splitlines()) == len(events)
+        refused = cli("alice", "history", "f25/hello", "--at", "2026-01-01", ok=False)
+        assert refused.returncode == 2 and "--at needs a tag" in refused.stderr

@@ -15,6 +15,7 @@ import aiohttp
 import click
 
 from strata.cli.common import emit, run_remote, server_options
+from strata.cli.image_history import image_history, timeline_text
 from strata.client.api import ApiClient
 
 T = TypeVar("T")
@@ -489,7 +490,15 @@ def stream_list(url: str, user: str | None, password: str | None, as_json: bool,
               "show what the tag pointed to then.")
 def history(url: str, user: str | None, password: str | None, as_json: bool, reference: str,
             at: str | None) -> None:
-    """Show the moves of tag REFERENCE (<repository>:<tag>), or where it pointed --at a time."""
+    """Show the moves of tag REFERENCE (<repository>:<tag>), or where it pointed --at a time;
+    for an image (<repository>, no tag): what happened to it -- review, builds, candidates,
+    releases -- oldest first."""
+    if ":" not in reference:
+        if at is not None:
+            raise click.UsageError("--at needs a tag: <repository>:<tag>")
+        emit(run_api(url, user, password, lambda c: image_history(c, reference)), as_json,
+             timeline_text)
+        return
     data = run_api(url, user, password, lambda c: c.history(reference, at))
 
     def text(d: dict[str, Any]) -> str:
