@@ -79,6 +79,8 @@ class ServerSettings:
     # the server's secret key (seals webhook secrets and the token-signing keys in the
     # database): the same file on every node; None: DATA/auth/webhook-key, created at start
     secret_key_file: Path | None = None
+    # load balancers whose X-Forwarded-For names the client (failed-login budgets per client)
+    trusted_proxies: tuple[str, ...] = ()
 
 
 def default_url() -> str:

@@ -5,7 +5,8 @@ made with ``strata auth new-secret-key``): no ``DATA/auth`` is copied between th
 
 - podman and skopeo log in, push and pull through the balancer; a token issued by one node is
   honoured by the other;
-- failed logins are counted by both nodes together;
+- failed logins are counted by both nodes together, per client behind the balancer
+  (``--trusted-proxy``);
 - ``strata auth rotate-keys`` while the nodes run: old tokens keep working, the nodes sign
   with the new key; ``--drop-old`` ends the old tokens on both;
 - a node given another secret key refuses to start, saying why;
@@ -83,6 +84,7 @@ def start_cluster(base: Path, stores: tuple[list[str], dict[str, str]], key_file
             nodes.append(StrataServer(
                 base / f"node{i}", "--workers", "1", "--gc-interval", "0", *args,
                 "--public-url", lb.url, "--secret-key-file", str(key_file),
+                "--trusted-proxy", "127.0.0.1",
                 env={**store_env, "STRATA_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
             ).start())
         lb.upstreams = [n.host_port for n in nodes]
@@ -216,6 +218,33 @@ def test_failed_logins_are_counted_by_both_nodes(cluster: Cluster) -> None:
         assert resp.status == 429
         assert int(resp.header("retry-after") or 0) >= 1
     assert cluster.lb.request("GET", "/auth/token?service=strata", headers=wrong).status == 429
+
+
+def test_failed_logins_behind_the_balancer_count_per_client(cluster: Cluster) -> None:
+    """The nodes trust the balancer (``--trusted-proxy 127.0.0.1``): a client's failures are
+    counted for the address nginx saw (``X-Forwarded-For``), not for the balancer's, so one
+    guesser does not lock everybody out; what a client writes into the header itself does not
+    get it out of its own budget."""
+    lb = cluster.lb
+    wrong, right = basic("admin", "not-the-password"), basic("admin", ADMIN_PASSWORD)
+    path = "/auth/token?service=strata"
+    statuses = []
+    for _ in range(14):
+        statuses.append(lb.request("GET", path, headers=wrong, source="127.0.0.3").status)
+        if statuses[-1] == 429:
+            break
+    assert statuses[-1] == 429 and 11 <= len(statuses) <= 13, statuses
+    # the guesser stays throttled, through either node, whatever it claims to be
+    assert lb.request("GET", path, headers=right, source="127.0.0.3").status == 429
+    for claim in ("10.9.9.9", "127.0.0.4", "127.0.0.1"):
+        resp = lb.request("GET", path, source="127.0.0.3",
+                          headers={**right, "X-Forwarded-For": claim})
+        assert resp.status == 429, claim
+    # another client logs in (and may fail) as usual, also when it names the guesser
+    assert lb.request("GET", path, headers=right, source="127.0.0.4").status == 200
+    assert lb.request("GET", path, headers=wrong, source="127.0.0.4").status == 401
+    assert lb.request("GET", path, source="127.0.0.4",
+                      headers={**right, "X-Forwarded-For": "127.0.0.3"}).status == 200
 
 
 def _wait_for(predicate: Any, what: str, timeout: float = 30.0) -> None:

@@ -129,9 +129,11 @@ class Nginx:
             proc.wait()
 
     def request(self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
-                timeout: float = 30.0) -> Response:
-        """One plain HTTP request through the balancer."""
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
+                timeout: float = 30.0, source: str | None = None) -> Response:
+        """One plain HTTP request through the balancer (from the loopback address *source*,
+        e.g. ``127.0.0.3``, to stand for another client machine)."""
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout,
+                                          source_address=None if source is None else (source, 0))
         try:
             conn.request(method, path, headers=dict(headers or {}))
             resp = conn.getresponse()

@@ -62,8 +62,9 @@ good on all of them) and which ``strata auth rotate-keys`` rotates while they ru
 
 from __future__ import annotations
 
+import ipaddress
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -99,7 +100,8 @@ from strata.server.routes import ROUTES, check_params
 from strata.server.urls import absolute_url
 
 __all__ = ["AUTH", "DEFAULT_SERVICE", "TOKEN_PATH", "Requirement", "TokenAuth",
-           "api_scope_refusal", "request_principal", "required_access"]
+           "api_scope_refusal", "client_address", "parse_trusted_proxies", "request_principal",
+           "required_access"]
 
 TOKEN_PATH = "/auth/token"
 DEFAULT_SERVICE = "strata"
@@ -156,8 +158,55 @@ def _challenge_scopes(need: Requirement) -> list[Scope]:
             for s in need.scopes]
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_trusted_proxies(values: Sequence[str]) -> tuple[IPNetwork, ...]:
+    """``--trusted-proxy`` values (addresses or CIDR networks); ``ValueError`` names a bad one."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"--trusted-proxy wants an address or CIDR network, not "
+                             f"{value[:60]!r}") from None
+    return tuple(networks)
+
+
+def client_address(remote: str | None, forwarded_for: Sequence[str],
+                   trusted: Sequence[IPNetwork]) -> str:
+    """The client a login's budget is counted for: the peer address, unless the peer is a
+    trusted proxy (``--trusted-proxy``); then the right-most address of ``X-Forwarded-For``
+    that is not a trusted proxy (each proxy appends the address it saw; what a client wrote
+    itself is to the left of its real address and never chosen). A malformed entry stops the
+    walk at the last trusted hop."""
+    if not remote or not trusted:
+        return remote or "unknown"
+    try:
+        peer = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if not any(peer in net for net in trusted):
+        return remote
+    hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
+    chosen = remote
+    for hop in reversed(hops[-32:]):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            break
+        chosen = str(address)
+        if not any(address in net for net in trusted):
+            break
+    return chosen
+
+
 def _client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    auth = request.app[AUTH]
+    if not auth.trusted_proxies:
+        return request.remote or "unknown"
+    return client_address(request.remote, request.headers.getall("X-Forwarded-For", []),
+                          auth.trusted_proxies)
 
 
 @dataclass(frozen=True)
@@ -168,6 +217,8 @@ class TokenAuth:
     keys: KeyRing
     clock: Callable[[], float] = time.time
     realm: str | None = None  # absolute token URL; None = the app's public URL + TOKEN_PATH
+    # proxies whose X-Forwarded-For names the client a login is counted for
+    trusted_proxies: tuple[IPNetwork, ...] = ()
 
     @classmethod
     def create(cls, service: AuthService, signing_key: ec.EllipticCurvePrivateKey, *,
@@ -181,8 +232,9 @@ class TokenAuth:
 
     @classmethod
     def with_keys(cls, service: AuthService, keys: KeyRing, *,
-                  clock: Callable[[], float] = time.time) -> TokenAuth:
-        return cls(service, keys, clock)
+                  clock: Callable[[], float] = time.time,
+                  trusted_proxies: tuple[IPNetwork, ...] = ()) -> TokenAuth:
+        return cls(service, keys, clock, trusted_proxies=trusted_proxies)
 
     @property
     def issuer(self) -> TokenIssuer:

@@ -45,7 +45,13 @@ from strata.meta.database import Database
 from strata.meta.login_store import SqlLoginBudget
 from strata.meta.webhook_store import WebhookStore
 from strata.release.webhooks import seal_stored, sealed_with_other_keys
-from strata.server.auth import DEFAULT_ISSUER, DEFAULT_SERVICE, TOKEN_TTL_SECONDS, TokenAuth
+from strata.server.auth import (
+    DEFAULT_ISSUER,
+    DEFAULT_SERVICE,
+    TOKEN_TTL_SECONDS,
+    TokenAuth,
+    parse_trusted_proxies,
+)
 from strata.trust.keys import Passphrase
 
 ADMIN_PASSWORD_ENV = "STRATA_ADMIN_PASSWORD"
@@ -168,7 +174,8 @@ def build_auth(settings: ServerSettings, db: Database) -> TokenAuth | None:
     limits = LoginLimits()
     budget = SqlLoginBudget(db, limits, box.subkey("login-buckets"))
     service = AuthService(SqlAccountStore(db), PasswordHashing(), limits=limits, budget=budget)
-    return TokenAuth.with_keys(service, ring)
+    return TokenAuth.with_keys(service, ring,
+                               trusted_proxies=parse_trusted_proxies(settings.trusted_proxies))
 
 
 def tls_context(settings: ServerSettings) -> ssl.SSLContext | None:

@@ -15,6 +15,7 @@ from strata.cli.common import (
 )
 from strata.config import DEFAULT_S3_PART_SIZE, DEFAULT_SOURCE_ALLOW, Listen, ServerSettings
 from strata.registry.limits import Limits
+from strata.server.auth import parse_trusted_proxies
 from strata.server.runner import serve as run_server
 from strata.server.urls import PublicUrl
 
@@ -83,6 +84,10 @@ from strata.server.urls import PublicUrl
               help="File whose first line is the passphrase of the release keys (default: "
                    "$STRATA_SIGNING_PASSPHRASE, else one generated in DATA/auth).")
 @secret_key_option
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
+              help="A load balancer (address or network, repeatable) whose X-Forwarded-For "
+                   "names the client: failed logins are then counted per client, not per "
+                   "balancer. Never set it for addresses clients can connect from.")
 def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           blob_store: str | None, s3_part_size: int, gc_interval: float, gc_grace: float,
           upload_ttl: float,
@@ -93,7 +98,7 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           tls_cert: Path | None, tls_key: Path | None, public_url: str | None,
           webhook_allow_private: bool, source_allow: tuple[str, ...],
           build_concurrency: int, signing_passphrase_file: Path | None,
-          secret_key_file: Path | None) -> None:
+          secret_key_file: Path | None, trusted_proxies: tuple[str, ...]) -> None:
     """Serve the registry (OCI Distribution v1.1 at /v2/)."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -106,6 +111,10 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
             PublicUrl.parse(public_url)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--public-url") from None
+    try:
+        parse_trusted_proxies(trusted_proxies)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trusted-proxy") from None
     limits = Limits(max_blob_bytes=max_blob_size, upload_ttl_seconds=upload_ttl,
                     upload_idle_seconds=upload_idle, max_upload_sessions=max_upload_sessions,
                     max_concurrent_uploads=max_uploads, body_timeout_seconds=body_timeout,
@@ -121,7 +130,8 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
         webhook_allow_private=webhook_allow_private,
         source_allow=source_allow or DEFAULT_SOURCE_ALLOW, build_concurrency=build_concurrency,
         signing_passphrase_file=signing_passphrase_file and signing_passphrase_file.resolve(),
-        secret_key_file=secret_key_file and secret_key_file.resolve()))
+        secret_key_file=secret_key_file and secret_key_file.resolve(),
+        trusted_proxies=trusted_proxies))
 
 
 def _blob_store(url: str | None) -> str | None:
