@@ -36,14 +36,18 @@ def test_one_key_inline_and_match_repository() -> None:
 
 def test_rotated_keys_all_inline_and_another_host_remapped() -> None:
     data = keys_json(3)
-    config = client_config(data, "mirror.example:5000")
-    [req] = config["policy"]["transports"]["docker"]["mirror.example:5000/f25"]
-    assert "keyData" not in req
-    assert [base64.b64decode(k).decode() for k in req["keyDatas"]] == [
+    config = client_config(data, "mirror.example:5000", ["f25/a", "f25/b"])
+    docker = config["policy"]["transports"]["docker"]
+    assert sorted(docker) == ["mirror.example:5000/f25", "mirror.example:5000/f25/a",
+                              "mirror.example:5000/f25/b"]
+    [exact] = docker["mirror.example:5000/f25/b"]
+    assert exact["signedIdentity"] == {"type": "exactRepository",
+                                       "dockerRepository": "registry.example/f25/b"}
+    assert "keyData" not in exact
+    assert [base64.b64decode(k).decode() for k in exact["keyDatas"]] == [
         k["public_key"] for k in data["keys"]]  # type: ignore[attr-defined]
-    assert req["signedIdentity"] == {"type": "remapIdentity",
-                                     "prefix": "mirror.example:5000/f25",
-                                     "signedPrefix": "registry.example/f25"}
+    # the rest of the namespace under that name: refused (fail closed)
+    assert docker["mirror.example:5000/f25"] == [{"type": "reject"}]
     assert "mirror.example:5000:" in config["registries_d"]
 
 

@@ -91,3 +91,61 @@ def test_trixie_skopeo_requires_strata_release_signatures(tmp_path: Path) -> Non
         assert refused.returncode != 0
         assert "A signature was required, but no signature exists" in refused.stderr, \
             refused.stderr
+
+
+def test_trixie_skopeo_pulling_through_another_host_name(tmp_path: Path) -> None:
+    """Signatures name the public host (``STRATA_PUBLIC_HOST``); a client reaching the registry
+    under another name uses ``strata trust config --host``: each image's ``exactRepository``
+    entry accepts tag and digest pulls; an image added after the policy was printed is refused
+    (the namespace scope is ``reject``: ``remapIdentity`` never accepts a signature naming a
+    bare repository) until it is printed again; ``matchRepository`` under the other name
+    refuses the signature's identity."""
+    require_tool("skopeo")
+    chroot = trixie_skopeo()
+    base = tmp_path / "srv"
+    add_releng(base)
+    with StrataServer(base, "--workers", "1",
+                      env={"STRATA_SIGNING_PASSPHRASE": "another passphrase for this test",
+                           "STRATA_PUBLIC_HOST": "registry.example"}) as srv:
+        w = World(srv, tmp_path)
+        w.cli("namespace", "add", "f25", "--dist-tag", "f25docker", "--anchor", LATER)
+        w.cli("image", "add", "f25/x", "--reason", "test fixture")
+        digest = w.build("130", "1")
+        w.cli("candidate", "add", f"f25/x@{digest}")
+        w.cli("release", "publish")
+        host = srv.host_port
+        remapped = w.cli("trust", "config", "f25", "--host", host, "--policy-only").stdout
+        docker = json.loads(remapped)["transports"]["docker"]
+        assert docker[f"{host}/f25"] == [{"type": "reject"}]
+        assert docker[f"{host}/f25/x"][0]["signedIdentity"] == {
+            "type": "exactRepository", "dockerRepository": "registry.example/f25/x"}
+        strict = json.loads(remapped)
+        strict["transports"]["docker"][f"{host}/f25/x"][0]["signedIdentity"] = {
+            "type": "matchRepository"}
+        registries_d = w.cli("trust", "config", "f25", "--host", host,
+                             "--registries-d-only").stdout
+
+        def copy(policy: str, reference: str = "f25/x:latest") -> Run:
+            return run_skopeo(chroot, [
+                "--policy", "{dir}/policy.json", "--registries.d", "{dir}/registries.d",
+                "copy", "--remove-signatures", "--src-tls-verify=false",
+                f"docker://{host}/{reference}", "dir:{dir}/out"],
+                {"policy.json": policy.encode(),
+                 "registries.d/strata.yaml": registries_d.encode()})
+
+        for ref in ("f25/x:latest", f"f25/x@{digest}"):
+            done = copy(remapped, ref)
+            assert done.returncode == 0, (ref, done.stderr)
+        w.cli("image", "add", "f25/later", "--reason", "added after the policy")
+        later = w.build("1", "1", repo="f25/later")
+        w.cli("release", "oob", "--advisory", "FEDORA-2026-2", "--reason", "new image",
+              f"f25/later@{later}")
+        refused = copy(remapped, "f25/later:latest")
+        assert refused.returncode != 0
+        assert "rejected by policy" in refused.stderr, refused.stderr
+        again = w.cli("trust", "config", "f25", "--host", host, "--policy-only").stdout
+        done = copy(again, "f25/later:latest")
+        assert done.returncode == 0, done.stderr
+        refused = copy(json.dumps(strict))
+        assert refused.returncode != 0
+        assert "registry.example/f25/x" in refused.stderr, refused.stderr

@@ -5,8 +5,9 @@
 - ``strata key rotate <ns>``: a new current key (releng/admin); the old one stays published,
   so what it signed stays valid;
 - ``strata trust config <ns> [--host HOST]``: the ``policy.json`` (``sigstoreSigned`` with the
-  keys inline, ``signedIdentity`` ``matchRepository``, or ``remapIdentity`` when HOST is not
-  the registry strata signs for) and the ``registries.d`` snippet
+  keys inline, ``signedIdentity`` ``matchRepository``; when HOST is not the registry strata
+  signs for, one ``exactRepository`` entry per image of the namespace, the rest of it
+  refused) and the ``registries.d`` snippet
   (``use-sigstore-attachments: true``) a podman/skopeo user needs. ``--policy-only`` /
   ``--registries-d-only`` print one of them (to redirect into a file).
 """
@@ -21,6 +22,7 @@ import click
 
 from strata.cli.common import emit, fail, server_options
 from strata.cli.release_cmds import run_api
+from strata.client.api import ApiClient
 from strata.trust.service import client_config
 
 
@@ -97,11 +99,17 @@ def trust_config(url: str, user: str | None, password: str | None, as_json: bool
                  registries_d_only: bool) -> None:
     """Print the policy.json and registries.d snippet that make podman/skopeo require
     NAMESPACE's release signatures."""
-    data = run_api(url, user, password, lambda c: c.keys(namespace))
+    async def fetch(c: ApiClient) -> tuple[Any, list[str]]:
+        data = await c.keys(namespace)
+        if host is None or host == data["registry"]:
+            return data, []
+        images = await c.images(namespace)
+        return data, sorted(str(i["repository"]) for i in images["images"])
+    data, repositories = run_api(url, user, password, fetch)
     if not data["keys"]:
         fail(f"namespace {namespace} has no release key yet (the server signs once it has a "
              "signing passphrase)")
-    config = client_config(data, host)
+    config = client_config(data, host, repositories)
     policy_text = json.dumps(config["policy"], indent=2)
     if policy_only:
         click.echo(policy_text)

@@ -61,13 +61,16 @@ class TrustService:
                 "keys": [k.to_json() for k in keys]}
 
 
-def client_config(data: dict[str, Any], host: str | None) -> dict[str, Any]:
+def client_config(data: dict[str, Any], host: str | None,
+                  repositories: list[str] | None = None) -> dict[str, Any]:
     """``policy.json`` and ``registries.d`` for the keys JSON ``data`` (from the API), for
-    clients pulling from ``host`` (default: the registry strata signs for)."""
+    clients pulling from ``host`` (default: the registry strata signs for); ``repositories``:
+    the namespace's images (each gets its own entry when ``host`` is another name)."""
     registry = str(data["registry"])
     host = host or registry
     namespace = str(data["namespace"])
     pems = [str(k["public_key"]) for k in data["keys"]]
     return {"policy": policy.policy(pems, f"{host}/{namespace}",
-                                    str(data["signed_identity"])),
+                                    str(data["signed_identity"]),
+                                    repositories=repositories or ()),
             "registries_d": policy.registries_d(host), "host": host}
