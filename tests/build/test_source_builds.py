@@ -179,6 +179,31 @@ def test_a_server_build_mounts_the_base_layers_instead_of_uploading_them(
                 ).exit_code == 0
 
 
+def test_a_maintainers_own_build_mounts_the_base_layers_too(
+        env: tuple[StrataServer, Strata, Path], tmp_path: Path) -> None:
+    """The same on the other path: ``strata build DIR`` on a maintainer's machine (its own
+    credentials, not a job's token) mounts the base layers, uploads none of their bytes."""
+    server, tool, _ = env
+    ctx = write_context(tmp_path / "ctx", f"""
+        FROM {BASE}:{BASE_VERSION}
+        {labels_block("mounted-cli")}
+        COPY help.md /help.md
+    """, {"help.md": "help\n"})
+    assert tool("image", "add", f"{NAMESPACE}/mounted-cli", "--maintainer", "alice",
+                "--reason", "test").exit_code == 0
+    received, mounted = _metrics(server)
+    result = as_user(tool, "alice", "build", str(ctx), "--json")
+    assert result.exit_code == 0, result.output
+    built = json.loads(result.stdout)
+    base, _ = tool.image(BASE, built["base"]["digest"])
+    base_bytes = sum(layer["size"] for layer in base["layers"])
+    received_now, mounted_now = _metrics(server)
+    assert mounted_now - mounted >= len(base["layers"])
+    assert received_now - received < base_bytes, (received_now - received, base_bytes)
+    assert tool("image", "set", f"{NAMESPACE}/mounted-cli", "--status", "retired"
+                ).exit_code == 0
+
+
 def test_the_reproducible_check_fails_for_a_non_deterministic_run(
         env: tuple[StrataServer, Strata, Path], tmp_path: Path) -> None:
     """A RUN writing random bytes: the review request shows ``reproducible`` failed and why
