@@ -11,7 +11,8 @@ one request at a time after a warm-up:
 * ``package``: ``GET /api/v1/search/packages?name=`` a common package (in every image), a
   rare one, or ``NAME=VERSION``;
 * ``page``: ``GET /<ns>/<name>`` (the image page) when the server has it (a 404 on the first
-  image: skipped and said so).
+  image: skipped and said so);
+* ``healthz``: ``GET /healthz`` (one metadata read), the floor of a request on this machine.
 
 Prints p50, p99 and max per kind and database, and ``--json FILE`` writes them. Short runs by
 default (``--queries 300``) on a shared machine.
@@ -129,8 +130,8 @@ def run_one(kind: str, base: Path, args: argparse.Namespace) -> dict[str, Any]:
         server = StrataServer(base, *extra, startup_timeout=120).start()
         try:
             out: dict[str, Any] = {"rows": catalog.rows, "fill_seconds": round(filled)}
-            kinds = {"text": text_query(catalog), "package": package_query(catalog),
-                     "page": page_query(catalog)}
+            kinds = {"healthz": lambda _rng: "/healthz", "text": text_query(catalog),
+                     "package": package_query(catalog), "page": page_query(catalog)}
             for name, make in kinds.items():
                 if name == "page":
                     first = server.request("GET", "/" + catalog.repositories[0])
@@ -160,7 +161,7 @@ def main() -> None:
             results[kind] = run_one(kind, Path(tmp), args)
             print(json.dumps({kind: results[kind]}, indent=2), flush=True)
     for kind, result in results.items():
-        for name in ("text", "package", "page"):
+        for name in ("healthz", "text", "package", "page"):
             value = result.get(name)
             if isinstance(value, dict):
                 print(f"{kind:<9} {name:<8} p50 {value['p50_ms']:7.2f} ms  "

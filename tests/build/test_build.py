@@ -75,6 +75,18 @@ def test_result_names_the_candidate(hello: dict[str, Any], strata: Strata) -> No
     assert tags == []  # a candidate: in the registry by digest, no tag yet
 
 
+def test_search_finds_the_build_by_its_labels_and_help(hello: dict[str, Any],
+                                                       strata: Strata) -> None:
+    """``strata build`` sends the help file with the registration; the server reads the labels
+    from the config: both are searchable (issue 15)."""
+    def found(q: str) -> list[str]:
+        body = strata.get_json(f"/api/v1/search?q={q}&namespace={NAMESPACE}")
+        return [hit["repository"] for hit in body["results"]]
+    assert f"{NAMESPACE}/hello" in found("bt+example")  # the maintainer label
+    assert f"{NAMESPACE}/hello" in found("it")  # only in help.md: "Run it."
+    assert f"{NAMESPACE}/hello" not in found("bonjour")  # a build argument is not indexed
+
+
 def test_config_is_what_docker_records(hello: dict[str, Any], strata: Strata,
                                        base_image: dict[str, Any]) -> None:
     manifest, config = strata.image(hello["repository"], hello["digest"])
