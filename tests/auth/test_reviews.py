@@ -136,6 +136,10 @@ async def test_approval_makes_the_image_active_and_its_candidates_welcome(
     assert checks["reproducible"]["detail"] == checks["builds"]["detail"]  # the digest
     image = await answer(await env.client.get("/api/v1/images/f25/hello"), 200)
     assert image["status"] == "in-review"
+    # search knows it at once, in review (issue 15)
+    found = await answer(await env.client.get("/api/v1/search", params={
+        "q": "hello", "status": "in-review"}), 200)
+    assert [h["repository"] for h in found["results"]] == ["f25/hello"]
     # until approved, nobody registers a candidate of it, admin included
     digest = await push(env, "f25/hello", {"name": "hello", "version": "1",
                                            "release": "1.f25docker"})
@@ -169,6 +173,9 @@ async def test_approval_makes_the_image_active_and_its_candidates_welcome(
                                        headers=env.creds("reviewer")), 409, "CONFLICT")
     image = await answer(await env.client.get("/api/v1/images/f25/hello"), 200)
     assert image["status"] == "active" and image["maintainers"] == ["other"]
+    found = await answer(await env.client.get("/api/v1/search", params={
+        "q": "hello", "status": "active"}), 200)
+    assert [h["repository"] for h in found["results"]] == ["f25/hello"]  # approved: active
     assert image["source"] == {"url": url, "branch": "f25"}
     # the submitter is now its maintainer: registers the candidate, sets its summary
     build = await answer(await env.client.post("/api/v1/candidates", json=ref,
