@@ -326,6 +326,8 @@ class ReleaseWriter(ReleaseReader):
             c.status == BuildStatus.CANDIDATE.value).values(
                 status=BuildStatus.WITHDRAWN.value, withdrawn_at=at, withdrawn_by=by,
                 withdrawn_reason=reason))
+        if result.rowcount == 1:
+            search_sql.forget_packages(self._conn, build.repository, build.digest)
         search_sql.refresh(self._conn, build.repository, at)
         return result.rowcount == 1
 

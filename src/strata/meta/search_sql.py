@@ -10,7 +10,8 @@
 * :func:`record_texts`: the labels (read from the image's config by the server) and the help
   file (sent by ``strata build``) of a registered build.
 * :func:`record_packages`: a build's package rows (``search_packages``), written with its
-  recorded inputs (:func:`strata.meta.rebuild_store.record_inputs`).
+  recorded inputs (:func:`strata.meta.rebuild_store.record_inputs`);
+  :func:`forget_packages` removes them when the build is withdrawn.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from strata.meta.conflicts import insert_new
 from strata.meta.schema_release import candidates, images, streams
 from strata.meta.schema_search import search_build_texts, search_documents, search_packages
 
-__all__ = ["MAX_HELP", "labels_text", "record_packages", "record_texts", "refresh"]
+__all__ = ["MAX_HELP", "forget_packages", "labels_text", "record_packages", "record_texts",
+           "refresh"]
 
 #: Longest help file kept for search, in characters (the rest is cut).
 MAX_HELP = 64 * 1024
@@ -53,6 +55,13 @@ def record_packages(conn: sa.Connection, repository: str, digest: str,
             for n, v, a in sorted({(str(n), str(v), str(a)) for n, v, a in packages})]
     if rows:
         conn.execute(insert_new(search_packages), rows)
+
+
+def forget_packages(conn: sa.Connection, repository: str, digest: str) -> None:
+    """A withdrawn build's package rows go: package search never answers it."""
+    p = search_packages.c
+    conn.execute(sa.delete(search_packages).where(p.repository == repository,
+                                                  p.digest == digest))
 
 
 def refresh(conn: sa.Connection, repository: str, at: float) -> None:

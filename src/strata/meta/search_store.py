@@ -6,8 +6,9 @@ rows (:mod:`strata.meta.schema_search`, kept in step by :mod:`strata.meta.search
 
 * :class:`SqliteTextIndex`: the FTS5 external-content table ``search_fts`` (columns name,
   summary, labels, help), ranked with ``bm25`` weights 10/4/2/1;
-* :class:`PostgresTextIndex`: the weighted ``tsvector`` column ``search_fts_vector`` and its GIN
-  index, ranked with ``ts_rank`` (name A, summary B, labels C, help D).
+* :class:`PostgresTextIndex`: the narrow ``search_fts_vectors`` rows (filters, name and the
+  weighted ``tsvector``) and their GIN index, ranked with ``ts_rank`` (name A, summary B,
+  labels C, help D).
 
 Both put a name match first: the image whose name (or repository) is the query, then names
 starting with its first word (shortest first), then the full-text rank, then the repository.
@@ -107,8 +108,7 @@ def _filters(search: TextSearch) -> tuple[str, dict[str, Any]]:
 
 def _name_first(search: TextSearch) -> tuple[str, dict[str, Any]]:
     return ("CASE WHEN d.name = :phrase OR d.repository = :phrase THEN 0 "
-            "WHEN d.name LIKE :prefix THEN 1 ELSE 2 END, "
-            "CASE WHEN d.name LIKE :prefix THEN length(d.name) ELSE 0 END",
+            "WHEN d.name LIKE :prefix THEN 1 ELSE 2 END",
             {"phrase": search.phrase, "prefix": search.words[0] + "%"})
 
 
@@ -140,7 +140,8 @@ class SqliteTextIndex(_Cached):
         first, more = _name_first(search)
         sql = (f"SELECT {_COLUMNS} FROM search_fts JOIN search_documents AS d "
                f"ON d.id = search_fts.rowid WHERE search_fts MATCH :match{where} "
-               f"ORDER BY {first}, bm25(search_fts, 10.0, 4.0, 2.0, 1.0), d.repository "
+               f"ORDER BY {first}, CASE WHEN d.name LIKE :prefix THEN length(d.name) ELSE 0 END, "
+               "bm25(search_fts, 10.0, 4.0, 2.0, 1.0), d.repository "
                "LIMIT :limit OFFSET :offset")
         match = " ".join(f'"{w}"*' for w in search.words)
         return self.compiled(sql), {**values, **more, "match": match,
@@ -148,18 +149,22 @@ class SqliteTextIndex(_Cached):
 
 
 class PostgresTextIndex(_Cached):
-    """``tsvector @@ to_tsquery('simple', 'w1:* & w2:*')`` on the GIN index, ordered by name
-    match, then ``ts_rank``."""
+    """``vector @@ to_tsquery('simple', 'w1:* & w2:*')`` on the GIN index of the narrow
+    ``search_fts_vectors`` rows, ordered by name match, then ``ts_rank``; only the page's rows
+    are then read from ``search_documents``."""
 
     def query(self, search: TextSearch) -> tuple[CompiledSql, dict[str, Any]]:
         if not search.words:
             return self.browse(search)
         where, values = _filters(search)
         first, more = _name_first(search)
-        sql = (f"SELECT {_COLUMNS} FROM search_documents AS d, "
-               "to_tsquery('simple', :match) AS q WHERE d.search_fts_vector @@ q"
-               f"{where} ORDER BY {first}, ts_rank(d.search_fts_vector, q) DESC, "
-               "d.repository LIMIT :limit OFFSET :offset")
+        sql = (f"SELECT {_COLUMNS} FROM (SELECT d.id, {first} AS name_first, "
+               "CASE WHEN d.name LIKE :prefix THEN length(d.name) ELSE 0 END AS name_length, "
+               "ts_rank(d.vector, q) AS rank, d.repository FROM search_fts_vectors AS d, "
+               f"to_tsquery('simple', :match) AS q WHERE d.vector @@ q{where} "
+               "ORDER BY 2, 3, 4 DESC, 5 LIMIT :limit OFFSET :offset) AS top "
+               "JOIN search_documents AS d ON d.id = top.id "
+               "ORDER BY top.name_first, top.name_length, top.rank DESC, top.repository")
         match = " & ".join(f"{w}:*" for w in search.words)
         return self.compiled(sql), {**values, **more, "match": match,
                                     "limit": search.limit, "offset": search.offset}
@@ -167,8 +172,10 @@ class PostgresTextIndex(_Cached):
 
 def _packages_query(*, version: bool, namespace: bool, after: bool,
                     scoped: bool) -> sa.Select[Any]:
+    """The page of package rows in key order (an index range that stops at ``limit``; a
+    withdrawn build has no rows left), then each row's build."""
     p, c = search_packages.c, candidates.c
-    where = [p.name == sa.bindparam("package"), c.status != "withdrawn"]
+    where = [p.name == sa.bindparam("package")]
     if version:  # exactly, or as the upstream part of "version-release"
         where.append(sa.or_(p.version == sa.bindparam("version"), sa.and_(
             p.version >= sa.bindparam("version_low"), p.version < sa.bindparam("version_high"))))
@@ -180,13 +187,14 @@ def _packages_query(*, version: bool, namespace: bool, after: bool,
         where.append(sa.tuple_(p.repository, p.digest, p.version, p.arch) > sa.tuple_(
             sa.bindparam("a_repository"), sa.bindparam("a_digest"),
             sa.bindparam("a_version"), sa.bindparam("a_arch")))
-    return (sa.select(p.repository, p.digest, c.name, c.version, c.release, c.status,
-                      c.release_name, p.name, p.version, p.arch)
-            .select_from(search_packages.join(candidates, sa.and_(
-                c.repository == p.repository, c.digest == p.digest)))
-            .where(*where)
+    page = (sa.select(p.repository, p.digest, p.name, p.version, p.arch).where(*where)
             .order_by(p.repository, p.digest, p.version, p.arch)
-            .limit(sa.bindparam("limit")))
+            .limit(sa.bindparam("limit")).subquery("page"))
+    return (sa.select(page.c.repository, page.c.digest, c.name, c.version, c.release, c.status,
+                      c.release_name, page.c.name, page.c.version, page.c.arch)
+            .select_from(page.outerjoin(candidates, sa.and_(
+                c.repository == page.c.repository, c.digest == page.c.digest)))
+            .order_by(page.c.repository, page.c.digest, page.c.version, page.c.arch))
 
 
 def _like_escaped(text: str) -> str:
@@ -227,9 +235,9 @@ class SearchStore:
                        after: Sequence[str] | None = None,
                        repositories: Sequence[str] | None = None,
                        limit: int = 25) -> list[PackageHit]:
-        """Builds (not withdrawn) whose package list has ``package`` (at ``version``: exactly,
-        or ``version-*``), in (repository, digest, version, arch) order after ``after``; with
-        ``repositories``, only of those."""
+        """Builds whose package list has ``package`` (at ``version``: exactly, or
+        ``version-*``), in (repository, digest, version, arch) order after ``after``; with
+        ``repositories``, only of those. Withdrawn builds have no package rows left."""
         if repositories is not None and not repositories:
             return []
         key = (version is not None, namespace is not None, after is not None,
@@ -254,8 +262,8 @@ class SearchStore:
                 query = self._packages[key] = self.db.compiled(_packages_query(
                     version=key[0], namespace=key[1], after=key[2], scoped=False))
             rows = await self.db.fetch_all(query, values)
-        return [PackageHit(r[0], r[1], f"{r[2]}-{r[3]}-{r[4]}", r[5], r[6], r[7], r[8], r[9])
-                for r in rows]
+        return [PackageHit(r[0], r[1], f"{r[2]}-{r[3]}-{r[4]}" if r[2] is not None else "",
+                           r[5] or "unknown", r[6], r[7], r[8], r[9]) for r in rows]
 
     async def document(self, repository: str) -> ImageDocument | None:
         """The indexed summary, labels and help file of an image (None: not indexed)."""

@@ -3,8 +3,9 @@ every build, and each database's full-text index over the documents.
 
 See :mod:`strata.meta.schema_search`. Objects outside the shared metadata are named
 ``search_fts*`` (the schema-drift test leaves them alone): on SQLite the FTS5 external-content
-table ``search_fts`` and its three triggers; on PostgreSQL the ``search_fts_vector`` column
-(a weighted ``tsvector`` set by the ``search_fts_document`` trigger) and its GIN index
+table ``search_fts`` and its three triggers; on PostgreSQL the narrow table
+``search_fts_vectors`` (per document: what a search filters and orders by, and the weighted
+``tsvector``, written by the ``search_fts_document`` trigger) and its GIN index
 ``search_fts_gin``. Existing images and recorded package lists are indexed here; build texts
 (labels, help) are known from the next registration on.
 
@@ -49,14 +50,22 @@ def _pg_part(column: str, weight: str) -> str:
 
 
 POSTGRES_FTS = [
-    "ALTER TABLE search_documents ADD COLUMN search_fts_vector tsvector",
+    # narrow rows (what the search filters, orders and ranks by) so a search reads little
+    "CREATE TABLE search_fts_vectors (id integer PRIMARY KEY REFERENCES search_documents(id) "
+    "ON DELETE CASCADE, repository varchar(255) NOT NULL, name varchar(190) NOT NULL, "
+    "namespace varchar(64) NOT NULL, status varchar(16) NOT NULL, eol boolean NOT NULL, "
+    "vector tsvector NOT NULL)",
     "CREATE FUNCTION search_fts_document() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-    "NEW.search_fts_vector := " + " || ".join([
-        _pg_part("repository", "A"), _pg_part("summary", "B"), _pg_part("labels", "C"),
-        _pg_part("help", "D")]) + "; RETURN NEW; END $$",
-    "CREATE TRIGGER search_fts_document BEFORE INSERT OR UPDATE ON search_documents "
+    "INSERT INTO search_fts_vectors (id, repository, name, namespace, status, eol, vector) "
+    "VALUES (NEW.id, NEW.repository, NEW.name, NEW.namespace, NEW.status, NEW.eol, "
+    + " || ".join([_pg_part("repository", "A"), _pg_part("summary", "B"),
+                   _pg_part("labels", "C"), _pg_part("help", "D")])
+    + ") ON CONFLICT (id) DO UPDATE SET repository = EXCLUDED.repository, "
+    "name = EXCLUDED.name, namespace = EXCLUDED.namespace, status = EXCLUDED.status, "
+    "eol = EXCLUDED.eol, vector = EXCLUDED.vector; RETURN NULL; END $$",
+    "CREATE TRIGGER search_fts_document AFTER INSERT OR UPDATE ON search_documents "
     "FOR EACH ROW EXECUTE FUNCTION search_fts_document()",
-    "CREATE INDEX search_fts_gin ON search_documents USING gin (search_fts_vector)",
+    "CREATE INDEX search_fts_gin ON search_fts_vectors USING gin (vector)",
 ]
 
 
@@ -102,7 +111,7 @@ def upgrade() -> None:
 
 def _index_existing(bind: sa.Connection) -> None:
     """Documents of the images there are (summary, status, EOL); package rows of the package
-    lists recorded so far."""
+    lists recorded so far (of builds not withdrawn)."""
     now = time.time()
     images = bind.execute(sa.text(
         "SELECT repository, namespace, name, status, summary FROM images")).fetchall()
@@ -116,7 +125,9 @@ def _index_existing(bind: sa.Connection) -> None:
             {"r": row.repository, "ns": row.namespace, "n": row.name, "s": row.status,
              "e": eol, "sum": row.summary or "", "at": now})
     for row in bind.execute(sa.text(
-            "SELECT repository, digest, packages FROM candidate_inputs")).fetchall():
+            "SELECT i.repository, i.digest, i.packages FROM candidate_inputs i "
+            "JOIN candidates c ON c.repository = i.repository AND c.digest = i.digest "
+            "WHERE c.status <> 'withdrawn'")).fetchall():
         keys = {(str(p[0])[:255], str(p[1])[:255], str(p[2])[:64])
                 for p in json.loads(row.packages or "[]")}
         if keys:
@@ -136,6 +147,7 @@ def downgrade() -> None:
     else:
         op.execute("DROP TRIGGER search_fts_document ON search_documents")
         op.execute("DROP FUNCTION search_fts_document()")
+        op.execute("DROP TABLE search_fts_vectors")
     op.drop_index("ix_search_packages_version", table_name="search_packages")
     op.drop_table("search_packages")
     op.drop_table("search_build_texts")
