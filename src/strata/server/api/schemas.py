@@ -82,7 +82,19 @@ COMPONENTS: dict[str, Schema] = {
     "ReleaseDetails": {"allOf": [ref("Release"), obj({
         "notes": nullable(ANY_OBJECT), "notes_markdown": OPT_STR,
         "builds": {"type": "array", "items": ref("Build")}})]},
-    "Plan": obj({"rebuilds": {"type": "array", "items": ANY_OBJECT}}),
+    "Plan": obj({"namespace": obj({"name": STR, "dist_tag": STR}),
+                 "last_published": OPT_STR,
+                 "next": {"type": "array", "items": obj({"date": STR, "name": STR,
+                                                         "due": BOOL})},
+                 "release": {}, "waiting": {"type": "array", "items": ANY_OBJECT},
+                 "images": {"type": "array", "items": obj({
+                     "repository": STR, "builds": {"type": "array", "items": ANY_OBJECT},
+                     "problem": {}, "moves": {"type": "array", "items": obj({
+                         "tag": STR, "stream": STR, "old_digest": OPT_STR,
+                         "new_digest": STR, "old_nvr": OPT_STR, "new_nvr": STR})},
+                     "skips": {"type": "array", "items": ANY_OBJECT},
+                     "left_out": {"type": "array", "items": ANY_OBJECT}})},
+                 "rebuilds": {"type": "array", "items": ANY_OBJECT}}),
     "Webhook": obj({"id": INT, "url": STR, "events": STRINGS, "active": BOOL,
                     "created_at": TIME}),
     "Delivery": obj({"id": INT, "webhook_id": INT, "event": STR, "status": STR,
