@@ -13,14 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from strata.meta import schema as r
 from strata.meta.database import Database
-from strata.meta.rebuild_store import inputs_of
-from strata.meta.release_store import ReleaseReader
+from strata.meta.fastread import run
+from strata.meta.rebuild_store import _inputs as inputs_row
+from strata.meta.release_store import _build as build_row
+from strata.meta.schema_rebuild import candidate_inputs
 from strata.meta.schema_review import review_requests
 from strata.release.model import Build, Image, ImageStatus, Stream, TagEvent
 from strata.release.rebuild import BuildInputs
@@ -126,36 +129,86 @@ def namespace_images(conn: sa.Connection, namespace: str, *, after: str | None,
     return [image_row(row) for row in conn.execute(q)]
 
 
-def image_extras(conn: sa.Connection, repository: str, *, events: int) -> ImageExtras:
+# -- the image page's statements: compiled once per dialect, run on the driver (fastread) ------
+def _q_image() -> sa.ClauseElement:
+    return sa.select(r.images).where(r.images.c.repository == sa.bindparam("repository"))
+
+
+def _q_tags() -> sa.ClauseElement:
+    return sa.select(r.tags.c.name, r.tags.c.digest).select_from(
+        r.tags.join(r.repositories, r.repositories.c.id == r.tags.c.repository_id)).where(
+        r.repositories.c.name == sa.bindparam("repository"))
+
+
+def _q_builds() -> sa.ClauseElement:
+    c = r.candidates.c
+    return sa.select(r.candidates).where(c.repository == sa.bindparam("repository")).order_by(
+        c.id)
+
+
+def _q_streams() -> sa.ClauseElement:
+    c = r.streams.c
+    return sa.select(r.streams).where(c.repository == sa.bindparam("repository")).order_by(
+        c.version)
+
+
+def _q_last_moves() -> sa.ClauseElement:
     c = r.tag_events.c
-    newest = (sa.select(sa.func.max(c.id)).where(c.repository == repository)
+    newest = (sa.select(sa.func.max(c.id)).where(c.repository == sa.bindparam("repository"))
               .group_by(c.tag).scalar_subquery())
-    last = conn.execute(sa.select(r.tag_events).where(c.repository == repository,
-                                                      c.id.in_(newest))).all()
-    recent = conn.execute(sa.select(r.tag_events).where(c.repository == repository)
-                          .order_by(c.at.desc(), c.id.desc()).limit(events)).all()
+    return sa.select(r.tag_events).where(c.repository == sa.bindparam("repository"),
+                                         c.id.in_(newest))
+
+
+def _q_recent_events() -> sa.ClauseElement:
+    c = r.tag_events.c
+    return (sa.select(r.tag_events).where(c.repository == sa.bindparam("repository"))
+            .order_by(c.at.desc(), c.id.desc()).limit(sa.bindparam("limit")))
+
+
+def _q_reviews() -> sa.ClauseElement:
     q = review_requests.c
-    reviews = conn.execute(sa.select(review_requests).where(q.repository == repository)
-                           .order_by(q.id.desc()).limit(20)).all()
-    return ImageExtras({row.tag: _event(row) for row in last},
-                       tuple(_event(row) for row in recent),
-                       tuple(_review(row) for row in reviews))
+    return (sa.select(review_requests).where(q.repository == sa.bindparam("repository"))
+            .order_by(q.id.desc()).limit(20))
+
+
+def _q_inputs() -> sa.ClauseElement:
+    c = candidate_inputs.c
+    return sa.select(candidate_inputs).where(c.repository == sa.bindparam("repository"),
+                                             c.digest == sa.bindparam("digest"))
+
+
+def _rows(conn: sa.Connection, build: Callable[[], sa.ClauseElement],
+          **values: Any) -> list[Any]:
+    """The rows of a compiled statement, each with its columns as attributes."""
+    cur = run(conn, build, **values)
+    names = [d[0] for d in cur.description]
+    return [SimpleNamespace(**dict(zip(names, row, strict=True))) for row in cur.fetchall()]
 
 
 def image_rows(conn: sa.Connection, repository: str, *, events: int,
                choose: Choose) -> ImageRows | None:
     """The image, its tags, builds, streams, extras and the chosen build's inputs (None:
-    no such image)."""
-    tx = ReleaseReader(conn)
-    image = tx.image(repository)
-    if image is None:
+    no such image): one transaction, each statement compiled once."""
+    found = _rows(conn, _q_image, repository=repository)
+    if not found:
         return None
-    tags = tx.tag_digests(repository)
-    builds = tx.builds(repository=repository)
+    tags = {str(row.name): str(row.digest) for row in _rows(conn, _q_tags, repository=repository)}
+    builds = [build_row(row) for row in _rows(conn, _q_builds, repository=repository)]
+    streams = tuple(Stream(row.repository, row.version, bool(row.eol), row.eol_at, row.eol_by)
+                    for row in _rows(conn, _q_streams, repository=repository))
+    last = _rows(conn, _q_last_moves, repository=repository)
+    recent = _rows(conn, _q_recent_events, repository=repository, limit=events)
+    reviews = _rows(conn, _q_reviews, repository=repository)
+    extras = ImageExtras({row.tag: _event(row) for row in last},
+                         tuple(_event(row) for row in recent),
+                         tuple(_review(row) for row in reviews))
     shown = choose(tags, builds)
-    return ImageRows(image, tags, tuple(builds), tuple(tx.streams(repository)),
-                     image_extras(conn, repository, events=events), shown,
-                     None if shown is None else inputs_of(conn, repository, shown))
+    inputs = None
+    if shown is not None:
+        got = _rows(conn, _q_inputs, repository=repository, digest=shown)
+        inputs = inputs_row(got[0]) if got else None
+    return ImageRows(image_row(found[0]), tags, tuple(builds), streams, extras, shown, inputs)
 
 
 class BrowseStore:
