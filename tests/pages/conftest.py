@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,14 @@ from strata.storage.filesystem import FilesystemBlobStore
 from strata.trust.keys import Passphrase
 from strata.trust.signer import TrustSigner
 from support.clock import SettableClock
+from support.postgres import PostgresCluster
 from support.release import release_engine, webhook_sender
 
 from .helpers import Client
 
 PASSWORD = "pages-correct-horse-battery"
+BACKENDS = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+"""A test on both metadata databases (the catalog's queries are the store's, for both)."""
 START = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC).timestamp()
 
 
@@ -46,8 +50,15 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[sa.Engine]:
-    engine = create_engine(sqlite_url(tmp_path))
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """SQLite in the test's temp dir; ``postgres`` (indirect parametrization): a fresh database
+    on the session's PostgreSQL cluster."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        url = cluster.create_database(f"pages_{uuid.uuid4().hex[:12]}")
+    else:
+        url = sqlite_url(tmp_path)
+    engine = create_engine(url)
     migrate(engine)
     yield engine
     engine.dispose()

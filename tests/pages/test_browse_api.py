@@ -10,7 +10,7 @@ import aiohttp
 from strata.auth.policy import public_namespaces
 from strata.server.auth import TokenAuth
 
-from .conftest import PASSWORD
+from .conftest import BACKENDS, PASSWORD
 from .helpers import HOSTILE, Client, ok, push_build, seed
 
 USER = ("rel", PASSWORD)
@@ -24,6 +24,7 @@ async def error(resp: aiohttp.ClientResponse, status: int, code: str) -> None:
     assert body["errors"][0]["code"] == code, body
 
 
+@BACKENDS
 async def test_home_namespace_and_image_json(client: Client) -> None:
     data = await seed(client)
     home = await ok(await client.get("/api/v1/browse/home"))

@@ -8,6 +8,7 @@ import re
 
 from support.clock import SettableClock
 
+from .conftest import BACKENDS
 from .helpers import Client, ok, seed
 
 MAX_PAGE = 100 * 1024
@@ -49,6 +50,7 @@ async def test_home_lists_namespaces_releases_and_recent_images(client: Client,
     assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in page  # shown, as text
 
 
+@BACKENDS
 async def test_image_page_shows_streams_pull_commands_help_and_content(client: Client) -> None:
     data = await seed(client)
     page = await get_page(client, "/f25/cockpit")
@@ -225,6 +227,7 @@ async def test_review_and_build_pages(make_client, db) -> None:  # type: ignore[
     no_hostile_markup(page)
 
 
+@BACKENDS
 async def test_search_page_words_filters_packages_and_pages(client: Client) -> None:
     data = await seed(client)
     page = await get_page(client, "/search?q=cockpit")
