@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,9 @@ class Server:
                 with urllib.request.urlopen(f"{self.base}/v2/", timeout=1) as resp:
                     if resp.status == 200:
                         return
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:  # the auth probe: a registry with authentication on
+                    return
             except OSError:
                 pass
             time.sleep(0.1)

@@ -1,0 +1,429 @@
+"""The release-day pull storm (issue #18): N clients pull the same new image at once.
+
+Each client does what ``podman pull`` does for a release: a token from ``/auth/token`` (a new
+one per pull, as every ``podman pull`` process fetches its own), the manifest by tag, the
+config, then the layers (5 of ~6 MiB: a ~30 MiB image all clients share). The load generator
+is Debian's ``wrk`` with ``storm.lua`` (LuaJIT), one thread per connection so each connection
+walks its own pull. Targets, one after the other, on the same image:
+
+* ``strata``: ``strata serve --workers 2`` with authentication on (token with Basic
+  credentials, then Bearer on every ``/v2/`` request);
+* ``distribution``: Debian's ``docker-registry`` (2.8) as ``bench/servers.py`` runs it, open
+  (no token service: its clients skip the token request);
+* ``nginx``: the same blob files (symlinks to strata's), the manifest and a static token
+  served by nginx with ``sendfile``: the ceiling no registry on this machine can pass.
+
+Reported per target: pulls/s, per-pull p50/p99 (s), per-request p50/p99 (wrk), errors (must
+be 0), server CPU (utime+stime of the server's process tree from /proc), the load generator's
+CPU (rusage of wrk), peak PSS and RSS of the server's process tree (smaps_rollup, sampled every
+``--pss-interval`` s), and ratios vs nginx and vs distribution. The machine's limits
+(``limits.py``) and the load average are printed beside the table.
+
+    .venv/bin/python bench/storm.py                 # 200 clients, 60 s per target
+    .venv/bin/python bench/storm.py --quick         # 50 clients, 10 s per target
+    .venv/bin/python bench/storm.py --targets strata,nginx --clients 100 --duration 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import grp
+import hashlib
+import http.client
+import json
+import os
+import pwd
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from base64 import b64encode
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import limits
+import procmem
+from servers import REPO_ROOT, Server, distribution_server, free_port
+
+MIB = 1 << 20
+HERE = Path(__file__).resolve().parent
+LUA = HERE / "storm.lua"
+REPO = "bench/storm"
+TAG = "release"
+PASSWORD = "storm-bench-password"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+NGINX_CONF = """\
+user {user} {group};
+worker_processes {workers};
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log error;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  client_body_temp_path {dir}/tmp/body;
+  proxy_temp_path {dir}/tmp/proxy;
+  fastcgi_temp_path {dir}/tmp/fastcgi;
+  uwsgi_temp_path {dir}/tmp/uwsgi;
+  scgi_temp_path {dir}/tmp/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    root {dir}/root;
+    location /v2/ {{ types {{ }} default_type application/octet-stream; }}
+    location ~ /manifests/ {{ types {{ }} default_type {manifest_type}; }}
+    location = /auth/token {{ types {{ }} default_type application/json; }}
+  }}
+}}
+"""
+
+
+@dataclass(frozen=True)
+class Image:
+    manifest: bytes
+    config: bytes
+    layers: tuple[bytes, ...]
+
+    @property
+    def blobs(self) -> tuple[bytes, ...]:
+        return (self.config, *self.layers)
+
+    @property
+    def size(self) -> int:
+        return sum(len(b) for b in self.blobs)
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def make_image(layers: int, layer_bytes: int) -> Image:
+    blobs = tuple(os.urandom(layer_bytes) for _ in range(layers))
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [digest(b) for b in blobs]},
+    }).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": digest(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER, "digest": digest(b), "size": len(b)} for b in blobs],
+    }).encode()
+    return Image(manifest, config, blobs)
+
+
+def push(base: str, image: Image, auth: str | None) -> None:
+    """Monolithic POST + PUT per blob, then the manifest by tag (http.client, one connection)."""
+    url = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+    headers = {"Authorization": auth} if auth else {}
+
+    def call(method: str, path: str, body: bytes | None = None,
+             extra: dict[str, str] | None = None) -> http.client.HTTPResponse:
+        conn.request(method, path, body=body, headers={**headers, **(extra or {})})
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status >= 300:
+            raise RuntimeError(f"{method} {path}: HTTP {resp.status}")
+        return resp
+
+    for blob in image.blobs:
+        loc = call("POST", f"/v2/{REPO}/blobs/uploads/").headers["Location"]
+        loc = urllib.parse.urlsplit(loc)
+        sep = "&" if loc.query else "?"
+        path = f"{loc.path}?{loc.query}" if loc.query else loc.path
+        call("PUT", f"{path}{sep}digest={digest(blob)}", blob,
+             {"Content-Type": "application/octet-stream"})
+    call("PUT", f"/v2/{REPO}/manifests/{TAG}", image.manifest, {"Content-Type": OCI_MANIFEST})
+    conn.close()
+
+
+def strata_with_auth(workdir: Path, workers: int) -> Server:
+    data = workdir / "strata-data"
+    data.mkdir(parents=True)
+    exe = Path(sys.executable).with_name("strata")
+    if not exe.exists():
+        exe = REPO_ROOT / ".venv" / "bin" / "strata"
+    port = free_port()
+    argv = [str(exe), "serve", "--data", str(data), "--listen", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--no-access-log", "--gc-interval", "86400"]
+    return Server("strata", argv, port, data, workdir / "strata.log",
+                  env={"STRATA_ADMIN_PASSWORD": PASSWORD})
+
+
+def nginx_server(workdir: Path, image: Image, blob_paths: dict[str, Path],
+                 workers: int) -> Server:
+    top = workdir / "nginx"
+    root = top / "root"
+    blobs = root / "v2" / REPO / "blobs"
+    manifests = root / "v2" / REPO / "manifests"
+    for d in (blobs, manifests, root / "auth", top / "tmp"):
+        d.mkdir(parents=True, exist_ok=True)
+    (root / "v2" / "index.html").write_text("{}")
+    (manifests / TAG).write_bytes(image.manifest)
+    (root / "auth" / "token").write_text(json.dumps({"token": "static", "expires_in": 300}))
+    for blob in image.blobs:
+        d = digest(blob)
+        src = blob_paths.get(d)
+        if src is not None and src.exists():
+            (blobs / d).symlink_to(src)  # the very files strata serves
+        else:
+            (blobs / d).write_bytes(blob)
+    port = free_port()
+    conf = top / "nginx.conf"
+    # As root, nginx's workers would run as nobody and not reach the owner-only data dirs.
+    conf.write_text(NGINX_CONF.format(user=pwd.getpwuid(os.geteuid()).pw_name,
+                                      group=grp.getgrgid(os.getegid()).gr_name,
+                                      workers=workers, dir=top, port=port,
+                                      manifest_type=OCI_MANIFEST))
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    return Server("nginx", [exe, "-p", str(top), "-c", str(conf), "-e",
+                            str(top / "nginx-error.log")], port, root, top / "nginx.log")
+
+
+def strata_blob_paths(data: Path, image: Image) -> dict[str, Path]:
+    out = {}
+    for blob in image.blobs:
+        hexd = digest(blob).split(":", 1)[1]
+        path = data / "blobs" / "sha256" / hexd[:2] / hexd
+        if path.exists():
+            out[digest(blob)] = path
+    return out
+
+
+def tree_cpu_s(root: int) -> float:
+    ticks = 0
+    for pid in procmem.descendants(root):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / CLK_TCK
+
+
+def _kib(path: str, key: str) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class MemSampler:
+    """Peak summed PSS (smaps_rollup) and RSS of a process tree, sampled in a thread."""
+
+    root: int
+    interval: float
+    peak_pss: int = 0
+    peak_rss: int = 0
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self) -> None:
+        pids = procmem.descendants(self.root)
+        pss = sum(_kib(f"/proc/{p}/smaps_rollup", "Pss") for p in pids) * 1024
+        rss = sum(_kib(f"/proc/{p}/status", "VmRSS") for p in pids) * 1024
+        self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
+        self.samples += 1
+
+    def __enter__(self) -> MemSampler:
+        def run() -> None:
+            while not self._stop.wait(self.interval):
+                self.sample()
+        self.sample()
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.sample()
+
+
+def run_wrk(base: str, clients: int, duration: int, token_path: str, auth: str,
+            out: Path) -> tuple[dict[str, Any], float]:
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise RuntimeError("wrk is not installed (Debian package 'wrk')")
+    env = {**os.environ, "STORM_REPO": REPO, "STORM_TAG": TAG, "STORM_TOKEN_PATH": token_path,
+           "STORM_AUTH": auth, "STORM_OUT": str(out)}
+    argv = [exe, f"-t{clients}", f"-c{clients}", f"-d{duration}s", "--timeout", "60s",
+            "-s", str(LUA), base]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env,
+                          timeout=duration + 120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0 or not out.exists():
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr or proc.stdout}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return json.loads(out.read_text()), cpu
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
+
+
+def storm(server: Server, image: Image, args: argparse.Namespace, workdir: Path,
+          token_path: str, auth: str) -> dict[str, Any]:
+    print(f"storm: {server.name} ({args.clients} clients, {args.duration} s) ...",
+          file=sys.stderr, flush=True)
+    # warm-up: a few pulls (page cache, connection pools, worker start), not measured
+    run_wrk(server.base, min(4, args.clients), 2, token_path, auth, workdir / "warm.json")
+    os.sync()
+    load = os.getloadavg()
+    cpu0 = tree_cpu_s(server.pid)
+    t0 = time.monotonic()
+    with MemSampler(server.pid, args.pss_interval) as mem:
+        res, wrk_cpu = run_wrk(server.base, args.clients, args.duration, token_path, auth,
+                               workdir / f"{server.name}.json")
+    wall = time.monotonic() - t0
+    server_cpu = tree_cpu_s(server.pid) - cpu0
+    secs = res["duration_us"] / 1e6
+    pulls = res["pull_seconds"]
+    errors = res["errors"] + res["socket_errors"] + res["timeouts"]
+    return {
+        "name": server.name, "pulls": res["pulls"], "pulls_s": round(res["pulls"] / secs, 2),
+        "mib_s": round(res["bytes"] / MIB / secs, 1),
+        "pull_p50_s": round(pct(pulls, 50), 3), "pull_p99_s": round(pct(pulls, 99), 3),
+        "pull_mean_s": round(statistics.fmean(pulls), 3) if pulls else 0.0,
+        "request_p50_ms": res["request_ms"]["50"], "request_p99_ms": res["request_ms"]["99"],
+        "requests": res["requests"], "errors": errors, "error_samples": res["samples"],
+        "server_cpu_s": round(server_cpu, 1), "server_cpu_cores": round(server_cpu / wall, 2),
+        "wrk_cpu_s": round(wrk_cpu, 1), "wrk_cpu_cores": round(wrk_cpu / wall, 2),
+        "peak_pss_mib": round(mem.peak_pss / MIB, 1), "peak_rss_mib": round(mem.peak_rss / MIB, 1),
+        "mem_samples": mem.samples, "processes": len(procmem.descendants(server.pid)),
+        "load_at_start": [round(x, 2) for x in load],
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    by = {r["name"]: r for r in rows}
+
+    def ratio(r: dict[str, Any], other: str) -> str:
+        o = by.get(other)
+        return f"{r['pulls_s'] / o['pulls_s']:.2f}x" if o and o["pulls_s"] else "-"
+
+    out = ["| target | pulls/s | MiB/s | pull p50 / p99 (s) | request p50 / p99 (ms) | errors "
+           "| server CPU (cores) | wrk CPU (cores) | peak PSS / RSS (MiB) | vs nginx "
+           "| vs distribution | load |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        out.append(
+            f"| {r['name']} | {r['pulls_s']:.1f} | {r['mib_s']:.0f} "
+            f"| {r['pull_p50_s']:.2f} / {r['pull_p99_s']:.2f} "
+            f"| {r['request_p50_ms']:.0f} / {r['request_p99_ms']:.0f} | {r['errors']} "
+            f"| {r['server_cpu_cores']:.2f} | {r['wrk_cpu_cores']:.2f} "
+            f"| {r['peak_pss_mib']:.0f} / {r['peak_rss_mib']:.0f} ({r['processes']} proc) "
+            f"| {ratio(r, 'nginx')} | {ratio(r, 'distribution')} "
+            f"| {r['load_at_start'][0]:.1f} |")
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clients", type=int, default=200)
+    p.add_argument("--duration", type=int, default=60, help="seconds per target")
+    p.add_argument("--quick", action="store_true", help="50 clients, 10 s per target")
+    p.add_argument("--targets", default="nginx,strata,distribution")
+    p.add_argument("--workers", type=int, default=2, help="strata serve --workers")
+    p.add_argument("--nginx-workers", type=int, default=2)
+    p.add_argument("--layers", type=int, default=5)
+    p.add_argument("--layer-mib", type=float, default=6.0)
+    p.add_argument("--pss-interval", type=float, default=1.0)
+    p.add_argument("--no-limits", action="store_true", help="skip limits.py's probes")
+    p.add_argument("--keep", action="store_true", help="keep the work dir")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.clients, args.duration = 50, 10
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    workdir = Path(tempfile.mkdtemp(prefix="strata-bench-storm-"))
+    image = make_image(args.layers, int(args.layer_mib * MIB))
+    basic = "Basic " + b64encode(f"admin:{PASSWORD}".encode()).decode()
+    strata = strata_with_auth(workdir, args.workers)
+    dist = distribution_server(workdir)
+    rows: list[dict[str, Any]] = []
+    started: list[Server] = []
+    try:
+        for s, auth in ((strata, basic), (dist, None)):
+            if s.name in targets or (s is strata and "nginx" in targets):
+                s.start()
+                started.append(s)
+                push(s.base, image, auth)
+        nginx = nginx_server(workdir, image, strata_blob_paths(strata.data_dir, image),
+                             args.nginx_workers)
+        if "nginx" in targets:
+            nginx.start()
+            started.append(nginx)
+        token = f"/auth/token?service=strata&scope=repository:{REPO}:pull"
+        plan = {"nginx": (nginx, "/auth/token", ""), "strata": (strata, token, basic),
+                "distribution": (dist, "", "")}
+        for name in targets:
+            server, token_path, auth = plan[name]
+            rows.append(storm(server, image, args, workdir, token_path, auth))
+    finally:
+        for s in started:
+            s.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    nginx_row = next((r for r in rows if r["name"] == "nginx"), None)
+    lim = None
+    if not args.no_limits:
+        with tempfile.TemporaryDirectory(prefix="strata-limits-") as tmp:
+            lim = limits.measure(Path(tmp), nginx_pulls_s=nginx_row["pulls_s"] if nginx_row
+                                 else None, nginx_note="this run" if nginx_row else "")
+    result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "clients": args.clients, "duration_s": args.duration,
+              "image_mib": round(image.size / MIB, 1), "layers": args.layers,
+              "strata_workers": args.workers, "targets": rows,
+              "load_at_start": rows[0]["load_at_start"] if rows else None,
+              "limits": lim.to_json() if lim else None}
+    limits.RESULTS.mkdir(exist_ok=True)
+    if nginx_row is not None:
+        limits.STORM_RESULT.write_text(json.dumps(result, indent=1))
+    (limits.RESULTS / "storm-last-run.json").write_text(json.dumps(result, indent=1))
+    print(f"pull storm: {args.clients} clients x {args.duration} s per target, "
+          f"image {image.size / MIB:.1f} MiB ({args.layers} layers + config), "
+          f"strata --workers {args.workers} with auth; measured under load on a shared machine")
+    print(table(rows))
+    if lim is not None:
+        print(lim.line())
+    bad = [r["name"] for r in rows if r["errors"] or not r["pulls"]]
+    for r in rows:
+        if r["error_samples"]:
+            print(f"{r['name']} errors: {r['error_samples']}")
+    if bad:
+        print(f"ERRORS: {', '.join(bad)}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
