@@ -121,7 +121,7 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
                     max_manifest_references=max_manifest_references)
     run_server(ServerSettings(
         data_dir=data_dir.resolve(), listen=address, workers=workers or os.cpu_count() or 1,
-        database_url=database_url, blob_store=_blob_store(blob_store), limits=limits,
+        database_url=database_url, blob_store=_blob_store(blob_store, s3_part_size), limits=limits,
         s3_part_size=s3_part_size,
         gc_interval=gc_interval, gc_grace=gc_grace,
         idle_timeout=idle_timeout, access_log=access_log, auth=auth,
@@ -134,12 +134,18 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
         trusted_proxies=trusted_proxies))
 
 
-def _blob_store(url: str | None) -> str | None:
+def _blob_store(url: str | None, part_size: int) -> str | None:
     if url:
         from strata.storage.s3 import S3Location  # aiobotocore only when asked for
+        from strata.storage.s3_state import MIN_PART_SIZE
 
         try:
-            S3Location.parse(url)
+            location = S3Location.parse(url)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--blob-store") from None
+        if location.endpoint_url is None and part_size < MIN_PART_SIZE:
+            raise click.BadParameter(
+                f"{part_size} bytes is below AWS S3's smallest part ({MIN_PART_SIZE}); "
+                "only another S3 server (endpoint=…) may take smaller parts",
+                param_hint="--s3-part-size")
     return url
