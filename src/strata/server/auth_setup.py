@@ -98,7 +98,7 @@ def signing_passphrase(settings: ServerSettings) -> Passphrase:
     if generated.exists():
         return Passphrase.from_file(generated)
     derived = base64.urlsafe_b64encode(secret_box(settings).subkey("release-keys"))
-    return Passphrase(derived, "derived from the secret key")
+    return Passphrase(derived, "the server's secret key (derived)")
 
 
 def prepare_webhook_key(settings: ServerSettings) -> None:
