@@ -64,6 +64,7 @@ unit: install
 # server may clone), reviewed (a reviewer robot approves), built on the server, released on the
 # schedule, then a base update and its rebuilds released out of band.
 run: install debs-run
+	@$(BIN)/strata init --data $(DATA)
 	@mkdir -p $(DATA)/demo
 	@set -m; $(BIN)/strata serve --data $(DATA) --listen $(LISTEN) \
 	  --source-allow file://$(abspath $(DATA))/demo/ & pid=$$!; \

@@ -145,6 +145,7 @@ def run(args: list[str], data: Path, input: str | None = None) -> tuple[int, str
 
 def test_user_commands(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    assert CliRunner().invoke(cli, ["init", "--data", str(data)]).exit_code == 0
     code, out, err = run(["user", "add", "alice", "--role", "maintainer", "--image",
                           "f25/cockpit", "--image", "f25/ws", "--password-stdin"], data,
                          "alice-password\n")
@@ -202,6 +203,7 @@ def test_user_commands(tmp_path: Path) -> None:
 
 def test_role_changes_and_disabled_users(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    assert CliRunner().invoke(cli, ["init", "--data", str(data)]).exit_code == 0
     code, out, err = run(["user", "add", "alice", "--role", "maintainer", "--image",
                           "f25/cockpit", "--password-stdin"], data, "alice-password\n")
     assert code == 0, err

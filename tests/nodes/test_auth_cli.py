@@ -31,7 +31,7 @@ def test_new_secret_key_is_private_and_never_overwritten(tmp_path: Path) -> None
 def test_keys_refuse_a_directory_without_strata_data(tmp_path: Path) -> None:
     for command in (["keys"], ["rotate-keys"]):
         code, _out, err = run("auth", *command, "--data", str(tmp_path / "typo"))
-        assert code == 1 and "no strata data here" in err, err
+        assert code == 1 and "no strata data in" in err, err
     assert not (tmp_path / "typo").exists()
 
 

@@ -28,6 +28,8 @@ PASSWORD = "release-engineering-secret"
 
 def add_releng(base: Path, name: str = "releng", role: str = "releng") -> None:
     """A release engineer account, made offline before the server starts."""
+    subprocess.run([*strata_command(), "init", "--data", str(base / "data")],
+                   capture_output=True, timeout=60, check=True)
     proc = subprocess.run([*strata_command(), "user", "add", name, "--role", role,
                            "--password-stdin", "--data", str(base / "data")],
                           input=PASSWORD + "\n", capture_output=True, text=True, timeout=60,

@@ -30,6 +30,8 @@ COPY motd /etc/motd
 
 
 def add_user(base: Path, name: str, *role: str) -> None:
+    subprocess.run([*strata_command(), "init", "--data", str(base / "data")],
+                   capture_output=True, timeout=60, check=True)
     proc = subprocess.run([*strata_command(), "user", "add", name, *role, "--password-stdin",
                            "--data", str(base / "data")], input=PASSWORD + "\n",
                           capture_output=True, text=True, timeout=60, check=False)

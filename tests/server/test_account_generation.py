@@ -24,6 +24,9 @@ PASSWORDS = {"maint": "maintainer-password", "rel": "releng-password"}
 
 
 def strata(data: Path, database_args: list[str], *args: str, stdin: str = "") -> str:
+    if not data.exists():  # offline commands need strata data: make it as an operator would
+        subprocess.run([*strata_command(), "init", "--data", str(data), *database_args],
+                       capture_output=True, timeout=60, check=True)
     proc = subprocess.run([*strata_command(), *args, "--data", str(data), *database_args],
                           input=stdin, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, (args, proc.stdout, proc.stderr)

@@ -206,22 +206,32 @@ def test_serve_tightens_an_open_data_dir_and_seals_old_rows(tmp_path: Path) -> N
     assert "old-pass" not in raw and "old-secret" not in raw
 
 
+def test_strata_init_creates_an_owner_only_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "new" / "data"
+    proc = subprocess.run([*strata_command(), "init", "--data", str(data)],
+                          capture_output=True, text=True, timeout=120, check=False, umask=0)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    found = assert_owner_only(data)
+    assert "strata.db" in found
+
+
 @pytest.mark.parametrize("command", [
     ["user", "add", "alice", "--role", "releng", "--password-stdin"],
     ["robot", "add", "ci"],
     ["gc"],
     ["scrub", "--quick"],
 ])
-def test_offline_commands_create_an_owner_only_data_dir(tmp_path: Path,
-                                                        command: list[str]) -> None:
-    data = tmp_path / "new" / "data"
+def test_offline_commands_keep_the_data_dir_owner_only(tmp_path: Path,
+                                                       command: list[str]) -> None:
+    data = tmp_path / "data"
+    subprocess.run([*strata_command(), "init", "--data", str(data)], capture_output=True,
+                   timeout=120, check=True)
     proc = subprocess.run([*strata_command(), *command, "--data", str(data)],
                           input="a-password\n", capture_output=True, text=True, timeout=120,
                           check=False, umask=0)
     assert proc.returncode == 0, proc.stderr
-    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
-    found = assert_owner_only(data)
-    assert "strata.db" in found
+    assert "strata.db" in assert_owner_only(data)
 
 
 def test_webhook_secrets_are_sealed_in_either_database(tmp_path: Path,

@@ -16,8 +16,6 @@ keys are sealed with the secret key: rotating needs it).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,30 +38,12 @@ from strata.cli.common import (
     secret_key_option,
 )
 from strata.meta.authkey_store import SqlSigningKeyStore
-from strata.meta.database import Database
 from strata.storage.private import owner_only_umask, write_private_file
 
 
 @click.group()
 def auth() -> None:
     """Token-signing keys and the server's secret key."""
-
-
-def _require_data(data_dir: Path, database_url: str | None) -> None:
-    if database_url is None and not (data_dir / "strata.db").is_file():
-        fail(f"{data_dir}: no strata data here (no strata.db); pass the server's --data, or "
-             "--database-url")
-
-
-@contextlib.contextmanager
-def _database(data_dir: Path, database_url: str | None) -> Iterator[Database]:
-    """The database holding the keys; a ``--data`` dir without one is refused (nothing
-    created), and the command says which database it acts on."""
-    _require_data(data_dir, database_url)
-    with open_database(data_dir, database_url) as db:
-        click.echo(f"strata: signing keys in {db.url}", err=True)
-        db.migrate()
-        yield db
 
 
 def _when(ts: float | None) -> str:
@@ -83,7 +63,7 @@ def _state(key: StoredKey, now: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def keys(data_dir: Path, database_url: str | None, as_json: bool) -> None:
     """List the token-signing keys in the database."""
-    with _database(data_dir, database_url) as db:
+    with open_database(data_dir, database_url) as db:
         stored = SqlSigningKeyStore(db).keys_sync()
         now = db.now()
     rows = [{"kid": k.kid, "created": _when(k.created_at), "retired": _when(k.retired_at),
@@ -105,13 +85,12 @@ def rotate_keys(data_dir: Path, database_url: str | None, secret_key_file: Path 
                 drop_old: bool, as_json: bool) -> None:
     """Make a new token-signing key; the old one verifies its tokens until they expire."""
     owner_only_umask()
-    _require_data(data_dir, database_url)
-    try:
-        box = server_secret_box(data_dir.resolve(), secret_key_file, create=False)
-    except SealError as exc:
-        fail(f"secret key: {exc}")
-        return
-    with _database(data_dir, database_url) as db:
+    with open_database(data_dir, database_url) as db:
+        try:
+            box = server_secret_box(data_dir.resolve(), secret_key_file, create=False)
+        except SealError as exc:
+            fail(f"secret key: {exc}")
+            return
         try:
             kid, old = rotate_signing_key(SqlSigningKeyStore(db), box, db.now(),
                                           drop_old=drop_old)

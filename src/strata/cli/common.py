@@ -23,6 +23,7 @@ import click
 from strata.config import default_url
 from strata.meta.connection import sqlite_url
 from strata.meta.database import Database
+from strata.meta.errors import DatabaseUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -67,12 +68,51 @@ def secret_key_option(fn: F) -> F:
              "first start.")(fn)
 
 
+INIT_HINT = "'strata init --data DIR' (or the first 'strata serve') creates one"
+
+
 @contextlib.contextmanager
-def open_database(data_dir: Path, database_url: str | None) -> Iterator[Database]:
+def open_database(data_dir: Path, database_url: str | None, *, readonly: bool = False,
+                  blob_store: str | None = None, blobs: bool = False) -> Iterator[Database]:
     """The metadata database an offline command works on (``--database-url``, else SQLite in
-    ``--data``): one per command, handed to every store it uses, closed at the end."""
-    db = Database(database_url or sqlite_url(data_dir.resolve()))
+    ``--data``): one per command, handed to every store it uses, closed at the end.
+
+    It never acts on the wrong place: a data dir (or database) that holds no strata data is
+    refused with nothing created, and a line on stderr says which one the command acts on.
+    ``blobs``: the command also reads the blob files of the data dir (unless ``blob_store``
+    names a bucket). An older schema is brought up to date, unless ``readonly`` (``scrub``,
+    ``gc --dry-run``: the database is opened read-only and never migrated; they refuse it)."""
+    data_dir = data_dir.resolve()
+    if database_url is None and not (data_dir / "strata.db").is_file():
+        fail(f"no strata data in {data_dir} (no strata.db): check --data or $STRATA_DATA; "
+             f"{INIT_HINT}")
+    if blobs and blob_store is None and not (data_dir / "blobs").is_dir():
+        fail(f"no strata blobs in {data_dir} (no blobs/ directory): check --data or "
+             "$STRATA_DATA, or give --blob-store")
     try:
+        db = Database(database_url or sqlite_url(data_dir), readonly=readonly)
+    except DatabaseUnavailable as exc:
+        fail(f"cannot open the database: {exc.detail}")
+        raise AssertionError("unreachable") from None
+    try:
+        where = f"data dir {data_dir}, database {db.url}" + (
+            f", blobs {blob_store.split('?', 1)[0]}" if blobs and blob_store else "")
+        click.echo(f"strata: acting on {where}", err=True)
+        try:
+            strata, current, known = db.schema()
+        except DatabaseUnavailable as exc:
+            fail(f"cannot open the database: {exc.detail}")
+        if not strata:
+            fail(f"no strata data in {db.url} (no strata schema): check --data / "
+                 f"--database-url; {INIT_HINT}")
+        if not known:
+            fail(f"{db.url} was written by a newer strata (a schema this one does not know); "
+                 "use that version")
+        if not current:
+            if readonly:
+                fail(f"the schema of {db.url} is older than this strata's: run 'strata init' "
+                     "(or start 'strata serve') on it first")
+            db.migrate()
         yield db
     finally:
         db.close()

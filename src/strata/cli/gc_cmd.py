@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 
 from strata.cli.common import emit, open_database, store_options
-from strata.compose import build_registry, build_store, prepare
+from strata.compose import build_registry, build_store
 from strata.config import ServerSettings
 from strata.registry.gc import GarbageCollector, GcReport
 from strata.registry.limits import Limits
+from strata.storage.base import BlobStore
+from strata.storage.private import owner_only_umask
 
 
 def _text(report: GcReport) -> str:
@@ -37,21 +39,24 @@ def _text(report: GcReport) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def gc(data_dir: Path, database_url: str | None, blob_store: str | None, dry_run: bool,
        grace: float, upload_ttl: float, as_json: bool) -> None:
-    """Remove blobs and manifests that no tag, index or live subject refers to."""
+    """Remove blobs and manifests that no tag, index or live subject refers to.
+
+    With --dry-run it only looks: the database is opened read-only and never migrated."""
     settings = ServerSettings(data_dir=data_dir.resolve(), database_url=database_url,
                               blob_store=blob_store, gc_grace=grace,
                               limits=Limits(upload_ttl_seconds=upload_ttl))
-    prepare(settings)
-    store = build_store(settings)
+    owner_only_umask()
 
-    async def collect(collector: GarbageCollector) -> GcReport:
+    async def collect(collector: GarbageCollector, store: BlobStore) -> GcReport:
         try:
             return await collector.collect(dry_run=dry_run)
         finally:
             await store.close()
 
-    with open_database(settings.data_dir, database_url) as db:
+    with open_database(settings.data_dir, database_url, readonly=dry_run,
+                       blob_store=blob_store, blobs=True) as db:
+        store = build_store(settings)
         collector = build_registry(settings, db, store).gc
         assert collector is not None
-        report = asyncio.run(collect(collector))
+        report = asyncio.run(collect(collector, store))
     emit(report.to_json(), as_json, lambda _: _text(report))

@@ -17,6 +17,7 @@ import click
 # name -> "module:attribute" (modules under strata.cli unless dotted)
 _COMMANDS = {
     "serve": "strata.server.serve_cmd:serve",
+    "init": "init_cmd:init",
     "catalog": "registry_cmds:catalog",
     "tags": "registry_cmds:tags",
     "inspect": "registry_cmds:inspect",

@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 
 from strata.cli.common import emit, open_database, store_options
-from strata.compose import build_store, prepare
+from strata.compose import build_store
 from strata.config import ServerSettings
 from strata.meta.scrub_store import SqlScrubStore
 from strata.registry.scrub import Scrubber, ScrubReport
+from strata.storage.base import BlobStore
 
 
 def _text(report: ScrubReport) -> str:
@@ -34,20 +35,21 @@ def scrub(data_dir: Path, database_url: str | None, blob_store: str | None, quic
           as_json: bool) -> None:
     """Check that every blob and manifest is stored whole (exit 1 if any is not).
 
-    Read-only, and safe while the registry serves."""
+    Read-only (the database is opened read-only and never migrated), and safe while the
+    registry serves."""
     settings = ServerSettings(data_dir=data_dir.resolve(), database_url=database_url,
                               blob_store=blob_store)
-    prepare(settings)
-    store = build_store(settings)
 
-    async def run(scrubber: Scrubber) -> ScrubReport:
+    async def run(scrubber: Scrubber, store: BlobStore) -> ScrubReport:
         try:
             return await scrubber.run(quick=quick)
         finally:
             await store.close()
 
-    with open_database(settings.data_dir, database_url) as db:
-        report = asyncio.run(run(Scrubber(SqlScrubStore(db), store)))
+    with open_database(settings.data_dir, database_url, readonly=True, blob_store=blob_store,
+                       blobs=True) as db:
+        store = build_store(settings)
+        report = asyncio.run(run(Scrubber(SqlScrubStore(db), store), store))
     emit(report.to_json(), as_json, lambda _: _text(report))
     if not report.ok:
         sys.exit(1)

@@ -1,7 +1,8 @@
 """Accounts, offline on the data dir: ``strata user add|passwd|list``, ``strata robot add|revoke``.
 
 They work on the metadata database directly (``--data DIR``, or ``--database-url`` for
-PostgreSQL), migrating it first, so they also work before the first ``strata serve``.
+PostgreSQL), which must hold strata data already (``strata init`` or the first ``strata serve``
+makes it): a directory or database with none is refused, nothing created.
 
 - ``strata user add NAME --role ROLE [--image NS/NAME]… [--password-stdin]``: roles are
   ``admin``, ``releng``, ``maintainer`` (of the ``--image`` repositories, at least one) and
@@ -31,7 +32,7 @@ from strata.auth.policy import Role
 from strata.auth.service import AccountExists, AccountNotFound, AuthService
 from strata.cli.common import data_option, database_option, emit, fail, open_database
 from strata.meta.account_store import SqlAccountStore
-from strata.storage.private import owner_only_umask, private_dir
+from strata.storage.private import owner_only_umask
 
 ROLE_CHOICE = click.Choice([r.value for r in GRANTABLE_ROLES])
 
@@ -44,11 +45,8 @@ def _images_option(who: str) -> Callable[[click.decorators.FC], click.decorators
 @contextlib.contextmanager
 def _service(data_dir: Path, database_url: str | None) -> Iterator[AuthService]:
     owner_only_umask()
-    if database_url is None:
-        private_dir(data_dir)
     with open_database(data_dir, database_url) as db:
         try:
-            db.migrate()
             yield AuthService(SqlAccountStore(db), PasswordHashing())
         except (AccountExists, AccountNotFound, ValueError) as exc:
             message = {AccountExists: "an account named {} exists already",

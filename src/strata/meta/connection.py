@@ -24,19 +24,31 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'strata.db'}"
 
 
-def create_engine(url: str) -> sa.Engine:
+def create_engine(url: str, *, readonly: bool = False) -> sa.Engine:
     """An engine whose SQLite connections use WAL and take the write lock up front; a new
     SQLite database file is created mode 0600 (and so are its ``-wal`` and ``-shm``).
+
+    ``readonly``: nothing is created and nothing can be written (SQLite opened ``mode=ro``, so
+    no checkpoint touches the file either; PostgreSQL sessions with
+    ``default_transaction_read_only``), for the commands that only look (``strata scrub``,
+    ``strata gc --dry-run``).
 
     SQLite transactions start with ``BEGIN IMMEDIATE`` so that two processes writing at once
     queue on the busy timeout instead of failing to upgrade a read lock; transactions opened
     with ``execution_options(readonly=True)`` use a plain deferred ``BEGIN``.
     """
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        ro: dict[str, Any] = {"connect_args": {
+            "options": "-c default_transaction_read_only=on"}} if readonly else {}
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **ro)
+    if readonly:
+        path = sa.make_url(url).database
+        if not path or path == ":memory:":
+            raise ValueError("a read-only SQLite database must be a file")
+        url = f"sqlite:///file:{path}?mode=ro&uri=true"
     engine = sa.create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
     database = engine.url.database
-    if database and database != ":memory:" and Path(database).parent.is_dir():
+    if not readonly and database and database != ":memory:" and Path(database).parent.is_dir():
         # Owner-only whatever the umask; SQLite gives its -wal and -shm files the mode of
         # the database file.
         create_private_file(Path(database))
@@ -52,8 +64,8 @@ def create_engine(url: str) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        readonly = conn.get_execution_options().get("readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        reading = readonly or conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -113,3 +125,23 @@ def migrate(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
+
+
+def schema_state(engine: sa.Engine) -> tuple[bool, bool, bool]:
+    """``(strata, current, known)``: whether the database holds a strata schema at all
+    (nothing is created by looking), whether every revision of every branch is applied, and
+    whether every applied revision is one this strata knows (False: a newer strata wrote it)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    script = ScriptDirectory.from_config(cfg)
+    with engine.connect() as conn:
+        applied = tuple(MigrationContext.configure(conn).get_current_heads())
+    known = {r.revision for r in script.walk_revisions()}
+    if not applied or not set(applied) <= known:
+        return bool(applied), False, not applied
+    done = {r.revision for r in script.revision_map.iterate_revisions(applied, "base")
+            if r is not None}
+    return True, known <= done, True

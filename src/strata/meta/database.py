@@ -26,8 +26,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 
-from strata.meta.connection import create_engine, migrate
-from strata.meta.errors import Conflict
+from strata.meta.connection import create_engine, migrate, schema_state
+from strata.meta.errors import Conflict, DatabaseUnavailable
 from strata.meta.fastread import CompiledSql, FastReader, prepared, run, run_many
 from strata.meta.groupcommit import Batch, GroupWriter, Job
 
@@ -44,9 +44,13 @@ class Database:
     """One database (SQLite file or PostgreSQL) and the injected clock of the stores on it."""
 
     def __init__(self, url_or_engine: str | sa.Engine, *,
-                 clock: Callable[[], float] = time.time, max_batch: int = 64) -> None:
+                 clock: Callable[[], float] = time.time, max_batch: int = 64,
+                 readonly: bool = False) -> None:
         if isinstance(url_or_engine, str):
-            self._engine = create_engine(url_or_engine)
+            try:
+                self._engine = create_engine(url_or_engine, readonly=readonly)
+            except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
+                raise DatabaseUnavailable(f"bad database URL: {exc}") from None
             self._owned = True
         else:
             self._engine = url_or_engine
@@ -64,8 +68,12 @@ class Database:
 
     @property
     def url(self) -> str:
-        """The database URL with any password hidden (for logs)."""
-        return self._engine.url.render_as_string(hide_password=True)
+        """The database URL with any password hidden (for logs); a SQLite file opened
+        read-only is shown by its plain URL."""
+        url = self._engine.url
+        if url.get_backend_name() == "sqlite" and url.query.get("mode") == "ro":
+            return f"sqlite:///{(url.database or '').removeprefix('file:')} (read-only)"
+        return url.render_as_string(hide_password=True)
 
     @property
     def sa_engine(self) -> sa.Engine:
@@ -96,7 +104,17 @@ class Database:
     # -- lifecycle ----------------------------------------------------------------------------
     def migrate(self) -> None:
         """Bring the schema to the newest revision of every branch (idempotent)."""
-        migrate(self._engine)
+        try:
+            migrate(self._engine)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise DatabaseUnavailable(f"{self.url}: {exc.orig or exc}") from None
+
+    def schema(self) -> tuple[bool, bool, bool]:
+        """``(strata, current, known)``, see :func:`strata.meta.connection.schema_state`."""
+        try:
+            return schema_state(self._engine)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise DatabaseUnavailable(f"{self.url}: {exc.orig or exc}") from None
 
     def close(self) -> None:
         """Stop the writer thread (jobs queued before are committed first); dispose of the

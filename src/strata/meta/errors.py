@@ -39,3 +39,14 @@ def unavailable(exc: BaseException) -> str | None:
                                                         or "unable to open" in text):
         return "unreachable"
     return None
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened: a malformed URL, a server that does not answer or
+    refuses the login, a file that cannot be read. ``detail`` is one line for the operator
+    (the driver's first line, no password)."""
+
+    def __init__(self, detail: str) -> None:
+        first = (detail.strip().splitlines() or ["unknown error"])[0]
+        super().__init__(first[:300])
+        self.detail = first[:300]

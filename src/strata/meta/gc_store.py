@@ -76,23 +76,22 @@ class SqlGarbageStore:
         return await self._db.offload(self._db.write_sync, go)
 
     async def simulate(self, cutoff: float) -> tuple[list[RepositorySweep], list[tuple[str, int]]]:
-        """A dry run: every sweep applied in one savepoint that is then rolled back."""
-        def go(conn: sa.Connection, _batch: Batch
-               ) -> tuple[list[RepositorySweep], list[tuple[str, int]]]:
-            sweeps: list[RepositorySweep] = []
-            rehearsal = conn.begin_nested()
-            try:
-                repos = conn.execute(sa.select(t.repositories.c.id, t.repositories.c.name)
-                                     .order_by(t.repositories.c.name)).all()
-                for rid, name in repos:
-                    sweep = _sweep(conn, int(rid), str(name), cutoff)
-                    _apply(conn, int(rid), sweep, cutoff)
-                    sweeps.append(sweep)
-                blobs = _unlinked_blobs(conn, cutoff)
-            finally:
-                rehearsal.rollback()
-            return sweeps, blobs
-        return await self._db.offload(self._db.write_sync, go)
+        """A dry run, in one read-only transaction: every repository's sweep, and the blobs
+        that would be left with no link once their sweeps removed theirs (nothing written, so
+        it also runs on a database opened read-only)."""
+        def go(conn: sa.Connection) -> tuple[list[RepositorySweep], list[tuple[str, int]]]:
+            repos = conn.execute(sa.select(t.repositories.c.id, t.repositories.c.name)
+                                 .order_by(t.repositories.c.name)).all()
+            sweeps = [_sweep(conn, int(rid), str(name), cutoff) for rid, name in repos]
+            removed = {(int(rid), d) for (rid, _), sweep in zip(repos, sweeps, strict=True)
+                       for d in sweep.links}
+            still_linked = {str(r[1]) for r in conn.execute(sa.select(
+                t.repository_blobs.c.repository_id, t.repository_blobs.c.digest))
+                if (int(r[0]), str(r[1])) not in removed}
+            old = conn.execute(sa.select(t.blobs.c.digest, t.blobs.c.size).where(
+                t.blobs.c.created_at < cutoff).order_by(t.blobs.c.digest)).all()
+            return sweeps, [(str(d), int(size)) for d, size in old if str(d) not in still_linked]
+        return await self._db.read(go)
 
     async def sweep_blobs(self, cutoff: float, dry_run: bool,
                           remove: Callable[[str], None]) -> list[tuple[str, int]]:
@@ -112,11 +111,12 @@ class SqlGarbageStore:
     async def sweep_orphan_files(self, candidates: list[tuple[str, int]], dry_run: bool,
                                  remove: Callable[[str], None]) -> list[tuple[str, int]]:
         """Of files (digest, size) old enough to go, delete those with no blob row."""
-        postgresql = self._db.dialect == "postgresql"
+        # A dry run only looks, in a read-only transaction; the lock is for deleting.
+        lock = self._db.dialect == "postgresql" and not dry_run
 
         def go(conn: sa.Connection, _batch: Batch) -> list[tuple[str, int]]:
             gone: list[tuple[str, int]] = []
-            if postgresql:
+            if lock:
                 # Wait for blob writes in flight, hold off new ones: a row being recorded
                 # for bytes already placed must be visible before they are judged.
                 conn.exec_driver_sql("LOCK TABLE blobs IN SHARE MODE")
@@ -129,6 +129,8 @@ class SqlGarbageStore:
                         if not dry_run:
                             remove(digest)
             return gone
+        if dry_run:
+            return await self._db.read(lambda conn: go(conn, Batch()))
         return await self._db.offload(self._db.write_sync, go)
 
 

@@ -11,12 +11,14 @@ from strata.cli.common import (
     blob_store_option,
     data_option,
     database_option,
+    fail,
     secret_key_option,
 )
 from strata.config import DEFAULT_S3_PART_SIZE, DEFAULT_SOURCE_ALLOW, Listen, ServerSettings
 from strata.registry.limits import Limits
 from strata.server.auth import parse_trusted_proxies
 from strata.server.runner import serve as run_server
+from strata.server.startup import StartError, check_start
 from strata.server.urls import PublicUrl
 
 
@@ -32,11 +34,11 @@ from strata.server.urls import PublicUrl
               default=DEFAULT_S3_PART_SIZE, show_default=True,
               help="Bytes per part of an S3 multipart upload (AWS S3 needs at least 5 MiB; "
                    "raised where --max-blob-size would need more than 10,000 parts).")
-@click.option("--gc-interval", type=float, default=3600.0, show_default=True,
+@click.option("--gc-interval", type=click.FloatRange(min=0.0), default=3600.0, show_default=True,
               help="Seconds between online garbage collections (0 disables).")
-@click.option("--gc-grace", type=float, default=3600.0, show_default=True,
+@click.option("--gc-grace", type=click.FloatRange(min=0.0), default=3600.0, show_default=True,
               help="Garbage collection keeps anything created or used this recently.")
-@click.option("--upload-ttl", type=float, default=86400.0, show_default=True,
+@click.option("--upload-ttl", type=click.FloatRange(min=1.0), default=86400.0, show_default=True,
               help="Seconds an idle upload session lives.")
 @click.option("--upload-idle", type=click.FloatRange(min=1.0),
               default=Limits().upload_idle_seconds, show_default=True,
@@ -53,7 +55,7 @@ from strata.server.urls import PublicUrl
               default=Limits().max_manifest_references, show_default=True,
               help="Most layers (image) or manifests (index) one manifest may list; more is "
                    "refused with MANIFEST_INVALID.")
-@click.option("--body-timeout", type=float, default=120.0, show_default=True,
+@click.option("--body-timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
               help="Seconds a client may send no body bytes before its request is dropped.")
 @click.option("--idle-timeout", type=click.FloatRange(min=0.1), default=75.0, show_default=True,
               help="Seconds a connection may sit idle, or take to send a request's headers, "
@@ -99,7 +101,10 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           webhook_allow_private: bool, source_allow: tuple[str, ...],
           build_concurrency: int, signing_passphrase_file: Path | None,
           secret_key_file: Path | None, trusted_proxies: tuple[str, ...]) -> None:
-    """Serve the registry (OCI Distribution v1.1 at /v2/)."""
+    """Serve the registry (OCI Distribution v1.1 at /v2/).
+
+    It creates the data dir (and database) on first start. Every option and environment value
+    is checked before anything starts: a bad one ends the command with one line naming it."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     try:
@@ -119,7 +124,7 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
                     upload_idle_seconds=upload_idle, max_upload_sessions=max_upload_sessions,
                     max_concurrent_uploads=max_uploads, body_timeout_seconds=body_timeout,
                     max_manifest_references=max_manifest_references)
-    run_server(ServerSettings(
+    settings = ServerSettings(
         data_dir=data_dir.resolve(), listen=address, workers=workers or os.cpu_count() or 1,
         database_url=database_url, blob_store=_blob_store(blob_store, s3_part_size), limits=limits,
         s3_part_size=s3_part_size,
@@ -131,7 +136,12 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
         source_allow=source_allow or DEFAULT_SOURCE_ALLOW, build_concurrency=build_concurrency,
         signing_passphrase_file=signing_passphrase_file and signing_passphrase_file.resolve(),
         secret_key_file=secret_key_file and secret_key_file.resolve(),
-        trusted_proxies=trusted_proxies))
+        trusted_proxies=trusted_proxies)
+    try:
+        check_start(settings)
+    except StartError as exc:
+        fail(str(exc))
+    run_server(settings)
 
 
 def _blob_store(url: str | None, part_size: int) -> str | None:
