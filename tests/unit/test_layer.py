@@ -38,10 +38,19 @@ from strata.image.layer import (
     whiteout_entry,
     write_layer,
 )
+from support.clients import missing, require_tool
 
 SDE = 1_600_000_000
 IS_ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (mknod, chown, trusted.*)")
+# Root tests follow the CI rule (support.clients.missing): they fail in CI, skip elsewhere.
+needs_root = pytest.mark.usefixtures("as_root")
+
+
+@pytest.fixture
+def as_root() -> None:
+    if not IS_ROOT:
+        missing("these layer tests need root (mknod, chown, trusted.* xattrs)",
+                "run the tests as root, as CI does")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -297,7 +306,8 @@ def test_xattrs_only_when_asked(tmp_path: Path) -> None:
     try:
         os.setxattr(tree / "f", "user.strata", b"v\xff")
     except OSError:
-        pytest.skip("filesystem without user xattrs")
+        missing(f"{tmp_path} is on a filesystem without user xattrs",
+                "run the tests with a temporary directory on ext4, xfs, btrfs or tmpfs")
     plain = next(scan_tree(tree, source_date_epoch=SDE))
     assert plain.xattrs == ()
     with_x = list(scan_tree(tree, source_date_epoch=SDE, xattrs=["user.strata"]))
@@ -504,7 +514,8 @@ def test_real_overlay_upper_dir(tmp_path: Path) -> None:
     make_tree(lower)
     opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
     if subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, merged]).returncode:
-        pytest.skip("overlayfs mount not permitted here")
+        missing("an overlayfs mount is not permitted here",
+                "run the tests as root on a kernel with overlayfs, as CI does")
     try:
         (merged / "etc" / "config").unlink()
         (merged / "empty").unlink()
@@ -737,8 +748,7 @@ def test_headers_read_back_by_tarfile_and_gnu_tar(tmp_path: Path) -> None:
     odd = by_name["x\udcff"]
     xattr = odd.pax_headers["SCHILY.xattr.security.capability"]
     assert xattr.encode("utf-8", "surrogateescape") == b"\x01\x00\xff"
-    if shutil.which("tar") is None:
-        pytest.skip("no tar binary for the interoperability check")
+    require_tool("tar")
     listing = subprocess.run(
         ["tar", "-tvf", os.fspath(layer.path)], capture_output=True, check=True
     ).stdout.decode("utf-8", "replace")
