@@ -45,8 +45,8 @@ def job_json(job: BuildJob) -> dict[str, Any]:
 
 def _job_id(request: web.Request) -> int:
     text = request.match_info["id"]
-    if not text.isdigit() or len(text) > 18:
-        raise not_found(f"no build job {text!r}")
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) > parse.MAX_ID:
+        raise not_found(f"no build job {text[:40]!r}")
     return int(text)
 
 
@@ -129,7 +129,7 @@ OPERATIONS = (
     Operation("GET", "/api/v1/builds/{id}/log", build_log,
               "a build's log from character offset (readable while it runs)", "builds",
               path_params=_ID,
-              query=(Param("offset", {"type": "integer", "minimum": 0, "maximum": 1 << 40,
+              query=(Param("offset", {"type": "integer", "minimum": 0, "maximum": parse.MAX_ID,
                                       "default": 0}),),
               response=ref("BuildLog")),
 )

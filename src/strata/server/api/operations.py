@@ -16,6 +16,7 @@ from strata.server.api import (
     images,
     keys,
     namespaces,
+    parse,
     releases,
     reviews,
     streams,
@@ -160,6 +161,6 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/v1/webhooks/deliveries", webhooks.deliveries,
               "webhook deliveries and how they went", WEBHOOKS, Need.RELENG,
               query=(Param("webhook", {"type": "integer", "minimum": 1,
-                                       "maximum": 2**63 - 1}, "only this webhook's"),),
+                                       "maximum": parse.MAX_ID}, "only this webhook's"),),
               response=list_of("deliveries", ref("Delivery")), paginated=True),
 )

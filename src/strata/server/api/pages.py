@@ -51,7 +51,7 @@ def id_cursor(request: web.Request) -> int | None:
     last = cursor(request)
     if last is None:
         return None
-    if not (last.isascii() and last.isdigit()) or len(last) > 18:
+    if not (last.isascii() and last.isdigit()) or len(last) > 12 or int(last) > parse.MAX_ID:
         raise invalid(f"last must be an id from the Link header, not {last[:40]!r}",
                       {"last": last[:40]})
     return int(last)

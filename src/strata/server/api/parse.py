@@ -22,6 +22,10 @@ MAX_DEPTH = 16
 #: Longest integer accepted, in characters (the API's integers are small counts and days).
 MAX_INTEGER_DIGITS = 12
 
+#: The largest id of a row (``sa.Integer`` keys are 32-bit on PostgreSQL: a larger one in a
+#: query was a 500 there); an id beyond it names nothing.
+MAX_ID = 2**31 - 1
+
 #: The checked query values of the request's declared parameters (:mod:`.spec`).
 QUERY = web.RequestKey("api_query", dict[str, Any])
 #: The validator of the request's declared body (absent: the route declares none).

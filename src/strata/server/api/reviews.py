@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from strata.release.model import invalid
+from strata.release.model import invalid, not_found
 from strata.server.api import pages, parse
 from strata.server.api.auth import Need, actor, authorize, enforced, is_reviewer
 from strata.server.api.context import reviews_of
@@ -23,8 +23,10 @@ from strata.server.http import json_response
 
 def _id(request: web.Request) -> int:
     text = request.match_info["id"]
-    if not text.isdigit() or len(text) > 12:
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
         raise invalid(f"invalid review request id {text[:20]!r}")
+    if int(text) > parse.MAX_ID:  # no row has it (and PostgreSQL's integer cannot hold it)
+        raise not_found(f"no review request {text}")
     return int(text)
 
 

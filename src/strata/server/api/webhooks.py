@@ -28,8 +28,8 @@ async def add_webhook(request: web.Request) -> web.Response:
 
 async def deliveries(request: web.Request) -> web.Response:
     authorize(request, Need.RELENG)
-    # a webhook id is a positive 64-bit integer (its declared bounds: a longer one
-    # overflowed SQLite, a 500)
+    # a webhook id is a positive 32-bit integer (its declared bounds: a larger one
+    # overflowed SQLite, or PostgreSQL's integer: a 500)
     items = await engine_of(request).deliveries(parse.query(request, "webhook"),
                                                 limit=pages.size(request) + 1,
                                                 before=pages.id_cursor(request))
