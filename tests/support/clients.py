@@ -51,6 +51,8 @@ DEBIAN_PACKAGES = {
     "runc": "runc",
     "busybox": "busybox-static",
     "chromium": "chromium",
+    "docker": "docker.io",
+    "dockerd": "docker.io",
 }
 
 DEFAULT_TIMEOUT = 180.0
