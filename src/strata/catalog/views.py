@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strata.catalog.help import LayerRef, find_help, render_markdown
+from strata.catalog.trust import TrustReader, TrustView, config_hint, key_url
 from strata.errors import RegistryError
 from strata.meta.browse_store import BrowseStore, ReviewSummary
+from strata.meta.key_store import KeyRecord, KeyStore
 from strata.oci import mediatypes as mt
 from strata.oci.digest import Digest
 from strata.oci.names import ManifestRef, RepositoryName
@@ -55,6 +57,8 @@ NAMESPACE_PAGE = 100
 NAMESPACE_RELEASES = 50
 HELP_CHARS = 24_000
 NOTES_CHARS = 40_000
+RELEASE_TRUST_ROWS = 100
+"""The most builds of a release whose signature, SBOM and provenance its page checks."""
 """The most of a release's notes its page renders (``notes.md`` has them all)."""
 """The most of a help file a page renders (the rest: "truncated", the image has it all)."""
 
@@ -160,6 +164,7 @@ class ImageView:
     history: tuple[TagEvent, ...]
     reviews: tuple[ReviewSummary, ...]
     signed: bool = False  # the shown build has a release signature
+    trust: TrustView | None = None  # the shown build's signature, SBOM and provenance
 
     @property
     def packages(self) -> tuple[Package, ...]:
@@ -194,7 +199,8 @@ class ImageView:
                 "history": [_event_json(e) for e in self.history],
                 "reviews": [_review_json(r) for r in self.reviews],
                 "signature": {"digest": self.shown_digest, "signed": self.signed}
-                if self.shown_digest else None}
+                if self.shown_digest else None,
+                "trust": None if self.trust is None else self.trust.to_json()}
 
 
 @dataclass(frozen=True)
@@ -215,10 +221,24 @@ class NamespaceView:
     images: tuple[ImageCard, ...]  # one page of them
     releases: tuple[Release, ...]
     last: str | None = None  # more images follow this repository
+    keys: tuple[KeyRecord, ...] = ()  # its release keys, current first
+
+    @property
+    def key_url(self) -> str:
+        return key_url(self.namespace.name)
+
+    @property
+    def config_hint(self) -> str:
+        return config_hint(self.namespace.name)
 
     def to_json(self) -> dict[str, Any]:
         return {**self.namespace.to_json(), "images": [c.to_json() for c in self.images],
-                "releases": [r.to_json() for r in self.releases], "more_after": self.last}
+                "releases": [r.to_json() for r in self.releases], "more_after": self.last,
+                "trust": {"public_key_url": self.key_url, "client_config": self.config_hint,
+                          "keys": [{"key_id": k.key_id, "status": k.status,
+                                    "created_at": iso_time(k.created_at),
+                                    "retired_at": iso_time(k.retired_at)}
+                                   for k in self.keys]}}
 
 
 @dataclass(frozen=True)
@@ -226,10 +246,12 @@ class ReleaseView:
     release: Release
     notes_html: str | None
     builds: tuple[Build, ...]
+    trust: dict[str, TrustView] = field(default_factory=dict, hash=False)  # by digest
 
     def to_json(self) -> dict[str, Any]:
         return {**self.release.to_json(), "notes_html": self.notes_html,
-                "builds": [b.to_json() for b in self.builds]}
+                "builds": [{**b.to_json(), "trust": self.trust[b.digest].to_json()
+                            if b.digest in self.trust else None} for b in self.builds]}
 
 
 def _kind(tag: str) -> str:
@@ -299,10 +321,12 @@ def _image_manifest(doc: dict[str, Any]) -> tuple[str | None, list[LayerRef]]:
 class Catalog:
     """The pages' read use-case over the release engine, the registry and the browse store."""
 
-    def __init__(self, engine: ReleaseEngine, registry: Registry, store: BrowseStore) -> None:
+    def __init__(self, engine: ReleaseEngine, registry: Registry, store: BrowseStore,
+                 keys: KeyStore | None = None) -> None:
         self.engine = engine
         self.registry = registry
         self.store = store
+        self.trust = TrustReader(registry, keys)
         self._help: OrderedDict[str, str | None] = OrderedDict()
 
     # -- home and namespaces -------------------------------------------------------------------
@@ -327,7 +351,8 @@ class Catalog:
         last = page[n - 1].repository if len(page) > n else None
         images = [i for i in page[:n] if visible(i.repository)]
         releases = (await self.engine.releases(name))[:NAMESPACE_RELEASES]
-        return NamespaceView(ns, tuple(_card(i) for i in images), tuple(releases), last)
+        return NamespaceView(ns, tuple(_card(i) for i in images), tuple(releases), last,
+                             tuple(await self.trust.namespace_keys(name)))
 
     async def image_exists(self, repository: str, visible: Visibility = everyone) -> bool:
         if not visible(repository):
@@ -371,10 +396,12 @@ class Catalog:
         rows.sort(key=functools.cmp_to_key(_stream_order))
         shown = got.shown
         labels, layers, platforms, help_html = await self._content(repo, shown)
+        trust = None if shown is None else await self.trust.view(repo, got.image.namespace,
+                                                                  shown)
         return ImageView(got.image, host, tuple(rows), eol, tuple(builds), shown, labels,
                          tuple(LayerRow(x.digest, x.media_type, x.size) for x in layers),
                          platforms, got.inputs, help_html, history, extras.reviews,
-                         shown is not None and _signature_tag(shown) in signatures)
+                         shown is not None and _signature_tag(shown) in signatures, trust)
 
     async def _read_blob(self, repo: RepositoryName, digest: str) -> AsyncIterator[bytes]:
         handle = await self.registry.blobs.open(repo, Digest.parse(digest))
@@ -443,8 +470,12 @@ class Catalog:
             notes = _cut(notes, NOTES_CHARS, f"truncated here: the whole notes are "
                          f"`/api/v1/releases/{details.release.name}/notes.md`")
         builds = tuple(b for b in details.builds if visible(b.repository))
+        namespace = details.release.namespace
+        found = await self.trust.namespace_keys(namespace)
+        trust = {b.digest: await self.trust.view(b.repository, namespace, b.digest, found)
+                 for b in builds[:RELEASE_TRUST_ROWS]}
         return ReleaseView(details.release, None if notes is None else render_markdown(notes),
-                           builds)
+                           builds, trust)
 
 
 def image_path(repository: str, reserved: frozenset[str]) -> str:

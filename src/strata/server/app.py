@@ -9,6 +9,7 @@ from aiohttp import web
 
 from strata.catalog.views import Catalog
 from strata.meta.browse_store import BrowseStore
+from strata.meta.key_store import KeyStore
 from strata.registry.service import Registry
 from strata.server.api import ReleaseApi, add_release_api, browse
 from strata.server.api.spec import declare
@@ -62,7 +63,8 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
         auth.install(app)
     if release is not None:
         add_release_api(app, release)
-        add_pages(app, Catalog(release.engine, registry, BrowseStore(release.engine.store.db)))
+        db = release.engine.store.db
+        add_pages(app, Catalog(release.engine, registry, BrowseStore(db), KeyStore(db)))
         declare(app, browse.OPERATIONS)
     if builds is not None:  # /api/v1/builds and the embedded build runner
         add_builds(app, builds)

@@ -13,6 +13,7 @@ from strata.oci.names import RepositoryName
 from strata.release.errors import invalid
 from strata.server.api.auth import Need, authorize
 from strata.server.api.namespaces import image_repository
+from strata.server.api.schemas import BOOL, INT, OPT_STR, STR, Schema, nullable, obj
 from strata.server.api.spec import Operation, Param
 from strata.server.http import json_response
 from strata.server.pages.context import PAGES
@@ -45,15 +46,45 @@ async def image(request: web.Request) -> web.Response:
     return json_response(view.to_json())
 
 
+async def release(request: web.Request) -> web.Response:
+    authorize(request, Need.READER)
+    view = await request.app[PAGES].catalog.release(request.match_info["name"],
+                                                    for_principal(request))
+    return json_response(view.to_json())
+
+
 _VIEW = {"type": "object", "description": "the page's read model (catalog/views.py)"}
+_SIGNATURE = obj({"signed": BOOL, "key_id": OPT_STR, "key_status": OPT_STR,
+                  "identity": OPT_STR})
+_DOCUMENT = obj({"manifest": STR, "artifact_type": STR, "media_type": STR, "digest": STR,
+                 "size": INT, "url": STR, "created": OPT_STR, "signature": _SIGNATURE})
+TRUST: Schema = {**obj({"digest": STR, "namespace": STR, "signature": _SIGNATURE,
+                        "sbom": {"type": "array", "items": _DOCUMENT},
+                        "provenance": {"type": "array", "items": _DOCUMENT},
+                        "public_key_url": STR}),
+                 "description": "an image digest's release signature (the namespace key that "
+                 "verifies it), its SBOM and provenance referrers (url: the document's blob "
+                 "under /v2/, pulled as any blob) and the namespace's public key URL"}
+_NAMESPACE_TRUST = obj({"public_key_url": STR, "client_config": STR,
+                        "keys": {"type": "array", "items": obj({
+                            "key_id": STR, "status": STR, "created_at": OPT_STR,
+                            "retired_at": OPT_STR})}})
+_IMAGE_VIEW = {**_VIEW, **obj({"trust": nullable(TRUST)})}
+_NAMESPACE_VIEW = {**_VIEW, **obj({"trust": _NAMESPACE_TRUST})}
+_RELEASE_VIEW = {**_VIEW, **obj({"builds": {"type": "array", "items": obj(
+    {"trust": nullable(TRUST)})}})}
 OPERATIONS = (
     Operation("GET", "/api/v1/browse/home", home, "what the home page shows", "browse",
               response=_VIEW),
     Operation("GET", "/api/v1/browse/namespaces/{ns}", namespace,
-              "what a namespace's page shows (100 images a page)", "browse", response=_VIEW,
+              "what a namespace's page shows (100 images a page)", "browse",
+              response=_NAMESPACE_VIEW,
               query=(Param("last", {"type": "string", "maxLength": 255},
                            "more_after of the previous page: the images after it"),)),
     Operation("GET", "/api/v1/browse/images/{ns}/{name}", image,
               "what an image's page shows (_ as ns for a root repository)", "browse",
-              response=_VIEW),
+              response=_IMAGE_VIEW),
+    Operation("GET", "/api/v1/browse/releases/{name}", release,
+              "what a release's page shows: its builds, each with its signature, SBOM and "
+              "provenance (the first 100)", "browse", response=_RELEASE_VIEW),
 )
