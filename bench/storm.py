@@ -114,7 +114,8 @@ def digest(data: bytes) -> str:
 
 
 def make_image(layers: int, layer_bytes: int) -> Image:
-    blobs = tuple(os.urandom(layer_bytes) for _ in range(layers))
+    # distinct sizes: storm.lua recognises each answer by its length
+    blobs = tuple(os.urandom(layer_bytes + 512 * i) for i in range(layers))
     config = json.dumps({
         "architecture": "amd64", "os": "linux",
         "config": {"Cmd": ["/bin/sh"]},
@@ -260,14 +261,16 @@ class MemSampler:
         self.sample()
 
 
-def run_wrk(base: str, clients: int, duration: int, token_path: str, auth: str,
-            out: Path) -> tuple[dict[str, Any], float]:
+def run_wrk(base: str, image: Image, clients: int, threads: int, duration: int,
+            token_path: str, auth: str, out: Path) -> tuple[dict[str, Any], float]:
     exe = shutil.which("wrk")
     if exe is None:
         raise RuntimeError("wrk is not installed (Debian package 'wrk')")
     env = {**os.environ, "STORM_REPO": REPO, "STORM_TAG": TAG, "STORM_TOKEN_PATH": token_path,
-           "STORM_AUTH": auth, "STORM_OUT": str(out)}
-    argv = [exe, f"-t{clients}", f"-c{clients}", f"-d{duration}s", "--timeout", "60s",
+           "STORM_AUTH": auth, "STORM_OUT": str(out),
+           "STORM_MANIFEST_SIZE": str(len(image.manifest)),
+           "STORM_BLOBS": ",".join(f"{digest(b)}:{len(b)}" for b in image.blobs)}
+    argv = [exe, f"-t{min(threads, clients)}", f"-c{clients}", f"-d{duration}s", "--timeout", "60s",
             "-s", str(LUA), base]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(argv, capture_output=True, text=True, env=env,
@@ -291,18 +294,20 @@ def storm(server: Server, image: Image, args: argparse.Namespace, workdir: Path,
     print(f"storm: {server.name} ({args.clients} clients, {args.duration} s) ...",
           file=sys.stderr, flush=True)
     # warm-up: a few pulls (page cache, connection pools, worker start), not measured
-    run_wrk(server.base, min(4, args.clients), 2, token_path, auth, workdir / "warm.json")
+    run_wrk(server.base, image, min(4, args.clients), min(4, args.threads), 2, token_path,
+            auth, workdir / "warm.json")
     os.sync()
     load = os.getloadavg()
     cpu0 = tree_cpu_s(server.pid)
     t0 = time.monotonic()
     with MemSampler(server.pid, args.pss_interval) as mem:
-        res, wrk_cpu = run_wrk(server.base, args.clients, args.duration, token_path, auth,
-                               workdir / f"{server.name}.json")
+        res, wrk_cpu = run_wrk(server.base, image, args.clients, args.threads, args.duration,
+                               token_path, auth, workdir / f"{server.name}.json")
     wall = time.monotonic() - t0
     server_cpu = tree_cpu_s(server.pid) - cpu0
     secs = res["duration_us"] / 1e6
-    pulls = res["pull_seconds"]
+    # per-pull times mean something only when each connection has its own thread
+    pulls = res["pull_seconds"] if args.threads >= args.clients else []
     errors = res["errors"] + res["socket_errors"] + res["timeouts"]
     return {
         "name": server.name, "pulls": res["pulls"], "pulls_s": round(res["pulls"] / secs, 2),
@@ -310,13 +315,20 @@ def storm(server: Server, image: Image, args: argparse.Namespace, workdir: Path,
         "pull_p50_s": round(pct(pulls, 50), 3), "pull_p99_s": round(pct(pulls, 99), 3),
         "pull_mean_s": round(statistics.fmean(pulls), 3) if pulls else 0.0,
         "request_p50_ms": res["request_ms"]["50"], "request_p99_ms": res["request_ms"]["99"],
-        "requests": res["requests"], "errors": errors, "error_samples": res["samples"],
+        "requests": res["requests"], "step_counts": res["step_counts"], "errors": errors,
+        "error_samples": res["samples"],
         "server_cpu_s": round(server_cpu, 1), "server_cpu_cores": round(server_cpu / wall, 2),
         "wrk_cpu_s": round(wrk_cpu, 1), "wrk_cpu_cores": round(wrk_cpu / wall, 2),
         "peak_pss_mib": round(mem.peak_pss / MIB, 1), "peak_rss_mib": round(mem.peak_rss / MIB, 1),
         "mem_samples": mem.samples, "processes": len(procmem.descendants(server.pid)),
         "load_at_start": [round(x, 2) for x in load],
     }
+
+
+def pull_p50_p99(r: dict[str, Any]) -> str:
+    if not r["pull_mean_s"]:
+        return "- (see --thread-per-client)"
+    return f"{r['pull_p50_s']:.2f} / {r['pull_p99_s']:.2f}"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -333,7 +345,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         out.append(
             f"| {r['name']} | {r['pulls_s']:.1f} | {r['mib_s']:.0f} "
-            f"| {r['pull_p50_s']:.2f} / {r['pull_p99_s']:.2f} "
+            f"| {pull_p50_p99(r)} "
             f"| {r['request_p50_ms']:.0f} / {r['request_p99_ms']:.0f} | {r['errors']} "
             f"| {r['server_cpu_cores']:.2f} | {r['wrk_cpu_cores']:.2f} "
             f"| {r['peak_pss_mib']:.0f} / {r['peak_rss_mib']:.0f} ({r['processes']} proc) "
@@ -349,6 +361,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=60, help="seconds per target")
     p.add_argument("--quick", action="store_true", help="50 clients, 10 s per target")
     p.add_argument("--targets", default="nginx,strata,distribution")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 2,
+                   help="wrk threads (default: CPUs); the connections of a thread share one "
+                        "request sequence")
+    p.add_argument("--thread-per-client", action="store_true",
+                   help="one wrk thread per connection: each walks whole pulls, per-pull "
+                        "times measured (N threads: heavy on a small machine)")
     p.add_argument("--workers", type=int, default=2, help="strata serve --workers")
     p.add_argument("--nginx-workers", type=int, default=2)
     p.add_argument("--layers", type=int, default=5)
@@ -359,6 +377,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.clients, args.duration = 50, 10
+    if args.thread_per_client:
+        args.threads = args.clients
     return args
 
 
@@ -412,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     (limits.RESULTS / "storm-last-run.json").write_text(json.dumps(result, indent=1))
     print(f"pull storm: {args.clients} clients x {args.duration} s per target, "
           f"image {image.size / MIB:.1f} MiB ({args.layers} layers + config), "
-          f"strata --workers {args.workers} with auth; measured under load on a shared machine")
+          f"strata --workers {args.workers} with auth; wrk -t{min(args.threads, args.clients)}; "
+          "measured under load on a shared machine")
     print(table(rows))
     if lim is not None:
         print(lim.line())
