@@ -282,6 +282,41 @@ def run_wrk(base: str, image: Image, clients: int, threads: int, duration: int,
     return json.loads(out.read_text()), cpu
 
 
+def run_python(base: str, image: Image, clients: int, procs: int, duration: int,
+               token_path: str, auth: str, out: Path) -> tuple[dict[str, Any], float]:
+    """``procs`` stormgen.py processes sharing ``clients`` connections; the wrk JSON's shape."""
+    url = urllib.parse.urlsplit(base)
+    procs = max(1, min(procs, clients))
+    blobs = ",".join(f"{digest(b)}:{len(b)}" for b in image.blobs)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    running = []
+    for i in range(procs):
+        share = clients // procs + (1 if i < clients % procs else 0)
+        argv = [sys.executable, str(HERE / "stormgen.py"), "--host", str(url.hostname),
+                "--port", str(url.port), "--clients", str(share), "--duration", str(duration),
+                "--repo", REPO, "--tag", TAG, "--token-path", token_path, "--auth", auth,
+                "--manifest-size", str(len(image.manifest)), "--blobs", blobs]
+        running.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
+    parts = []
+    for proc in running:
+        text, _ = proc.communicate(timeout=duration + 120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"stormgen.py failed ({proc.returncode})")
+        parts.append(json.loads(text))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    reqs = [x for part in parts for x in part["requests"]]
+    res = {"pulls": sum(len(p["pulls"]) for p in parts),
+           "errors": sum(p["errors"] for p in parts), "requests": len(reqs),
+           "bytes": sum(p["bytes"] for p in parts), "duration_us": duration * 1_000_000,
+           "socket_errors": 0, "timeouts": 0, "step_counts": [],
+           "request_ms": {str(q): round(pct(reqs, q) * 1000, 1) for q in (50, 90, 99)},
+           "samples": [s for p in parts for s in p["samples"]][:5],
+           "pull_seconds": [x for p in parts for x in p["pulls"]]}
+    out.write_text(json.dumps({k: v for k, v in res.items() if k != "pull_seconds"}))
+    return res, cpu
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -294,20 +329,22 @@ def storm(server: Server, image: Image, args: argparse.Namespace, workdir: Path,
     print(f"storm: {server.name} ({args.clients} clients, {args.duration} s) ...",
           file=sys.stderr, flush=True)
     # warm-up: a few pulls (page cache, connection pools, worker start), not measured
-    run_wrk(server.base, image, min(4, args.clients), min(4, args.threads), 2, token_path,
-            auth, workdir / "warm.json")
+    gen = run_python if args.generator == "python" else run_wrk
+    gen(server.base, image, min(4, args.clients), min(4, args.threads), 2, token_path,
+        auth, workdir / "warm.json")
     os.sync()
     load = os.getloadavg()
     cpu0 = tree_cpu_s(server.pid)
     t0 = time.monotonic()
     with MemSampler(server.pid, args.pss_interval) as mem:
-        res, wrk_cpu = run_wrk(server.base, image, args.clients, args.threads, args.duration,
-                               token_path, auth, workdir / f"{server.name}.json")
+        res, wrk_cpu = gen(server.base, image, args.clients, args.threads, args.duration,
+                           token_path, auth, workdir / f"{server.name}.json")
     wall = time.monotonic() - t0
     server_cpu = tree_cpu_s(server.pid) - cpu0
     secs = res["duration_us"] / 1e6
     # per-pull times mean something only when each connection has its own thread
-    pulls = res["pull_seconds"] if args.threads >= args.clients else []
+    pulls = res["pull_seconds"] if (args.generator == "python"
+                                    or args.threads >= args.clients) else []
     errors = res["errors"] + res["socket_errors"] + res["timeouts"]
     return {
         "name": server.name, "pulls": res["pulls"], "pulls_s": round(res["pulls"] / secs, 2),
@@ -339,7 +376,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         return f"{r['pulls_s'] / o['pulls_s']:.2f}x" if o and o["pulls_s"] else "-"
 
     out = ["| target | pulls/s | MiB/s | pull p50 / p99 (s) | request p50 / p99 (ms) | errors "
-           "| server CPU (cores) | wrk CPU (cores) | peak PSS / RSS (MiB) | vs nginx "
+           "| server CPU (cores) | load gen CPU (cores) | peak PSS / RSS (MiB) | vs nginx "
            "| vs distribution | load |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -361,9 +398,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=60, help="seconds per target")
     p.add_argument("--quick", action="store_true", help="50 clients, 10 s per target")
     p.add_argument("--targets", default="nginx,strata,distribution")
+    p.add_argument("--generator", choices=("python", "wrk"), default="python",
+                   help="python: stormgen.py processes (bodies into one reused buffer); "
+                        "wrk: wrk + storm.lua (its Lua body hand-off costs ~4x plain wrk's "
+                        "CPU per byte)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2,
-                   help="wrk threads (default: CPUs); the connections of a thread share one "
-                        "request sequence")
+                   help="load generator processes (python) or wrk threads (default: CPUs); "
+                        "the connections of a wrk thread share one request sequence")
     p.add_argument("--thread-per-client", action="store_true",
                    help="one wrk thread per connection: each walks whole pulls, per-pull "
                         "times measured (N threads: heavy on a small machine)")
@@ -432,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     (limits.RESULTS / "storm-last-run.json").write_text(json.dumps(result, indent=1))
     print(f"pull storm: {args.clients} clients x {args.duration} s per target, "
           f"image {image.size / MIB:.1f} MiB ({args.layers} layers + config), "
-          f"strata --workers {args.workers} with auth; wrk -t{min(args.threads, args.clients)}; "
+          f"strata --workers {args.workers} with auth; load generator {args.generator} x "
+          f"{min(args.threads, args.clients)}; "
           "measured under load on a shared machine")
     print(table(rows))
     if lim is not None:
