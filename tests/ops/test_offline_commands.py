@@ -170,6 +170,16 @@ def test_a_database_with_no_strata_schema_is_refused(tmp_path: Path,
     listed = strata("user", "list", "--data", str(data), "--database-url", url)
     assert listed.exit_code == 0, listed.stderr
     assert "(read-only)" not in listed.stderr and "ops_not_strata" in listed.stderr
+    # The read-only commands on PostgreSQL: read-only sessions, and they still work.
+    for args in (["scrub"], ["gc", "--dry-run", "--grace", "0"]):
+        result = strata(*args, "--data", str(data), "--database-url", url)
+        assert result.exit_code == 0, (args, result.stderr)
+    with postgres.connect("ops_not_strata") as conn:
+        conn.execute("DROP TABLE alembic_version")
+        conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('0005')")
+    result = strata("scrub", "--data", str(data), "--database-url", url)
+    assert result.exit_code == 1 and "older" in result.stderr, result.stderr
 
 
 def test_an_unreachable_or_malformed_database_url_is_one_line(tmp_path: Path) -> None:
