@@ -53,20 +53,13 @@ def image_blobs(name: str, version: str, release: str, *, help_text: str | None 
     return layers, config
 
 
-def oci(client: Client, user: tuple[str, str] = RELENG,
-        tokens: dict[str, str] | None = None) -> RegistryClient:
+def oci(client: Client, user: tuple[str, str] = RELENG) -> RegistryClient:
+    """A registry client as *user* (with authentication on, it takes the tokens the server's
+    challenges name: pull on a first HEAD, then pull,push when a push asks for more)."""
     with warnings.catch_warnings():  # what RegistryClient takes for the token endpoint
         warnings.simplefilter("ignore", DeprecationWarning)
         basic = aiohttp.BasicAuth(*user)
-    return RegistryClient(str(client.make_url("")), client.session, auth=basic, tokens=tokens)
-
-
-async def push_token(client: Client, repo: str, user: tuple[str, str]) -> dict[str, str]:
-    """A pull+push token for ``repo`` when authentication is on (RegistryClient would take a
-    pull-only one from its first HEAD of a private repository and not ask again on 403)."""
-    resp = await client.get("/auth/token", params={"scope": f"repository:{repo}:pull,push"},
-                            headers=auth(user))
-    return {repo: (await resp.json())["token"]} if resp.status == 200 else {}
+    return RegistryClient(str(client.make_url("")), client.session, auth=basic)
 
 
 def auth(user: tuple[str, str]) -> dict[str, str]:
@@ -84,8 +77,7 @@ async def push_build(client: Client, repo: str, version: str, release: str, *,
                      user: tuple[str, str] = RELENG, **kw: Any) -> str:
     """Push a build by digest and register it as a candidate (with a package list)."""
     layers, config = image_blobs(repo.split("/")[-1], version, release, **kw)
-    tokens = await push_token(client, repo, user)
-    digest = await oci(client, user, tokens).push_image(repo, None, layers, config)
+    digest = await oci(client, user).push_image(repo, None, layers, config)
     await ok(await client.post("/api/v1/candidates", json={
         "reference": f"{repo}@{digest}",
         "source": {"url": "https://src.example/x.git", "commit": "a" * 40},

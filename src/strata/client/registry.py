@@ -67,6 +67,11 @@ def _parse_challenge(text: str) -> dict[str, str]:
     return out
 
 
+def _replayable(data: Any) -> bool:
+    """Whether a request body can be sent again (none, or bytes; not a stream)."""
+    return data is None or isinstance(data, (bytes, bytearray, str))
+
+
 class RegistryClient:
     def __init__(self, base_url: str, session: aiohttp.ClientSession, *,
                  auth: aiohttp.BasicAuth | None = None,
@@ -100,7 +105,10 @@ class RegistryClient:
         raise ClientError(resp.status, code, message)
 
     async def request(self, method: str, path: str, **kw: Any) -> aiohttp.ClientResponse:
-        """One request; on a 401 challenge, get a token (Docker token auth) and retry once."""
+        """One request; on a 401 challenge, get a token (Docker token auth) and retry once;
+        on a 401/403 ``insufficient_scope`` challenge (a token held for a narrower scope,
+        e.g. pull-only from a first HEAD, then a push), get a token for the scope the
+        challenge names and retry once."""
         repo = _repository_of(path)
         headers = dict(kw.pop("headers", None) or {})
         token = self._tokens.get(repo)
@@ -109,18 +117,18 @@ class RegistryClient:
         url = self._url(path)
         resp = await self.session.request(method, url, allow_redirects=False,
                                           headers=headers, **kw)
-        if resp.status == 403 and token and self._rescope is not None \
-                and kw.get("data") is None:
-            return await self._rescoped(resp, method, url, repo, headers, kw)
-        if resp.status != 401 or isinstance(kw.get("data"), AsyncIterator):
+        if resp.status not in (401, 403) or not _replayable(kw.get("data")):
             return resp
-        challenge = resp.headers.get("WWW-Authenticate", "")
-        scheme, _, params_text = challenge.partition(" ")
+        scheme, _, params_text = resp.headers.get("WWW-Authenticate", "").partition(" ")
+        params = _parse_challenge(params_text)
+        if scheme.lower() == "bearer" and params.get("error") == "insufficient_scope":
+            return await self._rescoped(resp, method, url, repo, headers, kw, params)
+        if resp.status != 401:
+            return resp
         if scheme.lower() == "basic" and self.auth is not None:
             resp.release()
             headers["Authorization"] = self.auth.encode()
         elif scheme.lower() == "bearer":
-            params = _parse_challenge(params_text)
             new_token = await self._fetch_token(params)
             if new_token is None:
                 return resp
@@ -133,14 +141,16 @@ class RegistryClient:
                                           headers=headers, **kw)
 
     async def _rescoped(self, resp: aiohttp.ClientResponse, method: str, url: str, repo: str,
-                        headers: dict[str, str], kw: dict[str, Any]) -> aiohttp.ClientResponse:
-        """*resp* (a 403), or the request again with a token for the scopes it lacked."""
-        scheme, _, params_text = resp.headers.get("WWW-Authenticate", "").partition(" ")
-        params = _parse_challenge(params_text)
-        if scheme.lower() != "bearer" or params.get("error") != "insufficient_scope" \
-                or self._rescope is None:
-            return resp
-        token = await self._rescope(params.get("scope", "").split())
+                        headers: dict[str, str], kw: dict[str, Any],
+                        params: dict[str, str]) -> aiohttp.ClientResponse:
+        """*resp* (a 401/403 ``insufficient_scope``), or the request again, once, with a token
+        for the scopes the challenge names (from *rescope* when given, else from the
+        challenge's realm with this client's credentials)."""
+        scopes = params.get("scope", "").split()
+        if self._rescope is not None:
+            token = await self._rescope(scopes)
+        else:
+            token = await self._fetch_token({**params, "scope": " ".join(scopes)})
         if not token or token == self._tokens.get(repo):
             return resp
         resp.release()
@@ -153,7 +163,8 @@ class RegistryClient:
         realm = params.get("realm")
         if not realm:
             return None
-        query = {k: v for k, v in params.items() if k in ("service", "scope")}
+        query = [(k, params[k]) for k in ("service",) if params.get(k)]
+        query += [("scope", scope) for scope in params.get("scope", "").split()]
         headers = {"Authorization": self.auth.encode()} if self.auth is not None else {}
         async with self.session.get(realm, params=query, headers=headers) as resp:
             if resp.status != 200:
