@@ -48,7 +48,7 @@ async def image(request: web.Request) -> web.Response:
 
 async def release(request: web.Request) -> web.Response:
     authorize(request, Need.READER)
-    view = await request.app[PAGES].catalog.release(request.match_info["name"],
+    view = await request.app[PAGES].catalog.release(request.match_info["release"],
                                                     for_principal(request))
     return json_response(view.to_json())
 
@@ -84,7 +84,7 @@ OPERATIONS = (
     Operation("GET", "/api/v1/browse/images/{ns}/{name}", image,
               "what an image's page shows (_ as ns for a root repository)", "browse",
               response=_IMAGE_VIEW),
-    Operation("GET", "/api/v1/browse/releases/{name}", release,
+    Operation("GET", "/api/v1/browse/releases/{release}", release,
               "what a release's page shows: its builds, each with its signature, SBOM and "
               "provenance (the first 100)", "browse", response=_RELEASE_VIEW),
 )
