@@ -71,8 +71,9 @@ _NAMESPACE_TRUST = obj({"public_key_url": STR, "client_config": STR,
                             "retired_at": OPT_STR})}})
 _IMAGE_VIEW = {**_VIEW, **obj({"trust": nullable(TRUST)})}
 _NAMESPACE_VIEW = {**_VIEW, **obj({"trust": _NAMESPACE_TRUST})}
-_RELEASE_VIEW = {**_VIEW, **obj({"builds": {"type": "array", "items": obj(
-    {"trust": nullable(TRUST)})}})}
+_RELEASE_VIEW = {**_VIEW, **obj({"name": STR, "namespace": STR, "notes_html": OPT_STR,
+                                  "builds": {"type": "array", "items": obj(
+                                      {"trust": nullable(TRUST)})}})}
 OPERATIONS = (
     Operation("GET", "/api/v1/browse/home", home, "what the home page shows", "browse",
               response=_VIEW),
