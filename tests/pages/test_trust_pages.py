@@ -29,7 +29,7 @@ from strata.trust.signer import TrustSigner
 from support.clock import SettableClock
 from support.release import release_engine
 
-from .conftest import PASSWORD
+from .conftest import BACKENDS, PASSWORD
 from .helpers import (
     HOSTILE,
     RELENG,
@@ -80,6 +80,7 @@ async def _fake_sbom(client: Client, repo: str, digest: str) -> str:
     return await registry.put_manifest(repo, sha256(manifest), manifest, mt.OCI_MANIFEST)
 
 
+@BACKENDS
 async def test_image_and_release_show_signature_sbom_and_provenance(client: Client,
                                                                     db: sa.Engine) -> None:
     data = await seed(client)
