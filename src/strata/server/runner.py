@@ -6,6 +6,7 @@ database, so any worker can serve any request (an upload may move between them).
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -137,6 +138,11 @@ def serve(settings: ServerSettings) -> None:
         run_worker(settings)
         return
     ctx = multiprocessing.get_context("fork")
+    # Everything imported so far is shared with the forked workers copy-on-write; a worker's
+    # cyclic GC writes into every tracked object's header and so copies each page it visits.
+    # Frozen objects are never visited (peak PSS during the pull storm, bench/storm.py).
+    gc.collect()
+    gc.freeze()
     procs = [ctx.Process(target=run_worker, args=(settings,), daemon=False)
              for _ in range(settings.workers)]
     for p in procs:
