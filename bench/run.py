@@ -33,6 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import blobdata
+import limits
 import procmem
 import rawpush
 import report
@@ -357,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     load_at_start = os.getloadavg()
     disk_before = disk_write_mib_s(workdir)
+    # the machine's limits (sha256, durable disk, loopback sendfile, last nginx storm), printed
+    # beside the table so every figure also reads as a fraction of them
+    machine_limits = limits.measure(workdir)
     servers = {"strata": strata_server(workdir, args.workers, args.strata_arg),
                "distribution": distribution_server(workdir, args.distribution_cache)}
 
@@ -393,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"] = {"cpus": os.cpu_count(), "loadavg_at_start": load_at_start,
                           "disk_write_mib_s": [disk_before, disk_after],
                           "loadavg_at_end": os.getloadavg(),
+                          "limits": machine_limits.to_json(),
                           "platform": platform.platform(), "versions": versions()}
     results["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
     results["elapsed_s"] = round(time.time() - started, 1)
@@ -401,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(report.markdown(results, args))
+    print(f"\n{machine_limits.line()}")
     print(f"\nJSON: {args.out}  ({results['elapsed_s']} s)")
     if failed is not None:
         raise failed
