@@ -310,19 +310,7 @@ def disk_write_mib_s(directory: Path, mib: int = 256) -> float:
 
     strata answers a blob push only once the bytes are on disk, so its push rate is bounded
     by this; distribution 2.8 never syncs and is not. Measured before and after the run."""
-    path = directory / "disk-probe"
-    block = os.urandom(1 << 20)
-    os.sync()
-    t0 = time.perf_counter()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for _ in range(mib):
-            os.write(fd, block)
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-        path.unlink()
-    return round(mib / (time.perf_counter() - t0), 1)
+    return round(limits.disk_write_mib_s(directory, mib), 1)
 
 
 def curl_get(url: str, size: int) -> float:
