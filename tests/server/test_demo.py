@@ -62,6 +62,9 @@ def test_the_demo_story_ends_with_every_image_rebuilt_on_the_new_base(tmp_path: 
         for repository in IMAGES:
             image = data("image", "show", repository)
             assert (image["status"], image["maintainers"]) == ("active", ["admin"])
+            assert image["summary"], image  # what the catalog and `podman search` show
+        found = data("search", "cockpit")
+        assert any(r.get("summary") for r in found["results"]), found
 
         releases = data("release", "list", "--namespace", "f25")["releases"]
         kinds = sorted((r["kind"], r["name"]) for r in releases)

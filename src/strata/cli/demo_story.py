@@ -228,7 +228,7 @@ def register(cli: Cli, reviewer: Cli | None, image: DemoImage, url: str,
     if reviewer is None:
         if status is None:
             cli.json("image", "add", image.repository, "--source-url", url,
-                     "--source-branch", NAMESPACE)
+                     "--source-branch", NAMESPACE, "--summary", image.summary)
         else:
             cli.json("image", "set", image.repository, "--status", "active")
         say(f"{image.repository}: registered by a release engineer (no reviewer given)")
@@ -248,6 +248,8 @@ def register(cli: Cli, reviewer: Cli | None, image: DemoImage, url: str,
                   "strata demo: looks good")
     say(f"{image.repository}: review {request['id']} approved by "
         f"{reviewer.env.get('STRATA_USER', '?')}; the image is active")
+    # The summary the catalog, `strata search` and `podman search` show.
+    cli.json("image", "set", image.repository, "--summary", image.summary)
 
 
 def tell(cli: Cli, work: Path, say: Callable[[str], None], *, timeout: float = 120.0,
