@@ -17,6 +17,7 @@ Oldest first; ties keep that order (an approval before the build it allowed).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -49,8 +50,11 @@ def _epoch(at: Any) -> float:
 
 
 def _event(at: Any, event: str, actor: Any, detail: str, **extra: Any) -> dict[str, Any]:
+    # Ordered by the whole second: some times come to the second (ISO strings), others with a
+    # fraction (epoch numbers); comparing a truncated time with a precise one put a withdrawal
+    # before the build that finished earlier in the same second. Ties keep the gather order.
     return {"at": _iso(at), "event": event, "actor": actor, "detail": detail, **extra,
-            "_order": _epoch(at)}
+            "_order": math.floor(_epoch(at))}
 
 
 def _summary(data: Any) -> str:
