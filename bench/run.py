@@ -89,9 +89,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, servers: dict[str, Server]) -> None:
+    def __init__(self, args: argparse.Namespace, servers: dict[str, Server],
+                 workdir: Path) -> None:
         self.args = args
         self.servers = servers
+        self.workdir = workdir
         self.clients: dict[str, workloads.Client] = {}
         self.samples: dict[str, dict[str, list[float]]] = {}
         self.info: dict[str, dict[str, Any]] = {n: {} for n in NAMES}
@@ -130,6 +132,27 @@ class Bench:
                 self.log(f"{name}: tagged {len(self.tag_names)} in {secs:.2f}s")
 
     # -- workloads -----------------------------------------------------------------------
+    async def push_limit(self, kind: str) -> None:
+        """The machine's push limit, min(sha256 rate, durable disk rate), measured right
+        before each push pair (the disk rate drifts within minutes on this VM): every byte of
+        a push is hashed, and a strata 201 waits for the bytes to be on disk."""
+        sha = await asyncio.to_thread(limits.sha256_mib_s, self.args.blob_mib)
+        disk = await asyncio.to_thread(limits.disk_write_mib_s, self.workdir, self.args.blob_mib)
+        limit = min(sha, disk)
+        self.add(f"{kind}_limit_sha256_mib_s", "strata", sha)
+        self.add(f"{kind}_limit_disk_mib_s", "strata", disk)
+        self.add(f"{kind}_limit_mib_s", "strata", limit)
+        self.log(f"{kind} push limit: sha256 {sha:.0f} MiB/s, durable disk {disk:.0f} MiB/s "
+                 f"(load {os.getloadavg()[0]:.1f})")
+
+    def push_fractions(self, kind: str) -> None:
+        """strata's push rates of this round as fractions of the limit measured before."""
+        limit = self.samples[f"{kind}_limit_mib_s"]["strata"][-1]
+        for client in ("", "_aiohttp"):
+            rates = self.samples.get(f"{kind}_push{client}_mib_s", {}).get("strata")
+            if rates:
+                self.add(f"{kind}_push{client}_limit_frac", "strata", rates[-1] / limit)
+
     async def big_push(self, name: str, rnd: int, kind: str) -> None:
         """The timed push uses ``rawpush`` (sendfile from tmpfs: the client costs next to
         nothing); the same push with the aiohttp client is reported beside it."""
@@ -259,8 +282,12 @@ class Bench:
 
     # -- driver --------------------------------------------------------------------------
     async def each(self, rnd: int, label: str,
-                   fn: Callable[[str], Awaitable[None]]) -> None:
+                   fn: Callable[[str], Awaitable[None]], push: str | None = None) -> None:
+        """``fn`` on each registry, the order alternating by round; for a push pair
+        (``push`` = mono/chunked) the machine's limit is measured first."""
         order = NAMES if rnd % 2 == 0 else NAMES[::-1]
+        if push is not None:
+            await self.push_limit(push)
         for name in order:
             self.log(f"round {rnd + 1}: {label} on {name}")
             # Flush what the previous workload left dirty (distribution never fsyncs its
@@ -268,6 +295,8 @@ class Bench:
             # on ext4 it stalls the next fsync (strata's SQLite commits) in particular.
             await asyncio.to_thread(os.sync)
             await fn(name)
+        if push is not None:
+            self.push_fractions(push)
 
     async def run(self) -> None:
         a = self.args
@@ -281,10 +310,11 @@ class Bench:
                 self.loadavg.append(os.getloadavg())
                 if self.wants("mono"):
                     await self.each(rnd, "monolithic push",
-                                    partial(self.big_push, rnd=rnd, kind="mono"))
+                                    partial(self.big_push, rnd=rnd, kind="mono"), push="mono")
                 if self.wants("chunked"):
                     await self.each(rnd, "chunked push",
-                                    partial(self.big_push, rnd=rnd, kind="chunked"))
+                                    partial(self.big_push, rnd=rnd, kind="chunked"),
+                                    push="chunked")
                 if self.wants("get"):
                     await self.each(rnd, "blob GET", partial(self.big_get, rnd=rnd))
                 if self.wants("manifest"):
@@ -357,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(args.max_seconds)
-    bench = Bench(args, servers)
+    bench = Bench(args, servers, workdir)
     failed: BaseException | None = None
     try:
         for srv in servers.values():
