@@ -4,6 +4,10 @@ Commands that act on a running server take ``--url`` (default ``$STRATA_URL``, e
 ``http://127.0.0.1:5000``) and credentials from ``$STRATA_USER`` / ``$STRATA_PASSWORD``;
 offline tools take ``--data DIR``; ``--json`` gives machine-readable output; errors go to stderr
 with a non-zero exit.
+
+Every command module imports this one, so it imports neither the database stack (SQLAlchemy,
+Alembic, psycopg: :func:`open_database` does when called) nor aiohttp (:func:`run_remote`):
+a client command such as ``strata build`` starts without them.
 """
 
 from __future__ import annotations
@@ -15,15 +19,14 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
 import click
 
 from strata.config import default_url
-from strata.meta.connection import sqlite_url
-from strata.meta.database import Database
-from strata.meta.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from strata.meta.database import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -82,6 +85,10 @@ def open_database(data_dir: Path, database_url: str | None, *, readonly: bool = 
     ``blobs``: the command also reads the blob files of the data dir (unless ``blob_store``
     names a bucket). An older schema is brought up to date, unless ``readonly`` (``scrub``,
     ``gc --dry-run``: the database is opened read-only and never migrated; they refuse it)."""
+    from strata.meta.connection import sqlite_url
+    from strata.meta.database import Database
+    from strata.meta.errors import DatabaseUnavailable
+
     data_dir = data_dir.resolve()
     if database_url is None and not (data_dir / "strata.db").is_file():
         fail(f"no strata data in {data_dir} (no strata.db): check --data or $STRATA_DATA; "
@@ -141,6 +148,8 @@ def fail(message: str, code: int = 1) -> None:
 def run_remote(url: str, go: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run one async conversation with the server at ``url``; its failures end the command
     with a message on stderr."""
+    import aiohttp
+
     from strata.client.registry import ClientError
 
     try:
