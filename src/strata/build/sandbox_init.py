@@ -1,4 +1,6 @@
-"""The RUN jail, executed as ``python -I -S sandbox_init.py CONFIG`` by :mod:`strata.build.sandbox`.
+"""The RUN jail, executed as ``python -I -S sandbox_init.py CONFIG`` (one RUN), or served to a
+builder by ``python -I -S sandbox_init.py --serve FD`` (:func:`serve`: one interpreter per
+builder process forks each RUN's ``outer``), by :mod:`strata.build.sandbox`.
 
 It imports only the standard library (``-I -S``: no site, no user paths) and talks to the
 kernel through ``ctypes`` (libc, and libseccomp when it is installed).  Three processes:
@@ -41,11 +43,12 @@ import json
 import os
 import platform
 import resource
+import select
 import signal
 import socket
 import struct
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -464,8 +467,10 @@ def outer(cfg: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return exit_code(status), report
 
 
-def main() -> None:
-    with open(sys.argv[1], encoding="utf-8") as fh:
+def run(config: str) -> NoReturn:
+    """One RUN: the jail of the CONFIG file, its report in the status file, our exit code the
+    jail's."""
+    with open(config, encoding="utf-8") as fh:
         cfg = json.load(fh)
     status_fd = os.open(cfg["status"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     code = 125
@@ -476,6 +481,68 @@ def main() -> None:
     os.write(status_fd, json.dumps(report).encode())
     os.close(status_fd)
     os._exit(code)
+
+
+def serve(fd: int) -> NoReturn:
+    """The jail server of one builder process: for each request on the SOCK_SEQPACKET socket
+    *fd* (a CONFIG path, with the write end of the RUN's output pipe attached), fork a child
+    that starts a session of its own and runs :func:`run` with the pipe as its stdout and
+    stderr; answer ``pid <child>`` at once, ``exit <wait status>`` when it has ended.
+
+    This process never starts a thread, so its children may ``unshare(CLONE_NEWUSER)``; each
+    RUN costs a ``fork`` instead of a new interpreter.  When the builder goes (its end of the
+    socket closes: it ended, or died), a RUN still going is killed and the server exits."""
+    sock = socket.socket(fileno=fd)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, 8192, 1)
+        except OSError:
+            os._exit(0)
+        if not message or len(fds) != 1:
+            os._exit(0)
+        out = fds[0]
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                sock.close()
+                os.setsid()
+                os.dup2(out, 1)
+                os.dup2(out, 2)
+                os.close(out)
+                run(message.decode())
+            except BaseException as exc:  # never return into the server's loop
+                with contextlib.suppress(OSError):
+                    os.write(2, f"strata: the RUN jail failed: {exc!r}\n".encode())
+            finally:
+                os._exit(125)
+        os.close(out)
+        pidfd = os.pidfd_open(pid)
+        try:
+            sock.sendall(f"pid {pid}".encode())
+            while True:
+                ready, _, _ = select.select([pidfd, sock.fileno()], [], [])
+                if pidfd in ready:
+                    break
+                # the builder never speaks during a RUN: this is its end closing
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            sock.sendall(f"exit {status}".encode())
+        except OSError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            os._exit(0)
+        finally:
+            os.close(pidfd)
+
+
+def main() -> None:
+    if sys.argv[1] == "--serve":
+        serve(int(sys.argv[2]))
+    run(sys.argv[1])
 
 
 if __name__ == "__main__":
