@@ -87,6 +87,7 @@ def test_base_release_stale_images_dropped_and_noted_rebuilds(
                                 "digest": base1["digest"]}
     assert recorded["source"]["commit"] == git(app, "rev-parse", "HEAD")
     assert recorded["packages"] == 2 and first["packages_digest"] == recorded["packages_digest"]
+    assert recorded["record"] == first["record"]  # the build record it pushed, named
     oob(strata, f"{NAMESPACE}/rl-app@{first['digest']}")
     second = strata.build(other)
     oob(strata, f"{NAMESPACE}/rl-other@{second['digest']}")

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from release.helpers import _once, push_build, sha256
-from strata.build.record import EMPTY_JSON, record_manifest
+from strata.build.record import EMPTY_JSON, RECORD_ARTIFACT_TYPE, record_manifest
 from strata.meta.connection import create_engine, migrate
 from strata.meta.database import Database
 from strata.meta.key_store import KeyStore
@@ -87,8 +87,9 @@ async def _candidate(engine: ReleaseEngine, registry: Registry, db: sa.Engine,
     return digest
 
 
-async def _push_record(registry: Registry, digest: str) -> None:
-    """A build record like ``strata build`` pushes (the fields the provenance reads)."""
+async def _push_record(registry: Registry, digest: str, version: str = "9.9.9") -> str:
+    """A build record like ``strata build`` pushes (the fields the provenance reads); its
+    manifest digest."""
     repo = RepositoryName.parse(REPO)
     image = await registry.manifests.get(repo, ManifestRef(digest=Digest.parse(digest)))
     record = {
@@ -99,7 +100,7 @@ async def _push_record(registry: Registry, digest: str) -> None:
                    "containerfile_digest": "sha256:" + "c" * 64},
         "base": {"reference": f"{HOST}/f25/base:25", "digest": BASE_DIGEST},
         "source_date_epoch": 1700000000, "network": "host",
-        "builder": {"name": "strata", "version": "9.9.9"},
+        "builder": {"name": "strata", "version": version},
         "inputs": {"commit": COMMIT, "context": "", "containerfile": "Containerfile",
                    "build_args": {"FLAVOUR": "small"}, "target": None, "network": "host",
                    "compression": "gzip", "source_date_epoch": 1700000000,
@@ -115,6 +116,7 @@ async def _push_record(registry: Registry, digest: str) -> None:
         await registry.uploads.finish(repo, upload.id, Digest.parse(sha256(blob)), _once(blob))
     await registry.manifests.put(repo, ManifestRef(digest=Digest.parse(sha256(manifest))),
                                  manifest, mt.OCI_MANIFEST)
+    return sha256(manifest)
 
 
 async def _referrers(registry: Registry, digest: str,
@@ -183,6 +185,69 @@ async def test_release_attaches_sbom_and_provenance_read_by_standard_parsers(
     assert prov.network == "host" and prov.build_args == {"FLAVOUR": "small"}
     assert prov.builder_version == "9.9.9"
     assert prov.images == {"f25/base:25": BASE_DIGEST}
+
+
+async def _provenance_of(registry: Registry, digest: str) -> dict[str, object]:
+    (found,) = await _referrers(registry, digest, PROVENANCE_ARTIFACT_TYPE)
+    _, body = await _artifact(registry, found)
+    statement: dict[str, object] = json.loads(body)
+    return statement
+
+
+@pytest.mark.parametrize("named", ["first", "last"])
+async def test_provenance_names_the_build_record_the_candidate_names(
+        engine: ReleaseEngine, registry: Registry, db: sa.Engine, named: str) -> None:
+    """An image with two build records (built twice, pushed by two builds): the provenance
+    is made from the one its registration named, whichever sorts first among the
+    referrers."""
+    await _setup(engine)
+    digest = await push_build(registry, REPO, "1.0", "1.f25docker")
+    records = {await _push_record(registry, digest, version): version
+               for version in ("1.0.0", "2.0.0")}
+    assert len(await _referrers(registry, digest, RECORD_ARTIFACT_TYPE)) == 2
+    chosen = sorted(records)[0 if named == "first" else -1]
+    await RebuildStore(Database(db)).record_inputs(REPO, digest, BuildInputs(
+        source_url="https://git.example/x.git", source_commit=COMMIT, packages=PACKAGES,
+        record_digest=chosen))
+    await engine.inventory.add_candidate(REPO, digest, actor="maint")
+    await engine.oob([f"{REPO}@{digest}"], advisories=["A-1"], reason="test", actor="releng")
+    statement = await _provenance_of(registry, digest)
+    prov = parse_provenance(json.dumps(statement).encode())
+    assert prov.builder_version == records[chosen]
+    internal = statement["predicate"]["buildDefinition"]["internalParameters"]  # type: ignore[index]
+    assert internal["buildRecord"] == chosen
+
+
+async def test_two_build_records_none_named_provenance_names_none(
+        engine: ReleaseEngine, registry: Registry, db: sa.Engine) -> None:
+    """A build registered without naming its record, with two records: nothing says which
+    one it made, so the provenance takes neither (no record fields, no ``buildRecord``)."""
+    await _setup(engine)
+    digest = await _candidate(engine, registry, db)  # one record, registered without naming it
+    await _push_record(registry, digest, "2.0.0")
+    await engine.oob([f"{REPO}@{digest}"], advisories=["A-1"], reason="test", actor="releng")
+    statement = await _provenance_of(registry, digest)
+    prov = parse_provenance(json.dumps(statement).encode())
+    assert prov.builder_version is None and prov.containerfile is None
+    assert prov.source_commit == COMMIT  # the registration's inputs still
+    internal = statement["predicate"]["buildDefinition"]["internalParameters"]  # type: ignore[index]
+    assert "buildRecord" not in internal
+
+
+async def test_a_named_record_of_another_image_is_not_used(
+        engine: ReleaseEngine, registry: Registry, db: sa.Engine) -> None:
+    """A registration naming a build record whose subject is another image: not trusted."""
+    await _setup(engine)
+    other = await push_build(registry, REPO, "0.9", "1.f25docker")
+    foreign = await _push_record(registry, other)
+    digest = await push_build(registry, REPO, "1.0", "1.f25docker")
+    await _push_record(registry, digest, "2.0.0")
+    await RebuildStore(Database(db)).record_inputs(REPO, digest, BuildInputs(
+        source_commit=COMMIT, packages=PACKAGES, record_digest=foreign))
+    await engine.inventory.add_candidate(REPO, digest, actor="maint")
+    await engine.oob([f"{REPO}@{digest}"], advisories=["A-1"], reason="test", actor="releng")
+    prov = parse_provenance(json.dumps(await _provenance_of(registry, digest)).encode())
+    assert prov.builder_version is None
 
 
 async def test_attaching_again_is_idempotent(engine: ReleaseEngine, registry: Registry,

@@ -322,7 +322,8 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
         try:
             candidate = await registry.api.add_candidate(
                 f"{repo}@{built.image.digest}",
-                inputs={**candidate_inputs(record, built), **help_of(source.root)},
+                inputs={**candidate_inputs(record, built), "record": record_digest,
+                        **help_of(source.root)},
                 if_changed=if_changed, reason=force_reason, force=force_reason is not None)
         except ClientError as exc:
             if exc.status == 409 and isinstance(exc.detail, dict) and exc.detail.get("unchanged"):

@@ -66,7 +66,7 @@ def _inputs(row: Any) -> BuildInputs:
     packages = tuple(Package(str(p[0]), str(p[1]), str(p[2]))
                      for p in json.loads(row.packages or "[]"))
     return BuildInputs(row.source_url, row.source_commit, row.base_repository, row.base_tag,
-                       row.base_digest, packages, row.packages_digest)
+                       row.base_digest, packages, row.packages_digest, row.record_digest)
 
 
 # -- recording ---------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def record_inputs(conn: sa.Connection, repository: str, digest: str, inputs: Bui
         repository=repository, digest=digest, source_url=inputs.source_url,
         source_commit=inputs.source_commit, base_repository=inputs.base_repository,
         base_tag=inputs.base_tag, base_digest=inputs.base_digest,
-        packages_digest=inputs.packages_digest,
+        packages_digest=inputs.packages_digest, record_digest=inputs.record_digest,
         packages=json.dumps([[p.name, p.version, p.arch] for p in inputs.packages],
                             separators=(",", ":")),
         created_at=at))

@@ -72,6 +72,7 @@ class BuildInputs:
     base_digest: str | None = None
     packages: tuple[Package, ...] = ()
     packages_digest: str | None = None
+    record_digest: str | None = None  # the build record referrer the build pushed
 
     @property
     def has_stream(self) -> bool:
@@ -92,7 +93,7 @@ class BuildInputs:
                     "repository": self.base_repository, "tag": self.base_tag,
                     "digest": self.base_digest},
                 "packages_digest": self.packages_digest,
-                "packages": len(self.packages)}
+                "packages": len(self.packages), "record": self.record_digest}
 
 
 def _text(data: Mapping[str, Any], key: str, where: str) -> str | None:
@@ -135,11 +136,19 @@ def _packages(value: Any) -> tuple[Package, ...]:
 
 def parse_inputs(data: Mapping[str, Any]) -> BuildInputs | None:
     """The inputs of a ``POST /api/v1/candidates`` body (``source``: {url, commit};
-    ``base``: {repository, tag, digest}; ``packages``: [{name, version, arch}]), or None when
-    it says none of them."""
+    ``base``: {repository, tag, digest}; ``packages``: [{name, version, arch}]; ``record``:
+    the digest of the build record referrer it pushed), or None when it says none of them."""
     source, base = _object(data, "source"), _object(data, "base")
-    if not source and not base and data.get("packages") is None:
+    record = data.get("record")
+    if not source and not base and data.get("packages") is None and record is None:
         return None
+    if record is not None:
+        try:
+            record = str(Digest.parse(record)) if isinstance(record, str) else None
+        except RegistryError:
+            record = None
+        if record is None:
+            raise InvalidInputs("record must be the digest of the build record manifest")
     commit = _text(source, "commit", "source")
     if commit is not None and not _COMMIT.match(commit):
         raise InvalidInputs(f"source.commit {commit[:80]!r} is not a git commit id")
@@ -157,7 +166,7 @@ def parse_inputs(data: Mapping[str, Any]) -> BuildInputs | None:
             raise InvalidInputs(f"base.digest {digest[:80]!r} is not a digest") from None
     packages = _packages(data.get("packages"))
     return BuildInputs(_text(source, "url", "source"), commit, repository, tag, digest,
-                       packages, packages_digest(packages))
+                       packages, packages_digest(packages), record)
 
 
 # -- unchanged rebuilds ------------------------------------------------------------------------

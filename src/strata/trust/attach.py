@@ -141,8 +141,7 @@ class Attestations:
         subject = {"mediaType": facts.media_type, "digest": facts.digest, "size": facts.size}
         created = facts.created.strftime("%Y-%m-%dT%H:%M:%SZ")
         manifests = []
-        # cyclonedx-python-lib's model is pure Python (a few ms per package, and its
-        # dependency registration is quadratic): made on a thread, off the event loop.
+        # linear, but thousands of packages are tens of ms: made off the event loop
         sbom = await asyncio.to_thread(make_sbom, facts)
         for artifact_type, media_type, body in (
                 (SBOM_ARTIFACT_TYPE, SBOM_MEDIA_TYPE, sbom),
@@ -216,25 +215,46 @@ class Attestations:
         chunks = [chunk async for chunk in self.registry.blobs.stream(handle, 0, handle.size)]
         return b"".join(chunks)
 
-    async def _record(self, repo: RepositoryName, digest: str
+    async def _record(self, repo: RepositoryName, build: Build, named: str | None
                       ) -> tuple[str, dict[str, Any]] | None:
-        """The build record referrer of the image (the first, in digest order, that names
-        this image), or None."""
-        page = await self.registry.discovery.referrers(repo, Digest.parse(digest),
+        """The build record of ``build``: the referrer its registration named (``named``,
+        :attr:`BuildInputs.record_digest`), else -- a build registered without one -- the
+        only referrer whose record names this image and its NVR (several such: none, as
+        nothing says which one the build made). None when there is none."""
+        if named is not None:
+            return await self._read_record(repo, build, named)
+        page = await self.registry.discovery.referrers(repo, Digest.parse(build.digest),
                                                        RECORD_ARTIFACT_TYPE)
+        found = []
         for desc in page.index.get("manifests", []):
-            try:
-                rec = await self.registry.manifests.get(
-                    repo, ManifestRef(digest=Digest.parse(desc["digest"])))
-                layers = json.loads(rec.content).get("layers") or []
-                if len(layers) != 1:
-                    continue
-                body = await self._read_blob(repo, layers[0]["digest"], MAX_RECORD_BYTES)
-                record = json.loads(body)
-            except (RegistryError, ValueError, KeyError, TypeError):
-                continue
-            if isinstance(record, dict) and (record.get("image") or {}).get("digest") == digest:
-                return str(desc["digest"]), record
+            record = await self._read_record(repo, build, str(desc["digest"]))
+            if record is not None and _dict(record[1].get("image")).get("nvr") in (
+                    None, str(build.nvr)):
+                found.append(record)
+        if len(found) > 1:
+            log.warning("%s@%s has %d build records and its registration named none: the "
+                        "provenance names none", build.repository, build.digest, len(found))
+        return found[0] if len(found) == 1 else None
+
+    async def _read_record(self, repo: RepositoryName, build: Build, digest: str
+                           ) -> tuple[str, dict[str, Any]] | None:
+        """The build record manifest ``digest`` as (digest, record) when it is a build record
+        referrer of ``build`` whose record names that image, else None."""
+        try:
+            rec = await self.registry.manifests.get(repo, ManifestRef(digest=Digest.parse(digest)))
+            manifest = json.loads(rec.content)
+            layers = manifest.get("layers") or []
+            if (manifest.get("artifactType") != RECORD_ARTIFACT_TYPE or len(layers) != 1
+                    or (manifest.get("subject") or {}).get("digest") != build.digest):
+                return None
+            record = json.loads(await self._read_blob(repo, layers[0]["digest"],
+                                                      MAX_RECORD_BYTES))
+        except (RegistryError, ValueError, KeyError, TypeError, AttributeError):
+            log.warning("build record %s of %s@%s cannot be read", digest, build.repository,
+                        build.digest)
+            return None
+        if isinstance(record, dict) and _dict(record.get("image")).get("digest") == build.digest:
+            return digest, record
         return None
 
     async def facts(self, repo: RepositoryName, build: Build) -> ImageFacts:
@@ -250,7 +270,7 @@ class Attestations:
             with_created = json.loads(await self._read_blob(repo, config["digest"], 4 << 20))
             created = _parse_time(with_created.get("created")) or created
         inputs = await self.rebuilds.inputs_of(repo.value, build.digest)
-        found = await self._record(repo, build.digest)
+        found = await self._record(repo, build, inputs.record_digest if inputs else None)
         record_digest, record = found if found is not None else (None, {})
         kinds = record_package_kinds(record)
         packages = tuple(PackageFact(p.name, p.version, p.arch,

@@ -81,6 +81,7 @@ CANDIDATE_ADD = body({"reference": required_text(512)}, {
     "packages": {"type": ["array", "null"], "maxItems": MAX_PACKAGES, "items": {
         "type": "object", "required": ["name"], "properties": {
             "name": _INPUT_TEXT, "version": _INPUT_TEXT, "arch": _INPUT_TEXT}}},
+    "record": {"type": ["string", "null"], "maxLength": 200},
     "if_changed": {"type": ["boolean", "null"]}, "force": BOOL,
     "help": text(MAX_HELP)})
 CANDIDATE_WITHDRAW = body({"reference": required_text(512), "reason": required_text()})

@@ -6,9 +6,11 @@
   or ``all``.
 * ``POST /api/v1/candidates`` ``{"reference": "<ns>/<name>@<digest>", "advisories": [...],
   "reason": ..., "source": {"url", "commit"}, "base": {"repository", "tag", "digest"},
-  "packages": [{"name", "version", "arch"}], "help": TEXT, "if_changed": bool}``: register
-  a pushed build (maintainer of the image, releng, admin) with what it was built from
-  (``strata build`` sends it; recorded for the rebuild loop) and its help file (``help``, at
+  "packages": [{"name", "version", "arch"}], "record": DIGEST, "help": TEXT, "if_changed":
+  bool}``: register a pushed build (maintainer of the image, releng, admin) with what it was
+  built from (``strata build`` sends it; recorded for the rebuild loop), the digest of the
+  build record referrer it pushed (``record``: the one the release's provenance names, of
+  the several an image may have) and its help file (``help``, at
   most 64 KiB; indexed for search with the image's labels). The answer is the build plus
   ``warnings``: why a release of it would move no stream, and ``inputs``. With
   ``if_changed`` (a rebuild: the rebuild loop's jobs, ``strata build --if-changed``) a
