@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from strata.storage import filesystem
+from strata.storage import direct, filesystem
 from strata.storage.filesystem import FilesystemBlobStore
 
 
@@ -50,7 +51,7 @@ async def test_write_back_starts_for_every_byte_of_every_chunk(
     started: list[tuple[int, int]] = []
     monkeypatch.setattr(filesystem, "_START_WRITEBACK",
                         lambda fd, offset, n: started.append((offset, offset + n)))
-    store = FilesystemBlobStore(tmp_path)
+    store = FilesystemBlobStore(tmp_path, direct_io=False)  # the page-cache path
     await store.upload_start("u3", "r/x")
     mib = 1 << 20
     size = 0
@@ -69,3 +70,67 @@ def _covered(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((start, end))
     return merged
+
+
+# -- O_DIRECT (strata.storage.direct) ------------------------------------------------------------
+def _pieces(data: bytes, piece: int) -> list[bytes]:
+    return [data[i:i + piece] for i in range(0, len(data), piece)]
+
+
+def _direct_opens(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    opened: list[int] = []
+    real = direct.DirectWriter.open
+
+    def spy(path: Path, fd: int, pos: int) -> direct.DirectWriter:
+        opened.append(pos)
+        return real(path, fd, pos)
+
+    monkeypatch.setattr(direct.DirectWriter, "open", staticmethod(spy))
+    return opened
+
+
+@pytest.mark.parametrize("piece", [65537, 1 << 20, 3 << 20])
+async def test_direct_writes_store_every_byte_at_unaligned_offsets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piece: int) -> None:
+    if not direct.supported(tmp_path):
+        pytest.skip("the test's filesystem refuses O_DIRECT")
+    opened = _direct_opens(monkeypatch)
+    store = FilesystemBlobStore(tmp_path)
+    await store.upload_start("d1", "r/x")
+    mib = 1 << 20
+    # chunk sizes that leave every kind of boundary: unaligned starts and ends, a body
+    # under DIRECT_FROM between big ones, one ending on a buffer boundary
+    sizes = [5 * mib + 123, 3 * mib - 7, 100, 2 * mib, 4 * mib + 1, 8 * mib]
+    blob = random.Random(piece).randbytes(sum(sizes))
+    size = 0
+    for n in sizes:
+        chunk = blob[size:size + n]
+        groups = [_pieces(chunk, piece)[i:i + 2] for i in range(0, len(_pieces(chunk, piece)), 2)]
+        size = await store.upload_write("d1", size, batches(*groups))
+    assert size == len(blob)
+    assert (tmp_path / "uploads" / "d1").read_bytes() == blob
+    # every body of DIRECT_FROM bytes or more went through O_DIRECT, the 100-byte one did not
+    assert len(opened) == 5
+    assert 0 < len(direct._free) <= direct._KEEP  # the buffers went back to the pool
+
+
+async def test_an_interrupted_direct_body_leaves_the_upload_at_its_offset(
+        tmp_path: Path) -> None:
+    if not direct.supported(tmp_path):
+        pytest.skip("the test's filesystem refuses O_DIRECT")
+    store = FilesystemBlobStore(tmp_path)
+    assert store._direct
+    await store.upload_start("d2", "r/x")
+    start = b"s" * (3 * (1 << 20) + 5)
+    assert await store.upload_write("d2", 0, batches([start])) == len(start)
+
+    async def broken() -> AsyncIterator[Sequence[bytes]]:
+        for _ in range(9):  # several buffers: a direct write is in flight when it breaks
+            yield [b"b" * (1 << 20)]
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await store.upload_write("d2", len(start), broken())
+    assert (tmp_path / "uploads" / "d2").read_bytes() == start
+    assert await store.upload_write("d2", len(start), batches([b"e" * 10])) == len(start) + 10
+    assert (tmp_path / "uploads" / "d2").read_bytes() == start + b"e" * 10

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from strata.oci.digest import Digest
+from strata.storage import direct
 from strata.storage.private import FILE_MODE, private_dir
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -81,12 +82,15 @@ def _writeback_copy(fd: int, offset: int, nbytes: int) -> None:
 
 
 class FilesystemBlobStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, direct_io: bool | None = None) -> None:
+        """``direct_io``: write upload bodies of ``direct.DIRECT_FROM`` bytes and more with
+        ``O_DIRECT`` (see :mod:`strata.storage.direct`); None: where the filesystem allows."""
         self.root = root
         self._blobs = root / "blobs"
         self._uploads = root / "uploads"
         private_dir(self._blobs)
         private_dir(self._uploads)
+        self._direct = direct.supported(self._uploads) if direct_io is None else direct_io
 
     # -- committed blobs -------------------------------------------------------------------
     def blob_path(self, digest: Digest) -> Path:
@@ -136,39 +140,79 @@ class FilesystemBlobStore:
         # A session past offset 0 must still have its file: never re-create it as zeros.
         flags = os.O_WRONLY | (os.O_CREAT if offset == 0 else 0)
         fd = os.open(path, flags, FILE_MODE)
-        loop = asyncio.get_running_loop()
-        syncing: asyncio.Future[None] | None = None
         try:
             os.ftruncate(fd, offset)
-            os.lseek(fd, offset, os.SEEK_SET)
-            size = offset
-            unsynced = 0
-            synced_to = offset
-            try:
-                async for batch in batches:
-                    n = _writev_all(fd, batch)
-                    size += n
-                    unsynced += n
-                    # Write back what has arrived while the rest streams in, so the fsync
-                    # before the blob is placed finds little left to do.
-                    if unsynced >= _SYNC_EVERY and (syncing is None or syncing.done()):
-                        syncing = loop.run_in_executor(None, _writeback_copy, os.dup(fd),
-                                                       synced_to, size - synced_to)
-                        synced_to, unsynced = size, 0
-            except BaseException:
-                # Whatever arrived of an interrupted chunk is dropped: the session stays at
-                # the offset it had before this request.
-                os.ftruncate(fd, offset)
-                raise
-            if size > synced_to and size - offset >= _SYNC_TAIL_FROM:
-                # The chunk's tail too: otherwise each chunk of a chunked upload leaves up to
-                # _SYNC_EVERY bytes (more while the disk lags) for the final fsync to write.
-                # (A small body is left to that fsync: a thread job would cost more.)
-                loop.run_in_executor(None, _writeback_copy, os.dup(fd), synced_to,
-                                     size - synced_to)
-            return size
+            if self._direct:
+                return await self._write_direct(path, fd, offset, batches)
+            return await self._write_buffered(fd, offset, batches)
         finally:
             os.close(fd)
+
+    async def _write_direct(self, path: Path, fd: int, offset: int,
+                            batches: AsyncIterable[Sequence[bytes]]) -> int:
+        """The first ``DIRECT_FROM`` bytes are held; a body that ends before is written
+        through the page cache (one writev), the rest goes to a ``DirectWriter``."""
+        held: list[bytes] = []
+        held_bytes = 0
+        writer: direct.DirectWriter | None = None
+        try:
+            async for batch in batches:
+                if writer is not None:
+                    await writer.write(batch)
+                    continue
+                held.extend(batch)
+                held_bytes += sum(len(p) for p in batch)
+                if held_bytes >= direct.DIRECT_FROM:
+                    writer = direct.DirectWriter.open(path, fd, offset)
+                    await writer.write(held)
+                    held = []
+            if writer is not None:
+                return await writer.finish()
+            os.lseek(fd, offset, os.SEEK_SET)
+            return offset + _writev_all(fd, held)
+        except BaseException:
+            if writer is not None:
+                await writer.close()  # no write may land after the truncation
+                writer = None
+            # Whatever arrived of an interrupted chunk is dropped: the session stays at
+            # the offset it had before this request.
+            os.ftruncate(fd, offset)
+            raise
+        finally:
+            if writer is not None:
+                await writer.close()
+
+    async def _write_buffered(self, fd: int, offset: int,
+                              batches: AsyncIterable[Sequence[bytes]]) -> int:
+        loop = asyncio.get_running_loop()
+        syncing: asyncio.Future[None] | None = None
+        os.lseek(fd, offset, os.SEEK_SET)
+        size = offset
+        unsynced = 0
+        synced_to = offset
+        try:
+            async for batch in batches:
+                n = _writev_all(fd, batch)
+                size += n
+                unsynced += n
+                # Write back what has arrived while the rest streams in, so the fsync
+                # before the blob is placed finds little left to do.
+                if unsynced >= _SYNC_EVERY and (syncing is None or syncing.done()):
+                    syncing = loop.run_in_executor(None, _writeback_copy, os.dup(fd),
+                                                   synced_to, size - synced_to)
+                    synced_to, unsynced = size, 0
+        except BaseException:
+            # Whatever arrived of an interrupted chunk is dropped: the session stays at
+            # the offset it had before this request.
+            os.ftruncate(fd, offset)
+            raise
+        if size > synced_to and size - offset >= _SYNC_TAIL_FROM:
+            # The chunk's tail too: otherwise each chunk of a chunked upload leaves up to
+            # _SYNC_EVERY bytes (more while the disk lags) for the final fsync to write.
+            # (A small body is left to that fsync: a thread job would cost more.)
+            loop.run_in_executor(None, _writeback_copy, os.dup(fd), synced_to,
+                                 size - synced_to)
+        return size
 
     async def upload_read(self, upload_id: str, end: int,
                           start: int = 0) -> AsyncIterator[bytes]:
@@ -188,7 +232,9 @@ class FilesystemBlobStore:
         def sync() -> None:
             fd = os.open(path, os.O_RDONLY)
             try:
-                os.fsync(fd)
+                # the bytes and what reading them back needs (the size); the name is made
+                # durable by the rename's directory fsync (persist_placed)
+                os.fdatasync(fd)
             finally:
                 os.close(fd)
 
