@@ -37,6 +37,10 @@ def metrics(args: argparse.Namespace) -> list[Metric]:
                               own_target=0.5))
         out.append(Metric(f"{kind}_limit_mib_s", f"Limit before each {kind} pair: "
                           "min(sha256, durable disk), MiB/s"))
+        out.append(Metric(f"{kind}_limit_sha256_mib_s", f"… sha256 before each {kind} pair, "
+                          "MiB/s"))
+        out.append(Metric(f"{kind}_limit_disk_mib_s", f"… durable disk before each {kind} "
+                          "pair (best of buffered, O_DIRECT), MiB/s"))
     out += [
         Metric("blob_get_curl_mib_s", f"Blob GET warm {b} MiB (curl), MiB/s", target=1.0),
         Metric("blob_get_mib_s", f"Blob GET warm {b} MiB, aiohttp client, MiB/s"),
