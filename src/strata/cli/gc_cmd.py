@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from strata.cli.common import emit, open_database, store_options
+from strata.cli.offline_store import check_blob_store
 from strata.compose import build_registry, build_store
 from strata.config import ServerSettings
 from strata.registry.gc import GarbageCollector, GcReport
@@ -55,6 +56,7 @@ def gc(data_dir: Path, database_url: str | None, blob_store: str | None, dry_run
 
     with open_database(settings.data_dir, database_url, readonly=dry_run,
                        blob_store=blob_store, blobs=True) as db:
+        check_blob_store(blob_store, db)
         store = build_store(settings)
         collector = build_registry(settings, db, store).gc
         assert collector is not None

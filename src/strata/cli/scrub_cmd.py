@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from strata.cli.common import emit, open_database, store_options
+from strata.cli.offline_store import check_blob_store
 from strata.compose import build_store
 from strata.config import ServerSettings
 from strata.meta.scrub_store import SqlScrubStore
@@ -48,6 +49,7 @@ def scrub(data_dir: Path, database_url: str | None, blob_store: str | None, quic
 
     with open_database(settings.data_dir, database_url, readonly=True, blob_store=blob_store,
                        blobs=True) as db:
+        check_blob_store(blob_store, db)
         store = build_store(settings)
         report = asyncio.run(run(Scrubber(SqlScrubStore(db), store), store))
     emit(report.to_json(), as_json, lambda _: _text(report))
