@@ -3,8 +3,8 @@
 Each client does what ``podman pull`` does for a release: a token from ``/auth/token`` (a new
 one per pull, as every ``podman pull`` process fetches its own), the manifest by tag, the
 config, then the layers (5 of ~6 MiB: a ~30 MiB image all clients share). The load generator
-is Debian's ``wrk`` with ``storm.lua`` (LuaJIT), one thread per connection so each connection
-walks its own pull. Targets, one after the other, on the same image:
+is ``stormgen.py`` (one process per CPU, each connection walks its own pulls; ``--generator
+wrk``: Debian's ``wrk`` with ``storm.lua``). Targets, one after the other, on the same image:
 
 * ``strata``: ``strata serve --workers 2`` with authentication on (token with Basic
   credentials, then Bearer on every ``/v2/`` request);
@@ -19,9 +19,17 @@ CPU (rusage of wrk), peak PSS and RSS of the server's process tree (smaps_rollup
 ``--pss-interval`` s), and ratios vs nginx and vs distribution. The machine's limits
 (``limits.py``) and the load average are printed beside the table.
 
-    .venv/bin/python bench/storm.py                 # 200 clients, 60 s per target
-    .venv/bin/python bench/storm.py --quick         # 50 clients, 10 s per target
+    .venv/bin/python bench/storm.py                 # 8 then 200 clients, 60 s per target
+    .venv/bin/python bench/storm.py --quick         # 8 then 50 clients, 10 s per target
     .venv/bin/python bench/storm.py --targets strata,nginx --clients 100 --duration 30
+    .venv/bin/python bench/storm.py --targets nginx,strata --base-src /tmp/base/src --rounds 3
+                                                    # A/B: this strata and another checkout's
+
+Every target runs at each client count of ``--clients`` (default ``8,200``): with 8 clients
+the per-request cost of a registry shows (nginx is idle between requests), with 200 the
+machine's loopback and CPU limits do; ``--rounds`` repeats the targets interleaved in time,
+and each row's ratios are against the nginx (and distribution) row of the same client count
+and round.
 """
 
 from __future__ import annotations
@@ -155,8 +163,11 @@ def push(base: str, image: Image, auth: str | None) -> None:
     conn.close()
 
 
-def strata_with_auth(workdir: Path, workers: int) -> Server:
-    data = workdir / "strata-data"
+def strata_with_auth(workdir: Path, workers: int, name: str = "strata",
+                     src: Path | None = None) -> Server:
+    """``strata serve`` with auth on; with *src*, the strata package of another checkout's
+    ``src`` (``PYTHONPATH`` comes before the venv's editable install): A/B runs."""
+    data = workdir / f"{name}-data"
     data.mkdir(parents=True)
     exe = Path(sys.executable).with_name("strata")
     if not exe.exists():
@@ -164,8 +175,10 @@ def strata_with_auth(workdir: Path, workers: int) -> Server:
     port = free_port()
     argv = [str(exe), "serve", "--data", str(data), "--listen", f"127.0.0.1:{port}",
             "--workers", str(workers), "--no-access-log", "--gc-interval", "86400"]
-    return Server("strata", argv, port, data, workdir / "strata.log",
-                  env={"STRATA_ADMIN_PASSWORD": PASSWORD})
+    env = {"STRATA_ADMIN_PASSWORD": PASSWORD}
+    if src is not None:
+        env["PYTHONPATH"] = str(src.resolve())
+    return Server(name, argv, port, data, workdir / f"{name}.log", env=env)
 
 
 def nginx_server(workdir: Path, image: Image, blob_paths: dict[str, Path],
@@ -325,29 +338,30 @@ def pct(values: list[float], q: float) -> float:
 
 
 def storm(server: Server, image: Image, args: argparse.Namespace, workdir: Path,
-          token_path: str, auth: str) -> dict[str, Any]:
-    print(f"storm: {server.name} ({args.clients} clients, {args.duration} s) ...",
+          token_path: str, auth: str, clients: int) -> dict[str, Any]:
+    print(f"storm: {server.name} ({clients} clients, {args.duration} s) ...",
           file=sys.stderr, flush=True)
     # warm-up: a few pulls (page cache, connection pools, worker start), not measured
     gen = run_python if args.generator == "python" else run_wrk
-    gen(server.base, image, min(4, args.clients), min(4, args.threads), 2, token_path,
+    gen(server.base, image, min(4, clients), min(4, args.threads), 2, token_path,
         auth, workdir / "warm.json")
     os.sync()
     load = os.getloadavg()
     cpu0 = tree_cpu_s(server.pid)
     t0 = time.monotonic()
     with MemSampler(server.pid, args.pss_interval) as mem:
-        res, wrk_cpu = gen(server.base, image, args.clients, args.threads, args.duration,
+        res, wrk_cpu = gen(server.base, image, clients, args.threads, args.duration,
                            token_path, auth, workdir / f"{server.name}.json")
     wall = time.monotonic() - t0
     server_cpu = tree_cpu_s(server.pid) - cpu0
     secs = res["duration_us"] / 1e6
     # per-pull times mean something only when each connection has its own thread
     pulls = res["pull_seconds"] if (args.generator == "python"
-                                    or args.threads >= args.clients) else []
+                                    or args.threads >= clients) else []
     errors = res["errors"] + res["socket_errors"] + res["timeouts"]
     return {
-        "name": server.name, "pulls": res["pulls"], "pulls_s": round(res["pulls"] / secs, 2),
+        "name": server.name, "clients": clients, "pulls": res["pulls"],
+        "pulls_s": round(res["pulls"] / secs, 2),
         "mib_s": round(res["bytes"] / MIB / secs, 1),
         "pull_p50_s": round(pct(pulls, 50), 3), "pull_p99_s": round(pct(pulls, 99), 3),
         "pull_mean_s": round(statistics.fmean(pulls), 3) if pulls else 0.0,
@@ -369,24 +383,32 @@ def pull_p50_p99(r: dict[str, Any]) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    by = {r["name"]: r for r in rows}
-
+    """One line per target run; ratios against nginx and distribution of the same client
+    count and round (runs interleaved in time, so a ratio compares like with like)."""
     def ratio(r: dict[str, Any], other: str) -> str:
-        o = by.get(other)
+        o = next((x for x in rows if x["name"] == other and x["clients"] == r["clients"]
+                  and x["round"] == r["round"]), None)
         return f"{r['pulls_s'] / o['pulls_s']:.2f}x" if o and o["pulls_s"] else "-"
 
-    out = ["| target | pulls/s | MiB/s | pull p50 / p99 (s) | request p50 / p99 (ms) | errors "
-           "| server CPU (cores) | load gen CPU (cores) | peak PSS / RSS (MiB) | vs nginx "
-           "| vs distribution | load |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    def p99_ratio(r: dict[str, Any]) -> str:
+        o = next((x for x in rows if x["name"] == "nginx" and x["clients"] == r["clients"]
+                  and x["round"] == r["round"]), None)
+        return f"{r['pull_p99_s'] / o['pull_p99_s']:.2f}x" if o and o["pull_p99_s"] else "-"
+
+    out = ["| clients | target | pulls/s | MiB/s | pull p50 / p99 (s) | request p50 / p99 (ms) "
+           "| errors | server CPU (cores) | server CPU ms/pull | load gen CPU (cores) "
+           "| peak PSS / RSS (MiB) | vs nginx | p99 vs nginx | vs distribution | load |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+           "| --- | --- |"]
     for r in rows:
+        per_pull = 1000 * r["server_cpu_s"] / r["pulls"] if r["pulls"] else 0.0
         out.append(
-            f"| {r['name']} | {r['pulls_s']:.1f} | {r['mib_s']:.0f} "
+            f"| {r['clients']} | {r['name']} | {r['pulls_s']:.1f} | {r['mib_s']:.0f} "
             f"| {pull_p50_p99(r)} "
             f"| {r['request_p50_ms']:.0f} / {r['request_p99_ms']:.0f} | {r['errors']} "
-            f"| {r['server_cpu_cores']:.2f} | {r['wrk_cpu_cores']:.2f} "
+            f"| {r['server_cpu_cores']:.2f} | {per_pull:.1f} | {r['wrk_cpu_cores']:.2f} "
             f"| {r['peak_pss_mib']:.0f} / {r['peak_rss_mib']:.0f} ({r['processes']} proc) "
-            f"| {ratio(r, 'nginx')} | {ratio(r, 'distribution')} "
+            f"| {ratio(r, 'nginx')} | {p99_ratio(r)} | {ratio(r, 'distribution')} "
             f"| {r['load_at_start'][0]:.1f} |")
     return "\n".join(out)
 
@@ -394,10 +416,18 @@ def table(rows: list[dict[str, Any]]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clients", type=int, default=200)
+    p.add_argument("--clients", default="8,200",
+                   help="client counts, comma separated: each count runs every target "
+                        "(few clients show per-request cost, many the machine's limits)")
     p.add_argument("--duration", type=int, default=60, help="seconds per target")
-    p.add_argument("--quick", action="store_true", help="50 clients, 10 s per target")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat the targets (interleaved) this many times per client count")
+    p.add_argument("--quick", action="store_true", help="8 and 50 clients, 10 s per target")
     p.add_argument("--targets", default="nginx,strata,distribution")
+    p.add_argument("--base-src", type=Path, default=None,
+                   help="A/B: also run 'strata-base', the strata of another checkout's src "
+                        "dir (e.g. a 'git worktree add /tmp/base main'), interleaved with "
+                        "strata")
     p.add_argument("--generator", choices=("python", "wrk"), default="python",
                    help="python: stormgen.py processes (bodies into one reused buffer); "
                         "wrk: wrk + storm.lua (its Lua body hand-off costs ~4x plain wrk's "
@@ -417,24 +447,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the work dir")
     args = p.parse_args(argv)
     if args.quick:
-        args.clients, args.duration = 50, 10
+        args.clients, args.duration = "8,50", 10
+    args.client_counts = [int(c) for c in str(args.clients).split(",") if c.strip()]
     if args.thread_per_client:
-        args.threads = args.clients
+        if args.generator != "wrk":
+            p.error("--thread-per-client is for --generator wrk")
+        args.threads = max(args.client_counts)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if args.base_src is not None and "strata-base" not in targets:
+        targets.insert(targets.index("strata") + 1 if "strata" in targets else len(targets),
+                       "strata-base")
     workdir = Path(tempfile.mkdtemp(prefix="strata-bench-storm-"))
     image = make_image(args.layers, int(args.layer_mib * MIB))
     basic = "Basic " + b64encode(f"admin:{PASSWORD}".encode()).decode()
     strata = strata_with_auth(workdir, args.workers)
+    base = strata_with_auth(workdir, args.workers, "strata-base", args.base_src)
     dist = distribution_server(workdir)
     rows: list[dict[str, Any]] = []
     started: list[Server] = []
     try:
-        for s, auth in ((strata, basic), (dist, None)):
+        for s, auth in ((strata, basic), (base, basic), (dist, None)):
             if s.name in targets or (s is strata and "nginx" in targets):
                 s.start()
                 started.append(s)
@@ -446,23 +483,31 @@ def main(argv: list[str] | None = None) -> int:
             started.append(nginx)
         token = f"/auth/token?service=strata&scope=repository:{REPO}:pull"
         plan = {"nginx": (nginx, "/auth/token", ""), "strata": (strata, token, basic),
-                "distribution": (dist, "", "")}
-        for name in targets:
-            server, token_path, auth = plan[name]
-            rows.append(storm(server, image, args, workdir, token_path, auth))
+                "strata-base": (base, token, basic), "distribution": (dist, "", "")}
+        for clients in args.client_counts:
+            for rnd in range(args.rounds):
+                for name in targets:
+                    server, token_path, auth = plan[name]
+                    row = storm(server, image, args, workdir, token_path, auth, clients)
+                    row["round"] = rnd + 1
+                    rows.append(row)
     finally:
         for s in started:
             s.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    nginx_row = next((r for r in rows if r["name"] == "nginx"), None)
+    nginx_rows = [r for r in rows if r["name"] == "nginx"]
+    nginx_row = max(nginx_rows, key=lambda r: (r["clients"], r["pulls_s"]), default=None)
     lim = None
     if not args.no_limits:
         with tempfile.TemporaryDirectory(prefix="strata-limits-") as tmp:
             lim = limits.measure(Path(tmp), nginx_pulls_s=nginx_row["pulls_s"] if nginx_row
-                                 else None, nginx_note="this run" if nginx_row else "")
+                                 else None,
+                                 nginx_note=f"this run, {nginx_row['clients']} clients"
+                                 if nginx_row else "")
     result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "clients": args.clients, "duration_s": args.duration,
+              "clients": max(args.client_counts), "client_counts": args.client_counts,
+              "duration_s": args.duration, "rounds": args.rounds,
               "image_mib": round(image.size / MIB, 1), "layers": args.layers,
               "strata_workers": args.workers, "targets": rows,
               "load_at_start": rows[0]["load_at_start"] if rows else None,
@@ -472,17 +517,17 @@ def main(argv: list[str] | None = None) -> int:
         limits.STORM_RESULT.write_text(json.dumps(result, indent=1))
     (limits.RESULTS / "storm-last-run.json").write_text(json.dumps(result, indent=1))
     print(f"pull storm: {args.clients} clients x {args.duration} s per target, "
-          f"image {image.size / MIB:.1f} MiB ({args.layers} layers + config), "
-          f"strata --workers {args.workers} with auth; load generator {args.generator} x "
-          f"{min(args.threads, args.clients)}; "
-          "measured under load on a shared machine")
+          f"{args.rounds} round(s), image {image.size / MIB:.1f} MiB ({args.layers} layers + "
+          f"config), strata --workers {args.workers} with auth; load generator "
+          f"{args.generator} x {args.threads}; load average at each start in the last column")
     print(table(rows))
     if lim is not None:
         print(lim.line())
-    bad = [r["name"] for r in rows if r["errors"] or not r["pulls"]]
+    bad = [f"{r['name']} ({r['clients']} clients)" for r in rows
+           if r["errors"] or not r["pulls"]]
     for r in rows:
         if r["error_samples"]:
-            print(f"{r['name']} errors: {r['error_samples']}")
+            print(f"{r['name']} ({r['clients']} clients) errors: {r['error_samples']}")
     if bad:
         print(f"ERRORS: {', '.join(bad)}")
     return 1 if bad else 0

@@ -1,23 +1,31 @@
 """GET/HEAD/DELETE ``/v2/<name>/blobs/<digest>`` (distribution-spec "Pulling blobs",
-"Deleting blobs"). GET uses sendfile through ``web.FileResponse`` when blobs are local files;
-``Range`` requests answer 206."""
+"Deleting blobs"). GET sends local blob files with sendfile on the event loop
+(:class:`~strata.server.blobfile.BlobFileResponse`); ``Range`` requests answer 206."""
 
 from __future__ import annotations
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from strata.errors import Code, RegistryError
 from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName
 from strata.registry.blobs import BlobHandle
 from strata.registry.service import Registry
+from strata.server.blobfile import (
+    blob_response,
+    byte_range,
+    etag_of,
+    not_modified,
+    open_blob_file,
+)
 from strata.server.http import empty
 from strata.server.keys import REGISTRY
 
 
 def _headers(digest: Digest) -> dict[str, str]:
     return {"Docker-Content-Digest": str(digest), "Content-Type": "application/octet-stream",
-            "Accept-Ranges": "bytes", "Cache-Control": "max-age=31536000"}
+            "Accept-Ranges": "bytes", "Cache-Control": "max-age=31536000",
+            "ETag": etag_of(str(digest))}
 
 
 async def get_blob(request: web.Request, repo: RepositoryName,
@@ -28,44 +36,24 @@ async def get_blob(request: web.Request, repo: RepositoryName,
     if request.method == "HEAD":
         headers["Content-Length"] = str(handle.size)
         return web.Response(status=200, headers=headers)
-    _check_range(request, handle.size)
+    if not_modified(request, str(handle.digest)):
+        return web.Response(status=304, headers=headers)
+    span = byte_range(request, handle.size, str(handle.digest))
     if handle.path is not None:
-        return web.FileResponse(handle.path, headers=headers)
-    return await _stream(request, registry, handle, headers)
-
-
-def _check_range(request: web.Request, size: int) -> None:
-    """Answer a malformed or unsatisfiable ``Range`` with the JSON error (416).
-
-    ``web.FileResponse`` would send an empty 416 of its own, and ``_stream`` cannot parse it.
-    """
-    if hdrs.RANGE not in request.headers:
-        return
-    try:
-        start = request.http_range.start or 0
-    except ValueError:
-        start = size
-    if start < 0:
-        start = max(size + start, 0)
-    if start >= size:
-        raise RegistryError(Code.RANGE_INVALID, {"range": request.headers[hdrs.RANGE][:100]},
-                            headers={"Content-Range": f"bytes */{size}"})
+        try:
+            fd = open_blob_file(handle.path)
+        except FileNotFoundError:  # removed since the lookup (gc): as if it never was
+            raise RegistryError(Code.BLOB_UNKNOWN, {"digest": str(handle.digest)}) from None
+        return blob_response(fd, span, headers=headers)
+    return await _stream(request, registry, handle, span, headers)
 
 
 async def _stream(request: web.Request, registry: Registry, handle: BlobHandle,
-                  headers: dict[str, str]) -> web.StreamResponse:
+                  span: tuple[int, int] | None, headers: dict[str, str]) -> web.StreamResponse:
     """Serve from a store without local files (e.g. S3), honouring a single Range."""
     start, end, status = 0, handle.size, 200
-    rng = request.http_range
-    if rng.start is not None or rng.stop is not None:
-        start = rng.start or 0
-        if start < 0:
-            start = max(handle.size + start, 0)
-        end = min(rng.stop if rng.stop is not None else handle.size, handle.size)
-        if start >= end:
-            raise web.HTTPRequestRangeNotSatisfiable(
-                headers={"Content-Range": f"bytes */{handle.size}"})
-        status = 206
+    if span is not None:
+        (start, end), status = span, 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{handle.size}"
     # The first bytes are fetched before the status line is sent, so a store that is away
     # (StorageUnavailable) is still answered with 503 and Retry-After.

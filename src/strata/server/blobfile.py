@@ -1,0 +1,171 @@
+"""A blob from a local file, sent with ``sendfile(2)`` and no thread hop.
+
+``web.FileResponse`` opens and ``stat``s the file on the default executor and closes it there
+again: two thread round trips per blob GET. Profiled during the pull storm
+(``bench/storm_profile.py``), those hops (``ThreadPoolExecutor.submit`` and the GIL hand-over
+that follows) were about a third of a worker's busy time, more than the ``sendfile`` calls
+themselves. A blob is a regular file in the data dir whose metadata the kernel has cached (it
+was just looked up), so ``open`` + ``fstat`` + ``close`` are a few microseconds each: they run
+on the event loop here.
+
+What the client gets is what :class:`web.FileResponse` sent, minus what never applies to a
+content-addressed blob: the body goes out with ``loop.sendfile`` (the kernel copies from the
+page cache to the socket), ``Content-Length`` is the file's size, a single ``Range`` answers
+206 with ``Content-Range`` (the handler decides the range: :func:`byte_range`). The validator
+is the digest (``ETag: "sha256:…"``, as distribution sends): a blob never changes, so an
+``If-None-Match`` naming it answers 304 and an ``If-Range`` naming another validator gets
+the whole blob.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+
+from strata.errors import Code, RegistryError
+
+__all__ = ["INLINE_MAX", "BlobFileResponse", "blob_response", "byte_range", "etag_of",
+           "not_modified", "open_blob_file"]
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+#: Blobs (or ranges) up to this size are read and sent with the headers in one write: the
+#: sendfile machinery (pausing the transport, waiting for its buffer, a writer callback) costs
+#: more than copying a config blob, and the client gets one packet instead of two.
+INLINE_MAX = 64 * 1024
+
+
+def etag_of(digest: str) -> str:
+    return f'"{digest}"'
+
+
+def _etags(value: str) -> list[str]:
+    return [v.strip().removeprefix("W/") for v in value.split(",") if v.strip()]
+
+
+def not_modified(request: web.Request, digest: str) -> bool:
+    """True when ``If-None-Match`` names this blob (or ``*``): the client has it (304)."""
+    value = request.headers.get(hdrs.IF_NONE_MATCH)
+    if value is None:
+        return False
+    tags = _etags(value)
+    return "*" in tags or etag_of(digest) in tags
+
+
+def byte_range(request: web.Request, size: int, digest: str) -> tuple[int, int] | None:
+    """The ``[start, end)`` a ``Range`` header asks for (one range of bytes), or None for the
+    whole blob (no ``Range``, or an ``If-Range`` naming another validator). A malformed or
+    unsatisfiable range is ``416 RANGE_INVALID`` with ``Content-Range: bytes */size`` (the
+    JSON error: the spec's answer, where ``FileResponse`` sent an empty 416)."""
+    header = request.headers.get(hdrs.RANGE)
+    if header is None:
+        return None
+    if_range = request.headers.get(hdrs.IF_RANGE)
+    if if_range is not None and if_range.strip() != etag_of(digest):
+        return None  # RFC 9110 13.1.5: a validator that does not match: the whole blob
+    try:
+        rng = request.http_range
+        start: int = rng.start or 0
+        stop: int | None = rng.stop
+    except ValueError:
+        start, stop = size, None
+    if start < 0:
+        start = max(size + start, 0)
+    end = min(stop if stop is not None else size, size)
+    if start >= size or start >= end:
+        raise RegistryError(Code.RANGE_INVALID, {"range": header[:100]},
+                            headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+def open_blob_file(path: Path) -> int:
+    """A descriptor of the blob file at *path* (``FileNotFoundError`` if it is gone)."""
+    return os.open(path, _OPEN_FLAGS)
+
+
+def blob_response(fd: int, span: tuple[int, int] | None, *,
+                  headers: dict[str, str]) -> web.StreamResponse:
+    """The answer for the open blob file *fd* (taken over: closed once sent or dropped): up to
+    :data:`INLINE_MAX` bytes are read at once and sent with the headers in one write, larger
+    ones go out with ``sendfile`` (:class:`BlobFileResponse`)."""
+    try:
+        size = os.fstat(fd).st_size
+        start, end = span if span is not None else (0, size)
+        end = min(end, size)
+        if end - start > INLINE_MAX:
+            return BlobFileResponse(fd, size, start, end, span is not None, headers=headers)
+        body = os.pread(fd, end - start, start) if end > start else b""
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    resp = web.Response(body=body, status=206 if span is not None else 200, headers=headers)
+    if span is not None:
+        resp.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end - 1}/{size}"
+    return resp
+
+
+class BlobFileResponse(web.StreamResponse):
+    """The bytes ``[start, end)`` of the open blob file *fd* of *size* bytes, sent with
+    ``sendfile``; the response owns *fd* and closes it once sent (or when dropped unsent).
+
+    The socket is corked (``TCP_CORK``, nginx's ``tcp_nopush``) from the headers to the end
+    of the body: the headers leave in the first full segment of the body instead of a small
+    packet of their own (aiohttp sets ``TCP_NODELAY``, so they would)."""
+
+    def __init__(self, fd: int, size: int, start: int, end: int, partial: bool, *,
+                 headers: dict[str, str]) -> None:
+        self._fd = fd  # first: __del__ closes it if __init__ fails
+        super().__init__(status=206 if partial else 200, headers=headers)
+        if partial:
+            self.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end - 1}/{size}"
+        self.content_length = end - start
+        self._offset = start
+        self._length = end - start
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return await super().prepare(request)
+        transport = request.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        corked = sock is not None and _cork(sock, True)
+        try:
+            writer = await super().prepare(request)
+            if self._length and request.method != "HEAD":
+                if transport is None:
+                    raise ConnectionResetError("connection lost")
+                # a file object over the descriptor (no open(2): closefd=False), for sendfile
+                with open(self._fd, "rb", buffering=0, closefd=False) as file:  # noqa: ASYNC230
+                    await asyncio.get_running_loop().sendfile(transport, file, self._offset,
+                                                              self._length)
+            await super().write_eof()
+            return writer
+        finally:
+            if corked and sock is not None:
+                _cork(sock, False)
+            self.close_file()
+
+    def close_file(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            self.close_file()
+
+
+def _cork(sock: socket.socket, on: bool) -> bool:
+    """Set ``TCP_CORK`` (Linux); False where there is none (or the socket is gone)."""
+    option = getattr(socket, "TCP_CORK", None)
+    if option is None:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, 1 if on else 0)
+    except OSError:
+        return False
+    return True
