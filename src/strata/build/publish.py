@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import tempfile
 import time
@@ -181,6 +182,7 @@ async def push_record(client: RegistryClient, repo: str, built: LocalBuild,
     return await push_manifest(client, repo, manifest, sha256(manifest))
 
 
+@functools.cache
 def builder_version() -> str:
     """This builder's version (the provenance's ``runDetails.builder.version``)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -276,9 +278,17 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
             raise BuildError(f"the Containerfile builds {repo}, not {spec.repository} "
                              f"(label name={plan.labels['name']!r})", exit_code=EXIT_INPUT)
         version = plan.labels["version"].strip()
-        dist_tag = await dist_tag_of(registry.api, namespace)
-        await check_gate(registry.api, repo, force_reason)
-        builds = await _builds_of(registry.api, repo)
+        # three independent requests at once; a failure is reported in this order
+        asked = (asyncio.ensure_future(dist_tag_of(registry.api, namespace)),
+                 asyncio.ensure_future(check_gate(registry.api, repo, force_reason)),
+                 asyncio.ensure_future(_builds_of(registry.api, repo)))
+        try:
+            dist_tag = await asked[0]
+            await asked[1]
+            builds = await asked[2]
+        finally:
+            for task in asked:
+                task.cancel()
         inputs = build_inputs(source, plan, opts)
         existing = None
         if inputs is not None and not rebuild:
@@ -294,6 +304,9 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
         nvr = NVR(name, version, release)
         extra = builder_labels(release, source.commit)
         log(f"building {repo} {nvr} (SOURCE_DATE_EPOCH={source.source_date_epoch})")
+        # the record names the builder's version: found (a walk of the installed packages'
+        # metadata, ~0.1 s) while the image builds
+        version_known = asyncio.ensure_future(asyncio.to_thread(builder_version))
         runs = 2 if verify else 1
         builds_done: list[LocalBuild] = []
         for index in range(runs):
@@ -315,6 +328,7 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
                            duration=time.monotonic() - started, log=log)
         log(f"pushing {repo}@{built.image.digest}")
         await push_image(registry.client, repo, built)
+        await version_known
         duration = time.monotonic() - started
         record = _record(source, built, repo=repo, nvr=nvr, duration=duration,
                          verified=verify, inputs=inputs)
