@@ -78,8 +78,11 @@ def copy_real_files(dest: Path, budget: int) -> tuple[int, int]:
 
 def contexts(work: Path, base: str, copy_mib: int) -> dict[str, Path]:
     copy_ctx = work / "copy-heavy"
-    size, count = copy_real_files(copy_ctx / "files", copy_mib << 20)
-    print(f"COPY-heavy context: {count} files, {size / (1 << 20):.0f} MiB", flush=True)
+    if copy_mib:
+        size, count = copy_real_files(copy_ctx / "files", copy_mib << 20)
+        print(f"COPY-heavy context: {count} files, {size / (1 << 20):.0f} MiB", flush=True)
+    else:  # --only run-heavy
+        (copy_ctx / "files").mkdir(parents=True)
     (copy_ctx / "Containerfile").write_text(
         f"FROM {base}\n{LABELS.format(name='copyheavy')}\nCOPY files/ /data/\n")
     run_ctx = work / "run-heavy"
@@ -129,14 +132,15 @@ class Buildah:
         self.containers.cleanup()
 
 
-def precompile() -> None:
+def precompile(package: Path | None = None) -> None:
     """Byte-compile strata's own modules, as ``pip install`` of a wheel does.  The venv's
     editable install has no ``.pyc`` files, and with ``PYTHONDONTWRITEBYTECODE=1`` in the
     environment (this machine's) every ``strata`` process would compile its ~150 modules
     from source again (~0.25 s of CPU per command, which no installed strata pays)."""
-    import strata
+    if package is None:
+        import strata
 
-    package = Path(strata.__file__).parent
+        package = Path(strata.__file__).parent
     if not compileall.compile_dir(package, quiet=1, workers=1):
         raise SystemExit(f"cannot byte-compile {package}")
     print(f"byte-compiled {package} (as an installed strata is)", flush=True)
@@ -149,6 +153,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--only", choices=sorted(TARGETS), default=None)
+    parser.add_argument("--baseline", type=Path, default=None, metavar="SRC",
+                        help="also time the strata of another tree (its src/ directory, "
+                             "e.g. from git archive) with this venv, interleaved")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: RUN steps need namespaces and overlay mounts")
@@ -161,6 +168,12 @@ def main() -> None:
                "STRATA_BUILD_CACHE": str(work / "strata-cache"), "TMPDIR": str(work)}
         strata = strata_command()
         precompile()
+        contenders = ["strata", "buildah"]
+        base_env = env
+        if args.baseline is not None:  # another tree's strata, same venv: A/B in one run
+            precompile(args.baseline / "strata")
+            base_env = {**env, "PYTHONPATH": str(args.baseline)}
+            contenders.append("baseline")
         timed([*strata, "namespace", "add", "bench", "--dist-tag", "benchdocker"], env)
         for image in ("copyheavy", "runheavy"):  # only approved images take candidates
             timed([*strata, "image", "add", f"bench/{image}", "--reason", "benchmark"], env)
@@ -173,21 +186,23 @@ def main() -> None:
         timed([*strata, "release", "oob", f"busybox-bench@{imported['digest']}", "--advisory",
                "BENCH-1", "--reason", "the bench's base"], env)
         base = f"{server.host_port}/busybox-bench:1"
-        ctxs = contexts(work / "ctx", base, args.copy_mib)
+        ctxs = contexts(work / "ctx", base, 0 if args.only == "run-heavy" else args.copy_mib)
         names = [args.only] if args.only else list(TARGETS)
         buildah = Buildah(work / "buildah", server)
         samples: dict[str, dict[str, list[float]]] = {
-            n: {"strata": [], "buildah": [], "buildah_build": [], "buildah_push": []}
+            n: {"strata": [], "buildah": [], "buildah_build": [], "buildah_push": [],
+                "baseline": []}
             for n in names}
         for round_no in range(args.runs + 1):  # round 0 warms both caches, untimed
             # New content every round, so both builders really upload their COPY layer.
             (ctxs["copy-heavy"] / "files" / "ROUND").write_text(f"{round_no}\n")
             for name in names:
-                order = ["strata", "buildah"] if round_no % 2 else ["buildah", "strata"]
+                shift = round_no % len(contenders)  # each goes first in turn
+                order = contenders[shift:] + contenders[:shift]
                 for who in order:
-                    if who == "strata":
+                    if who in ("strata", "baseline"):
                         command = [*strata, "build", str(ctxs[name]), "--json", "-q", "--rebuild"]
-                        took = timed(command, env)
+                        took = timed(command, env if who == "strata" else base_env)
                         parts = (took, 0.0)
                     else:
                         parts = buildah.build_and_push(name, ctxs[name], f"r{round_no}")
@@ -224,6 +239,13 @@ def report(samples: dict[str, dict[str, list[float]]], args: argparse.Namespace)
               f">= {target}x {verdict} |")
         results[name] = {"strata_s": strata_s, "buildah_s": buildah_s, "ratio": ratio,
                          "target": target, "samples": data}
+        if data["baseline"]:
+            base_s = statistics.median(data["baseline"])
+            print(f"| {name}, baseline strata ({args.baseline}) | {base_s:.2f} | "
+                  f"{buildah_s:.2f} | {buildah_s / base_s:.2f}x | |")
+            results[name]["baseline_s"] = base_s
+    with open("/proc/loadavg") as fh:
+        print(f"\nload average at the end: {' '.join(fh.read().split()[:3])}")
     out = ROOT / "bench" / "results" / "build-latest.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(),

@@ -30,6 +30,11 @@ def lower(tmp_path: Path) -> Path:
         (root / "bin" / applet).symlink_to("busybox")
     (root / "etc" / "passwd").write_text(PASSWD)
     (root / "etc" / "group").write_text(GROUP)
+    # an image's modes, whatever this process's umask (an in-process command of an earlier
+    # test may have left it owner-only: then "app" could not enter /data nor read /etc/passwd)
+    for path in (root, *root.rglob("*")):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() or path.name == "busybox" else 0o644)
     return root
 
 

@@ -27,7 +27,7 @@ from strata.build.jail import JailLimits
 from strata.build.labels import own_labels
 from strata.build.layers import LayerWriter
 from strata.build.record import os_packages
-from strata.build.remote import PulledImage, Puller, parse_image_ref, same_registry
+from strata.build.remote import BlobRef, PulledImage, Puller, parse_image_ref, same_registry
 from strata.build.steps import BuildEnv, StageState, iso, run_stage, state_from_image
 from strata.image.layer import Compression, file_entry, merge_entries
 
@@ -143,10 +143,12 @@ def help_file(root: Path) -> Path | None:
 
 
 def build_image(plan: Plan, opts: BuildOptions, work: Path, *, extra_labels: Mapping[str, str],
-                log: Callable[[str], None], output: Callable[[bytes], None]) -> LocalBuild:
-    """Build the plan's target in *work* (a fresh directory, removed by the caller)."""
+                log: Callable[[str], None], output: Callable[[bytes], None],
+                on_blob: Callable[[BlobRef], None] | None = None) -> LocalBuild:
+    """Build the plan's target in *work* (a fresh directory, removed by the caller).
+    *on_blob* is told of each layer blob as soon as it is written (on a worker thread)."""
     writer = LayerWriter(work, sde=plan.source.source_date_epoch,
-                         compression=opts.compression, level=opts.level)
+                         compression=opts.compression, level=opts.level, on_blob=on_blob)
     states: dict[int, StageState] = {}
     sde = plan.source.source_date_epoch
 

@@ -77,8 +77,10 @@ class LayerWriter:
     them is *sde* (``SOURCE_DATE_EPOCH``)."""
 
     def __init__(self, work: Path, *, sde: int, compression: Compression = "gzip",
-                 level: int = 1, workers: int = 2) -> None:
+                 level: int = 1, workers: int = 2,
+                 on_blob: Callable[[BlobRef], None] | None = None) -> None:
         self.work = work
+        self.on_blob = on_blob  # told of each blob written (on the worker thread)
         self.sde = sde
         self.compression = compression
         self.level = level
@@ -108,7 +110,10 @@ class LayerWriter:
         if not counting.count and not keep_empty:
             path.unlink()
             return None
-        return BlobRef(layer.digest, layer.size, layer.media_type, layer.diff_id, layer.path)
+        blob = BlobRef(layer.digest, layer.size, layer.media_type, layer.diff_id, layer.path)
+        if self.on_blob is not None:
+            self.on_blob(blob)
+        return blob
 
     def submit(self, entries: Iterable[TarEntry], *, keep_empty: bool = False
                ) -> Future[BlobRef | None]:

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import tempfile
@@ -53,7 +54,13 @@ from strata.build.labels import (
     used_numbers,
 )
 from strata.build.record import EMPTY_JSON, record_manifest
-from strata.build.remote import Puller, parse_image_ref, push_blob_file, push_manifest
+from strata.build.remote import (
+    BlobRef,
+    Puller,
+    parse_image_ref,
+    push_blob_file,
+    push_manifest,
+)
 from strata.build.reuse import Reusable, build_inputs, find_reusable
 from strata.client.api import ApiClient
 from strata.client.registry import ClientError, RegistryClient, sha256
@@ -148,12 +155,51 @@ def _repository(labels: dict[str, str], namespace: str | None) -> tuple[str, str
     return namespace, short
 
 
-async def push_image(client: RegistryClient, repo: str, built: LocalBuild) -> None:
+class EarlyPush:
+    """The layers of a single-stage build pushed while it goes on, each as soon as it is
+    written (its upload overlaps the next steps instead of following the last one).  A
+    multi-stage build's layers are not all the image's: those wait for :func:`push_image`.
+    If the build fails, the uploads still going are cancelled; layers already uploaded stay
+    unreferenced for ``strata gc``, as after any push that did not end with a manifest."""
+
+    def __init__(self, client: RegistryClient, repo: str) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.client = client
+        self.repo = repo
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.gate = asyncio.Semaphore(2)
+
+    def offer(self, blob: BlobRef) -> None:
+        """A layer blob was written (called on a layer-writer thread)."""
+        with contextlib.suppress(RuntimeError):  # the loop has closed: push_image pushes it
+            self.loop.call_soon_threadsafe(self._start, blob)
+
+    def _start(self, blob: BlobRef) -> None:
+        if blob.digest not in self.tasks:
+            self.tasks[blob.digest] = self.loop.create_task(self._push(blob))
+
+    async def _push(self, blob: BlobRef) -> None:
+        async with self.gate:
+            await push_blob_file(self.client, self.repo, blob.digest, blob.path)
+
+    async def close(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+
+async def push_image(client: RegistryClient, repo: str, built: LocalBuild,
+                     early: EarlyPush | None = None) -> None:
     gate = asyncio.Semaphore(4)
     layers = {layer.digest: layer for layer in built.image.layers}
 
     async def one(digest: str) -> None:
         layer = layers[digest]
+        started = early.tasks.get(digest) if early is not None else None
+        if started is not None:
+            # then asked for again (HEAD): the server's gc spares what was asked for within
+            # its grace period, however long the build took; re-uploaded if gone
+            await started
         async with gate:
             await push_blob_file(client, repo, digest, layer.path, layer.repository)
 
@@ -257,6 +303,7 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
     rebuild = rebuild or if_changed
     started = time.monotonic()
     top = Path(tempfile.mkdtemp(prefix="strata-build.", dir=work_parent))
+    early: EarlyPush | None = None
     try:
         source = await asyncio.to_thread(
             open_source, spec.location, file=opts.containerfile, ref=spec.ref,
@@ -309,11 +356,14 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
         version_known = asyncio.ensure_future(asyncio.to_thread(builder_version))
         runs = 2 if verify else 1
         builds_done: list[LocalBuild] = []
+        if len(plan.stages) == 1:
+            early = EarlyPush(registry.client, repo)
         for index in range(runs):
             work = top / f"work{index}"
             work.mkdir()
             builds_done.append(await asyncio.to_thread(
-                build_image, plan, opts, work, extra_labels=extra, log=log, output=output))
+                build_image, plan, opts, work, extra_labels=extra, log=log, output=output,
+                on_blob=early.offer if early is not None and index == runs - 1 else None))
         if verify and builds_done[0].image.digest != builds_done[1].image.digest:
             raise BuildError(await asyncio.to_thread(_difference, *builds_done))
         built = builds_done[-1]
@@ -327,7 +377,7 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
             return _reused(registry, repo, existing, verified=True,
                            duration=time.monotonic() - started, log=log)
         log(f"pushing {repo}@{built.image.digest}")
-        await push_image(registry.client, repo, built)
+        await push_image(registry.client, repo, built, early)
         await version_known
         duration = time.monotonic() - started
         record = _record(source, built, repo=repo, nvr=nvr, duration=duration,
@@ -355,6 +405,8 @@ async def run_build(registry: Registry, spec: SourceSpec, opts: BuildOptions, *,
                 "packages_digest": packages_digest(built.packages),
                 "dropped": False, "candidate": candidate}
     finally:
+        if early is not None:
+            await early.close()
         await asyncio.to_thread(remove_work, top, background=clean_in_background)
 
 

@@ -493,6 +493,8 @@ def serve(fd: int) -> NoReturn:
     RUN costs a ``fork`` instead of a new interpreter.  When the builder goes (its end of the
     socket closes: it ended, or died), a RUN still going is killed and the server exits."""
     sock = socket.socket(fileno=fd)
+    with contextlib.suppress(SetupError):  # loaded once; each jail's dlopen finds it loaded
+        load_libseccomp()
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(sock, 8192, 1)
