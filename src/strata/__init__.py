@@ -1,1 +1,5 @@
 """strata: build, release and serve layered container images."""
+
+from strata.lazyimports import defer_rfc3987_syntax
+
+defer_rfc3987_syntax()

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from strata.storage.private import create_private_file
 
@@ -120,6 +118,11 @@ def _relax_sync(conn: sa.Connection) -> bool:
 
 def migrate(engine: sa.Engine) -> None:
     """Bring the schema to the newest revision of every branch (idempotent)."""
+    # alembic (and mako) only where a schema is migrated or checked: ~10 MiB a serving
+    # worker never needs (bench/memory.py).
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     with engine.begin() as conn:
@@ -131,6 +134,7 @@ def schema_state(engine: sa.Engine) -> tuple[bool, bool, bool]:
     """``(strata, current, known)``: whether the database holds a strata schema at all
     (nothing is created by looking), whether every revision of every branch is applied, and
     whether every applied revision is one this strata knows (False: a newer strata wrote it)."""
+    from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 
-import psycopg
 import sqlalchemy as sa
 
 
@@ -30,10 +30,15 @@ def unavailable(exc: BaseException) -> str | None:
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return "unreachable"
     text = str(orig).lower()
-    if isinstance(orig, sqlite3.OperationalError | psycopg.OperationalError) and (
+    # psycopg is imported by the PostgreSQL engine only (~9 MiB a SQLite server never
+    # loads): an error can be one of its classes only once it is imported.
+    psycopg = sys.modules.get("psycopg")
+    pg_down: tuple[type[BaseException], ...] = (
+        () if psycopg is None else (psycopg.OperationalError, psycopg.InterfaceError))
+    if isinstance(orig, (sqlite3.OperationalError, *pg_down[:1])) and (
             "disk is full" in text or "no space left" in text):
         return "disk full"
-    if isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
+    if isinstance(orig, pg_down):
         return "unreachable"
     if isinstance(orig, sqlite3.OperationalError) and ("locked" in text
                                                         or "unable to open" in text):

@@ -12,7 +12,8 @@ import multiprocessing
 import os
 import signal
 import sys
-from types import FrameType
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 from aiohttp import web
 
@@ -34,9 +35,10 @@ from strata.server.auth_setup import (
 from strata.server.builds import build_service, embedded_worker_id
 from strata.server.metrics import Metrics, prepare_multiprocess_dir
 from strata.server.urls import PublicUrl
-from strata.storage.private import tighten
+from strata.storage.private import owner_only_umask, tighten
 
 log = logging.getLogger("strata.server")
+SUPERVISOR = Path(__file__).with_name("supervise.py")
 
 
 def requeue_builds(settings: ServerSettings) -> None:
@@ -117,9 +119,20 @@ def run_worker(settings: ServerSettings) -> None:
                 keepalive_timeout=settings.idle_timeout)
 
 
+def prepare_elsewhere(settings: ServerSettings) -> None:
+    """:func:`strata.compose.prepare` (umask, data dir, schema) with the migration run in a
+    forked child: alembic and mako (~12 MiB, imported by the first migration or schema check)
+    then never enter the serving processes (issue #18: peak PSS). An error is raised here as
+    the child raised it."""
+    owner_only_umask()
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        pool.submit(prepare, settings).result()
+
+
 def serve(settings: ServerSettings) -> None:
     tighten_data_dir(settings)
-    prepare(settings)
+    prepare_elsewhere(settings)
     requeue_builds(settings)
     prepare_webhook_key(settings)
     prepare_auth(settings)
@@ -147,13 +160,15 @@ def serve(settings: ServerSettings) -> None:
              for _ in range(settings.workers)]
     for p in procs:
         p.start()
+    supervise([p.pid for p in procs if p.pid is not None])
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        for p in procs:
-            if p.pid is not None and p.is_alive():
-                os.kill(p.pid, signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for p in procs:
-        p.join()
+def supervise(pids: list[int]) -> None:
+    """Become :mod:`strata.server.supervise` (``execv``: this process's imported memory is
+    released; the workers stay its children), which forwards SIGTERM/SIGINT to ``pids`` and
+    waits for them. Never returns."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-I", "-S", str(SUPERVISOR),
+                              *map(str, pids)])

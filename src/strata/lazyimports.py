@@ -1,0 +1,47 @@
+"""Third-party modules strata defers to their first use, so that a serving process does not
+carry them (issue #18: peak PSS of ``strata serve``; ``bench/memory.py`` measures it).
+
+``jsonschema`` imports every optional format checker it finds when it is imported itself.
+One of them, ``rfc3987_syntax`` (installed by cyclonedx's validation extra), builds a Lark
+Earley parser for RFC 3987 at import: ~14 MiB of Python objects and ~1.5 s in every process,
+for the ``iri`` format that strata's own schemas never use. :func:`defer_rfc3987_syntax`
+puts a stand-in under that name before ``jsonschema`` is imported; its ``is_valid_syntax``
+imports the real module on its first call and hands every call to it, so an ``iri`` check
+(a CycloneDX document validated with format checking) behaves as before.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import threading
+import types
+from collections.abc import Callable
+
+_RFC3987 = "rfc3987_syntax"
+
+
+def defer_rfc3987_syntax() -> None:
+    """Install the stand-in (once; not when jsonschema or the module is already imported,
+    nor when the module is not installed: jsonschema then has no ``iri`` checker, as
+    before)."""
+    if _RFC3987 in sys.modules or "jsonschema" in sys.modules:
+        return
+    if importlib.util.find_spec(_RFC3987) is None:
+        return
+    stub = types.ModuleType(_RFC3987, "stand-in: the real module is imported on first use")
+    lock = threading.Lock()
+    real: list[Callable[[str, str], bool]] = []
+
+    def is_valid_syntax(term: str, value: str) -> bool:
+        if not real:
+            with lock:
+                if not real:
+                    if sys.modules.get(_RFC3987) is stub:
+                        del sys.modules[_RFC3987]
+                    real.append(importlib.import_module(_RFC3987).is_valid_syntax)
+        return real[0](term, value)
+
+    stub.is_valid_syntax = is_valid_syntax  # type: ignore[attr-defined]
+    sys.modules[_RFC3987] = stub
