@@ -22,6 +22,7 @@ from strata.config import ServerSettings
 from strata.meta.build_store import BuildStore
 from strata.release.webhooks import WebhookSecurity
 from strata.review.checks import SourceChecks
+from strata.server import malloc
 from strata.server.api import release_api_from_env
 from strata.server.app import create_app
 from strata.server.auth_setup import (
@@ -109,7 +110,9 @@ def worker_app(settings: ServerSettings) -> web.Application:
 
 
 def run_worker(settings: ServerSettings) -> None:
+    malloc.limit_arenas()
     app = worker_app(settings)
+    app.cleanup_ctx.append(malloc.trimmer)
     web.run_app(app, host=settings.listen.host, port=settings.listen.port,
                 reuse_port=settings.workers > 1, access_log=None, print=None,
                 ssl_context=tls_context(settings),

@@ -1,0 +1,66 @@
+"""glibc malloc settings of a serving worker (issue #18: peak PSS; ``bench/memory.py``).
+
+* At most :data:`ARENAS` malloc arenas: glibc gives each thread that allocates concurrently
+  its own arena (up to 8 per core), and every arena keeps the memory it freed for itself; a
+  worker's threads (the default executor's, the database writer) allocate little.
+* :func:`trim` hands freed heap pages back to the kernel (``malloc_trim``: the top of each
+  arena and whole free pages inside it): once the worker has started (the app built, the
+  argon2 dummy hash computed) and then every :data:`TRIM_INTERVAL` seconds.
+
+Both are no-ops where the C library is not glibc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+ARENAS = 2
+TRIM_INTERVAL = 30.0
+_M_ARENA_MAX = -8
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+    except OSError:
+        return None
+    if not hasattr(libc, "malloc_trim") or not hasattr(libc, "mallopt"):
+        return None
+    return libc
+
+
+_LIBC = _libc()
+
+
+def limit_arenas(arenas: int = ARENAS) -> None:
+    if _LIBC is not None:
+        _LIBC.mallopt(_M_ARENA_MAX, arenas)
+
+
+def trim() -> None:
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+async def trimmer(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: one trim once the worker serves, then one every interval."""
+
+    async def loop() -> None:
+        while True:
+            trim()
+            await asyncio.sleep(TRIM_INTERVAL)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
