@@ -101,6 +101,10 @@ def idle(server: Server) -> dict[str, Any]:
 
 def storm_phase(server: Server, image: storm.Image, args: argparse.Namespace, workdir: Path,
                 token_path: str, auth: str) -> dict[str, Any]:
+    # Warm-up, not sampled (as storm.py): each worker's first Basic login runs argon2id
+    # (64 MiB for ~0.1 s, then unmapped); later logins within the login cache's TTL do not.
+    storm.run_python(server.base, image, min(4, args.clients), min(4, args.threads), 3,
+                     token_path, auth, workdir / f"{server.name}-warmup.json")
     with storm.MemSampler(server.pid, args.pss_interval) as mem:
         res, _cpu = storm.run_python(server.base, image, args.clients, args.threads,
                                      args.duration, token_path, auth,

@@ -243,7 +243,7 @@ class Workload:
                     n += 1
                     try:
                         await self.one(session, n)
-                    except Exception as exc:  # noqa: BLE001 - counted and reported
+                    except Exception as exc:  # counted and reported
                         self.errors[type(exc).__name__] += 1
                         if len(self.error_samples) < 5:
                             self.error_samples.append(str(exc)[:300])
@@ -259,7 +259,8 @@ def report(name: str, sampler: Sampler, work: Workload, args: argparse.Namespace
     return {
         "name": name, "samples": len(sampler.samples), "after_warmup": len(after),
         "first_pss": after[0][1] if after else None, "last_pss": after[-1][1] if after else None,
-        "max_pss": max(s[1] for s in sampler.samples), "max_rss": max(s[2] for s in sampler.samples),
+        "max_pss": max(s[1] for s in sampler.samples),
+        "max_rss": max(s[2] for s in sampler.samples),
         "first_rss": after[0][2] if after else None, "last_rss": after[-1][2] if after else None,
         "pss_slope": pss_slope, "rss_slope": rss_slope,
         "processes": sorted({s[3] for s in sampler.samples}),

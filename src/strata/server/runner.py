@@ -7,6 +7,7 @@ database, so any worker can serve any request (an upload may move between them).
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import multiprocessing
 import os
@@ -40,6 +41,9 @@ from strata.storage.private import owner_only_umask, tighten
 
 log = logging.getLogger("strata.server")
 SUPERVISOR = Path(__file__).with_name("supervise.py")
+# Modules each worker imports while it builds its app (lazily imported elsewhere, to keep the
+# CLI quick): imported before the fork, their memory is shared instead of copied per worker.
+SHARED_IMPORTS = ("prometheus_client", "strata.server.pages.handlers")
 
 
 def requeue_builds(settings: ServerSettings) -> None:
@@ -154,6 +158,8 @@ def serve(settings: ServerSettings) -> None:
         run_worker(settings)
         return
     ctx = multiprocessing.get_context("fork")
+    for name in SHARED_IMPORTS:  # imported by every worker anyway: shared if imported here
+        importlib.import_module(name)
     # Everything imported so far is shared with the forked workers copy-on-write; a worker's
     # cyclic GC writes into every tracked object's header and so copies each page it visits.
     # Frozen objects are never visited (peak PSS during the pull storm, bench/storm.py).
