@@ -279,26 +279,32 @@ class FilesystemBlobStore:
         return self._upload_path(upload_id).with_suffix(".owner")
 
     async def upload_start(self, upload_id: str, repository: str) -> None:
-        fd = os.open(self._upload_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+        # Only the owner file: the upload's bytes file is created by its first write (at
+        # offset 0), so a POST creates one file, with one write.
+        fd = os.open(self._owner_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                      FILE_MODE)
-        os.close(fd)
-        fd = os.open(self._owner_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                     FILE_MODE)
-        with os.fdopen(fd, "w") as owner:
-            owner.write(repository)
+        try:
+            os.write(fd, repository.encode())
+        finally:
+            os.close(fd)
 
     async def upload_size(self, upload_id: str) -> int | None:
         try:
             return self._upload_path(upload_id).stat().st_size
-        except (FileNotFoundError, ValueError):
+        except ValueError:
             return None
+        except FileNotFoundError:  # nothing written yet, or gone
+            return 0 if self._owner_path(upload_id).exists() else None
 
     async def upload_owner(self, upload_id: str) -> tuple[str, float] | None:
         try:
-            path = self._owner_path(upload_id)
-            return path.read_text(), path.stat().st_mtime
+            fd = os.open(self._owner_path(upload_id), os.O_RDONLY)
         except (FileNotFoundError, ValueError):
             return None
+        try:
+            return os.read(fd, 4096).decode(), os.fstat(fd).st_mtime
+        finally:
+            os.close(fd)
 
     async def close(self) -> None:
         """Nothing to release: files are opened per call."""
