@@ -14,8 +14,10 @@ DEBS_TEST := skopeo podman buildah umoci runc docker-registry busybox-static wrk
   postgresql chromium nginx debootstrap docker.io
 # Debian packages the demo uses (a real busybox for the demo image).
 DEBS_RUN := busybox-static libseccomp2 git
+# Debian packages `make image` uses (the base rootfs, the RUN jail's seccomp, the export).
+DEBS_IMAGE := debootstrap libseccomp2 skopeo git
 
-.PHONY: run test lint typecheck unit bench install debs-test debs-run clean
+.PHONY: run test lint typecheck unit bench install debs-test debs-run image clean
 
 $(BIN)/strata: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -93,6 +95,16 @@ run: install debs-run
 	echo "          $(BIN)/strata tags demo/busybox --url http://$(LISTEN)"; \
 	echo; \
 	wait $$pid
+
+# The container image of strata itself, built by strata's own builder (deploy/build_image.py:
+# a debootstrapped Debian 12 + python3 base cached in /var/cache/strata-image, the wheels of
+# this checkout, a throwaway `strata serve`, `strata build deploy/Containerfile`). Needs root
+# (debootstrap, the RUN jail). Writes $(IMAGE_OUT) (podman load -i), or pushes to IMAGE_REF=.
+IMAGE_OUT ?= build/strata-image.oci.tar
+IMAGE_REF ?=
+image: install
+	$(call ensure_debs,$(DEBS_IMAGE))
+	$(BIN)/python deploy/build_image.py $(if $(IMAGE_REF),--push $(IMAGE_REF),--output $(IMAGE_OUT))
 
 bench: install debs-test
 	$(BIN)/python bench/run.py
