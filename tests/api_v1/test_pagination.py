@@ -151,3 +151,60 @@ async def test_the_cli_client_follows_the_pages(client: Client,
                         password=ADMIN_PASSWORD)
         got = [ns["name"] for ns in (await api.namespaces())["namespaces"]]
     assert [n for n in got if n.startswith("c")] == [f"c{i}" for i in range(5)]
+
+
+async def test_tag_history_and_streams_page(client: Client,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image's tag history (all tags, one tag, one tag at a time) pages by event, oldest
+    first, with its other fields on every page; its streams page by version."""
+    from .test_answers import story
+
+    await story(client)  # releases, an out-of-band release, a rollback: tag events
+    image = "/api/v1/images/s25/x"
+    everything = (await (await client.get(f"{image}/history?n=1000")).json())["events"]
+    assert len(everything) >= 6
+    pages, links = await walk(client, f"{image}/history?n=3", "events")
+    assert [e for page in pages for e in page] == everything
+    assert all(len(page) == 3 for page in pages[:-1]) and 1 <= len(pages[-1]) <= 3
+    assert len(pages) >= 2 and all("n=3" in link and "last=" in link for link in links)
+    one_tag = [e for e in everything if e["tag"] == "129"]
+    assert len(one_tag) >= 3
+    for path in (f"{image}/history?tag=129&n=2", f"{image}/tags/129/history?n=2"):
+        pages, links = await walk(client, path, "events")
+        assert [e for page in pages for e in page] == one_tag, path
+    # with at: what the tag pointed to then, the same on every page
+    at = one_tag[1]["at_epoch"]
+    whole = await (await client.get(f"{image}/tags/129/history?at={at}&n=1000")).json()
+    assert whole["since"] == one_tag[1] and whole["events"] == one_tag[:2]
+    next_path: str | None = f"{image}/tags/129/history?at={at}&n=1"
+    seen = []
+    while next_path:
+        resp = await client.get(next_path)
+        body = await resp.json()
+        assert {k: v for k, v in body.items() if k != "events"} == {
+            k: v for k, v in whole.items() if k != "events"}
+        seen += body["events"]
+        link = resp.headers.get("Link")
+        next_path = NEXT.match(link).group(1) if link else None  # type: ignore[union-attr]
+        assert next_path is None or f"at={at}" in next_path
+    assert seen == whole["events"]
+    # streams, by version
+    pages, links = await walk(client, f"{image}/streams?n=1", "streams")
+    assert [[s["version"] for s in page] for page in pages] == [["129"], ["130"]]
+    # a cursor that is no event of the image, or no id
+    for last in ("999999", "abc"):
+        resp = await client.get(f"{image}/history?last={last}")
+        assert resp.status == 400, last
+        assert (await resp.json())["errors"][0]["code"] == "INVALID"
+    # the CLI's client follows the pages and keeps the other fields
+    monkeypatch.setattr("strata.client.api.PAGE_SIZE", 1)
+    async with aiohttp.ClientSession() as session:
+        api = ApiClient(str(client.make_url("")), session, user="admin",
+                        password=ADMIN_PASSWORD)
+        history = await api.history("s25/x:129")
+        assert history["events"] == one_tag and history["repository"] == "s25/x"
+        then = await api.history("s25/x:129", at=str(at))
+        assert then == whole
+        streams = await api.streams("s25/x")
+        assert [s["version"] for s in streams["streams"]] == ["129", "130"]
+        assert streams["repository"] == "s25/x"

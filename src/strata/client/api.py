@@ -62,6 +62,7 @@ class ApiClient:
         """Every item of a paginated list (``{key: [...]}``), following its ``Link: <...>;
         rel="next"`` pages (at most ``MAX_PAGES``)."""
         items: list[Any] = []
+        first: dict[str, Any] = {}
         next_path: str | None = path
         query: Mapping[str, str] | None = {"n": str(PAGE_SIZE), **(params or {})}
         for _ in range(MAX_PAGES):
@@ -69,8 +70,9 @@ class ApiClient:
                 break
             data, next_path = await self._request("GET", next_path, params=query)
             query = None  # the next page's path carries the query
+            first = first or data
             items.extend(data[key])
-        return {key: items}
+        return {**first, key: items}  # the first page's other fields (repository, ...)
 
     async def _request(self, method: str, path: str, *,
                        params: Mapping[str, str] | None = None, body: Any = None,
@@ -235,7 +237,7 @@ class ApiClient:
 
     # -- streams and history ---------------------------------------------------------------
     async def streams(self, repository: str) -> Any:
-        return await self._call("GET", _image_path(repository) + "/streams")
+        return await self._all(_image_path(repository) + "/streams", "streams")
 
     async def eol(self, reference: str) -> Any:
         repository, version = _split_tag(reference)
@@ -244,9 +246,8 @@ class ApiClient:
 
     async def history(self, reference: str, at: str | None = None) -> Any:
         repository, tag = _split_tag(reference)
-        return await self._call(
-            "GET", f"{_image_path(repository)}/tags/{quote(tag, safe='')}/history",
-            params={"at": at} if at else None)
+        return await self._all(f"{_image_path(repository)}/tags/{quote(tag, safe='')}/history",
+                               "events", {"at": at} if at else None)
 
     # -- webhooks --------------------------------------------------------------------------
     async def webhooks(self) -> Any:

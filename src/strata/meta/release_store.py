@@ -82,7 +82,7 @@ def _release(row: Any) -> Release:
 
 def _event(row: Any) -> TagEvent:
     return TagEvent(row.repository, row.tag, row.old_digest, row.new_digest, row.actor,
-                    row.release_name, row.reason, row.at)
+                    row.release_name, row.reason, row.at, row.id)
 
 
 class ReleaseReader:
@@ -281,6 +281,25 @@ class ReleaseReader:
             q = q.where(c.at <= until)
         q = q.order_by(c.at.desc(), c.id.desc()).limit(limit)
         return [_event(row) for row in reversed(self._conn.execute(q).all())]
+
+    def tag_events_page(self, repository: str, tag: str | None, until: float | None,
+                        after: int | None, limit: int) -> list[TagEvent] | None:
+        """Tag events of a repository (or one tag), oldest first, up to ``until`` inclusive,
+        after the event whose id is ``after`` (None: that event is not the repository's)."""
+        c = r.tag_events.c
+        q = sa.select(r.tag_events).where(c.repository == repository)
+        if tag is not None:
+            q = q.where(c.tag == tag)
+        if until is not None:
+            q = q.where(c.at <= until)
+        if after is not None:
+            cursor = self._conn.execute(sa.select(c.at).where(
+                c.id == after, c.repository == repository)).first()
+            if cursor is None:
+                return None
+            q = q.where(sa.or_(c.at > cursor.at, sa.and_(c.at == cursor.at, c.id > after)))
+        q = q.order_by(c.at, c.id).limit(limit)
+        return [_event(row) for row in self._conn.execute(q)]
 
 
 class ReleaseWriter(ReleaseReader):

@@ -402,16 +402,24 @@ class Inventory:
         return await self.store.read(go)
 
     async def history(self, repository: str, tag: str | None = None,
-                      at: float | None = None) -> TagHistory:
-        """The events of a tag (or of every tag) and, with ``at``, what it pointed to then."""
+                      at: float | None = None, *, after: int | None = None,
+                      limit: int = 1000) -> TagHistory:
+        """The events of a tag (or of every tag), oldest first: at most ``limit`` of them,
+        after the event whose id is ``after`` (a page); with ``at``, what it pointed to then."""
         repo = parse_repository(repository)
 
         def go(tx: ReleaseReader) -> TagHistory:
-            events = tuple(tx.tag_history(repo.value, tag, until=at))
+            page = tx.tag_events_page(repo.value, tag, at, after, limit)
+            if page is None:
+                raise invalid(f"last={after} is no event of {repo.value}; start again "
+                              "without last", {"last": str(after)})
+            events = tuple(page)
             if tag is None or at is None:
                 return TagHistory(repo.value, tag, events)
-            digest = events[-1].new_digest if events else None
+            latest = tx.tag_history(repo.value, tag, until=at, limit=1)
+            since = latest[-1] if latest else None
+            digest = since.new_digest if since else None
             build = tx.build(repo.value, digest) if digest else None
             return TagHistory(repo.value, tag, events, at, digest,
-                              str(build.nvr) if build else None)
+                              str(build.nvr) if build else None, since)
         return await self.store.read(go)

@@ -207,6 +207,7 @@ class TagEvent:
     release_name: str | None
     reason: str | None
     at: float
+    id: int = field(default=0, compare=False)  # the store's row id (the history's page cursor)
 
     def to_json(self) -> dict[str, Any]:
         return {"repository": self.repository, "tag": self.tag,
@@ -363,8 +364,9 @@ class ImageDetails:
 
 @dataclass(frozen=True)
 class TagHistory:
-    """The events of a tag (or of every tag of a repository), oldest first; for one tag with
-    ``at``, what it pointed to then (``digest``, ``nvr``: None before its first event)."""
+    """The events of a tag (or of every tag of a repository), oldest first (one page of them);
+    for one tag with ``at``, what it pointed to then (``digest``, ``nvr``: None before its
+    first event; ``since``: the event that set it)."""
 
     repository: str
     tag: str | None
@@ -372,12 +374,14 @@ class TagHistory:
     at: float | None = None
     digest: str | None = None
     nvr: str | None = None
+    since: TagEvent | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"repository": self.repository, "tag": self.tag,
                                "events": [e.to_json() for e in self.events]}
         if self.tag is not None and self.at is not None:
-            since = self.events[-1].to_json() if self.events else None
+            last = self.since or (self.events[-1] if self.events else None)
+            since = last.to_json() if last else None
             out.update({"at": self.at, "digest": self.digest, "nvr": self.nvr,
                         "since": since})
         return out

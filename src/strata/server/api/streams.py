@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
-from strata.server.api import parse
+from strata.server.api import pages, parse
 from strata.server.api.auth import Need, actor, authorize
 from strata.server.api.context import engine_of
 from strata.server.api.namespaces import image_repository as _repository
@@ -12,10 +14,13 @@ from strata.server.http import json_response
 
 
 async def list_streams(request: web.Request) -> web.Response:
+    """``.../streams``: a page of the image's version streams, by version (``last``: a
+    version)."""
     authorize(request, Need.READER)
     streams = await engine_of(request).inventory.streams(_repository(request))
+    page, headers = pages.after_key(request, streams, lambda s: s.version)
     return json_response({"repository": _repository(request),
-                          "streams": [s.to_json() for s in streams]})
+                          "streams": [s.to_json() for s in page]}, headers=headers)
 
 
 async def end_stream(request: web.Request) -> web.Response:
@@ -36,7 +41,12 @@ async def tag_history(request: web.Request) -> web.Response:
 
 
 async def _history(request: web.Request, tag: str | None) -> web.Response:
+    """A page of the events, oldest first (``last``: an event's id, from the ``Link``)."""
     authorize(request, Need.READER)
     at = parse.timestamp(parse.query(request, "at"))
-    result = await engine_of(request).inventory.history(_repository(request), tag or None, at)
-    return json_response(result.to_json())
+    result = await engine_of(request).inventory.history(
+        _repository(request), tag or None, at, after=pages.id_cursor(request),
+        limit=pages.size(request) + 1)
+    page, headers = pages.fetched(request, result.events, lambda e: str(e.id))
+    return json_response(dataclasses.replace(result, events=tuple(page)).to_json(),
+                         headers=headers)
