@@ -36,14 +36,21 @@ def supported(directory: Path) -> bool:
         return False
     probe = directory / f".direct-probe-{os.getpid()}"
     try:
+        # one aligned block written for real: some filesystems open with O_DIRECT and refuse
+        # the write, or want a larger alignment than ALIGN
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+        try:
+            with mmap.mmap(-1, ALIGN) as block:
+                os.write(fd, block)
+        finally:
+            os.close(fd)
     except OSError as exc:
         if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):
             return False
         raise
-    os.close(fd)
-    with contextlib.suppress(FileNotFoundError):
-        probe.unlink()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            probe.unlink()
     return True
 
 
