@@ -26,6 +26,7 @@ import compileall
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -93,6 +94,13 @@ def contexts(work: Path, base: str, copy_mib: int) -> dict[str, Path]:
     (run_ctx / "Containerfile").write_text(
         f"FROM {base}\n{LABELS.format(name='runheavy')}\n" + "\n".join(steps) + "\n")
     return {"copy-heavy": copy_ctx, "run-heavy": run_ctx}
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the processes this one has reaped: less disturbed by
+    other load than the wall time, so beside it in the table."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:
@@ -190,8 +198,8 @@ def main() -> None:
         names = [args.only] if args.only else list(TARGETS)
         buildah = Buildah(work / "buildah", server)
         samples: dict[str, dict[str, list[float]]] = {
-            n: {"strata": [], "buildah": [], "buildah_build": [], "buildah_push": [],
-                "baseline": []}
+            n: {who: [] for who in ("strata", "buildah", "buildah_build", "buildah_push",
+                                    "baseline", "strata_cpu", "buildah_cpu", "baseline_cpu")}
             for n in names}
         for round_no in range(args.runs + 1):  # round 0 warms both caches, untimed
             # New content every round, so both builders really upload their COPY layer.
@@ -200,6 +208,7 @@ def main() -> None:
                 shift = round_no % len(contenders)  # each goes first in turn
                 order = contenders[shift:] + contenders[:shift]
                 for who in order:
+                    cpu_before = children_cpu()
                     if who in ("strata", "baseline"):
                         command = [*strata, "build", str(ctxs[name]), "--json", "-q", "--rebuild"]
                         took = timed(command, env if who == "strata" else base_env)
@@ -211,6 +220,7 @@ def main() -> None:
                     print(f"{label:8} {name:10} {who:7} {took:6.2f} s", flush=True)
                     if round_no:
                         samples[name][who].append(took)
+                        samples[name][f"{who}_cpu"].append(children_cpu() - cpu_before)
                         if who == "buildah":
                             samples[name]["buildah_build"].append(parts[0])
                             samples[name]["buildah_push"].append(parts[1])
@@ -239,10 +249,15 @@ def report(samples: dict[str, dict[str, list[float]]], args: argparse.Namespace)
               f">= {target}x {verdict} |")
         results[name] = {"strata_s": strata_s, "buildah_s": buildah_s, "ratio": ratio,
                          "target": target, "samples": data}
+        print(f"| {name}, CPU s (user+sys of the command's processes) | "
+              f"{statistics.median(data['strata_cpu']):.2f} | "
+              f"{statistics.median(data['buildah_cpu']):.2f} | | |")
         if data["baseline"]:
             base_s = statistics.median(data["baseline"])
             print(f"| {name}, baseline strata ({args.baseline}) | {base_s:.2f} | "
                   f"{buildah_s:.2f} | {buildah_s / base_s:.2f}x | |")
+            print(f"| {name}, baseline strata CPU s | "
+                  f"{statistics.median(data['baseline_cpu']):.2f} | | | |")
             results[name]["baseline_s"] = base_s
     with open("/proc/loadavg") as fh:
         print(f"\nload average at the end: {' '.join(fh.read().split()[:3])}")
