@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from click.testing import CliRunner
 from strata.auth.accounts import AccountKind
 from strata.auth.passwords import PasswordHashing, is_robot_secret
 from strata.auth.policy import Principal, Role
-from strata.auth.service import AccountExists, AccountNotFound, AuthService
+from strata.auth.service import AccountExists, AccountNotFound, AuthService, InvalidCredentials
 from strata.cli.main import cli
 from strata.meta.account_store import SqlAccountStore
 from strata.meta.connection import create_engine, migrate, sqlite_url
@@ -241,3 +244,48 @@ def test_role_changes_and_disabled_users(tmp_path: Path) -> None:
     code, out, err = run(["user", "disable", "ghost"], data)
     assert code == 1 and "no such account" in err
     engine.dispose()
+
+
+@dataclass(frozen=True)
+class _CountingHashing(PasswordHashing):
+    """The real (cheap) argon2 hashing, counting how many verifications run at once."""
+
+    seen: list[int] = field(default_factory=lambda: [0, 0])  # [running, most at once]
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def verify_or_dummy(self, password_hash: str | None, password: str) -> bool:
+        with self.guard:
+            self.seen[0] += 1
+            self.seen[1] = max(self.seen)
+        try:
+            time.sleep(0.05)  # long enough for the others to start if they were allowed to
+            return super().verify_or_dummy(password_hash, password)
+        finally:
+            with self.guard:
+                self.seen[0] -= 1
+
+
+def test_one_password_verification_at_a_time(tmp_path: Path) -> None:
+    """argon2id holds its memory cost while it verifies: logins of different users (each its
+    own lock) verify one after the other in a process, not at once (issue #18: peak memory);
+    all of them still succeed and a wrong password still fails."""
+    engine = create_engine(sqlite_url(tmp_path))
+    migrate(engine)
+    hashing = _CountingHashing(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    service = AuthService(SqlAccountStore(Database(engine)), hashing)
+    names = [f"user{i}" for i in range(4)]
+    for name in names:
+        service.add_user(name, f"{name}-password", Role.RELENG)
+
+    async def logins() -> list[object]:
+        return await asyncio.gather(
+            *(service.login(n, f"{n}-password", "127.0.0.1") for n in names),
+            service.login("nobody", "wrong-password", "127.0.0.1"), return_exceptions=True)
+
+    try:
+        results = asyncio.run(logins())
+    finally:
+        engine.dispose()
+    assert [r.name for r in results[:4] if isinstance(r, Principal)] == names
+    assert isinstance(results[4], InvalidCredentials)
+    assert hashing.seen == [0, 1]

@@ -226,6 +226,9 @@ class AuthService:
         self._catalog_for_all = public is everything_public
         self._budget = budget or MemoryLoginBudget(limits or LoginLimits(), clock)
         self._locks = _KeyedLocks()
+        # argon2id takes its memory cost (64 MiB by default) for each verification while it
+        # runs: one at a time per process bounds that to one (issue #18: peak PSS).
+        self._argon2 = asyncio.Semaphore(1)
         self._cache = _LoginCache(cache_ttl, clock)
         self._accounts = _AccountCache(store)
 
@@ -328,7 +331,11 @@ class AuthService:
             wait = await self._budget.retry_after(user_key, ip_key)
             if wait > 0:
                 raise LoginThrottled(wait)
-            account = await asyncio.to_thread(self._verify, username, password)
+            if robot:  # a SHA-256 and one indexed lookup, no argon2
+                account = await asyncio.to_thread(self._verify, username, password)
+            else:
+                async with self._argon2:
+                    account = await asyncio.to_thread(self._verify, username, password)
             if account is None:
                 await self._budget.failed(user_key, ip_key)
                 raise InvalidCredentials()
