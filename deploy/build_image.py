@@ -8,8 +8,9 @@ Steps, each with a real tool:
    ``/var/cache/strata-image``) as ``bookworm-python3-YYYY-MM-DD.tar`` and reused for
    :data:`MAX_AGE_DAYS` days. Without the Debian mirror an older tarball is used (with a
    warning): the build then needs no network at all.
-2. The wheels of strata and its dependencies: ``pip wheel REPO -w wheels/`` with the pip of the
-   interpreter that runs this script (its index settings: offline with a local wheel mirror).
+2. The wheels of strata (from a copy of the checkout's ``src/``) and its dependencies: ``pip
+   wheel`` of the interpreter that runs this script (its index settings: offline with a local
+   wheel mirror), with ``SOURCE_DATE_EPOCH`` the commit time.
 3. A throwaway ``strata serve`` on a free loopback port and data dir in a temporary directory;
    ``strata namespace add strata``, ``strata image add strata/strata``, ``strata base import``
    of the tarball as ``strata/debian`` version 12, ``strata release oob`` (so ``FROM
@@ -164,11 +165,22 @@ def _debootstrap(cache: Path, today: dt.date) -> Path:
 
 # --- 2. the wheels ------------------------------------------------------------------------------
 
-def wheelhouse(dest: Path) -> list[str]:
-    """strata and every dependency as wheels in *dest*; their file names."""
+def wheelhouse(dest: Path, source_date_epoch: int) -> list[str]:
+    """strata and every dependency as wheels in *dest*; their file names.
+
+    strata's wheel is built from a fresh copy of ``pyproject.toml``, ``README.md`` and ``src/``
+    (an in-tree build would reuse a stale ``build/lib`` holding modules deleted since), with
+    ``SOURCE_DATE_EPOCH`` for the wheel's zip timestamps."""
     dest.mkdir(parents=True, exist_ok=True)
+    source = dest.parent / "strata-source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns(
+        "__pycache__", "*.pyc", "*.egg-info"))
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-         str(REPO), "-w", str(dest)], env={**os.environ, "PIP_NO_INPUT": "1"})
+         str(source), "-w", str(dest)],
+        env={**os.environ, "PIP_NO_INPUT": "1", "SOURCE_DATE_EPOCH": str(source_date_epoch)})
     wheels = sorted(p.name for p in dest.glob("*.whl"))
     if not any(name.startswith("strata-") for name in wheels):
         raise ImageBuildError(f"pip wheel made no strata wheel in {dest}: {wheels}")
@@ -266,7 +278,8 @@ def build(rootfs: Path, wheels: Path, work: Path, env: Mapping[str, str],
     shutil.copytree(wheels, context / "wheels")
     commit, when = git_source()
     args = ["build", str(context), "--namespace", NAMESPACE, "--build-arg",
-            f"VERSION={version}", "--source-date-epoch", str(when), "--cache-dir",
+            f"VERSION={version}", "--build-arg", f"SOURCE_DATE_EPOCH={when}",
+            "--source-date-epoch", str(when), "--cache-dir",
             str(work / "build-cache"), "--work-dir", str(work), "--quiet"]
     if commit is not None:
         args += ["--source-commit", commit]
@@ -323,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="strata-image-") as tmp:
             work = Path(tmp)
             started = time.monotonic()
-            wheels = wheelhouse(work / "wheels")
+            wheels = wheelhouse(work / "wheels", git_source()[1])
             timings["wheels"] = round(time.monotonic() - started, 1)
             say(f"{len(wheels)} wheels; building {IMAGE} {version} on {rootfs.name}")
             with throwaway_server(work) as env:
