@@ -102,6 +102,7 @@ class Bench:
         self.manifest_digest: dict[str, str] = {}
         self.empty_blob: dict[str, str] = {}
         self.mono_digest: dict[str, str] = {}
+        self.mono_repo: dict[str, str] = {}  # where mono_digest was pushed
         self.tag_names = [f"t{i:05d}" for i in range(args.tags)]
         self.only = set(filter(None, args.only.split(",")))
 
@@ -183,6 +184,7 @@ class Bench:
             path.unlink()
         if kind == "mono":
             self.mono_digest[name] = digest
+            self.mono_repo[name] = f"bench/big{rnd}"
         self.add(f"{kind}_push_mib_s", name, a.blob_mib / secs)
         self.add(f"{kind}_push_peak_rss_mib", name, rss.peak / MIB)
         # The same bytes again (another repository) with the aiohttp client.
@@ -202,18 +204,39 @@ class Bench:
         if digest is None:  # --only get: push one first
             digest = await c.push_monolithic(f"bench/big{rnd}", rnd * 10, size)
             self.mono_digest[name] = digest
-        await c.get_blob(f"bench/big{rnd}", digest, size, verify=True)  # warms the cache
+            self.mono_repo[name] = f"bench/big{rnd}"
+        repo = self.mono_repo[name]  # (--only get: the first round's, in later rounds too)
+        await c.get_blob(repo, digest, size, verify=True)  # warms the cache
         async with procmem.RssSampler(self.servers[name].pid) as rss:
             for _ in range(a.get_repeats):
                 t0 = time.perf_counter()
-                await c.get_blob(f"bench/big{rnd}", digest, size)
+                await c.get_blob(repo, digest, size)
                 self.add("blob_get_mib_s", name, a.blob_mib / (time.perf_counter() - t0))
         self.add("blob_get_peak_rss_mib", name, rss.peak / MIB)
         if shutil.which("curl"):
             # Same GET with a C client: shows whether the aiohttp client is the limit.
-            url = f"{self.servers[name].base}/v2/bench/big{rnd}/blobs/{digest}"
+            url = f"{self.servers[name].base}/v2/{repo}/blobs/{digest}"
             mib_s = await asyncio.to_thread(curl_get, url, size)
             self.add("blob_get_curl_mib_s", name, mib_s)
+        if shutil.which("skopeo"):
+            # Go's containers/image (podman's, skopeo's): the blob as the layer of an image
+            await self.add_skopeo_get(name, c, repo, digest, size)
+
+    async def add_skopeo_get(self, name: str, c: workloads.Client, repo: str, digest: str,
+                             size: int) -> None:
+        config = json.dumps({"architecture": "amd64", "os": "linux",
+                             "rootfs": {"type": "layers", "diff_ids": [digest]}}).encode()
+        cdigest = await c.push_small_blob(repo, config)
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": workloads.OCI_MANIFEST,
+            "config": {"mediaType": workloads.OCI_CONFIG, "digest": cdigest,
+                       "size": len(config)},
+            "layers": [{"mediaType": workloads.OCI_LAYER, "digest": digest, "size": size}],
+        }).encode()
+        await c.put_manifest(repo, "get", manifest)
+        ref = f"{self.servers[name].base.removeprefix('http://')}/{repo}:get"
+        mib_s = await asyncio.to_thread(skopeo_get, ref, size)
+        self.add("blob_get_skopeo_mib_s", name, mib_s)
 
     def wrk(self, name: str, metric: str, path: str, conns: int, method: str = "GET",
             headers: dict[str, str] | None = None) -> None:
@@ -358,6 +381,25 @@ def curl_get(url: str, size: int) -> float:
     if code != "200" or int(got) != size:
         raise workloads.ProtocolError(f"curl GET {url}: HTTP {code}, {got} bytes")
     return size / MIB / float(secs)
+
+
+def skopeo_get(ref: str, size: int) -> float:
+    """``skopeo copy`` of a one-layer image into a ``dir:`` on tmpfs (it checks the layer's
+    digest as it reads, as podman does); MiB/s of the layer over the whole copy."""
+    with tempfile.TemporaryDirectory(prefix="strata-skopeo-",
+                                     dir="/dev/shm" if os.path.isdir("/dev/shm") else None) \
+            as tmp:
+        t0 = time.perf_counter()
+        proc = subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                               "--retry-times", "0", f"docker://{ref}", f"dir:{tmp}/img"],
+                              capture_output=True, text=True, timeout=300)
+        secs = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise workloads.ProtocolError(f"skopeo copy {ref}: {proc.stderr.strip()[:300]}")
+        got = sum(f.stat().st_size for f in Path(tmp, "img").iterdir())
+        if got < size:
+            raise workloads.ProtocolError(f"skopeo copy {ref}: {got} bytes, wanted {size}+")
+    return size / MIB / secs
 
 
 def versions() -> dict[str, str]:

@@ -221,14 +221,19 @@ def strata_blob_paths(data: Path, image: Image) -> dict[str, Path]:
     return out
 
 
-def tree_cpu_s(root: int) -> float:
-    ticks = 0
+def process_cpu_s(root: int) -> dict[int, float]:
+    """utime+stime of each process of the tree, by pid."""
+    out = {}
     for pid in procmem.descendants(root):
         with contextlib.suppress(OSError, ValueError, IndexError):
             stat = Path(f"/proc/{pid}/stat").read_text()
             fields = stat[stat.rindex(")") + 2:].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / CLK_TCK
+            out[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+    return out
+
+
+def tree_cpu_s(root: int) -> float:
+    return sum(process_cpu_s(root).values())
 
 
 def _kib(path: str, key: str) -> int:
@@ -347,13 +352,17 @@ def storm(server: Server, image: Image, args: argparse.Namespace, workdir: Path,
         auth, workdir / "warm.json")
     os.sync()
     load = os.getloadavg()
-    cpu0 = tree_cpu_s(server.pid)
+    per0 = process_cpu_s(server.pid)
+    cpu0 = sum(per0.values())
     t0 = time.monotonic()
     with MemSampler(server.pid, args.pss_interval) as mem:
         res, wrk_cpu = gen(server.base, image, clients, args.threads, args.duration,
                            token_path, auth, workdir / f"{server.name}.json")
     wall = time.monotonic() - t0
-    server_cpu = tree_cpu_s(server.pid) - cpu0
+    per1 = process_cpu_s(server.pid)
+    server_cpu = sum(per1.values()) - cpu0
+    # how the work fell on the server's processes (SO_REUSEPORT spreads connections by hash)
+    split = sorted((round(v - per0.get(pid, 0.0), 1) for pid, v in per1.items()), reverse=True)
     secs = res["duration_us"] / 1e6
     # per-pull times mean something only when each connection has its own thread
     pulls = res["pull_seconds"] if (args.generator == "python"
@@ -368,7 +377,8 @@ def storm(server: Server, image: Image, args: argparse.Namespace, workdir: Path,
         "request_p50_ms": res["request_ms"]["50"], "request_p99_ms": res["request_ms"]["99"],
         "requests": res["requests"], "step_counts": res["step_counts"], "errors": errors,
         "error_samples": res["samples"],
-        "server_cpu_s": round(server_cpu, 1), "server_cpu_cores": round(server_cpu / wall, 2),
+        "server_cpu_s": round(server_cpu, 1), "server_cpu_split_s": split,
+        "server_cpu_cores": round(server_cpu / wall, 2),
         "wrk_cpu_s": round(wrk_cpu, 1), "wrk_cpu_cores": round(wrk_cpu / wall, 2),
         "peak_pss_mib": round(mem.peak_pss / MIB, 1), "peak_rss_mib": round(mem.peak_rss / MIB, 1),
         "mem_samples": mem.samples, "processes": len(procmem.descendants(server.pid)),
@@ -396,17 +406,20 @@ def table(rows: list[dict[str, Any]]) -> str:
         return f"{r['pull_p99_s'] / o['pull_p99_s']:.2f}x" if o and o["pull_p99_s"] else "-"
 
     out = ["| clients | target | pulls/s | MiB/s | pull p50 / p99 (s) | request p50 / p99 (ms) "
-           "| errors | server CPU (cores) | server CPU ms/pull | load gen CPU (cores) "
+           "| errors | server CPU (cores) | CPU s by process | server CPU ms/pull "
+           "| load gen CPU (cores) "
            "| peak PSS / RSS (MiB) | vs nginx | p99 vs nginx | vs distribution | load |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
-           "| --- | --- |"]
+           "| --- | --- | --- |"]
     for r in rows:
         per_pull = 1000 * r["server_cpu_s"] / r["pulls"] if r["pulls"] else 0.0
         out.append(
             f"| {r['clients']} | {r['name']} | {r['pulls_s']:.1f} | {r['mib_s']:.0f} "
             f"| {pull_p50_p99(r)} "
             f"| {r['request_p50_ms']:.0f} / {r['request_p99_ms']:.0f} | {r['errors']} "
-            f"| {r['server_cpu_cores']:.2f} | {per_pull:.1f} | {r['wrk_cpu_cores']:.2f} "
+            f"| {r['server_cpu_cores']:.2f} "
+            f"| {' / '.join(f'{x:.1f}' for x in r['server_cpu_split_s'])} "
+            f"| {per_pull:.1f} | {r['wrk_cpu_cores']:.2f} "
             f"| {r['peak_pss_mib']:.0f} / {r['peak_rss_mib']:.0f} ({r['processes']} proc) "
             f"| {ratio(r, 'nginx')} | {p99_ratio(r)} | {ratio(r, 'distribution')} "
             f"| {r['load_at_start'][0]:.1f} |")
@@ -424,10 +437,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="repeat the targets (interleaved) this many times per client count")
     p.add_argument("--quick", action="store_true", help="8 and 50 clients, 10 s per target")
     p.add_argument("--targets", default="nginx,strata,distribution")
-    p.add_argument("--base-src", type=Path, default=None,
+    p.add_argument("--base-src", type=Path, action="append", default=[],
                    help="A/B: also run 'strata-base', the strata of another checkout's src "
                         "dir (e.g. a 'git worktree add /tmp/base main'), interleaved with "
-                        "strata")
+                        "strata; given again: 'strata-base2', ...")
     p.add_argument("--generator", choices=("python", "wrk"), default="python",
                    help="python: stormgen.py processes (bodies into one reused buffer); "
                         "wrk: wrk + storm.lua (its Lua body hand-off costs ~4x plain wrk's "
@@ -459,19 +472,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if args.base_src is not None and "strata-base" not in targets:
-        targets.insert(targets.index("strata") + 1 if "strata" in targets else len(targets),
-                       "strata-base")
+    bases = {("strata-base" if i == 0 else f"strata-base{i + 1}"): src
+             for i, src in enumerate(args.base_src)}
+    for name in reversed(bases):
+        if name not in targets:
+            targets.insert(targets.index("strata") + 1 if "strata" in targets
+                           else len(targets), name)
     workdir = Path(tempfile.mkdtemp(prefix="strata-bench-storm-"))
     image = make_image(args.layers, int(args.layer_mib * MIB))
     basic = "Basic " + b64encode(f"admin:{PASSWORD}".encode()).decode()
     strata = strata_with_auth(workdir, args.workers)
-    base = strata_with_auth(workdir, args.workers, "strata-base", args.base_src)
+    base_servers = [strata_with_auth(workdir, args.workers, name, src)
+                    for name, src in bases.items()]
     dist = distribution_server(workdir)
     rows: list[dict[str, Any]] = []
     started: list[Server] = []
     try:
-        for s, auth in ((strata, basic), (base, basic), (dist, None)):
+        for s, auth in ((strata, basic), *((b, basic) for b in base_servers), (dist, None)):
             if s.name in targets or (s is strata and "nginx" in targets):
                 s.start()
                 started.append(s)
@@ -483,7 +500,8 @@ def main(argv: list[str] | None = None) -> int:
             started.append(nginx)
         token = f"/auth/token?service=strata&scope=repository:{REPO}:pull"
         plan = {"nginx": (nginx, "/auth/token", ""), "strata": (strata, token, basic),
-                "strata-base": (base, token, basic), "distribution": (dist, "", "")}
+                "distribution": (dist, "", ""),
+                **{b.name: (b, token, basic) for b in base_servers}}
         for clients in args.client_counts:
             for rnd in range(args.rounds):
                 for name in targets:
