@@ -102,8 +102,9 @@ def _cached(cache: Path) -> list[tuple[dt.date, Path]]:
     return sorted(found, reverse=True)
 
 
-def base_rootfs(cache: Path, *, refresh: bool = False) -> Path:
-    """The cached (or freshly made) root filesystem tarball."""
+def base_rootfs(cache: Path, *, refresh: bool = False, mirror: str = MIRROR) -> Path:
+    """The cached (or freshly made) root filesystem tarball: a fresh cached one, else a new
+    one from *mirror*, else (debootstrap failed: no mirror) the newest cached one."""
     cache.mkdir(parents=True, exist_ok=True)
     today = dt.date.today()
 
@@ -122,16 +123,17 @@ def base_rootfs(cache: Path, *, refresh: bool = False) -> Path:
         if found is not None:
             return found
         try:
-            return _debootstrap(cache, today)
+            return _debootstrap(cache, today, mirror)
         except ImageBuildError as exc:
             cached = _cached(cache)
             if not cached:
                 raise
-            say(f"debootstrap failed, using the older {cached[0][1]}: {exc}")
+            first = str(exc).splitlines()[0] if str(exc) else "?"
+            say(f"debootstrap failed ({first}), using the older {cached[0][1]}")
             return cached[0][1]
 
 
-def _debootstrap(cache: Path, today: dt.date) -> Path:
+def _debootstrap(cache: Path, today: dt.date, mirror: str) -> Path:
     debootstrap = tool("debootstrap", "debootstrap")
     if os.geteuid() != 0:
         raise ImageBuildError("debootstrap needs root")
@@ -140,7 +142,7 @@ def _debootstrap(cache: Path, today: dt.date) -> Path:
     try:
         say(f"debootstrap --variant=minbase {SUITE} (a few minutes; cached in {cache})")
         run([debootstrap, "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
-             str(root), MIRROR], timeout=DEBOOTSTRAP_TIMEOUT)
+             str(root), mirror], timeout=DEBOOTSTRAP_TIMEOUT)
         # What an image needs no copy of: downloaded packages, package lists, the host's names.
         for pattern in ("var/cache/apt/archives/*.deb", "var/lib/apt/lists/*", "var/log/*.log",
                         "var/cache/debconf/*-old", "var/lib/dpkg/*-old"):
@@ -322,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="TLS verification of --push's registry")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get(
         "STRATA_IMAGE_CACHE", "/var/cache/strata-image")), help="base rootfs cache")
+    parser.add_argument("--mirror", default=os.environ.get("STRATA_IMAGE_MIRROR", MIRROR),
+                        help="Debian mirror for debootstrap; default %(default)s")
     parser.add_argument("--refresh-base", action="store_true",
                         help="debootstrap a new base even if a recent one is cached")
     args = parser.parse_args(argv)
@@ -330,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.geteuid() != 0:
             raise ImageBuildError("RUN steps of strata build need root: run make image as root")
         started = time.monotonic()
-        rootfs = base_rootfs(args.cache, refresh=args.refresh_base)
+        rootfs = base_rootfs(args.cache, refresh=args.refresh_base, mirror=args.mirror)
         timings["base"] = round(time.monotonic() - started, 1)
         version = importlib.metadata.version("strata")
         with tempfile.TemporaryDirectory(prefix="strata-image-") as tmp:

@@ -18,6 +18,7 @@ rootfs debootstrap adds ~2.5 min; with it cached the test took 4 min 53 s (the b
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -29,6 +30,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -46,6 +48,15 @@ pytestmark = [pytest.mark.server, pytest.mark.interop]
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "deploy" / "build_image.py"
 BUILD_TIMEOUT = 2400  # a fresh debootstrap on a loaded machine, the wheels, the build
+
+
+def build_image_module() -> ModuleType:
+    """``deploy/build_image.py`` as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("build_image", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def http_status(url: str, timeout: float = 5.0) -> int:
@@ -175,3 +186,31 @@ def test_runs_under_podman(built_image: dict[str, object], tmp_path: Path,
     finally:
         env.podman("rm", "--force", "--time", "5", name, check=False, timeout=120)
         env.podman("volume", "rm", "--force", f"{name}-data", check=False)
+
+
+def test_base_without_a_mirror_uses_the_cached_rootfs(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Offline: debootstrap cannot reach the mirror (a closed loopback port), so the newest
+    cached rootfs is used even when it is older than the reuse age; with none cached the
+    error names debootstrap; no half-made rootfs is left in the cache."""
+    if os.geteuid() != 0:
+        missing("debootstrap needs root", "run the tests as root")
+    require_tool("debootstrap")
+    bi = build_image_module()
+    mirror = f"http://127.0.0.1:{free_port()}/debian"
+    empty = tmp_path / "empty"
+    with pytest.raises(bi.ImageBuildError, match="debootstrap"):
+        bi.base_rootfs(empty, mirror=mirror)
+    assert [p.name for p in empty.iterdir()] == [".build.lock"]
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    older = cache / "bookworm-python3-2000-01-01.tar"
+    oldest = cache / "bookworm-python3-1999-01-01.tar"
+    for path in (older, oldest):
+        with tarfile.open(path, "w"):
+            pass
+    assert bi.base_rootfs(cache, mirror=mirror) == older
+    assert "debootstrap failed" in capsys.readouterr().err
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [".build.lock", older.name, oldest.name])
