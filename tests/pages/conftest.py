@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,56 +15,31 @@ from strata.auth.passwords import PasswordHashing
 from strata.auth.policy import Role
 from strata.auth.service import AuthService
 from strata.meta.account_store import SqlAccountStore
-from strata.meta.connection import create_engine, migrate, sqlite_url
 from strata.meta.database import Database
-from strata.meta.registry_store import RegistryStore
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
-from strata.release.policy import ReleaseTagPolicy
 from strata.release.webhooks import RetryPolicy, WebhookSecurity
 from strata.server.api import ReleaseApi
 from strata.server.app import create_app
 from strata.server.auth import TokenAuth
 from strata.server.urls import PublicUrl
-from strata.storage.filesystem import FilesystemBlobStore
 from strata.trust.keys import Passphrase
 from strata.trust.signer import TrustSigner
+from support import release_fixtures
 from support.clock import SettableClock
-from support.postgres import PostgresCluster
 from support.release import release_engine, webhook_sender
 
 from .helpers import Client
 
+# The release tiers' base fixtures (tests/support/release_fixtures.py).
+START = release_fixtures.START
+clock = release_fixtures.clock
+db = release_fixtures.db
+registry = release_fixtures.registry
+
 PASSWORD = "pages-correct-horse-battery"
 BACKENDS = pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
 """A test on both metadata databases (the catalog's queries are the store's, for both)."""
-START = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC).timestamp()
-
-
-@pytest.fixture
-def clock() -> SettableClock:
-    return SettableClock(START)
-
-
-@pytest.fixture
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """SQLite in the test's temp dir; ``postgres`` (indirect parametrization): a fresh database
-    on the session's PostgreSQL cluster."""
-    if getattr(request, "param", "sqlite") == "postgres":
-        cluster: PostgresCluster = request.getfixturevalue("postgres")
-        url = cluster.create_database(f"pages_{uuid.uuid4().hex[:12]}")
-    else:
-        url = sqlite_url(tmp_path)
-    engine = create_engine(url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def registry(db: sa.Engine, tmp_path: Path) -> Registry:
-    return Registry.build(RegistryStore(Database(db)), FilesystemBlobStore(tmp_path / "blobs"),
-                          policy=ReleaseTagPolicy())
 
 
 @pytest.fixture

@@ -3,44 +3,21 @@ engine on a fake clock."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 
-from strata.meta.connection import create_engine, migrate, sqlite_url
-from strata.meta.database import Database
-from strata.meta.registry_store import RegistryStore
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
-from strata.release.policy import ReleaseTagPolicy
 from strata.release.webhooks import WebhookSecurity
-from strata.storage.filesystem import FilesystemBlobStore
+from support import release_fixtures
 from support.clock import SettableClock as Clock
 from support.release import release_engine
 
-START = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC).timestamp()  # a Monday
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(START)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[sa.Engine]:
-    engine = create_engine(sqlite_url(tmp_path))
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def registry(db: sa.Engine, tmp_path: Path) -> Registry:
-    return Registry.build(RegistryStore(Database(db)), FilesystemBlobStore(tmp_path / "blobs"),
-                          policy=ReleaseTagPolicy())
+# The release tiers' base fixtures (tests/support/release_fixtures.py).
+START = release_fixtures.START
+clock = release_fixtures.clock
+db = release_fixtures.db
+registry = release_fixtures.registry
 
 
 @pytest.fixture

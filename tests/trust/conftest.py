@@ -3,49 +3,28 @@ clock) with a signer holding a test passphrase."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 
-from strata.meta.connection import create_engine, migrate, sqlite_url
 from strata.meta.database import Database
 from strata.meta.key_store import KeyStore
-from strata.meta.registry_store import RegistryStore
 from strata.registry.service import Registry
 from strata.release.engine import ReleaseEngine
-from strata.release.policy import ReleaseTagPolicy
-from strata.storage.filesystem import FilesystemBlobStore
 from strata.trust.keys import Passphrase
 from strata.trust.service import TrustService
 from strata.trust.signer import TrustSigner
+from support import release_fixtures
 from support.clock import SettableClock as Clock
 from support.release import release_engine
 
-START = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC).timestamp()  # a Monday
+# The release tiers' base fixtures (tests/support/release_fixtures.py).
+START = release_fixtures.START
+clock = release_fixtures.clock
+db = release_fixtures.db
+registry = release_fixtures.registry
+
 HOST = "registry.example"
 PASSPHRASE = Passphrase(b"correct horse battery staple")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(START)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[sa.Engine]:
-    engine = create_engine(sqlite_url(tmp_path))
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def registry(db: sa.Engine, tmp_path: Path) -> Registry:
-    return Registry.build(RegistryStore(Database(db)), FilesystemBlobStore(tmp_path / "blobs"),
-                          policy=ReleaseTagPolicy())
 
 
 @pytest.fixture
