@@ -81,6 +81,16 @@ def _writeback_copy(fd: int, offset: int, nbytes: int) -> None:
         os.close(fd)
 
 
+def _read_ahead(fd: int) -> None:
+    """Ask the kernel to read a whole file into the page cache, then close the descriptor."""
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass  # only a head start for the first GET
+    finally:
+        os.close(fd)
+
+
 class FilesystemBlobStore:
     def __init__(self, root: Path, direct_io: bool | None = None) -> None:
         """``direct_io``: write upload bodies of ``direct.DIRECT_FROM`` bytes and more with
@@ -229,16 +239,24 @@ class FilesystemBlobStore:
     async def upload_sync(self, upload_id: str, digest: Digest, size: int) -> None:
         path = self._upload_path(upload_id)
 
-        def sync() -> None:
+        def sync() -> int:
             fd = os.open(path, os.O_RDONLY)
             try:
                 # the bytes and what reading them back needs (the size); the name is made
                 # durable by the rename's directory fsync (persist_placed)
                 os.fdatasync(fd)
+                return os.dup(fd)
             finally:
                 os.close(fd)
 
-        await asyncio.to_thread(sync)
+        fd = await asyncio.to_thread(sync)
+        if self._direct and size >= direct.DIRECT_FROM:
+            # Bytes written with O_DIRECT are not in the page cache: the first pull of a
+            # blob just pushed would read it from the disk (a buffered write left it cached).
+            # Start reading it back now, off the push's clock.
+            asyncio.get_running_loop().run_in_executor(None, _read_ahead, fd)
+        else:
+            os.close(fd)
 
     def upload_place(self, upload_id: str, digest: Digest) -> bool:
         source = self._upload_path(upload_id)
