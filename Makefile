@@ -48,10 +48,11 @@ debs-run:
 	$(call ensure_debs,$(DEBS_RUN))
 
 lint: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench deploy
 
 typecheck: install
 	$(BIN)/mypy
+	$(BIN)/mypy --strict deploy/build_image.py
 	$(BIN)/lint-imports
 
 # A fresh pytest base dir per run: podman may leave busy mounts in old ones. Run as root, it
