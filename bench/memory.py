@@ -17,6 +17,9 @@ per process. Target (issue #18): strata's peak PSS ≤ 100 MiB in the storm and 
 
     .venv/bin/python bench/memory.py                      # strata and distribution, defaults
     .venv/bin/python bench/memory.py --targets strata --clients 50 --duration 10 --push-mib 256
+    # A/B: target "base" is strata from another checkout's src (PYTHONPATH), interleaved
+    .venv/bin/python bench/memory.py --targets base,strata,base,strata --base-src /work/main/src \
+        --clients 50 --duration 20
 """
 
 from __future__ import annotations
@@ -173,6 +176,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--phases", default="storm,push")
     p.add_argument("--keep", action="store_true", help="keep the work dir")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--base-src", type=Path, default=None,
+                   help="the src dir of another checkout: strata for the target 'base'")
     return p.parse_args(argv)
 
 
@@ -188,12 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     load0 = os.getloadavg()
     try:
-        for name in targets:
-            sub = workdir / name
+        for n, name in enumerate(targets):
+            sub = workdir / f"{n}-{name}"
             sub.mkdir()
-            if name == "strata":
-                server = storm.strata_with_auth(sub, args.workers)
-                label = f"strata, auth on, `--workers {args.workers}`"
+            if name in ("strata", "base"):
+                if name == "base" and args.base_src is None:
+                    raise SystemExit("memory: target 'base' needs --base-src")
+                server = storm.strata_with_auth(sub, args.workers, name=name,
+                                                src=args.base_src if name == "base" else None)
+                label = (f"strata{' (base: ' + str(args.base_src) + ')' if name == 'base' else ''}"
+                         f", auth on, `--workers {args.workers}`")
                 auth, token_path = basic, (f"/auth/token?service=strata&scope=repository:"
                                            f"{storm.REPO}:pull")
             else:
@@ -212,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                 if blob is not None:
                     scope = "repository:bench/huge:pull,push"
                     bearer = (f"Bearer {token(server.base, basic, scope)}"
-                              if name == "strata" else None)
+                              if name in ("strata", "base") else None)
                     os.sync()
                     row["push"] = push_phase(server, blob, digest, bearer, args)
                     print(f"{name}: push {row['push']}", file=sys.stderr)

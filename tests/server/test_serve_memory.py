@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import time
@@ -63,5 +65,38 @@ def test_parent_becomes_a_small_supervisor_of_its_workers(tmp_path: Path) -> Non
         while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(Path(f"/proc/{w}").exists() for w in workers)
+    finally:
+        server.kill()
+
+
+def _private_dirty_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Private_Dirty:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Private_Dirty for {pid}")
+
+
+def test_workers_serve_the_app_built_before_the_fork(tmp_path: Path) -> None:
+    """The app (stores, auth with its argon2 dummy hash, routes, metrics) is built once in the
+    parent and shared copy-on-write: a worker that has started and answered has written few
+    pages of its own (13-15 MiB; 18-21 MiB when each worker built its own app), and both workers
+    still serve logins and writes with database connections of their own."""
+    server = StrataServer(tmp_path, "--workers", "2").start()
+    try:
+        assert server.pid is not None
+        workers = _children(server.pid)
+        assert len(workers) == 2, workers
+        private = [_private_dirty_kib(w) for w in workers]
+        assert all(kib < 17 * 1024 for kib in private), private  # was 18-21 MiB
+        auth = "Basic " + base64.b64encode(f"admin:{server.admin_password}".encode()).decode()
+        for n in range(8):  # connections spread over both workers (SO_REUSEPORT)
+            resp = server.request("GET", "/auth/token?service=strata&scope=repository:a/b:push",
+                                  headers={"Authorization": auth, "Connection": "close"})
+            assert resp.status == 200, (n, resp.status)
+            token = json.loads(resp.body)["token"]
+            resp = server.request("POST", "/v2/a/b/blobs/uploads/",
+                                  headers={"Authorization": f"Bearer {token}",
+                                           "Connection": "close"})
+            assert resp.status == 202, (n, resp.status)
     finally:
         server.kill()

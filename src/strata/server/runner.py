@@ -21,6 +21,7 @@ from aiohttp import web
 from strata.compose import build_registry, build_store, metadata_database, prepare
 from strata.config import ServerSettings
 from strata.meta.build_store import BuildStore
+from strata.meta.database import Database
 from strata.release.webhooks import WebhookSecurity
 from strata.review.checks import SourceChecks
 from strata.server import malloc
@@ -84,6 +85,10 @@ def tighten_data_dir(settings: ServerSettings) -> None:
 def worker_app(settings: ServerSettings) -> web.Application:
     """The application one worker process serves (the data dir prepared by :func:`serve`):
     every route ``strata serve`` has, ``tests/api_v1/test_openapi.py`` builds it too."""
+    return _worker_app(settings)[0]
+
+
+def _worker_app(settings: ServerSettings) -> tuple[web.Application, Database]:
     db = metadata_database(settings)
     store = build_store(settings)
     registry = build_registry(settings, db, store)
@@ -110,12 +115,29 @@ def worker_app(settings: ServerSettings) -> web.Application:
         db.close()
 
     app.on_cleanup.append(close)
+    return app, db
+
+
+def forkable_app(settings: ServerSettings) -> web.Application:
+    """The application every forked worker serves, built once before the fork (issue #18:
+    peak PSS). Building it in each worker wrote ~15 MiB of pages per worker (its objects, the
+    freed heap they reuse, the argon2 dummy hash), copies of memory the workers share
+    otherwise. Nothing of it is bound to a process yet: the stores open their database
+    connections, threads, executors and client sessions on first use, which is in a worker,
+    and its background tasks start with the worker's event loop (``on_startup``,
+    ``cleanup_ctx``). The reads the build made (the signing keys) went through the engine's
+    pool; :meth:`Database.close` stops its writer thread and closes those connections, so no
+    worker inherits one (both restart on first use)."""
+    app, db = _worker_app(settings)
+    db.close()
     return app
 
 
-def run_worker(settings: ServerSettings) -> None:
+def run_worker(settings: ServerSettings, app: web.Application | None = None) -> None:
+    """Serve *app* (built before the fork by :func:`forkable_app`), or one built here."""
     malloc.limit_arenas()
-    app = worker_app(settings)
+    if app is None:
+        app = worker_app(settings)
     app.cleanup_ctx.append(malloc.trimmer)
     web.run_app(app, host=settings.listen.host, port=settings.listen.port,
                 reuse_port=settings.workers > 1, access_log=None, print=None,
@@ -158,14 +180,16 @@ def serve(settings: ServerSettings) -> None:
         run_worker(settings)
         return
     ctx = multiprocessing.get_context("fork")
+    malloc.limit_arenas()
     for name in SHARED_IMPORTS:  # imported by every worker anyway: shared if imported here
         importlib.import_module(name)
+    app = forkable_app(settings)
     # Everything imported so far is shared with the forked workers copy-on-write; a worker's
     # cyclic GC writes into every tracked object's header and so copies each page it visits.
     # Frozen objects are never visited (peak PSS during the pull storm, bench/storm.py).
     gc.collect()
     gc.freeze()
-    procs = [ctx.Process(target=run_worker, args=(settings,), daemon=False)
+    procs = [ctx.Process(target=run_worker, args=(settings, app), daemon=False)
              for _ in range(settings.workers)]
     for p in procs:
         p.start()
