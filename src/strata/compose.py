@@ -30,7 +30,7 @@ def build_store(settings: ServerSettings) -> BlobStore:
         return S3BlobStore(S3Location.parse(settings.blob_store), settings.data_dir / "spool",
                            part_size=effective_part_size(settings.s3_part_size,
                                                          settings.limits.max_blob_bytes))
-    return FilesystemBlobStore(settings.data_dir)
+    return FilesystemBlobStore(settings.data_dir, direct_io=settings.direct_io)
 
 
 def metadata_database(settings: ServerSettings) -> Database:

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from strata.compose import build_store
+from strata.config import ServerSettings
+from strata.storage import direct
+from strata.storage.filesystem import FilesystemBlobStore
 from support.postgres import PostgresCluster
 from support.server import strata_command
 
@@ -121,3 +125,20 @@ def test_a_bad_option_is_a_usage_error_naming_it(tmp_path: Path, option: str,
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: ")
     assert option in proc.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_direct_io_with_an_s3_blob_store_is_one_line(tmp_path: Path) -> None:
+    assert_one_line(serve(tmp_path, "--direct-io", "--blob-store",
+                          "s3://bucket/prefix?endpoint=http://127.0.0.1:1"),
+                    "--direct-io", "--blob-store")
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(("direct_io", "expected"), [(False, False), (None, True), (True, True)])
+def test_the_store_writes_direct_as_settings_say(tmp_path: Path, direct_io: bool | None,
+                                                 expected: bool) -> None:
+    if not direct.supported(tmp_path):
+        pytest.fail(f"{tmp_path}: this test needs a filesystem that takes O_DIRECT writes")
+    store = build_store(ServerSettings(data_dir=tmp_path / "data", direct_io=direct_io))
+    assert isinstance(store, FilesystemBlobStore)
+    assert store.writes_direct is expected

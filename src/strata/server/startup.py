@@ -21,6 +21,7 @@ from strata.compose import metadata_database
 from strata.config import ServerSettings
 from strata.meta.errors import DatabaseUnavailable
 from strata.server.auth_setup import ADMIN_PASSWORD_ENV, tls_context
+from strata.storage import direct
 
 # Numbers the server reads from its environment (besides the jail's limits).
 ENV_SECONDS = ("STRATA_BUILD_POLL", "STRATA_FAULT_PUBLISH_DELAY", "STRATA_WEBHOOK_RETRY_BASE",
@@ -35,6 +36,7 @@ def check_start(settings: ServerSettings, env: Mapping[str, str] = os.environ) -
     """Raise :class:`StartError` for the first setting the server cannot start with."""
     check_environment(settings, env)
     check_data_dir(settings)
+    check_direct_io(settings)
     check_tls(settings)
     check_listen(settings)
     check_database(settings)
@@ -79,6 +81,26 @@ def check_data_dir(settings: ServerSettings) -> None:
     db = data / "strata.db"
     if settings.database_url is None and db.exists() and not os.access(db, os.R_OK | os.W_OK):
         raise StartError(f"--data {data}: {db.name} is not readable and writable by this user")
+
+
+def check_direct_io(settings: ServerSettings) -> None:
+    """``--direct-io`` asked for explicitly needs the file store on a filesystem that takes
+    ``O_DIRECT`` writes (tmpfs does not); by default the store decides for itself."""
+    if settings.direct_io is not True:
+        return
+    if settings.blob_store:
+        raise StartError("--direct-io: applies to blobs stored in the data dir, not to "
+                         "--blob-store")
+    existing = settings.data_dir
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        ok = direct.supported(existing)
+    except OSError as exc:
+        raise StartError(f"--direct-io: cannot probe {existing}: {exc.strerror or exc}") from None
+    if not ok:
+        raise StartError(f"--direct-io: the filesystem of {existing} does not take O_DIRECT "
+                         "writes (use --no-direct-io or leave the default)")
 
 
 def check_tls(settings: ServerSettings) -> None:

@@ -102,6 +102,11 @@ class FilesystemBlobStore:
         private_dir(self._uploads)
         self._direct = direct.supported(self._uploads) if direct_io is None else direct_io
 
+    @property
+    def writes_direct(self) -> bool:
+        """Whether big upload bodies go to disk with ``O_DIRECT``, past the page cache."""
+        return self._direct
+
     # -- committed blobs -------------------------------------------------------------------
     def blob_path(self, digest: Digest) -> Path:
         return self._blobs / digest.algorithm / digest.encoded[:2] / digest.encoded
