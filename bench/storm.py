@@ -91,8 +91,10 @@ http {{
   fastcgi_temp_path {dir}/tmp/fastcgi;
   uwsgi_temp_path {dir}/tmp/uwsgi;
   scgi_temp_path {dir}/tmp/scgi;
+  # reuseport: connections spread over the workers by hash, as strata's (SO_REUSEPORT);
+  # without it one worker accepted all 8 connections of an 8-client run (CPU 37.6 / 0.0 s)
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port} reuseport;
     root {dir}/root;
     location /v2/ {{ types {{ }} default_type application/octet-stream; }}
     location ~ /manifests/ {{ types {{ }} default_type {manifest_type}; }}
