@@ -76,8 +76,9 @@ class ServerSettings:
     # generated in DATA/auth/signing-passphrase
     signing_passphrase_file: Path | None = None
     build_concurrency: int = 2  # build jobs run at once by `strata serve` (0: none, workers do)
-    # upload bodies written with O_DIRECT (None: where the filesystem supports it)
-    direct_io: bool | None = None
+    # upload bodies of 2 MiB and more written with O_DIRECT, past the page cache (opt-in: the
+    # first pull of a new blob then reads the disk)
+    direct_io: bool = False
     # the server's secret key (seals webhook secrets and the token-signing keys in the
     # database): the same file on every node; None: DATA/auth/webhook-key, created at start
     secret_key_file: Path | None = None

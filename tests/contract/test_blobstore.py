@@ -31,7 +31,7 @@ from strata.storage.base import BlobStore
 from strata.storage.filesystem import FilesystemBlobStore
 from support.s3 import RcloneS3
 
-STORES = ["fs", "s3"]
+STORES = ["fs", "fs-direct", "s3"]  # fs-direct: strata serve --direct-io
 MiB = 1 << 20
 SLACK = 2.0  # seconds: stores may keep times to the second (HTTP dates)
 _prefixes = itertools.count()
@@ -39,8 +39,10 @@ _prefixes = itertools.count()
 
 @pytest.fixture(params=STORES)
 async def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
-    if request.param == "fs":
-        yield FilesystemBlobStore(tmp_path / "fs")
+    if request.param in ("fs", "fs-direct"):
+        store = FilesystemBlobStore(tmp_path / "fs", direct_io=request.param == "fs-direct")
+        assert store.writes_direct is (request.param == "fs-direct"), "O_DIRECT refused here"
+        yield store
         return
     from strata.storage.s3 import S3BlobStore, S3Location
 

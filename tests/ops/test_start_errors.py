@@ -134,11 +134,13 @@ def test_direct_io_with_an_s3_blob_store_is_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()
 
 
-@pytest.mark.parametrize(("direct_io", "expected"), [(False, False), (None, True), (True, True)])
+@pytest.mark.parametrize(("direct_io", "expected"), [(False, False), (None, False), (True, True)])
 def test_the_store_writes_direct_as_settings_say(tmp_path: Path, direct_io: bool | None,
                                                  expected: bool) -> None:
     if not direct.supported(tmp_path):
         pytest.fail(f"{tmp_path}: this test needs a filesystem that takes O_DIRECT writes")
-    store = build_store(ServerSettings(data_dir=tmp_path / "data", direct_io=direct_io))
+    settings = (ServerSettings(data_dir=tmp_path / "data") if direct_io is None  # the default
+                else ServerSettings(data_dir=tmp_path / "data", direct_io=direct_io))
+    store = build_store(settings)
     assert isinstance(store, FilesystemBlobStore)
     assert store.writes_direct is expected

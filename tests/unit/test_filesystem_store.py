@@ -95,7 +95,7 @@ async def test_direct_writes_store_every_byte_at_unaligned_offsets(
     if not direct.supported(tmp_path):
         pytest.skip("the test's filesystem refuses O_DIRECT")
     opened = _direct_opens(monkeypatch)
-    store = FilesystemBlobStore(tmp_path)
+    store = FilesystemBlobStore(tmp_path, direct_io=True)
     await store.upload_start("d1", "r/x")
     mib = 1 << 20
     # chunk sizes that leave every kind of boundary: unaligned starts and ends, a body
@@ -118,7 +118,7 @@ async def test_an_interrupted_direct_body_leaves_the_upload_at_its_offset(
         tmp_path: Path) -> None:
     if not direct.supported(tmp_path):
         pytest.skip("the test's filesystem refuses O_DIRECT")
-    store = FilesystemBlobStore(tmp_path)
+    store = FilesystemBlobStore(tmp_path, direct_io=True)
     assert store._direct
     await store.upload_start("d2", "r/x")
     start = b"s" * (3 * (1 << 20) + 5)

@@ -85,10 +85,11 @@ from strata.server.urls import PublicUrl
                                                           path_type=Path), default=None,
               help="File whose first line is the passphrase of the release keys (default: "
                    "$STRATA_SIGNING_PASSPHRASE, else one generated in DATA/auth).")
-@click.option("--direct-io/--no-direct-io", "direct_io", default=None, envvar="STRATA_DIRECT_IO",
-              help="Write upload bodies of 2 MiB and more with O_DIRECT, past the page cache "
-                   "(faster pushes; the first pull of a new blob reads the disk). Default: "
-                   "where the data dir's filesystem supports it.")
+@click.option("--direct-io/--no-direct-io", "direct_io", default=False, show_default=True,
+              envvar="STRATA_DIRECT_IO",
+              help="Write upload bodies of 2 MiB and more with O_DIRECT, past the page cache: "
+                   "big pushes go faster under memory pressure, but the first pull of a new "
+                   "blob reads the disk instead of the page cache.")
 @secret_key_option
 @click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
               help="A load balancer (address or network, repeatable) whose X-Forwarded-For "
@@ -104,7 +105,7 @@ def serve(data_dir: Path, listen: str, workers: int, database_url: str | None,
           tls_cert: Path | None, tls_key: Path | None, public_url: str | None,
           webhook_allow_private: bool, source_allow: tuple[str, ...],
           build_concurrency: int, signing_passphrase_file: Path | None,
-          direct_io: bool | None,
+          direct_io: bool,
           secret_key_file: Path | None, trusted_proxies: tuple[str, ...]) -> None:
     """Serve the registry (OCI Distribution v1.1 at /v2/).
 

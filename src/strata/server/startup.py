@@ -84,9 +84,8 @@ def check_data_dir(settings: ServerSettings) -> None:
 
 
 def check_direct_io(settings: ServerSettings) -> None:
-    """``--direct-io`` asked for explicitly needs the file store on a filesystem that takes
-    ``O_DIRECT`` writes (tmpfs does not); by default the store decides for itself."""
-    if settings.direct_io is not True:
+    """``--direct-io`` needs the file store on a filesystem that takes ``O_DIRECT`` writes."""
+    if not settings.direct_io:
         return
     if settings.blob_store:
         raise StartError("--direct-io: applies to blobs stored in the data dir, not to "
@@ -100,7 +99,7 @@ def check_direct_io(settings: ServerSettings) -> None:
         raise StartError(f"--direct-io: cannot probe {existing}: {exc.strerror or exc}") from None
     if not ok:
         raise StartError(f"--direct-io: the filesystem of {existing} does not take O_DIRECT "
-                         "writes (use --no-direct-io or leave the default)")
+                         "writes (leave --direct-io off)")
 
 
 def check_tls(settings: ServerSettings) -> None:
