@@ -121,7 +121,7 @@ def write_context(root: Path, containerfile: str, files: Mapping[str, str] | Non
 #: add``) by its fixture: candidates are registered only for approved images (issue 14).
 BUILT_IMAGES = ("again", "anycheckout", "bad", "bomb", "failing", "fromgit", "hello", "helpful",
                 "helpless", "hostile", "human", "inherits", "interop", "net", "net2", "noisy",
-                "pinned", "random", "reuse", "slow", "twice", "unlabelled")
+                "pinned", "random", "reuse", "slow", "spill", "twice", "unlabelled")
 
 
 def labels_block(name: str, version: str = "1") -> str:

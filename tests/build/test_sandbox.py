@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,17 @@ def test_changes_become_a_layer_with_whiteouts(lower: Path, tmp_path: Path) -> N
     assert sorted(entries) == ["added", "data", "data/.wh.other", "data/sub",
                                "data/sub/.wh..wh..opq", "data/sub/new"]
     assert all(e.mtime == 0 for e in entries.values())
+
+
+def test_an_upper_directory_on_a_tmpfs_keeps_whiteouts(lower: Path) -> None:
+    """Builds keep RUN directories in RAM (strata.build.scratch): the overlay's whiteouts and
+    opaque directories must come out the same from an upper directory on /dev/shm."""
+    with tempfile.TemporaryDirectory(prefix="strata-test-", dir="/dev/shm") as ram:
+        code, out, upper = run(lower, Path(ram) / "s1",
+                               "rm /data/other && rm -r /data/sub && mkdir /data/sub && "
+                               "echo new > /data/sub/new")
+        assert code == 0, out
+        assert stat.S_ISCHR(os.lstat(upper / "data" / "other").st_mode)
+        entries = {e.path for e in diff_tree([lower], upper, source_date_epoch=0)}
+        assert sorted(entries) == ["data", "data/.wh.other", "data/sub",
+                                   "data/sub/.wh..wh..opq", "data/sub/new"]

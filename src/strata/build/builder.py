@@ -28,6 +28,7 @@ from strata.build.labels import own_labels
 from strata.build.layers import LayerWriter
 from strata.build.record import os_packages
 from strata.build.remote import BlobRef, PulledImage, Puller, parse_image_ref, same_registry
+from strata.build.scratch import Scratch
 from strata.build.steps import BuildEnv, StageState, iso, run_stage, state_from_image
 from strata.image.layer import Compression, file_entry, merge_entries
 
@@ -158,11 +159,15 @@ def build_image(plan: Plan, opts: BuildOptions, work: Path, *, extra_labels: Map
                 return states[stage.index]
         return None
 
+    scratch = Scratch(work, opts.limits) if any(
+        isinstance(ins, cf.Run) for stage in plan.stages for ins in stage.instructions) else None
     env = BuildEnv(plan.source, writer, work, sde, opts.network, stage_state,
-                   plan.images.__getitem__, log, output, limits=opts.limits)
+                   plan.images.__getitem__, log, output, limits=opts.limits, scratch=scratch)
     total = sum(len(stage.instructions) for stage in plan.stages)
     done = 0
     try:
+        if scratch is not None:
+            log(scratch.describe())
         for stage in plan.stages:
             prior = _stage_named(plan.containerfile, stage.base, stage.index)
             if prior is not None and prior.name == stage.base.lower():
@@ -189,7 +194,9 @@ def build_image(plan: Plan, opts: BuildOptions, work: Path, *, extra_labels: Map
         packages = os_packages(final.view())
         return LocalBuild(image, packages, env.step_logs, base)
     finally:
-        writer.close()
+        writer.close()  # waits for the layers being written from the directories
+        if scratch is not None:
+            scratch.close()
 
 
 def _builds_help(state: StageState) -> bool:

@@ -44,10 +44,12 @@ class JailLimits:
     timeout: float = 3600.0  # seconds of one RUN
     memory: int = 4 << 30  # bytes
     pids: int = 4096  # processes and threads
+    ram_scratch: int = 2 << 30  # bytes of a build's RUN directories kept in RAM (0: none)
+    ram_scratch_dir: str = "/dev/shm"  # the tmpfs they go to
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> JailLimits:
-        def number(name: str, default: float) -> float:
+        def number(name: str, default: float, *, zero: bool = False) -> float:
             text = env.get(name, "").strip().lower()
             if not text:
                 return default
@@ -56,12 +58,19 @@ class JailLimits:
                 value = float(text[:-1] if scale != 1 else text) * scale
             except ValueError:
                 raise BuildError(f"{name}={text!r}: not a number") from None
-            if value <= 0:
-                raise BuildError(f"{name}={text!r}: must be positive")
+            if value < 0 or (value == 0 and not zero) or value == float("inf"):
+                raise BuildError(f"{name}={text!r}: must be "
+                                 + ("≥ 0" if zero else "positive"))
             return value
+        scratch_dir = env.get("STRATA_BUILD_RAM_SCRATCH_DIR", "").strip() or cls.ram_scratch_dir
+        if not os.path.isabs(scratch_dir):
+            raise BuildError(f"STRATA_BUILD_RAM_SCRATCH_DIR={scratch_dir!r}: "
+                             "must be an absolute path")
         return cls(number("STRATA_BUILD_RUN_TIMEOUT", cls.timeout),
                    int(number("STRATA_BUILD_RUN_MEMORY", cls.memory)),
-                   int(number("STRATA_BUILD_RUN_PIDS", cls.pids)))
+                   int(number("STRATA_BUILD_RUN_PIDS", cls.pids)),
+                   int(number("STRATA_BUILD_RAM_SCRATCH", cls.ram_scratch, zero=True)),
+                   scratch_dir)
 
 
 def subid_range(env: Mapping[str, str]) -> tuple[int, int]:

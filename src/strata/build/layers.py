@@ -26,6 +26,7 @@ from typing import Any
 from strata.build.errors import BuildError
 from strata.build.fsview import DirLayer, EntryLayer, FsLayer
 from strata.build.remote import BlobRef
+from strata.build.scratch import Scratch
 from strata.image.layer import Compression, LayerError, TarEntry, unpack_layer, write_layer
 
 __all__ = ["LayerWriter", "Slot", "stamp_entries", "stamp_tree"]
@@ -131,18 +132,22 @@ class LayerWriter:
         stamp_tree(directory, self.sde)
         return Slot(DirLayer(directory), directory, self.submit(entries()))
 
-    def materialize(self, slot: Slot) -> Path:
-        """The slot's overlay-format directory, unpacking its blob if needed."""
+    def materialize(self, slot: Slot, scratch: Scratch | None = None) -> Path:
+        """The slot's overlay-format directory, unpacking its blob if needed (where
+        *scratch* places it, else below ``work/layers``)."""
         if slot.directory is not None:
             return slot.directory
         blob = slot.result()
-        target = self.unpacked / f"u{self._next()}"
-        target.mkdir(mode=0o755)
+        name = f"u{self._next()}"
+        target = self.unpacked / name if scratch is None else scratch.place(f"layers/{name}")
+        target.mkdir(mode=0o755, parents=True)
         if blob is not None:
             try:
                 unpack_layer(blob.path, target, whiteouts="overlay")
             except LayerError as exc:
                 raise BuildError(f"unpacking layer {blob.digest} failed: {exc}") from exc
+        if scratch is not None:
+            scratch.charge(target)
         slot.directory = target
         slot.fs = DirLayer(target)
         return target

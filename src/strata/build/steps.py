@@ -28,6 +28,7 @@ from strata.build.jail import JailLimits
 from strata.build.layers import LayerWriter, Slot
 from strata.build.remote import PulledImage
 from strata.build.sandbox import RunSpec, run_in_sandbox
+from strata.build.scratch import Scratch
 from strata.build.transfer import (
     ContextItem,
     Item,
@@ -107,6 +108,7 @@ class BuildEnv:
     step_logs: list[dict[str, Any]] = field(default_factory=list)
     counter: int = 0
     limits: JailLimits = field(default_factory=JailLimits)
+    scratch: Scratch | None = None  # where RUN directories go (None: all in ``work``)
 
     def next(self) -> int:
         self.counter += 1
@@ -296,13 +298,30 @@ class _Stage:
         argv = _argv(ins.command, self.state.shell)
         network = "host" if ins.network == "host" or (
             ins.network == "default" and self.env.network == "host") else "none"
-        lowers = [self.env.writer.materialize(slot) for slot in reversed(self.state.slots)]
-        step_dir = self.env.work / f"run{self.env.next()}"
+        scratch = self.env.scratch
+        lowers = [self.env.writer.materialize(slot, scratch)
+                  for slot in reversed(self.state.slots)]
+        name = f"run{self.env.next()}"
+        step_dir = self.env.work / name if scratch is None else scratch.place(name)
         spec = RunSpec(tuple(argv), tuple(f"{k}={v}" for k, v in [*env.items(), *args]),
                        self.workdir(), str(self.state.config.get("User") or ""),
                        "host" if network == "host" else "none", self.env.limits)
         self.env.step_logs[-1]["network"] = network
-        result = run_in_sandbox(lowers, step_dir, spec, self.env.output)
+        try:
+            result = run_in_sandbox(lowers, step_dir, spec, self.env.output)
+        except BuildError as exc:  # the jail could not even write its status: RAM full?
+            if scratch is None or not scratch.ran_out(step_dir, tmpfs_full_only=True):
+                raise
+            self.env.log(f"{exc.message}; its RAM scratch is full: running it again on disk")
+            step_dir = self.env.work / name
+            result = run_in_sandbox(lowers, step_dir, spec, self.env.output)
+        if result.exit_code != 0 and scratch is not None and scratch.ran_out(step_dir):
+            self.env.log(f"RUN failed (exit code {result.exit_code}) after filling its RAM "
+                         "scratch: running it again on disk")
+            step_dir = self.env.work / name
+            result = run_in_sandbox(lowers, step_dir, spec, self.env.output)
+        if scratch is not None:
+            scratch.charge(result.upper)
         output = result.output.decode("utf-8", "replace")
         self.env.step_logs[-1]["output"] = output
         if result.exit_code != 0:
