@@ -185,3 +185,12 @@ async def test_image_source(builds: BuildStore, database: Database) -> None:
     await database.write(add)
     assert await builds.image_source("f25/a") == ("https://git.example/a.git", "f25")
     assert await builds.image_source("f25/none") is None
+
+
+async def test_any_queued_says_whether_a_claim_would_find_work(builds: BuildStore) -> None:
+    assert await builds.any_queued() is False
+    job = await builds.enqueue("f25/cockpit", requested_by="alice")
+    assert await builds.any_queued() is True
+    claimed = await builds.claim("w1")
+    assert claimed is not None and claimed.id == job
+    assert await builds.any_queued() is False  # running is not waiting

@@ -58,6 +58,9 @@ Sources = Callable[[str], Awaitable[tuple[str | None, str | None] | None]]
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL":
             os.devnull, "LC_ALL": "C", "GIT_ALLOW_PROTOCOL": ""}
 MAX_LOG_CHARS = 4 << 20
+#: How often an idle runner looks for queued jobs (a read; ``STRATA_BUILD_POLL``, ``worker
+#: --poll``): a job -- a rebuild a release queued -- waits half of it on average to start.
+POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class RunnerSettings:
     worker_id: str
     concurrency: int = 1
     heartbeat_seconds: float = 10.0
-    poll_seconds: float = 1.0
+    poll_seconds: float = POLL_SECONDS
     lease_seconds: float | None = None  # requeue jobs whose heartbeat is older (workers)
     clone_timeout: float = 600.0
     limits: JailLimits = field(default_factory=JailLimits)  # of each RUN's jail
@@ -209,6 +212,8 @@ class BuildRunner:
         lease = self.settings.lease_seconds
         if lease is not None:
             await self.store.requeue_interrupted(stale_before=self.store.db.now() - lease)
+        if not await self.store.any_queued():  # a read: no write transaction per poll
+            return None
         return await self.store.claim(self.settings.worker_id)
 
     async def _run_and_release(self, job: BuildJob) -> None:

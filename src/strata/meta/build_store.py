@@ -311,6 +311,14 @@ class BuildStore:
         return result
 
     # -- reading ------------------------------------------------------------------------------
+    async def any_queued(self) -> bool:
+        """Whether some job waits (a read: runners poll with it, and claim -- a write
+        transaction -- only when it says yes)."""
+        def go(conn: sa.Connection) -> bool:
+            return conn.execute(sa.select(build_jobs.c.id).where(
+                build_jobs.c.state == "queued").limit(1)).first() is not None
+        return await self.db.read(go)
+
     async def job(self, job_id: int) -> BuildJob | None:
         def go(conn: sa.Connection) -> BuildJob | None:
             row = conn.execute(_select().where(build_jobs.c.id == job_id)).first()

@@ -28,7 +28,7 @@ from strata.auth.scope import API, PULL, PUSH, READ, REPOSITORY, STRATA, WRITE, 
 from strata.build.errors import BuildError
 from strata.build.jail import JailLimits
 from strata.config import ServerSettings
-from strata.jobs.runner import BuildRunner, Credentials, RunnerSettings
+from strata.jobs.runner import POLL_SECONDS, BuildRunner, Credentials, RunnerSettings
 from strata.meta.build_store import BuildStore
 from strata.meta.database import Database
 from strata.meta.errors import Conflict
@@ -107,7 +107,7 @@ def build_service(settings: ServerSettings, db: Database, auth: TokenAuth | None
         registry_url=registry_url, work_dir=settings.data_dir / "work" / "builds",
         cache_dir=settings.data_dir / "work" / "cache", source_allow=settings.source_allow,
         worker_id=embedded_worker_id(settings), concurrency=settings.build_concurrency,
-        poll_seconds=float(os.environ.get("STRATA_BUILD_POLL", "1.0")),
+        poll_seconds=max(0.05, float(os.environ.get("STRATA_BUILD_POLL") or POLL_SECONDS)),
         limits=JailLimits.from_env(os.environ)),
         credentials=token_minter(auth), sources=store.image_source)
     return BuildService(api, runner, settings.data_dir / "builds.lock")

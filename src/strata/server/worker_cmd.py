@@ -53,7 +53,7 @@ from strata.storage.private import owner_only_umask, private_dir
               help="Sign tokens for the requesters with the servers' key in the database "
                    "(--no-auth: the registry is open).")
 @secret_key_option
-@click.option("--poll", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+@click.option("--poll", type=click.FloatRange(min=0.05), default=0.25, show_default=True,
               help="Seconds between looks at an empty queue.")
 def worker(data_dir: Path, database_url: str | None, registry_url: str,
            source_allow: tuple[str, ...], concurrency: int, lease: float,
