@@ -47,6 +47,21 @@ def descendants(root: int) -> list[int]:
     return out
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(root: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process tree's live processes (threads included)."""
+    user = system = 0.0
+    for pid in descendants(root):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            user += int(fields[11]) / CLK_TCK
+            system += int(fields[12]) / CLK_TCK
+    return user, system
+
+
 def _pss_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():

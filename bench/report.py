@@ -62,6 +62,10 @@ def metrics(args: argparse.Namespace) -> list[Metric]:
         Metric("small_image_pushes_per_s",
                f"{args.images} small-image pushes by {args.pushers} workers, images/s",
                fmt="{:.1f}", target=3.0),
+        Metric("small_image_server_cpu_ms", "… server CPU per small image (all its processes "
+               "and threads), ms", fmt="{:.2f}", lower_is_better=True),
+        Metric("small_image_server_sys_ms", "… of it kernel (system) time, ms", fmt="{:.2f}",
+               lower_is_better=True),
         Metric("tag_put_per_s", f"Manifest PUT under {args.tags} tags, c=16 (setup, once), "
                "tags/s"),
         Metric("tag_walk_ms", f"Tag list walk, {args.tags} tags with n={args.page}, ms",
@@ -87,15 +91,27 @@ def metrics(args: argparse.Namespace) -> list[Metric]:
 
 
 def summarize(samples: dict[str, dict[str, list[float]]], info: dict[str, dict[str, Any]],
-              errors: list[str]) -> dict[str, Any]:
+              errors: list[str], names: tuple[str, ...] = NAMES) -> dict[str, Any]:
+    """Medians and ratios (strata / distribution); with a ``base`` (an A/B run: another
+    checkout's strata) also base / distribution and strata / base."""
     medians: dict[str, dict[str, float | None]] = {}
     ratios: dict[str, float | None] = {}
+    base_ratios: dict[str, float | None] = {}
+    ab_ratios: dict[str, float | None] = {}
     for key, per in samples.items():
-        medians[key] = {n: (statistics.median(per[n]) if per.get(n) else None) for n in NAMES}
+        medians[key] = {n: (statistics.median(per[n]) if per.get(n) else None) for n in names}
         s, d = medians[key]["strata"], medians[key]["distribution"]
         ratios[key] = (s / d) if s is not None and d else None
-    return {"samples": samples, "medians": medians, "ratios": ratios, "info": info,
-            "errors": errors}
+        if "base" in names:
+            b = medians[key]["base"]
+            base_ratios[key] = (b / d) if b is not None and d else None
+            ab_ratios[key] = (s / b) if s is not None and b else None
+    out = {"samples": samples, "medians": medians, "ratios": ratios, "info": info,
+           "errors": errors, "names": list(names)}
+    if "base" in names:
+        out["base_ratios"] = base_ratios
+        out["strata_vs_base"] = ab_ratios
+    return out
 
 
 def _met(m: Metric, ratio: float | None, own: float | None = None) -> str:
@@ -113,6 +129,8 @@ def _met(m: Metric, ratio: float | None, own: float | None = None) -> str:
 
 def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
     med, ratios, info = results["medians"], results["ratios"], results["info"]
+    if "base_ratios" in results:
+        return _markdown_ab(results, args)
     lines = ["| metric | strata | distribution | ratio | target |",
              "| --- | ---: | ---: | ---: | --- |"]
     for m in metrics(args):
@@ -152,3 +170,45 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
     if results.get("failed"):
         notes.append(f"FAILED: {results['failed']}")
     return out + "\n\n" + "\n".join(notes)
+
+
+def _ratio(value: float | None) -> str:
+    return f"{value:.2f}×" if value is not None else "—"  # noqa: RUF001
+
+
+def _markdown_ab(results: dict[str, Any], args: argparse.Namespace) -> str:
+    """The A/B table: strata (this tree), base (``--base-src``), distribution; each strata's
+    ratio to distribution, and strata / base."""
+    med = results["medians"]
+    lines = ["| metric | strata | base | distribution | ratio | base ratio | strata / base "
+             "| target |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for m in metrics(args):
+        if m.key not in med:
+            continue
+        vals = [med[m.key][n] for n in ("strata", "base", "distribution")]
+        cells = [m.fmt.format(v) if v is not None else "—" for v in vals]
+        ratio = results["ratios"].get(m.key)
+        lines.append(f"| {m.label} | {cells[0]} | {cells[1]} | {cells[2]} | {_ratio(ratio)} | "
+                     f"{_ratio(results['base_ratios'].get(m.key))} | "
+                     f"{_ratio(results['strata_vs_base'].get(m.key))} | "
+                     f"{_met(m, ratio, vals[0])} |")
+    notes = [f"Medians over {args.rounds} round(s) (strata and base alternating first, then "
+             "distribution); strata "
+             f"--workers {args.workers}; base = strata from {args.base_src}; ratio = strata / "
+             "distribution, base ratio = base / distribution."]
+    loads = results.get("loadavg_per_round") or []
+    if loads:
+        notes.append("1-min load average at the start of each round: "
+                     + ", ".join(f"{la[0]:.1f}" for la in loads)
+                     + f" (on {results.get('machine', {}).get('cpus', '?')} CPUs).")
+    samples = results["samples"].get("small_image_pushes_per_s")
+    if samples:
+        notes.append("Small-image rounds (images/s): " + "; ".join(
+            f"{n} " + ", ".join(f"{v:.1f}" for v in samples.get(n, []))
+            for n in ("strata", "base", "distribution")))
+    if results.get("errors"):
+        notes.append("ERRORS: " + "; ".join(results["errors"]))
+    if results.get("failed"):
+        notes.append(f"FAILED: {results['failed']}")
+    return "\n".join(lines) + "\n\n" + "\n".join(notes)

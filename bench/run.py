@@ -43,7 +43,6 @@ from servers import Server, distribution_server, strata_server
 
 MIB = 1 << 20
 BENCH_DIR = Path(__file__).resolve().parent
-NAMES = ("strata", "distribution")
 WORKLOADS = ("mono", "chunked", "get", "manifest", "head", "images", "tags")
 
 
@@ -78,6 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="distribution's storage.cache.blobdescriptor (inmemory is the shipped "
                         "default)")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "latest.json")
+    p.add_argument("--base-src", type=Path, default=None,
+                   help="A/B: also run 'base', the strata of another checkout's src dir (e.g. "
+                        "a 'git worktree add /tmp/base main'), beside strata and "
+                        "distribution; strata and base alternate first in each round")
     p.add_argument("--keep", action="store_true", help="keep the temporary data dirs")
     p.add_argument("--max-seconds", type=int, default=1800,
                    help="abort (and stop both servers) after this long")
@@ -96,7 +99,8 @@ class Bench:
         self.workdir = workdir
         self.clients: dict[str, workloads.Client] = {}
         self.samples: dict[str, dict[str, list[float]]] = {}
-        self.info: dict[str, dict[str, Any]] = {n: {} for n in NAMES}
+        self.names = tuple(servers)  # strata, [base,] distribution
+        self.info: dict[str, dict[str, Any]] = {n: {} for n in self.names}
         self.errors: list[str] = []
         self.loadavg: list[tuple[float, float, float]] = []  # at the start of each round
         self.manifest_digest: dict[str, str] = {}
@@ -110,7 +114,7 @@ class Bench:
         return not self.only or name in self.only
 
     def add(self, metric: str, server: str, value: float) -> None:
-        self.samples.setdefault(metric, {n: [] for n in NAMES})[server].append(value)
+        self.samples.setdefault(metric, {n: [] for n in self.names})[server].append(value)
 
     def log(self, msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -119,7 +123,7 @@ class Bench:
     async def setup(self) -> None:
         rng = random.Random(4242)
         image = workloads.SmallImage.make(rng)
-        for name in NAMES:
+        for name in self.names:
             c = self.clients[name]
             self.manifest_digest[name] = await c.push_image("bench/manifest", "latest", image)
             # wrk 4.1 cannot do HEAD against a non-empty blob (it waits for Content-Length
@@ -267,8 +271,24 @@ class Bench:
         rng = random.Random(rnd * 1000 + (0 if name == "strata" else 1))
         jobs = [(f"bench/small{i % a.pushers}", f"r{rnd}-i{i}", workloads.SmallImage.make(rng))
                 for i in range(a.images)]
-        secs = await workloads.push_many(self.clients[name], jobs, a.pushers)
+        pid = self.servers[name].pid
+        load = os.getloadavg()[0]
+        # New connections for every run: SO_REUSEPORT spreads them over the workers by a hash
+        # of the client's port, so kept-alive ones would keep one (lopsided) spread all along.
+        async with workloads.new_session() as sess:
+            client = workloads.Client(self.servers[name].base, sess)
+            user0, sys0 = procmem.tree_cpu_s(pid)
+            secs = await workloads.push_many(client, jobs, a.pushers)
+            user1, sys1 = procmem.tree_cpu_s(pid)
         self.add("small_image_pushes_per_s", name, a.images / secs)
+        # server CPU per image (all its processes and threads): what the pushes cost, less
+        # dependent on what else the machine runs than the rate
+        self.add("small_image_server_cpu_ms", name, 1000 * (user1 - user0 + sys1 - sys0)
+                 / a.images)
+        self.add("small_image_server_sys_ms", name, 1000 * (sys1 - sys0) / a.images)
+        self.log(f"{name}: {a.images / secs:.1f} images/s, server CPU "
+                 f"{1000 * (user1 - user0 + sys1 - sys0) / a.images:.2f} ms/image "
+                 f"({1000 * (sys1 - sys0) / a.images:.2f} system), load {load:.1f}")
 
     async def tag_walk(self, name: str) -> None:
         walk = await self.clients[name].walk_tags("bench/tags", self.args.page)
@@ -287,7 +307,7 @@ class Bench:
         seed = 999
         self.log(f"digest of the {a.big_mib} MiB blob")
         blobdata.digest(seed, size)
-        for name in NAMES:
+        for name in self.names:
             c = self.clients[name]
             await asyncio.to_thread(os.sync)
             self.log(f"{name}: {a.big_mib} MiB push")
@@ -315,7 +335,14 @@ class Bench:
                    fn: Callable[[str], Awaitable[None]], push: str | None = None) -> None:
         """``fn`` on each registry, the order alternating by round; for a push pair
         (``push`` = mono/chunked) the machine's limit is measured first."""
-        order = NAMES if rnd % 2 == 0 else NAMES[::-1]
+        # Two registries alternate. In an A/B run strata and base alternate at the start of
+        # each round, after distribution's turn of the round before (so each follows it, and
+        # the files it left, equally often), and distribution goes last.
+        names = self.names
+        order = names if rnd % 2 == 0 else names[::-1]
+        if len(names) == 3:
+            order = ("strata", "base", "distribution") if rnd % 2 == 0 \
+                else ("base", "strata", "distribution")
         if push is not None:
             await self.push_limit(push)
         for name in order:
@@ -331,7 +358,7 @@ class Bench:
     async def run(self) -> None:
         a = self.args
         async with contextlib.AsyncExitStack() as stack:
-            for name in NAMES:
+            for name in self.names:
                 sess = await stack.enter_async_context(workloads.new_session())
                 self.clients[name] = workloads.Client(self.servers[name].base, sess)
             await self.setup()
@@ -360,7 +387,7 @@ class Bench:
                     await self.each(rnd, "tag-list walk", self.tag_walk)
             if a.big:
                 await self.big_memory()
-            for name in NAMES:
+            for name in self.names:
                 self.info[name]["rss_at_end_mib"] = procmem.tree_rss(self.servers[name].pid) / MIB
                 self.info[name]["processes"] = len(procmem.descendants(self.servers[name].pid))
 
@@ -428,8 +455,11 @@ def main(argv: list[str] | None = None) -> int:
     # the machine's limits (sha256, durable disk, loopback sendfile, last nginx storm), printed
     # beside the table so every figure also reads as a fraction of them
     machine_limits = limits.measure(workdir)
-    servers = {"strata": strata_server(workdir, args.workers, args.strata_arg),
-               "distribution": distribution_server(workdir, args.distribution_cache)}
+    servers = {"strata": strata_server(workdir, args.workers, args.strata_arg)}
+    if args.base_src is not None:
+        servers["base"] = strata_server(workdir, args.workers, args.strata_arg, name="base",
+                                        src=args.base_src)
+    servers["distribution"] = distribution_server(workdir, args.distribution_cache)
 
     def on_alarm(signum: int, frame: object) -> None:
         raise TimeoutError(f"benchmark exceeded --max-seconds={args.max_seconds}")
@@ -457,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         disk_after = disk_write_mib_s(workdir)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    results = report.summarize(bench.samples, bench.info, bench.errors)
+    results = report.summarize(bench.samples, bench.info, bench.errors, bench.names)
     results["loadavg_per_round"] = bench.loadavg
     results["config"] = {k: (str(v) if isinstance(v, Path) else v)
                          for k, v in vars(args).items()}

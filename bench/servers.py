@@ -140,9 +140,12 @@ def _serve_options(exe: Path) -> str:
         return ""
 
 
-def strata_server(workdir: Path, workers: int, extra: list[str] | None = None) -> Server:
-    """``strata serve`` as an open registry (distribution runs without auth too)."""
-    data = workdir / "strata-data"
+def strata_server(workdir: Path, workers: int, extra: list[str] | None = None, *,
+                  name: str = "strata", src: Path | None = None) -> Server:
+    """``strata serve`` as an open registry (distribution runs without auth too); with *src*,
+    the strata package of another checkout's ``src`` dir (``PYTHONPATH`` comes before the
+    venv's editable install): A/B runs."""
+    data = workdir / f"{name}-data"
     data.mkdir(parents=True)
     port = free_port()
     exe = Path(sys.executable).with_name("strata")
@@ -156,7 +159,8 @@ def strata_server(workdir: Path, workers: int, extra: list[str] | None = None) -
     if "--no-access-log" in options:
         argv.append("--no-access-log")
     argv += extra or []
-    return Server("strata", argv, port, data, workdir / "strata.log")
+    env = {"PYTHONPATH": str(src.resolve())} if src is not None else {}
+    return Server(name, argv, port, data, workdir / f"{name}.log", env=env)
 
 
 def distribution_server(workdir: Path, cache: str = "inmemory") -> Server:

@@ -1,6 +1,8 @@
 """The BlobStore contract: one suite, run on every implementation (the ``blob_store`` fixture).
 
-- ``fs``: :class:`FilesystemBlobStore` in the test's temp dir.
+- ``fs``: :class:`FilesystemBlobStore` in the test's temp dir (a session's owner in an extended
+  attribute of its bytes file); ``fs-owner-file``: the same with owner files, as on a
+  filesystem without user extended attributes.
 - ``s3``: :class:`S3BlobStore` on the session's ``rclone serve s3`` (the ``s3_server`` fixture
   of ``tests/conftest.py``), under a prefix of its own per test (the default part size: the
   multipart mechanics at a small part size are ``test_s3_multipart.py``'s); a missing
@@ -31,7 +33,7 @@ from strata.storage.base import BlobStore
 from strata.storage.filesystem import FilesystemBlobStore
 from support.s3 import RcloneS3
 
-STORES = ["fs", "fs-direct", "s3"]  # fs-direct: strata serve --direct-io
+STORES = ["fs", "fs-owner-file", "fs-direct", "s3"]  # fs-direct: strata serve --direct-io
 MiB = 1 << 20
 SLACK = 2.0  # seconds: stores may keep times to the second (HTTP dates)
 _prefixes = itertools.count()
@@ -39,9 +41,11 @@ _prefixes = itertools.count()
 
 @pytest.fixture(params=STORES)
 async def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
-    if request.param in ("fs", "fs-direct"):
+    if request.param.startswith("fs"):
         store = FilesystemBlobStore(tmp_path / "fs", direct_io=request.param == "fs-direct")
         assert store.writes_direct is (request.param == "fs-direct"), "O_DIRECT refused here"
+        assert store.owner_xattr, "no user extended attributes here"
+        store.owner_xattr = request.param != "fs-owner-file"
         yield store
         return
     from strata.storage.s3 import S3BlobStore, S3Location

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import hashlib
+import os
 import random
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from strata.oci.digest import Digest
 from strata.storage import direct, filesystem
 from strata.storage.filesystem import FilesystemBlobStore
 
@@ -134,3 +139,93 @@ async def test_an_interrupted_direct_body_leaves_the_upload_at_its_offset(
     assert (tmp_path / "uploads" / "d2").read_bytes() == start
     assert await store.upload_write("d2", len(start), batches([b"e" * 10])) == len(start) + 10
     assert (tmp_path / "uploads" / "d2").read_bytes() == start + b"e" * 10
+
+
+# -- one file per session ------------------------------------------------------------------------
+async def place(store: FilesystemBlobStore, upload_id: str, data: bytes) -> Path:
+    digest = Digest.parse("sha256:" + hashlib.sha256(data).hexdigest())
+    await store.upload_sync(upload_id, digest, len(data))
+    assert store.upload_place(upload_id, digest)
+    store.persist_placed([str(digest)])
+    return store.blob_path(digest)
+
+
+async def test_a_session_is_one_file_that_becomes_the_blob(tmp_path: Path) -> None:
+    # Creating an inode is the dear part of a small push on ext4: a session is the one file
+    # that is renamed into place, its owner in an extended attribute (no owner file created
+    # by the POST and deleted by the PUT).
+    store = FilesystemBlobStore(tmp_path)
+    await store.upload_start("s1", "r/x")
+    uploads = tmp_path / "uploads"
+    assert [p.name for p in uploads.iterdir()] == ["s1"]
+    inode = (uploads / "s1").stat().st_ino
+    assert os.getxattr(uploads / "s1", "user.strata.owner") == b"r/x"
+    owner = await store.upload_owner("s1")
+    assert owner is not None and owner[0] == "r/x"
+    assert await store.upload_size("s1") == 0
+    assert await store.upload_write("s1", 0, batches([b"blob bytes"])) == 10
+    blob = await place(store, "s1", b"blob bytes")
+    assert blob.stat().st_ino == inode
+    assert blob.read_bytes() == b"blob bytes"
+    assert os.listxattr(blob) == []  # the blob keeps no trace of its upload
+    assert list(uploads.iterdir()) == []
+    assert await store.upload_owner("s1") is None
+
+
+async def test_a_filesystem_without_user_xattrs_gets_owner_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(filesystem.os, "setxattr", refuse)
+    store = FilesystemBlobStore(tmp_path)
+    await store.upload_start("s1", "r/x")
+    assert not store.owner_xattr
+    await store.upload_start("s2", "r/y")
+    uploads = tmp_path / "uploads"
+    assert sorted(p.name for p in uploads.iterdir()) == ["s1", "s1.owner", "s2.owner"]
+    for upload_id, repo in (("s1", "r/x"), ("s2", "r/y")):
+        owner = await store.upload_owner(upload_id)
+        assert owner is not None and owner[0] == repo
+        assert await store.upload_size(upload_id) == 0
+        assert await store.upload_write(upload_id, 0, batches([repo.encode()])) == 3
+        await place(store, upload_id, repo.encode())
+    assert list(uploads.iterdir()) == []
+
+
+async def test_sessions_of_either_layout_continue_and_expire(tmp_path: Path) -> None:
+    # A session an older strata started (an owner file, its bytes file made by the first
+    # write) goes on under this one, and both kinds are found by expiry.
+    old = FilesystemBlobStore(tmp_path)
+    old.owner_xattr = False
+    await old.upload_start("legacy", "r/old")
+    await old.upload_start("legacy-empty", "r/old")
+    store = FilesystemBlobStore(tmp_path)
+    await store.upload_start("new", "r/new")
+    await store.upload_start("new-empty", "r/new")
+    assert await store.upload_size("legacy-empty") == 0
+    assert await store.upload_write("legacy", 0, batches([b"old "])) == 4
+    assert await store.upload_write("legacy", 4, batches([b"bytes"])) == 9
+    assert await store.upload_write("new", 0, batches([b"new bytes"])) == 9
+    owner = await store.upload_owner("legacy")
+    assert owner is not None and owner[0] == "r/old"
+    later = time.time() + 3600
+    assert sorted(await store.uploads_started_before(later)) == [
+        "legacy", "legacy-empty", "new", "new-empty"]
+    assert await store.uploads_started_before(time.time() - 3600) == []
+    await place(store, "legacy", b"old bytes")
+    await place(store, "new", b"new bytes")
+    assert sorted(await store.uploads_started_before(later)) == ["legacy-empty", "new-empty"]
+    assert await store.upload_owner("legacy") is None
+    for upload_id in ("legacy-empty", "new-empty"):
+        await store.upload_abort(upload_id)
+    assert list((tmp_path / "uploads").iterdir()) == []
+
+
+async def test_a_gone_session_is_not_created_again_by_a_write(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    await store.upload_start("s1", "r/x")
+    await store.upload_abort("s1")
+    with pytest.raises(FileNotFoundError):  # the registry's BLOB_UPLOAD_UNKNOWN
+        await store.upload_write("s1", 0, batches([b"late"]))
+    assert list((tmp_path / "uploads").iterdir()) == []

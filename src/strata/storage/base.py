@@ -38,7 +38,8 @@ class BlobStore(Protocol):
         ...
 
     async def upload_owner(self, upload_id: str) -> tuple[str, float] | None:
-        """(repository, start time) of an unfinished upload, or None."""
+        """(repository, start time) of an unfinished upload, or None. A store may give the
+        time of the upload's last write instead (idle expiry counts from it)."""
         ...
 
     async def upload_size(self, upload_id: str) -> int | None:
