@@ -229,3 +229,38 @@ async def test_a_gone_session_is_not_created_again_by_a_write(tmp_path: Path) ->
     with pytest.raises(FileNotFoundError):  # the registry's BLOB_UPLOAD_UNKNOWN
         await store.upload_write("s1", 0, batches([b"late"]))
     assert list((tmp_path / "uploads").iterdir()) == []
+
+
+async def test_every_placed_directory_is_synced(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Blobs land in directories of their own; their fsyncs run at once (under the write lock),
+    # every one of them before the commit, and a failure fails the commit.
+    store = FilesystemBlobStore(tmp_path)
+    digests = []
+    for i in range(6):
+        data = f"blob {i}".encode()
+        await store.upload_start(f"s{i}", "r/x")
+        await store.upload_write(f"s{i}", 0, batches([data]))
+        digest = Digest.parse("sha256:" + hashlib.sha256(data).hexdigest())
+        await store.upload_sync(f"s{i}", digest, len(data))
+        assert store.upload_place(f"s{i}", digest)
+        digests.append(digest)
+    directories = {str(store.blob_path(d).parent) for d in digests}
+    assert len(directories) > 1
+    synced: list[str] = []
+    real = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(filesystem.os, "fsync", record)
+    store.persist_placed([str(d) for d in digests])
+    assert sorted(synced) == sorted(directories)
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(filesystem.os, "fsync", broken)
+    with pytest.raises(OSError):
+        store.persist_placed([str(d) for d in digests])

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from strata.meta import connection, groupcommit
 from strata.meta.connection import create_engine
 from strata.meta.groupcommit import Batch, GroupWriter, Job
 
@@ -121,15 +123,129 @@ def test_run_sync_commits_one_job(engine: sa.Engine) -> None:
     assert names(engine) == {"solo"}
 
 
-async def test_non_durable_commits_restore_full_sync(engine: sa.Engine) -> None:
-    """An upload offset commits without waiting for the disk; the connection goes back to the
-    pool with ``synchronous=FULL`` so that the next blob or manifest commit is durable."""
+async def test_connections_go_back_to_the_pool_with_full_sync(engine: sa.Engine) -> None:
+    """Commits run with ``synchronous=NORMAL`` (the WAL is synced after the lock is released);
+    the connection goes back to the pool with ``synchronous=FULL`` for whatever else uses it."""
     writer = GroupWriter(engine)
     assert await writer.run(insert("offset"), durable=False) == "OFFSET"
+    assert await writer.run(insert("blob")) == "BLOB"
 
     def level(conn: sa.Connection, batch: Batch) -> int:
         return int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
 
-    assert await writer.run(level) == 2  # FULL
-    assert names(engine) == {"offset"}
+    assert await writer.run(level) == 1  # NORMAL while committing
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == 2  # FULL
+    assert names(engine) == {"offset", "blob"}
     writer.close()
+
+
+class GatedSync:
+    """Stands in for ``sync_wal``: records each call (was the write lock free, what was
+    committed), then waits until the test opens the gate."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.gate = threading.Event()
+        self.calls: list[tuple[bool, set[str]]] = []
+
+    def __call__(self, engine: sa.Engine) -> None:
+        database = engine.url.database
+        fd = os.open(f"{database}.writelock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if the lock is held
+            free = True
+        except BlockingIOError:
+            free = False
+        finally:
+            os.close(fd)
+        self.calls.append((free, names(engine)))
+        assert self.gate.wait(10)
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+async def test_a_durable_job_is_told_only_once_its_wal_is_synced(
+        engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fsync of the WAL is after the commit and outside the write lock (the next writer
+    need not wait for it), but before anyone is told the job is stored; commits made while a
+    sync runs share the next one, and non-durable jobs do not wait for any."""
+    sync = GatedSync(engine)
+    monkeypatch.setattr(groupcommit, "sync_wal", sync)
+    writer = GroupWriter(engine)
+    first = asyncio.ensure_future(writer.run(insert("a")))
+    await until(lambda: len(sync.calls) == 1)
+    assert sync.calls[0] == (True, {"a"})  # committed, lock released, then the sync
+    second = asyncio.ensure_future(writer.run(insert("b")))
+    await until(lambda: "b" in names(engine))  # the lock is not held by the waiting sync
+    third = asyncio.ensure_future(writer.run(insert("c")))
+    await until(lambda: "c" in names(engine))
+    relaxed = await writer.run(insert("offset"), durable=False)  # waits for no sync
+    assert relaxed == "OFFSET"
+    await asyncio.sleep(0.05)
+    assert not (first.done() or second.done() or third.done())
+    sync.gate.set()
+    assert await asyncio.gather(first, second, third) == ["A", "B", "C"]
+    assert len(sync.calls) == 2  # b and c shared the second sync
+    writer.close()
+
+
+async def test_a_failed_wal_sync_tells_no_job_it_is_stored(
+        engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = 0
+
+    def broken(engine: sa.Engine) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(groupcommit, "sync_wal", broken)
+    writer = GroupWriter(engine)
+    with pytest.raises(OSError):
+        await writer.run(insert("x"))
+    assert await writer.run(insert("y")) == "Y"  # the writer goes on
+    writer.close()
+
+
+def test_run_sync_and_locked_begin_sync_before_returning(
+        engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[set[str]] = []
+    monkeypatch.setattr(groupcommit, "sync_wal", lambda e: synced.append(names(e)))
+    monkeypatch.setattr(connection, "sync_wal", lambda e: synced.append(names(e)))
+    writer = GroupWriter(engine)
+    assert writer.run_sync(insert("solo")) == "SOLO"
+    assert synced == [{"solo"}]
+    with connection.locked_begin(engine, durable=False) as conn:
+        conn.execute(sa.insert(items).values(name="relaxed"))
+    assert synced == [{"solo"}]  # no sync for a non-durable transaction
+    with connection.locked_begin(engine) as conn:
+        conn.execute(sa.insert(items).values(name="durable"))
+    assert synced == [{"solo"}, {"solo", "relaxed", "durable"}]
+
+
+def test_sync_wal_syncs_the_wal_or_else_the_database(
+        engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    real = os.fdatasync
+
+    def record(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(connection.os, "fdatasync", record)
+    database = str(engine.url.database)
+    with engine.connect() as conn:  # a connection open: the WAL file is there
+        conn.exec_driver_sql("SELECT 1")
+        connection.sync_wal(engine)
+        assert synced == [os.path.realpath(f"{database}-wal")]
+    engine.dispose()  # the last connection closed: SQLite checkpoints and removes the WAL
+    assert not os.path.exists(f"{database}-wal")
+    connection.sync_wal(engine)
+    assert synced[1:] == [os.path.realpath(database)]

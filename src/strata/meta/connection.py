@@ -69,17 +69,22 @@ def create_engine(url: str, *, readonly: bool = False) -> sa.Engine:
 
 
 @contextlib.contextmanager
-def locked_begin(engine: sa.Engine, *, durable: bool = True) -> Iterator[sa.Connection]:
+def locked_begin(engine: sa.Engine, *, durable: bool = True,
+                 sync: bool = True) -> Iterator[sa.Connection]:
     """A write transaction; on a SQLite file, under an exclusive ``flock`` beside the database.
 
     Every writer of the data dir (all worker processes, ``strata gc``) takes it, so writers
     queue in the kernel and wake the moment it is free rather than polling SQLite's busy
     handler; garbage collection relies on it too (see ``RegistryStore.finish_upload``).
 
-    ``durable=False`` commits without waiting for the disk (SQLite ``synchronous=NORMAL``: the
-    WAL is synced at the next durable commit or checkpoint). A process crash loses nothing
-    either way; a power loss may lose such a commit, so it is only for state that may safely
-    fall back, such as an upload's offset (the client resumes from the older offset).
+    The commit itself does not wait for the disk (SQLite ``synchronous=NORMAL``): the WAL of a
+    ``durable`` transaction is fdatasynced right after the lock is released (:func:`sync_wal`),
+    so the next writer, of this process or another, need not wait for that fsync. With
+    ``sync=False`` the caller does it, before telling anyone the transaction is stored (the
+    group writer syncs once for every commit made meanwhile). ``durable=False``: no sync at all
+    (the WAL reaches the disk with the next durable commit or checkpoint); a process crash
+    loses nothing either way, a power loss may lose such a commit, so it is only for state that
+    may safely fall back, such as an upload's offset (the client resumes from the older one).
     """
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:":
@@ -90,15 +95,40 @@ def locked_begin(engine: sa.Engine, *, durable: bool = True) -> Iterator[sa.Conn
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         with engine.connect() as conn:
-            relaxed = not durable and _relax_sync(conn)
+            _pragma(conn, "synchronous=NORMAL")
             try:
                 with conn.begin():
                     yield conn
             finally:
-                if relaxed:
-                    _pragma(conn, "synchronous=FULL")
+                # back to the pool as it came (FULL), whatever else uses the connection
+                _pragma(conn, "synchronous=FULL")
     finally:
         os.close(fd)  # closing releases the lock
+    if durable and sync:
+        sync_wal(engine)
+
+
+def sync_wal(engine: sa.Engine) -> None:
+    """Make every transaction committed so far on a SQLite file durable: fdatasync its WAL.
+
+    Safe after a ``synchronous=NORMAL`` commit: the WAL is written in order, so the sync
+    covers this commit and every one before it, and frames a checkpoint copied into the
+    database file and then reused were synced by that checkpoint (SQLite syncs the WAL before
+    a checkpoint and the database file after it). No WAL file (the last connection closed and
+    checkpointed it away): the database file is synced instead."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        return
+    for path in (f"{database}-wal", database):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        return
 
 
 def _pragma(conn: sa.Connection, setting: str) -> Any:
@@ -106,14 +136,6 @@ def _pragma(conn: sa.Connection, setting: str) -> Any:
     raw = conn.connection.driver_connection
     assert raw is not None
     return raw.execute(f"PRAGMA {setting}").fetchone()
-
-
-def _relax_sync(conn: sa.Connection) -> bool:
-    """FULL -> NORMAL for one commit; False if the connection was not on FULL."""
-    if _pragma(conn, "synchronous")[0] != 2:
-        return False
-    _pragma(conn, "synchronous=NORMAL")
-    return True
 
 
 def migrate(engine: sa.Engine) -> None:

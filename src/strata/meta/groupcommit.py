@@ -1,13 +1,15 @@
 """Group commit: write jobs that queue while a commit is in flight share the next one.
 
 On SQLite every write of the data dir is serialized (one ``flock`` across processes, see
-``connection.locked_begin``) and a commit with ``synchronous=FULL`` costs an fsync of the WAL; a
-blob placement also costs an fsync of its directory. With one transaction per job those fsyncs
-run one after the other under the lock, and a busy registry spends its time waiting on them.
-Here one thread per process takes every job queued so far, runs each in a SAVEPOINT of one
-transaction (a job that fails rolls back alone and gets its own error), runs the batch's
-before-commit hooks once (the directory fsyncs, deduplicated) and commits once. A job's future
-resolves only after that commit: nobody is told "stored" before it is durable.
+``connection.locked_begin``) and a durable commit costs an fsync of the WAL; a blob placement
+also costs an fsync of its directory. With one transaction per job those fsyncs run one after
+the other under the lock, and a busy registry spends its time waiting on them. Here one thread
+per process takes every job queued so far, runs each in a SAVEPOINT of one transaction (a job
+that fails rolls back alone and gets its own error), runs the batch's before-commit hooks once
+(the directory fsyncs, deduplicated) and commits once, without waiting for the disk; then it
+releases the lock and a second thread fdatasyncs the WAL, once for every batch committed
+meanwhile, while the lock serves the next writer. A job's future resolves only after its
+commit is on disk: nobody is told "stored" before it is durable.
 
 On PostgreSQL (no cross-process lock, row-level locking, network round trips) each job runs in
 its own transaction on a worker thread.
@@ -24,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 
-from strata.meta.connection import locked_begin
+from strata.meta.connection import locked_begin, sync_wal
 
 T = TypeVar("T")
 Hook = Callable[[list[Any]], None]
@@ -50,6 +52,7 @@ class Batch:
 
 
 Job = Callable[[sa.Connection, Batch], T]
+_Outcome = tuple["_Pending[Any]", bool, Any]  # (job, succeeded, result or exception)
 
 
 class _Pending(Generic[T]):
@@ -68,6 +71,9 @@ class GroupWriter:
         self._grouped = engine.dialect.name == "sqlite"
         self._queue: queue.SimpleQueue[_Pending[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        # batches committed, waiting for the WAL's fsync (SQLite)
+        self._unsynced: queue.SimpleQueue[list[_Outcome] | None] = queue.SimpleQueue()
+        self._syncer: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self.commits = 0  # transactions committed (for tests and metrics)
         self.jobs = 0
@@ -96,6 +102,10 @@ class GroupWriter:
             self._queue.put(None)
             self._thread.join(timeout=10)
             self._thread = None
+        if self._syncer is not None:  # after the writer: it may hand over a last batch
+            self._unsynced.put(None)
+            self._syncer.join(timeout=10)
+            self._syncer = None
 
     # -- the writer thread -------------------------------------------------------------------
     def _ensure_thread(self) -> None:
@@ -106,6 +116,10 @@ class GroupWriter:
                 self._thread = threading.Thread(target=self._loop, name="sqlite-writer",
                                                 daemon=True)
                 self._thread.start()
+            if self._syncer is None or not self._syncer.is_alive():
+                self._syncer = threading.Thread(target=self._sync_loop, name="sqlite-sync",
+                                                daemon=True)
+                self._syncer.start()
 
     def _loop(self) -> None:
         while True:
@@ -119,19 +133,53 @@ class GroupWriter:
                 except queue.Empty:
                     break
                 if item is None:
-                    self._commit(batch)
+                    self._commit(batch, hand_over=True)
                     return
                 batch.append(item)
-            self._commit(batch)
+            self._commit(batch, hand_over=True)
 
-    def _commit(self, pending: list[_Pending[Any]]) -> None:
+    def _sync_loop(self) -> None:
+        """fdatasync the WAL for every batch committed since the last sync, then tell their
+        jobs (the first batch waits for nothing: the thread syncs as soon as one is there)."""
+        while True:
+            first = self._unsynced.get()
+            if first is None:
+                return
+            batches, stop = [first], False
+            while True:
+                try:
+                    item = self._unsynced.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batches.append(item)
+            try:
+                sync_wal(self.engine)
+            except BaseException as exc:
+                # committed, but not known to be on disk: nobody is told it is stored (a job
+                # that failed on its own keeps its own error)
+                for outcomes in batches:
+                    _resolve([(p, False, value if not ok else exc) for p, ok, value in outcomes])
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for outcomes in batches:
+                    _resolve(outcomes)
+            if stop:
+                return
+
+    def _commit(self, pending: list[_Pending[Any]], *, hand_over: bool = False) -> None:
+        """One transaction for ``pending``; with ``hand_over`` (the writer thread) a durable
+        batch's WAL sync is left to the sync thread, else it is done here."""
         live = [p for p in pending if p.future.set_running_or_notify_cancel()]
         if not live:
             return
-        outcomes: list[tuple[_Pending[Any], bool, Any]] = []
+        outcomes: list[_Outcome] = []
+        durable = any(p.durable for p in live)
         try:
-            durable = any(p.durable for p in live)
-            with locked_begin(self.engine, durable=durable) as conn:
+            with locked_begin(self.engine, durable=durable, sync=not hand_over) as conn:
                 batch = Batch()
                 single = len(live) == 1
                 raw: Any = conn.connection.driver_connection
@@ -169,8 +217,15 @@ class GroupWriter:
             return
         self.commits += 1
         self.jobs += len(live)
-        for p, ok, value in outcomes:
-            if ok:
-                p.future.set_result(value)
-            else:
-                p.future.set_exception(value)
+        if hand_over and durable:
+            self._unsynced.put(outcomes)  # told once the WAL is on disk
+        else:
+            _resolve(outcomes)
+
+
+def _resolve(outcomes: list[_Outcome]) -> None:
+    for p, ok, value in outcomes:
+        if ok:
+            p.future.set_result(value)
+        else:
+            p.future.set_exception(value)
