@@ -249,3 +249,62 @@ def test_sync_wal_syncs_the_wal_or_else_the_database(
     assert not os.path.exists(f"{database}-wal")
     connection.sync_wal(engine)
     assert synced[1:] == [os.path.realpath(database)]
+
+
+async def test_prepare_runs_on_a_thread_before_its_job(engine: sa.Engine) -> None:
+    """A blob's fdatasync is the job's ``prepare``: done on a thread that then queues the
+    job (the event loop is not woken in between); a failing one fails its job alone."""
+    loop_thread = threading.get_ident()
+    seen: list[tuple[str, int]] = []
+
+    def prepare(name: str) -> Callable[[], None]:
+        def go() -> None:
+            seen.append((f"prepare {name}", threading.get_ident()))
+            if name == "bad":
+                raise OSError(5, "fdatasync failed")
+        return go
+
+    def job(name: str) -> Job[str]:
+        def go(conn: sa.Connection, batch: Batch) -> str:
+            seen.append((f"job {name}", threading.get_ident()))
+            conn.execute(sa.insert(items).values(name=name))
+            return name
+        return go
+
+    writer = GroupWriter(engine)
+    results = await asyncio.gather(
+        writer.run(job("a"), prepare=prepare("a")), writer.run(job("bad"), prepare=prepare("bad")),
+        writer.run(job("b")), return_exceptions=True)
+    assert results[0] == "a" and results[2] == "b"
+    assert isinstance(results[1], OSError)
+    assert names(engine) == {"a", "b"}
+    order = [what for what, _ in seen]
+    assert order.index("prepare a") < order.index("job a")
+    assert "job bad" not in order
+    assert all(thread != loop_thread for _, thread in seen)
+    writer.close()
+
+
+def test_prepare_without_a_writer_thread(tmp_path: Path) -> None:
+    """PostgreSQL's path (no group writer thread): prepare, then the job's own transaction,
+    on one thread. Here forced on SQLite."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    with engine.begin() as conn:
+        items.create(conn)
+    writer = GroupWriter(engine)
+    writer._grouped = False
+    calls: list[str] = []
+
+    async def go() -> None:
+        assert await writer.run(insert("x"), prepare=lambda: calls.append("prepared")) == "X"
+
+        def failing() -> None:
+            raise OSError(5, "fdatasync failed")
+
+        with pytest.raises(OSError):
+            await writer.run(insert("y"), prepare=failing)
+
+    asyncio.run(go())
+    assert calls == ["prepared"]
+    assert names(engine) == {"x"}
+    engine.dispose()

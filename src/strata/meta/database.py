@@ -124,14 +124,17 @@ class Database:
             self._engine.dispose()
 
     # -- writing ------------------------------------------------------------------------------
-    async def write(self, job: Job[T], *, durable: bool = True) -> T:
+    async def write(self, job: Job[T], *, durable: bool = True,
+                    prepare: Callable[[], None] | None = None) -> T:
         """``job(conn, batch)`` in a write transaction; its result once committed.
 
         ``durable=False``: the commit need not reach the disk before this returns (SQLite
         ``synchronous=NORMAL``), only for state that may safely fall back after a power loss.
+        ``prepare``: blocking work done on a thread before the job is queued (see
+        :meth:`GroupWriter.run`).
         """
         try:
-            return await self._writer.run(job, durable=durable)
+            return await self._writer.run(job, durable=durable, prepare=prepare)
         except sa.exc.IntegrityError as exc:
             raise Conflict(str(exc.orig)) from None
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Hashable
@@ -78,18 +79,48 @@ class GroupWriter:
         self.commits = 0  # transactions committed (for tests and metrics)
         self.jobs = 0
 
-    async def run(self, job: Job[T], *, durable: bool = True) -> T:
+    async def run(self, job: Job[T], *, durable: bool = True,
+                  prepare: Callable[[], None] | None = None) -> T:
         """Run ``job(conn, batch)`` in a write transaction; its result once committed.
 
         ``durable=False``: the job's commit need not reach the disk before it returns (see
-        ``connection.locked_begin``); a batch is durable if any of its jobs is."""
+        ``connection.locked_begin``); a batch is durable if any of its jobs is.
+
+        ``prepare``: blocking work that must be done before the job (a blob's fdatasync), run
+        on a thread that then queues the job itself: the event loop is woken once, by the
+        commit, instead of once more in between. If it raises, the job does not run."""
         pending: _Pending[T] = _Pending(job, durable)
         if not self._grouped:
-            await asyncio.to_thread(self._commit, [pending])
+            await asyncio.to_thread(self._prepare_then_commit, prepare, pending)
         else:
             self._ensure_thread()
-            self._queue.put(pending)
+            if prepare is None:
+                self._queue.put(pending)
+            else:
+                asyncio.get_running_loop().run_in_executor(
+                    None, self._prepare_then_queue, prepare, pending)
         return await asyncio.wrap_future(pending.future)
+
+    def _prepare_then_queue(self, prepare: Callable[[], None], pending: _Pending[Any]) -> None:
+        if self._prepared(prepare, pending):
+            self._queue.put(pending)
+
+    def _prepare_then_commit(self, prepare: Callable[[], None] | None,
+                             pending: _Pending[Any]) -> None:
+        if prepare is None or self._prepared(prepare, pending):
+            self._commit([pending])
+
+    @staticmethod
+    def _prepared(prepare: Callable[[], None], pending: _Pending[Any]) -> bool:
+        try:
+            prepare()
+        except BaseException as exc:
+            with contextlib.suppress(concurrent.futures.InvalidStateError):  # cancelled
+                pending.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return False
+        return True
 
     def run_sync(self, job: Job[T], *, durable: bool = True) -> T:
         """The same from a plain thread (commands, tests): a transaction of its own."""

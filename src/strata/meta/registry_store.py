@@ -575,10 +575,12 @@ class RegistryStore:
 
     async def finish_upload(self, upload_id: str, repository: str, digest: str, size: int,
                             place: Callable[[], None],
-                            persist: Callable[[list[str]], None]) -> None:
+                            persist: Callable[[list[str]], None],
+                            prepare: Callable[[], None] | None = None) -> None:
         """Record the blob, place its bytes (``place``), link it and end the session: one
         transaction. ``persist(digests)`` makes placements durable; it runs once per group
-        commit, before COMMIT, for every blob the commit places.
+        commit, before COMMIT, for every blob the commit places. ``prepare`` (the bytes'
+        fdatasync) runs on a thread before the transaction is queued.
 
         Garbage collection deletes a blob's row and its bytes in one transaction under the
         same write lock (row locks on PostgreSQL), so the two never interleave: either the
@@ -598,7 +600,7 @@ class RegistryStore:
             batch.before_commit(persist, digest)
             self._link(conn, rid, digest, now)
             run(conn, _w_upload_drop, id=upload_id)
-        await self._db.write(go)
+        await self._db.write(go, prepare=prepare)
 
     async def delete_upload(self, upload_id: str) -> bool:
         def go(conn: sa.Connection, batch: Batch) -> bool:

@@ -95,17 +95,17 @@ def _writeback_copy(fd: int, offset: int, nbytes: int) -> None:
         os.close(fd)
 
 
-_DIR_SYNC_THREADS = 8
-_dir_sync_pool: tuple[int, ThreadPoolExecutor] | None = None
+_IO_THREADS = 8
+_io_pool: tuple[int, ThreadPoolExecutor] | None = None
 
 
-def _dir_syncer() -> ThreadPoolExecutor:
-    """The threads that fsync directories (this process's: a pool does not survive a fork)."""
-    global _dir_sync_pool
-    if _dir_sync_pool is None or _dir_sync_pool[0] != os.getpid():
-        _dir_sync_pool = (os.getpid(), ThreadPoolExecutor(_DIR_SYNC_THREADS,
-                                                          thread_name_prefix="dir-fsync"))
-    return _dir_sync_pool[1]
+def _io_threads() -> ThreadPoolExecutor:
+    """Threads for the store's blocking calls made from other threads: directory fsyncs,
+    read-ahead (this process's: a pool does not survive a fork)."""
+    global _io_pool
+    if _io_pool is None or _io_pool[0] != os.getpid():
+        _io_pool = (os.getpid(), ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="blob-io"))
+    return _io_pool[1]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -287,25 +287,20 @@ class FilesystemBlobStore:
                 yield data
 
     async def upload_sync(self, upload_id: str, digest: Digest, size: int) -> None:
-        path = self._upload_path(upload_id)
+        await asyncio.to_thread(self.upload_sync_blocking, upload_id, digest, size)
 
-        def sync() -> int:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                # the bytes and what reading them back needs (the size); the name is made
-                # durable by the rename's directory fsync (persist_placed)
-                os.fdatasync(fd)
-                return os.dup(fd)
-            finally:
-                os.close(fd)
-
-        fd = await asyncio.to_thread(sync)
-        if self._direct and size >= direct.DIRECT_FROM:
-            # Bytes written with O_DIRECT are not in the page cache: the first pull of a
-            # blob just pushed would read it from the disk (a buffered write left it cached).
-            # Start reading it back now, off the push's clock.
-            asyncio.get_running_loop().run_in_executor(None, _read_ahead, fd)
-        else:
+    def upload_sync_blocking(self, upload_id: str, digest: Digest, size: int) -> None:
+        fd = os.open(self._upload_path(upload_id), os.O_RDONLY)
+        try:
+            # the bytes and what reading them back needs (the size); the name is made
+            # durable by the rename's directory fsync (persist_placed)
+            os.fdatasync(fd)
+            if self._direct and size >= direct.DIRECT_FROM:
+                # Bytes written with O_DIRECT are not in the page cache: the first pull of a
+                # blob just pushed would read it from the disk (a buffered write left it
+                # cached). Start reading it back now, off the push's clock.
+                _io_threads().submit(_read_ahead, os.dup(fd))
+        finally:
             os.close(fd)
 
     def upload_place(self, upload_id: str, digest: Digest) -> bool:
@@ -334,7 +329,7 @@ class FilesystemBlobStore:
         if len(directories) == 1:
             _fsync_dir(directories[0])
             return
-        for _ in _dir_syncer().map(_fsync_dir, directories):
+        for _ in _io_threads().map(_fsync_dir, directories):
             pass  # every fsync done (the first error raised)
 
     async def upload_abort(self, upload_id: str) -> None:
