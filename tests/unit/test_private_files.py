@@ -37,14 +37,17 @@ async def one(data: bytes) -> AsyncIterator[Sequence[bytes]]:
 
 
 @pytest.mark.usefixtures("umask_000")
-async def test_the_blob_store_creates_owner_only_paths(tmp_path: Path) -> None:
+@pytest.mark.parametrize("owner_files", [False, True])
+async def test_the_blob_store_creates_owner_only_paths(tmp_path: Path, owner_files: bool) -> None:
     store = FilesystemBlobStore(tmp_path / "new" / "data")
+    store.owner_xattr = not owner_files  # owner files: a filesystem without user xattrs
     await store.upload_start("u1", "r/x")
     await store.upload_write("u1", 0, one(b"data"))
     store.upload_place("u1", Digest.parse("sha256:" + hashlib.sha256(b"data").hexdigest()))
     await store.upload_start("u2", "r/x")  # one left in progress
     await store.upload_write("u2", 0, one(b"half"))
-    assert len(list((tmp_path / "new").rglob("*"))) >= 8
+    # data, blobs, blobs/sha256, blobs/sha256/xx, the blob, uploads, uploads/u2 (+ its owner)
+    assert len(list((tmp_path / "new").rglob("*"))) == (8 if owner_files else 7)
     assert_owner_only(tmp_path / "new")
 
 
