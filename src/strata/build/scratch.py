@@ -3,9 +3,11 @@
 A RUN's changes land in an overlay upper directory that becomes the step's layer (and a
 lower directory of the next RUN); the layers a later RUN needs are unpacked into directories
 too.  Creating files is the cost of such steps, and on a disk it is the kernel's: on the
-ext4 of the machines strata is measured on, creating an inode costs ~0.7 ms of system time
-(1,000 ``echo > file`` in a shell: 0.80 s on that disk, 0.015 s on a tmpfs), so a RUN that
-writes thousands of small files spent most of its time there.  Like mock's tmpfs plugin,
+ext4 of the machines strata is measured on, creating an inode in a directory whose block group
+saw recent deletions -- ``/tmp``, or any build area after a few builds -- costs ~0.65 ms of
+system time (1,000 ``echo > file`` in a shell: 0.80 s in ``/tmp``, 0.015 s on a tmpfs; 0.02 s
+in a fresh directory elsewhere), so a RUN that writes thousands of small files spent most of
+its time there.  Like mock's tmpfs plugin,
 strata puts those directories on a tmpfs (``/dev/shm`` by default) up to a per-build budget
 (:class:`~strata.build.jail.JailLimits` ``ram_scratch``, ``STRATA_BUILD_RAM_SCRATCH``, default
 2 GiB; never more than half of the tmpfs's free space), and on the disk once it is spent.
