@@ -288,6 +288,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--with-distribution", action="store_true")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument("--keep", action="store_true")
+    p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="an environment variable for strata serve (repeatable), e.g. "
+                        "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072")
+    p.add_argument("--probe", type=Path, default=None, metavar="DIR",
+                   help="run strata's workers under bench/memprobe (tracemalloc snapshots and "
+                        "live objects per type into DIR; slows them: for finding, not figures)")
+    p.add_argument("--probe-interval", type=float, default=60.0,
+                   help="seconds between the probe's dumps")
+    p.add_argument("--probe-frames", type=int, default=12,
+                   help="tracemalloc frames (0: no tracing, the native and object figures only)")
     return p.parse_args(argv)
 
 
@@ -302,6 +312,18 @@ def main(argv: list[str] | None = None) -> int:
     servers: list[tuple[Server, Workload]] = []
     strata = storm.strata_with_auth(workdir / "strata", args.workers)
     strata.argv[strata.argv.index("86400")] = "60"  # --gc-interval: collections run
+    for item in args.server_env:
+        name, _, value = item.partition("=")
+        strata.env[name] = value
+    if args.probe is not None:
+        args.probe.mkdir(parents=True, exist_ok=True)
+        probe = Path(__file__).resolve().parent / "memprobe"
+        strata.env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(probe), strata.env.get("PYTHONPATH", os.environ.get("PYTHONPATH")))
+            if p)
+        strata.env["STRATA_MEMPROBE_DIR"] = str(args.probe.resolve())
+        strata.env["STRATA_MEMPROBE_INTERVAL"] = str(args.probe_interval)
+        strata.env["STRATA_MEMPROBE_FRAMES"] = str(args.probe_frames)
     servers.append((strata, Workload("strata", strata.base, basic, args, 1)))
     if args.with_distribution:
         (workdir / "dist").mkdir()
