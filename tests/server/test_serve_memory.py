@@ -3,6 +3,7 @@
 * Once its workers are forked, the parent is the stdlib-only supervisor
   (``strata/server/supervise.py``, via ``execv``): a few MiB, none of strata imported; the
   workers are still its children, SIGTERM to it stops them and it exits 0.
+* Workers use one malloc arena (``strata.server.malloc``), limited before any thread ran.
 * (tests/unit/test_serve_imports.py: what a serving process does not import.)
 """
 
@@ -98,5 +99,32 @@ def test_workers_serve_the_app_built_before_the_fork(tmp_path: Path) -> None:
                                   headers={"Authorization": f"Bearer {token}",
                                            "Connection": "close"})
             assert resp.status == 202, (n, resp.status)
+        # One malloc arena per worker: no glibc thread heap (an anonymous mapping at a 64 MiB
+        # boundary running on, anonymous, to the next one) although the database writer and
+        # the executor's threads have run (the POSTs' commits, the logins' argon2).
+        assert {w: _thread_heaps(w) for w in workers} == {w: [] for w in workers}
     finally:
         server.kill()
+
+
+_HEAP_MAX = 64 << 20  # glibc's HEAP_MAX_SIZE on 64-bit: a thread arena's heap, so aligned
+
+
+def _thread_heaps(pid: int) -> list[str]:
+    """Start addresses of glibc thread-arena heaps in ``pid``'s address space."""
+    rows = []
+    for line in _maps(pid).splitlines():
+        parts = line.split()
+        start, end = (int(x, 16) for x in parts[0].split("-"))
+        rows.append((start, end, parts[5] if len(parts) > 5 else ""))
+    heaps = []
+    for i, (start, end, name) in enumerate(rows):
+        if start % _HEAP_MAX or name:
+            continue
+        j = i + 1
+        while end < start + _HEAP_MAX and j < len(rows) and rows[j][0] == end and not rows[j][2]:
+            end = rows[j][1]
+            j += 1
+        if end == start + _HEAP_MAX:
+            heaps.append(hex(start))
+    return heaps

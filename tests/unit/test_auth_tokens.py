@@ -27,6 +27,7 @@ from strata.auth.keys import (
 from strata.auth.policy import Principal, Role, grant
 from strata.auth.scope import Scope, parse_scopes
 from strata.auth.tokens import (
+    _VERIFIED_CACHE,
     DEFAULT_LEEWAY_SECONDS,
     Claims,
     TokenInvalid,
@@ -670,3 +671,34 @@ def test_a_verified_token_is_remembered_but_its_times_are_checked_on_every_use(
     with pytest.raises(TokenInvalid):
         verifier.verify(f"{head}.{payload}.{flipped}", NOW)  # other bytes: verified afresh
     assert calls == ["decode"]
+
+
+# ---------------------------------------------------------------------------
+# The cache of verified tokens (issue #18: bounded memory per worker)
+
+
+def test_verified_tokens_cache_is_bounded_and_keeps_the_ones_in_use(
+        issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    access = parse_scopes(["repository:f25/cockpit:pull"])
+    busy = issuer.issue("alice", access, NOW).token
+    verifier.verify(busy, NOW)
+    others = [issuer.issue("bob", access, NOW).token for _ in range(_VERIFIED_CACHE + 50)]
+    for n, token in enumerate(others):
+        verifier.verify(token, NOW)
+        if n % 100 == 0:
+            verifier.verify(busy, NOW)  # a client presenting its token all along
+    cached = verifier._verified
+    assert len(cached) == _VERIFIED_CACHE
+    assert busy in cached
+    assert others[0] not in cached and others[-1] in cached
+    # An evicted token still verifies (its signature checked again).
+    assert verifier.verify(others[0], NOW).subject == "bob"
+
+
+def test_an_expired_token_leaves_the_cache(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    token = issuer.issue("alice", parse_scopes(["repository:f25/cockpit:pull"]), NOW).token
+    verifier.verify(token, NOW)
+    assert token in verifier._verified
+    with pytest.raises(TokenInvalid, match="expired"):
+        verifier.verify(token, NOW + 300 + verifier.leeway)
+    assert token not in verifier._verified

@@ -19,6 +19,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from strata.meta.connection import CACHE_KIB
+
 
 class CompiledSql:
     """A statement (select, insert, update, delete) compiled once for the engine's dialect."""
@@ -54,6 +56,7 @@ class FastReader:
             assert self._sqlite_path is not None
             conn = sqlite3.connect(self._sqlite_path, isolation_level=None, timeout=60)
             conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._local.conn = conn
         return conn
 

@@ -1,8 +1,14 @@
 """glibc malloc settings of a serving worker (issue #18: peak PSS; ``bench/memory.py``).
 
-* At most :data:`ARENAS` malloc arenas: glibc gives each thread that allocates concurrently
-  its own arena (up to 8 per core), and every arena keeps the memory it freed for itself; a
-  worker's threads (the default executor's, the database writer) allocate little.
+* At most :data:`ARENAS` malloc arena (the main one): glibc gives each thread that allocates
+  concurrently its own arena (up to 8 per core), and every arena keeps the memory it freed for
+  itself, so freed memory of one thread's arena is never reused by another's allocations. A
+  worker's threads (the default executor's, the database writer running SQLite and garbage
+  collection) allocate little, and mostly while the event loop waits for them. Set by
+  ``strata serve`` before anything starts a thread: an arena made before the limit lives on
+  in every forked worker (the 10-minute soak showed two thread arenas beside the main one,
+  each growing). With one arena the soak's glibc heap grew 20 -> 26-27 MiB per worker in 6
+  minutes instead of 20 -> 30-34 (``bench/soak.py --probe``, issue #18).
 * :func:`trim` hands freed heap pages back to the kernel (``malloc_trim``: the top of each
   arena and whole free pages inside it): once the worker has started (the app built, the
   argon2 dummy hash computed) and then every :data:`TRIM_INTERVAL` seconds.
@@ -20,7 +26,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-ARENAS = 2
+ARENAS = 1
 TRIM_INTERVAL = 30.0
 _M_ARENA_MAX = -8
 

@@ -160,6 +160,7 @@ def prepare_elsewhere(settings: ServerSettings) -> None:
 
 
 def serve(settings: ServerSettings) -> None:
+    malloc.limit_arenas()  # before any thread allocates: an arena made now lives on in workers
     tighten_data_dir(settings)
     prepare_elsewhere(settings)
     requeue_builds(settings)
@@ -180,7 +181,6 @@ def serve(settings: ServerSettings) -> None:
         run_worker(settings)
         return
     ctx = multiprocessing.get_context("fork")
-    malloc.limit_arenas()
     for name in SHARED_IMPORTS:  # imported by every worker anyway: shared if imported here
         importlib.import_module(name)
     app = forkable_app(settings)
