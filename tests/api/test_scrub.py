@@ -20,6 +20,10 @@ from .helpers import Client, push_manifest
 from .oci_fixtures import image
 
 
+def blob_file(store: FilesystemBlobStore, digest: Digest) -> Path:
+    return Path(store.blob_path(digest))
+
+
 async def scrub(data: Path, *args: str) -> tuple[int, dict[str, Any]]:
     # On a thread: the command runs its own event loop, as it does from a shell.
     result = await asyncio.to_thread(
@@ -45,10 +49,10 @@ async def test_damage_is_reported_blob_by_blob(client: Client, data_dir: Path) -
         await push_manifest(client, f"s/{i}", "v1", img)
     store = FilesystemBlobStore(data_dir)
     gone, cut, flipped = (Digest.parse(img.blobs[-1].digest) for img in images)
-    store.blob_path(gone).unlink()
-    path = store.blob_path(cut)
+    blob_file(store, gone).unlink()
+    path = blob_file(store, cut)
     path.write_bytes(path.read_bytes()[:-1])
-    path = store.blob_path(flipped)
+    path = blob_file(store, flipped)
     data = bytearray(path.read_bytes())
     data[0] ^= 1
     path.write_bytes(bytes(data))

@@ -79,8 +79,12 @@ async def image(meta: RegistryStore, uploads: UploadService, repo: str, seed: st
     return record.digest, own
 
 
+def blob_file(store: FilesystemBlobStore, digest: str) -> Path:
+    return Path(store.blob_path(Digest.parse(digest)))
+
+
 def on_disk(store: FilesystemBlobStore, digest: str) -> bool:
-    return store.blob_path(Digest.parse(digest)).exists()
+    return blob_file(store, digest).exists()
 
 
 async def test_a_collection_removes_garbage_and_keeps_the_rest(
@@ -103,7 +107,7 @@ async def test_a_collection_removes_garbage_and_keeps_the_rest(
     assert await upload(uploads, "lib/other", b"also in lib/other") == elsewhere
     other, _ = await image(meta, uploads, "lib/other", "other", ["v1"], shared=[elsewhere])
     orphan = sha(b"orphan file")  # bytes left by a crash, with no row
-    path = blob_store.blob_path(Digest.parse(orphan))
+    path = blob_file(blob_store, orphan)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"orphan file")
     os.utime(path, (clock.now, clock.now))

@@ -1,4 +1,5 @@
-"""FilesystemBlobStore's upload writes: batches of pieces, interrupted bodies, write-back."""
+"""FilesystemBlobStore's upload writes: batches of pieces, interrupted bodies, write-back; its
+per-blob paths intern nothing."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import errno
 import hashlib
 import os
 import random
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -147,7 +149,11 @@ async def place(store: FilesystemBlobStore, upload_id: str, data: bytes) -> Path
     await store.upload_sync(upload_id, digest, len(data))
     assert store.upload_place(upload_id, digest)
     store.persist_placed([str(digest)])
-    return store.blob_path(digest)
+    return blob_file(store, digest)
+
+
+def blob_file(store: FilesystemBlobStore, digest: Digest) -> Path:
+    return Path(store.blob_path(digest))
 
 
 async def test_a_session_is_one_file_that_becomes_the_blob(tmp_path: Path) -> None:
@@ -245,7 +251,7 @@ async def test_every_placed_directory_is_synced(tmp_path: Path,
         await store.upload_sync(f"s{i}", digest, len(data))
         assert store.upload_place(f"s{i}", digest)
         digests.append(digest)
-    directories = {str(store.blob_path(d).parent) for d in digests}
+    directories = {str(blob_file(store, d).parent) for d in digests}
     assert len(directories) > 1
     synced: list[str] = []
     real = os.fsync
@@ -264,3 +270,27 @@ async def test_every_placed_directory_is_synced(tmp_path: Path,
     monkeypatch.setattr(filesystem.os, "fsync", broken)
     with pytest.raises(OSError):
         store.persist_placed([str(d) for d in digests])
+
+
+async def test_blob_and_upload_paths_intern_no_digest_or_upload_id(tmp_path: Path) -> None:
+    """pathlib interns each component it parses: a store building a Path per blob put every
+    digest and upload id into the interpreter's interned-strings table, whose ~2 MiB array is
+    reallocated as it fills (issue #18: heap growth in the soak). The store's paths are strings."""
+    store = FilesystemBlobStore(tmp_path)
+    data = os.urandom(64)
+    encoded = hashlib.sha256(data).hexdigest()
+    upload_id = hashlib.sha256(encoded.encode()).hexdigest()[:32]
+    digest = Digest.parse(f"sha256:{encoded}")
+    await store.upload_start(upload_id, "r/x")
+    await store.upload_write(upload_id, 0, batches([data]))
+    await store.upload_sync(upload_id, digest, len(data))
+    assert store.upload_place(upload_id, digest)
+    store.persist_placed([str(digest)])
+    held = (store.blob_path(digest), store._upload_path(upload_id),
+            [d async for d in store.digests()], await store.uploads_started_before(1e12))
+    assert held[2] == [(digest, 64, held[2][0][2])]
+    assert b"".join([c async for c in store.read(digest)]) == data
+    for text in (encoded, upload_id):
+        probe = text[:5] + text[5:]  # an equal string, another object
+        assert probe is not text
+        assert sys.intern(probe) is probe, f"{text} was interned"

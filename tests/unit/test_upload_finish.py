@@ -81,4 +81,4 @@ async def test_the_bytes_are_synced_before_they_are_placed(db: Database, tmp_pat
         assert store.calls[0][1] != loop_thread  # on a thread
     else:
         assert kinds == ["async sync", "sync", "place"]
-    assert store.blob_path(digest).read_bytes() == data
+    assert Path(store.blob_path(digest)).read_bytes() == data  # noqa: ASYNC240

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from strata.errors import Code, RegistryError
 from strata.meta.records import HeldBy
@@ -18,7 +17,7 @@ from strata.storage.base import BlobStore, LocalBlobPaths
 class BlobHandle:
     digest: Digest
     size: int
-    path: Path | None  # set when the store keeps blobs as local files (sendfile)
+    path: str | None  # set when the store keeps blobs as local files (sendfile)
 
 
 class BlobService:

@@ -9,6 +9,7 @@ the image and push it again). Orphan files (bytes with no row) are garbage colle
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,7 +103,7 @@ class Scrubber:
         seen = 0
         try:
             if quick and isinstance(self._store, LocalBlobPaths):
-                seen = self._store.blob_path(digest).stat().st_size
+                seen = os.stat(self._store.blob_path(digest)).st_size
             else:
                 async for chunk in self._store.read(digest):
                     seen += len(chunk)

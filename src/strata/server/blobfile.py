@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
@@ -81,7 +80,7 @@ def byte_range(request: web.Request, size: int, digest: str) -> tuple[int, int] 
     return start, end
 
 
-def open_blob_file(path: Path) -> int:
+def open_blob_file(path: str) -> int:
     """A descriptor of the blob file at *path* (``FileNotFoundError`` if it is gone)."""
     return os.open(path, _OPEN_FLAGS)
 

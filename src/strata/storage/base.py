@@ -8,7 +8,6 @@ stream, check digest and size, and only then ask the store to commit.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from strata.oci.digest import Digest
@@ -105,4 +104,6 @@ class BlockingUploadSync(Protocol):
 class LocalBlobPaths(Protocol):
     """Optional power: committed blobs are local files (lets the server use sendfile)."""
 
-    def blob_path(self, digest: Digest) -> Path: ...
+    def blob_path(self, digest: Digest) -> str:
+        """The blob's file (a plain string: a ``Path`` would intern the digest)."""
+        ...

@@ -85,7 +85,7 @@ class DirectWriter:
         self._pending: list[asyncio.Future[None] | None] = [None, None]
 
     @classmethod
-    def open(cls, path: Path, fd: int, pos: int) -> DirectWriter:
+    def open(cls, path: str | Path, fd: int, pos: int) -> DirectWriter:
         return cls(fd, os.open(path, os.O_WRONLY | os.O_DIRECT), pos)
 
     async def write(self, pieces: Sequence[bytes]) -> None:

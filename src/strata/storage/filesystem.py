@@ -108,7 +108,7 @@ def _io_threads() -> ThreadPoolExecutor:
     return _io_pool[1]
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_dir(directory: str) -> None:
     dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)
@@ -126,6 +126,15 @@ def _read_ahead(fd: int) -> None:
         os.close(fd)
 
 
+def _subdirs(path: str) -> list[str]:
+    """Names of the directories in *path* (none if it is not one)."""
+    try:
+        with os.scandir(path) as it:
+            return [e.name for e in it if e.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 class FilesystemBlobStore:
     def __init__(self, root: Path, direct_io: bool = False) -> None:
         """``direct_io``: write upload bodies of ``direct.DIRECT_FROM`` bytes and more with
@@ -137,6 +146,12 @@ class FilesystemBlobStore:
         self._uploads = root / "uploads"
         private_dir(self._blobs)
         private_dir(self._uploads)
+        # Per-blob and per-upload paths are plain strings: pathlib interns every component it
+        # parses (sys.intern), so each new digest and upload id went through the interpreter's
+        # table of interned strings, whose ~2 MiB array was reallocated every few ten thousand
+        # requests, each time as a new block at the top of the heap (issue #18: the soak).
+        self._blobs_dir = os.fspath(self._blobs)
+        self._uploads_dir = os.fspath(self._uploads)
         self._direct = direct_io and direct.supported(self._uploads)
         # owners in an extended attribute of the bytes file until the filesystem refuses one
         self.owner_xattr = hasattr(os, "setxattr")
@@ -147,13 +162,15 @@ class FilesystemBlobStore:
         return self._direct
 
     # -- committed blobs -------------------------------------------------------------------
-    def blob_path(self, digest: Digest) -> Path:
-        return self._blobs / digest.algorithm / digest.encoded[:2] / digest.encoded
+    def blob_path(self, digest: Digest) -> str:
+        encoded = digest.encoded
+        return f"{self._blobs_dir}/{digest.algorithm}/{encoded[:2]}/{encoded}"
 
     async def read(
         self, digest: Digest, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
-        with self.blob_path(digest).open("rb") as f:
+        # Opening a local file on the loop, as a Path's open did before: microseconds.
+        with open(self.blob_path(digest), "rb") as f:  # noqa: ASYNC230
             f.seek(start)
             remaining = None if end is None else end - start
             while remaining is None or remaining > 0:
@@ -167,26 +184,27 @@ class FilesystemBlobStore:
 
     def remove_now(self, digest: Digest) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self.blob_path(digest).unlink()
+            os.unlink(self.blob_path(digest))
 
     async def digests(self) -> AsyncIterator[tuple[Digest, int, float]]:
-        for alg_dir in sorted(self._blobs.iterdir()):
-            if not alg_dir.is_dir():
-                continue
-            for prefix in sorted(alg_dir.iterdir()):
-                for path in sorted(prefix.iterdir()) if prefix.is_dir() else []:
+        # os.scandir, not pathlib: names of entries are not interned (see __init__)
+        for algorithm in sorted(_subdirs(self._blobs_dir)):
+            for prefix in sorted(_subdirs(os.path.join(self._blobs_dir, algorithm))):
+                with os.scandir(os.path.join(self._blobs_dir, algorithm, prefix)) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+                for entry in entries:
                     try:
-                        st = path.stat()
+                        st = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
                         continue
-                    yield Digest(alg_dir.name, path.name), st.st_size, st.st_mtime
+                    yield Digest(algorithm, entry.name), st.st_size, st.st_mtime
                 await asyncio.sleep(0)
 
     # -- uploads ---------------------------------------------------------------------------
-    def _upload_path(self, upload_id: str) -> Path:
+    def _upload_path(self, upload_id: str) -> str:
         if not _UPLOAD_ID.match(upload_id):
             raise ValueError(f"bad upload id {upload_id!r}")
-        return self._uploads / upload_id
+        return f"{self._uploads_dir}/{upload_id}"
 
     async def upload_write(self, upload_id: str, offset: int,
                            batches: AsyncIterable[Sequence[bytes]]) -> int:
@@ -197,7 +215,7 @@ class FilesystemBlobStore:
             # A session with an owner file gets its bytes file from its first write; one past
             # offset 0 must still have it (never re-create it as zeros), and one that is gone
             # stays gone.
-            if offset != 0 or not self._owner_path(upload_id).exists():
+            if offset != 0 or not os.path.exists(self._owner_path(upload_id)):  # noqa: ASYNC240
                 raise
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
         try:
@@ -208,7 +226,7 @@ class FilesystemBlobStore:
         finally:
             os.close(fd)
 
-    async def _write_direct(self, path: Path, fd: int, offset: int,
+    async def _write_direct(self, path: str, fd: int, offset: int,
                             batches: AsyncIterable[Sequence[bytes]]) -> int:
         """The first ``DIRECT_FROM`` bytes are held; a body that ends before is written
         through the page cache (one writev), the rest goes to a ``DirectWriter``."""
@@ -276,7 +294,7 @@ class FilesystemBlobStore:
 
     async def upload_read(self, upload_id: str, end: int,
                           start: int = 0) -> AsyncIterator[bytes]:
-        with self._upload_path(upload_id).open("rb") as f:
+        with open(self._upload_path(upload_id), "rb") as f:  # noqa: ASYNC230 (as above)
             f.seek(start)
             remaining = end - start
             while remaining > 0:
@@ -306,9 +324,9 @@ class FilesystemBlobStore:
     def upload_place(self, upload_id: str, digest: Digest) -> bool:
         source = self._upload_path(upload_id)
         target = self.blob_path(digest)
-        placed = not target.exists()
+        placed = not os.path.exists(target)
         if placed:
-            private_dir(target.parent)
+            private_dir(Path(os.path.dirname(target)))
             os.replace(source, target)
             if self.owner_xattr:  # the blob keeps no trace of its upload
                 with contextlib.suppress(OSError):
@@ -318,14 +336,14 @@ class FilesystemBlobStore:
         # deleted by upload_abort after the transaction (freeing a big file's blocks is
         # slow, and this runs under the write lock).
         with contextlib.suppress(FileNotFoundError):
-            self._owner_path(upload_id).unlink()  # a session with an owner file
+            os.unlink(self._owner_path(upload_id))  # a session with an owner file
         return placed
 
     def persist_placed(self, digests: list[str]) -> None:
         """fsync the directory of every blob placed; several at once, on threads: this runs
         under the write lock, and blobs mostly land in directories of their own (256 of
         them), each fsync a write and a cache flush of its own."""
-        directories = list({self.blob_path(Digest.parse(d)).parent for d in digests})
+        directories = list({os.path.dirname(self.blob_path(Digest.parse(d))) for d in digests})
         if len(directories) == 1:
             _fsync_dir(directories[0])
             return
@@ -338,15 +356,15 @@ class FilesystemBlobStore:
         def remove() -> None:
             for path in paths:
                 with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                    os.unlink(path)
 
         await asyncio.to_thread(remove)
 
     # Starting a session writes no metadata transaction (the session gets a row once a chunk
     # is recorded): its owner is kept with its bytes file, in an extended attribute, or in a
     # small owner file beside it where the filesystem has no user extended attributes.
-    def _owner_path(self, upload_id: str) -> Path:
-        return self._upload_path(upload_id).with_suffix(".owner")
+    def _owner_path(self, upload_id: str) -> str:
+        return self._upload_path(upload_id) + ".owner"
 
     async def upload_start(self, upload_id: str, repository: str) -> None:
         owner = repository.encode()
@@ -361,7 +379,7 @@ class FilesystemBlobStore:
                     self.owner_xattr = False  # this filesystem has none: owner files
                 elif exc.errno not in (errno.E2BIG, errno.ERANGE):  # too long: a file
                     with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
+                        os.unlink(path)
                     raise
             finally:
                 os.close(fd)
@@ -375,11 +393,11 @@ class FilesystemBlobStore:
 
     async def upload_size(self, upload_id: str) -> int | None:
         try:
-            return self._upload_path(upload_id).stat().st_size
+            return os.stat(self._upload_path(upload_id)).st_size
         except ValueError:
             return None
         except FileNotFoundError:  # an owner file's session with nothing written yet, or gone
-            return 0 if self._owner_path(upload_id).exists() else None
+            return 0 if os.path.exists(self._owner_path(upload_id)) else None  # noqa: ASYNC240
 
     async def upload_owner(self, upload_id: str) -> tuple[str, float] | None:
         """The repository and, for a session with its owner in an extended attribute, the
@@ -417,7 +435,7 @@ class FilesystemBlobStore:
     async def uploads_started_before(self, cutoff: float) -> list[str]:
         """Sessions whose owner file is older than ``cutoff``, and bytes files without one
         (sessions with their owner in an extended attribute) last written before it."""
-        with os.scandir(self._uploads) as it:
+        with os.scandir(self._uploads_dir) as it:
             entries = {e.name: e for e in it if not e.name.startswith(".")}
         stale = []
         for name, entry in entries.items():
