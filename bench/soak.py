@@ -15,7 +15,12 @@ and renewed every minute, as clients do):
 Every ``--interval`` s the summed PSS and RSS of the server's processes (``smaps_rollup``) are
 sampled. After ``--warmup`` minutes, the least-squares slope of summed PSS (and RSS) in
 MiB/min is printed with the first and last samples, the max, request counts and errors.
-Growth threshold: |slope| < ``--threshold`` MiB/min (default 0.5) passes.
+Growth threshold: |slope| < ``--threshold`` MiB/min (default 0.5) passes. Beside it the
+Theil-Sen (median) slope of PSS, which the argon2id spikes of the token renewals' logins
+(64 MiB for ~0.1 s, when a sample catches one) hardly move.
+
+``--probe DIR`` runs strata's workers under ``bench/memprobe`` (tracemalloc snapshots, live
+objects per type, glibc's and SQLite's heap figures; ``bench/memprobe/diff.py``).
 
 ``--with-distribution`` runs the same mix against Debian's ``docker-registry`` (open, no
 token service) at the same time, sampled the same way.
@@ -103,6 +108,18 @@ def slope(points: list[tuple[float, float]]) -> float:
     my = sum(y for _, y in points) / n
     sxx = sum((x - mx) ** 2 for x, _ in points)
     return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
+
+
+def median_slope(points: list[tuple[float, float]]) -> float:
+    """Theil-Sen slope (the median of the pairwise slopes), MiB/min: a sample taken while a
+    cold login's argon2id holds its 64 MiB moves it little, unlike the least-squares slope
+    (one such sample near either end of the window tilts that by ~1 MiB/min)."""
+    slopes = sorted((y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(points)
+                    for x2, y2 in points[i + 1:] if x2 != x1)
+    if not slopes:
+        return 0.0
+    mid = len(slopes) // 2
+    return slopes[mid] if len(slopes) % 2 else (slopes[mid - 1] + slopes[mid]) / 2
 
 
 @dataclass
@@ -263,6 +280,7 @@ def report(name: str, sampler: Sampler, work: Workload, args: argparse.Namespace
         "max_rss": max(s[2] for s in sampler.samples),
         "first_rss": after[0][2] if after else None, "last_rss": after[-1][2] if after else None,
         "pss_slope": pss_slope, "rss_slope": rss_slope,
+        "pss_median_slope": median_slope([(t / 60, p) for t, p, _, _ in after]),
         "processes": sorted({s[3] for s in sampler.samples}),
         "requests": sum(v for k, v in work.counts.items() if k != "big_push"),
         "counts": dict(work.counts), "errors": dict(work.errors),
@@ -285,6 +303,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--big-mib", type=int, default=16, help="size of the occasional big layer")
     p.add_argument("--big-every", type=int, default=25, help="every Nth push has a big layer")
     p.add_argument("--delete-every", type=int, default=15)
+    p.add_argument("--gc-interval", type=float, default=60.0,
+                   help="strata serve --gc-interval (0: no collection)")
     p.add_argument("--with-distribution", action="store_true")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument("--keep", action="store_true")
@@ -311,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     basic = "Basic " + b64encode(f"admin:{storm.PASSWORD}".encode()).decode()
     servers: list[tuple[Server, Workload]] = []
     strata = storm.strata_with_auth(workdir / "strata", args.workers)
-    strata.argv[strata.argv.index("86400")] = "60"  # --gc-interval: collections run
+    strata.argv[strata.argv.index("86400")] = f"{args.gc_interval:g}"  # collections run
     for item in args.server_env:
         name, _, value = item.partition("=")
         strata.env[name] = value
@@ -355,12 +375,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak: {args.minutes:g} min, {args.concurrency} clients per registry, samples every "
           f"{args.interval:g} s, slope after {args.warmup:g} min warm-up; strata --workers "
           f"{args.workers}, auth on; load average {load0[0]:.2f} at start, {load1[0]:.2f} at end")
-    print("| target | PSS first / last / max (MiB) | PSS slope (MiB/min) | RSS first / last / "
-          "max (MiB) | RSS slope (MiB/min) | requests | big pushes | deletes | errors |")
-    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| target | PSS first / last / max (MiB) | PSS slope (MiB/min) | PSS median slope "
+          "| RSS first / last / max (MiB) | RSS slope (MiB/min) | requests | big pushes "
+          "| deletes | errors |")
+    print("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['name']} | {r['first_pss']:.1f} / {r['last_pss']:.1f} / {r['max_pss']:.1f} "
-              f"| {r['pss_slope']:+.3f} | {r['first_rss']:.1f} / {r['last_rss']:.1f} / "
+              f"| {r['pss_slope']:+.3f} | {r['pss_median_slope']:+.3f} "
+              f"| {r['first_rss']:.1f} / {r['last_rss']:.1f} / "
               f"{r['max_rss']:.1f} | {r['rss_slope']:+.3f} | {r['requests']} "
               f"| {r['counts'].get('big_push', 0)} | {r['counts'].get('manifest_delete', 0)} "
               f"| {sum(r['errors'].values())} |")

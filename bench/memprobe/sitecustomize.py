@@ -134,5 +134,20 @@ def _child() -> None:
     threading.Thread(target=run, name="memprobe", daemon=True).start()
 
 
+def _no_pathlib_intern() -> None:
+    """``$STRATA_MEMPROBE_NO_INTERN=1`` (an experiment, never the product): pathlib stops
+    interning path components (each blob digest, each upload id), to tell whether the churn
+    of the interned-strings table moves the workers' heap."""
+    import pathlib
+    import types
+
+    shim = types.ModuleType("sys")
+    shim.__dict__.update(sys.__dict__)
+    shim.intern = lambda s: s  # type: ignore[attr-defined]
+    pathlib.sys = shim  # type: ignore[attr-defined]
+
+
 if _DIR:
+    if os.environ.get("STRATA_MEMPROBE_NO_INTERN") == "1":
+        _no_pathlib_intern()
     os.register_at_fork(after_in_child=_child)
