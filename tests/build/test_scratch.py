@@ -18,7 +18,7 @@ from strata.build import scratch as scratch_mod
 from strata.build.errors import BuildError
 from strata.build.jail import JailLimits
 from strata.build.scratch import Scratch
-from support.clients import missing
+from support.tmpfs import mounted_tmpfs
 
 
 def limits(ram: Path, budget: int = 1 << 30) -> JailLimits:
@@ -130,18 +130,8 @@ def test_settings_parse() -> None:
 
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "shm"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        missing("mounting a tmpfs needs root", "run the build tests as root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        missing(f"cannot mount a tmpfs: {done.stderr.strip()}", "run the build tests as root")
-    try:
+    with mounted_tmpfs(tmp_path / "shm", "size=200m", "run the build tests as root") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.mark.server

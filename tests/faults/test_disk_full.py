@@ -8,7 +8,6 @@ Needs root (mount); fails in CI without it, skips elsewhere."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +16,8 @@ import aiohttp
 import pytest
 
 from support.blobpush import digest_of, pull, push
-from support.clients import missing
 from support.server import StrataServer
+from support.tmpfs import mounted_tmpfs
 
 pytestmark = pytest.mark.server
 REPO = "faults/disk"
@@ -27,18 +26,9 @@ MiB = 1 << 20
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        missing("mounting a small filesystem needs root", "run the fault tests as root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs",
-                           str(mount)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        missing(f"cannot mount a tmpfs: {done.stderr.strip()}", "run the fault tests as root")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "size=64m,mode=0700",
+                       "run the fault tests as root") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 async def test_the_data_disk_fills_during_a_push(small_disk: Path, tmp_path: Path) -> None:
