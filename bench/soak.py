@@ -7,7 +7,9 @@ and renewed every minute, as clients do):
 
 * push a small image (two layers of 4-64 KiB, config, manifest) under a new tag in one of
   ``--repos`` repositories; every ``--big-every``-th push carries a ``--big-mib`` layer;
-* pull: manifest by tag, then config and layers (verified by length);
+* pull: manifest by tag, then config and layers (verified by length); a 404 for a manifest
+  another client deleted meanwhile (it pulls one of the last 200 pushes, deletes take older
+  ones) is counted as ``pull_raced_delete``, any other 404 is an error;
 * delete: every ``--delete-every``-th operation deletes the manifest of an older push by
   digest (so garbage collection has work: ``--gc-interval`` is 60 s here);
 * tag list and a HEAD of a blob.
@@ -141,6 +143,7 @@ class Workload:
         self.errors: Counter[str] = Counter()
         self.error_samples: list[str] = []
         self.pushed: list[Pushed] = []
+        self.deleted: set[str] = set()  # manifests a client asked to delete
         self.seq = 0
         self.token: str | None = None
         self.token_at = 0.0
@@ -215,23 +218,42 @@ class Workload:
         if not self.pushed:
             return
         p = self.rng.choice(self.pushed[-200:])
-        _, body = await self.call(session, "manifest_get", "GET",
-                                  f"/v2/{p.repo}/manifests/{p.manifest_digest}", (200,),
-                                  extra={"Accept": OCI_MANIFEST})
+        # Another client of this target may delete the manifest while this pull runs (it
+        # picked an older push): a 404 then is the registry right, counted apart; a 404 for
+        # a manifest nobody deleted is an error.
+        resp, body = await self.call(session, "manifest_get", "GET",
+                                     f"/v2/{p.repo}/manifests/{p.manifest_digest}", (200, 404),
+                                     extra={"Accept": OCI_MANIFEST})
+        if self.gone(resp, p, "manifest"):
+            return
         if digest(body) != p.manifest_digest:
             raise RuntimeError(f"manifest {p.manifest_digest}: wrong body")
         for d, n in p.blobs:
-            _, data = await self.call(session, "blob_get", "GET", f"/v2/{p.repo}/blobs/{d}",
-                                      (200,))
+            resp, data = await self.call(session, "blob_get", "GET",
+                                         f"/v2/{p.repo}/blobs/{d}", (200, 404))
+            if self.gone(resp, p, f"blob {d}"):
+                return
             if len(data) != n:
                 raise RuntimeError(f"blob {d}: {len(data)} bytes, wanted {n}")
-        await self.call(session, "blob_head", "HEAD", f"/v2/{p.repo}/blobs/{p.blobs[0][0]}",
-                        (200,))
+        resp, _ = await self.call(session, "blob_head", "HEAD",
+                                  f"/v2/{p.repo}/blobs/{p.blobs[0][0]}", (200, 404))
+        self.gone(resp, p, "blob HEAD")
+
+    def gone(self, resp: aiohttp.ClientResponse, p: Pushed, what: str) -> bool:
+        """A 404 during a pull: True if a client deleted the manifest meanwhile, else an
+        error is raised."""
+        if resp.status != 404:
+            return False
+        if p.manifest_digest in self.deleted:
+            self.counts["pull_raced_delete"] += 1
+            return True
+        raise RuntimeError(f"{what} of {p.repo}@{p.manifest_digest}: 404, never deleted")
 
     async def delete(self, session: aiohttp.ClientSession) -> None:
         if len(self.pushed) < 50:
             return
         p = self.pushed.pop(self.rng.randrange(len(self.pushed) - 40))  # an older one
+        self.deleted.add(p.manifest_digest)
         await self.call(session, "manifest_delete", "DELETE",
                         f"/v2/{p.repo}/manifests/{p.manifest_digest}", (202,))
 
