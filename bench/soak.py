@@ -7,7 +7,7 @@ and renewed every minute, as clients do):
 
 * push a small image (two layers of 4-64 KiB, config, manifest) under a new tag in one of
   ``--repos`` repositories; every ``--big-every``-th push carries a ``--big-mib`` layer;
-* pull: manifest by tag, then config and layers (verified by length); a 404 for a manifest
+* pull: manifest by digest, then config and layers (verified by length); a 404 for a manifest
   another client deleted meanwhile (it pulls one of the last 200 pushes, deletes take older
   ones) is counted as ``pull_raced_delete``, any other 404 is an error;
 * delete: every ``--delete-every``-th operation deletes the manifest of an older push by
