@@ -128,10 +128,10 @@ class Scratch:
         nearly full, or (unless *tmpfs_full_only*) the RUN left :data:`SPILL_BYTES` there:
         then *path* is removed and no later directory goes to RAM (the caller runs the step
         again)."""
-        if not self.in_ram(path):
+        if self.ram is None or not path.is_relative_to(self.ram):
             return False
         try:
-            full = _free(self.ram or path) < LOW_FREE or (
+            full = _free(self.ram) < LOW_FREE or (
                 not tmpfs_full_only and tree_bytes(path) >= SPILL_BYTES)
         except OSError:
             full = True

@@ -27,7 +27,7 @@ from strata.build.fsview import DirLayer, MergedView
 from strata.build.jail import JailLimits
 from strata.build.layers import LayerWriter, Slot
 from strata.build.remote import PulledImage
-from strata.build.sandbox import RunSpec, run_in_sandbox
+from strata.build.sandbox import RunSpec, SandboxResult, run_in_sandbox
 from strata.build.scratch import Scratch
 from strata.build.transfer import (
     ContextItem,
@@ -298,30 +298,13 @@ class _Stage:
         argv = _argv(ins.command, self.state.shell)
         network = "host" if ins.network == "host" or (
             ins.network == "default" and self.env.network == "host") else "none"
-        scratch = self.env.scratch
-        lowers = [self.env.writer.materialize(slot, scratch)
+        lowers = [self.env.writer.materialize(slot, self.env.scratch)
                   for slot in reversed(self.state.slots)]
-        name = f"run{self.env.next()}"
-        step_dir = self.env.work / name if scratch is None else scratch.place(name)
         spec = RunSpec(tuple(argv), tuple(f"{k}={v}" for k, v in [*env.items(), *args]),
                        self.workdir(), str(self.state.config.get("User") or ""),
                        "host" if network == "host" else "none", self.env.limits)
         self.env.step_logs[-1]["network"] = network
-        try:
-            result = run_in_sandbox(lowers, step_dir, spec, self.env.output)
-        except BuildError as exc:  # the jail could not even write its status: RAM full?
-            if scratch is None or not scratch.ran_out(step_dir, tmpfs_full_only=True):
-                raise
-            self.env.log(f"{exc.message}; its RAM scratch is full: running it again on disk")
-            step_dir = self.env.work / name
-            result = run_in_sandbox(lowers, step_dir, spec, self.env.output)
-        if result.exit_code != 0 and scratch is not None and scratch.ran_out(step_dir):
-            self.env.log(f"RUN failed (exit code {result.exit_code}) after filling its RAM "
-                         "scratch: running it again on disk")
-            step_dir = self.env.work / name
-            result = run_in_sandbox(lowers, step_dir, spec, self.env.output)
-        if scratch is not None:
-            scratch.charge(result.upper)
+        result = self._jailed(lowers, f"run{self.env.next()}", spec)
         output = result.output.decode("utf-8", "replace")
         self.env.step_logs[-1]["output"] = output
         if result.exit_code != 0:
@@ -335,6 +318,30 @@ class _Stage:
             return _diff_tree(lowers, upper, source_date_epoch=self.env.sde,
                               owner=lambda uid, gid: (uid, gid), xattrs=RECORDED_XATTRS)
         self.add_slot(self.env.writer.dir_slot(upper, entries), f"RUN {prefix}{shown}")
+
+
+    def _jailed(self, lowers: list[Path], name: str, spec: RunSpec) -> SandboxResult:
+        """Run *spec* in its step directory *name* where the scratch places it; a RUN that
+        failed for want of RAM (:meth:`Scratch.ran_out`) runs once more, on disk."""
+        scratch = self.env.scratch
+        if scratch is None:
+            return run_in_sandbox(lowers, self.env.work / name, spec, self.env.output)
+        step_dir = scratch.place(name)
+        why = None
+        try:
+            result = run_in_sandbox(lowers, step_dir, spec, self.env.output)
+            if result.exit_code != 0 and scratch.ran_out(step_dir):
+                why = (f"RUN failed (exit code {result.exit_code}) after filling its RAM "
+                       "scratch")
+        except BuildError as exc:  # the jail could not even write its status: RAM full?
+            if not scratch.ran_out(step_dir, tmpfs_full_only=True):
+                raise
+            why = f"{exc.message}; its RAM scratch is full"
+        if why is not None:
+            self.env.log(f"{why}: running it again on disk")
+            result = run_in_sandbox(lowers, self.env.work / name, spec, self.env.output)
+        scratch.charge(result.upper)
+        return result
 
 
 def _image_view(image: PulledImage) -> MergedView:
