@@ -30,7 +30,7 @@ from pathlib import Path
 
 from strata.oci.digest import Digest
 from strata.storage import direct
-from strata.storage.private import FILE_MODE, private_dir
+from strata.storage.private import FILE_MODE, fsync_dir, private_dir
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _READ_CHUNK = 1 << 20
@@ -96,24 +96,6 @@ def _writeback_copy(fd: int, offset: int, nbytes: int) -> None:
 
 
 _IO_THREADS = 8
-_io_pool: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _io_threads() -> ThreadPoolExecutor:
-    """Threads for the store's blocking calls made from other threads: directory fsyncs,
-    read-ahead (this process's: a pool does not survive a fork)."""
-    global _io_pool
-    if _io_pool is None or _io_pool[0] != os.getpid():
-        _io_pool = (os.getpid(), ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="blob-io"))
-    return _io_pool[1]
-
-
-def _fsync_dir(directory: str) -> None:
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def _read_ahead(fd: int) -> None:
@@ -155,6 +137,16 @@ class FilesystemBlobStore:
         self._direct = direct_io and direct.supported(self._uploads)
         # owners in an extended attribute of the bytes file until the filesystem refuses one
         self.owner_xattr = hasattr(os, "setxattr")
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None
+
+    def _io_threads(self) -> ThreadPoolExecutor:
+        """Threads for the store's blocking calls made from other threads: directory fsyncs,
+        read-ahead. The store is made before ``strata serve`` forks its workers and a pool
+        does not survive a fork: each process makes its own on first use."""
+        if self._pool is None or self._pool[0] != os.getpid():
+            self._pool = (os.getpid(),
+                          ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="blob-io"))
+        return self._pool[1]
 
     @property
     def writes_direct(self) -> bool:
@@ -317,7 +309,7 @@ class FilesystemBlobStore:
                 # Bytes written with O_DIRECT are not in the page cache: the first pull of a
                 # blob just pushed would read it from the disk (a buffered write left it
                 # cached). Start reading it back now, off the push's clock.
-                _io_threads().submit(_read_ahead, os.dup(fd))
+                self._io_threads().submit(_read_ahead, os.dup(fd))
         finally:
             os.close(fd)
 
@@ -345,9 +337,9 @@ class FilesystemBlobStore:
         them), each fsync a write and a cache flush of its own."""
         directories = list({os.path.dirname(self.blob_path(Digest.parse(d))) for d in digests})
         if len(directories) == 1:
-            _fsync_dir(directories[0])
+            fsync_dir(directories[0])
             return
-        for _ in _io_threads().map(_fsync_dir, directories):
+        for _ in self._io_threads().map(fsync_dir, directories):
             pass  # every fsync done (the first error raised)
 
     async def upload_abort(self, upload_id: str) -> None:

@@ -76,12 +76,17 @@ def write_private_file(path: Path, data: bytes) -> bool:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     with contextlib.suppress(OSError):
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_dir(directory)
     return True
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make the names in *directory* durable (a rename or link into it): fsync the directory."""
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 @dataclass
