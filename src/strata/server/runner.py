@@ -6,6 +6,8 @@ database, so any worker can serve any request (an upload may move between them).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import importlib
 import logging
@@ -13,8 +15,8 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 from aiohttp import web
 
@@ -41,7 +43,6 @@ from strata.server.urls import PublicUrl
 from strata.storage.private import owner_only_umask, tighten
 
 log = logging.getLogger("strata.server")
-SUPERVISOR = Path(__file__).with_name("supervise.py")
 # Modules each worker imports while it builds its app (lazily imported elsewhere, to keep the
 # CLI quick): imported before the fork, their memory is shared instead of copied per worker.
 SHARED_IMPORTS = ("prometheus_client", "strata.server.pages.handlers")
@@ -189,19 +190,54 @@ def serve(settings: ServerSettings) -> None:
     # Frozen objects are never visited (peak PSS during the pull storm, bench/storm.py).
     gc.collect()
     gc.freeze()
-    procs = [ctx.Process(target=run_worker, args=(settings, app), daemon=False)
-             for _ in range(settings.workers)]
+    procs = [ctx.Process(target=_forked_worker, args=(settings, app, os.getpid()),
+                         daemon=False)
+             for _ in range(settings.workers - 1)]
     for p in procs:
         p.start()
-    supervise([p.pid for p in procs if p.pid is not None])
+    serve_beside(settings, app, procs)
 
 
-def supervise(pids: list[int]) -> None:
-    """Become :mod:`strata.server.supervise` (``execv``: this process's imported memory is
-    released; the workers stay its children), which forwards SIGTERM/SIGINT to ``pids`` and
-    waits for them. Never returns."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-I", "-S", str(SUPERVISOR),
-                              *map(str, pids)])
+def _forked_worker(settings: ServerSettings, app: web.Application, parent: int) -> None:
+    """A worker forked by :func:`serve`: it ends with its parent, even one killed with
+    SIGKILL, which has no chance to stop it (PR_SET_PDEATHSIG)."""
+    _die_with_parent(parent)
+    run_worker(settings, app)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+    if os.getppid() != parent:  # the parent died before the prctl: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def serve_beside(settings: ServerSettings, app: web.Application,
+                 procs: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    """The parent serves *app* too, as the first worker (issue #18: peak PSS; a separate
+    supervising process held a few MiB of its own), and supervises the others it forked:
+    when it stops (SIGTERM, SIGINT) it sends them SIGTERM at once, so all drain their
+    connections together, and returns once they have all ended."""
+
+    def stop_workers() -> None:
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGTERM)
+
+    async def on_shutdown(_app: web.Application) -> None:
+        stop_workers()
+
+    # Added after the fork: the forked workers' copies of the app do not have it.
+    app.on_shutdown.insert(0, on_shutdown)
+    malloc.drop_clean_file_pages()
+    try:
+        run_worker(settings, app)
+    finally:
+        stop_workers()  # run_worker also returns on an error; never leave a worker behind
+        for p in procs:
+            p.join()
