@@ -677,6 +677,10 @@ def test_a_verified_token_is_remembered_but_its_times_are_checked_on_every_use(
 # The cache of verified tokens (issue #18: bounded memory per worker)
 
 
+def _seen(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
 def test_verified_tokens_cache_is_bounded_and_keeps_the_ones_in_use(
         issuer: TokenIssuer, verifier: TokenVerifier) -> None:
     access = parse_scopes(["repository:f25/cockpit:pull"])
@@ -689,8 +693,10 @@ def test_verified_tokens_cache_is_bounded_and_keeps_the_ones_in_use(
             verifier.verify(busy, NOW)  # a client presenting its token all along
     cached = verifier._verified
     assert len(cached) == _VERIFIED_CACHE
-    assert busy in cached
-    assert others[0] not in cached and others[-1] in cached
+    assert _seen(busy) in cached
+    assert _seen(others[0]) not in cached and _seen(others[-1]) in cached
+    # kept under their SHA-256 (32 bytes), not as the ~700-byte tokens
+    assert all(isinstance(k, bytes) and len(k) == 32 for k in cached)
     # An evicted token still verifies (its signature checked again).
     assert verifier.verify(others[0], NOW).subject == "bob"
 
@@ -698,7 +704,7 @@ def test_verified_tokens_cache_is_bounded_and_keeps_the_ones_in_use(
 def test_an_expired_token_leaves_the_cache(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
     token = issuer.issue("alice", parse_scopes(["repository:f25/cockpit:pull"]), NOW).token
     verifier.verify(token, NOW)
-    assert token in verifier._verified
+    assert _seen(token) in verifier._verified
     with pytest.raises(TokenInvalid, match="expired"):
         verifier.verify(token, NOW + 300 + verifier.leeway)
-    assert token not in verifier._verified
+    assert _seen(token) not in verifier._verified

@@ -28,6 +28,7 @@ a single algorithm leaves no room for algorithm-confusion attacks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections import OrderedDict
@@ -54,11 +55,14 @@ __all__ = [
 
 ALGORITHM = "ES256"
 DEFAULT_TTL_SECONDS = 300
-#: Tokens whose signature verified, kept per process (least recently used go first). Each
-#: entry (the token and its claims) is ~1.3 KiB with one scope, ~5 KiB with eight; a client
-#: presents its token for seconds to minutes, and a pull storm brings a new token per pull, so
-#: 4096 entries held ~5 MiB per worker of tokens nobody presents again (issue #18: peak PSS).
-_VERIFIED_CACHE = 1024
+#: Tokens whose signature verified, kept per process (least recently used go first), each
+#: under the SHA-256 of the token (32 bytes instead of the ~700-byte token) with its claims:
+#: ~0.6 KiB with one scope. A client presents its token for seconds to minutes, over one
+#: connection, and a pull storm brings a new token per pull, so what is presented again is
+#: the tokens of the pulls in flight: 512 covers more than a worker's connections in the
+#: release-day storm (200 clients over two workers). 4096 entries keyed by the token held
+#: ~5 MiB per worker of tokens nobody presents again (issue #18: peak PSS).
+_VERIFIED_CACHE = 512
 #: The spec: "a token should never be returned with less than 60 seconds to live".
 MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 24 * 3600
@@ -255,7 +259,7 @@ class TokenVerifier:
     # request for minutes, and an ECDSA verify costs more than serving a manifest. The time
     # checks are redone on every use; only what cannot change (the signature over these
     # exact bytes) is remembered.
-    _verified: OrderedDict[str, Claims] = field(init=False, repr=False, compare=False)
+    _verified: OrderedDict[bytes, Claims] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         keys = tuple(self.public_keys)
@@ -282,14 +286,15 @@ class TokenVerifier:
             raise TokenInvalid("token too large")
         if not token.isascii() or token.count(".") != 2:
             raise TokenInvalid("malformed token")
-        known = self._verified.get(token)
+        seen = hashlib.sha256(token.encode("ascii")).digest()
+        known = self._verified.get(seen)
         if known is not None:
             try:
                 self._check(known, now)
             except TokenInvalid:
-                del self._verified[token]  # expired (or not valid yet): checked afresh if shown
+                del self._verified[seen]  # expired (or not valid yet): checked afresh if shown
                 raise
-            self._verified.move_to_end(token)
+            self._verified.move_to_end(seen)
             return known
         key = self._select_key(token)
         try:
@@ -300,7 +305,7 @@ class TokenVerifier:
             raise TokenInvalid(f"malformed token: {exc}") from exc
         claims = self._parse_claims(decoded["payload"])
         self._check(claims, now)
-        self._verified[token] = claims
+        self._verified[seen] = claims
         while len(self._verified) > _VERIFIED_CACHE:
             self._verified.popitem(last=False)
         return claims
