@@ -45,3 +45,30 @@ def defer_rfc3987_syntax() -> None:
 
     stub.is_valid_syntax = is_valid_syntax  # type: ignore[attr-defined]
     sys.modules[_RFC3987] = stub
+
+
+class LazyModule(types.ModuleType):
+    """A stand-in for module ``name``, imported on first attribute access (thread-safe);
+    afterwards the stand-in holds the module's attributes itself, so reads cost what they cost
+    on the module. For a third-party module only requests of some kinds need (templates,
+    Markdown, compression): a serving worker that never handles one does not carry it
+    (issue #18, peak PSS). Use it as::
+
+        if TYPE_CHECKING:
+            import jinja2
+        else:
+            jinja2 = LazyModule("jinja2")
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, f"stand-in: {name} is imported on first use")
+        self.__dict__["_lazy_lock"] = threading.Lock()
+
+    def __getattr__(self, attr: str) -> object:
+        with self.__dict__["_lazy_lock"]:
+            real = importlib.import_module(self.__name__)
+            self.__dict__.update(real.__dict__)
+        try:
+            return self.__dict__[attr]
+        except KeyError:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}") from None

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from strata.build import publish as publish_module
 from strata.jobs import runner as runner_module
 from strata.jobs.runner import BuildRunner, RunnerSettings
 from strata.meta.build_store import BuildStore
@@ -39,7 +40,8 @@ async def run(store: BuildStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         return answer
 
     monkeypatch.setattr(runner_module, "clone_source", clone)
-    monkeypatch.setattr(runner_module, "run_build", build)
+    # the runner imports the builder when it runs its first job (issue #18): patched there
+    monkeypatch.setattr(publish_module, "run_build", build)
 
     async def no_token(account: str, repository: str, pull_from: tuple[str, ...]
                        ) -> str | None:

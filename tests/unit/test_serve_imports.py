@@ -1,7 +1,8 @@
 """A serving process imports neither what only the schema migration needs (alembic, mako: the
-migration runs in a forked child), nor PostgreSQL's driver on SQLite, nor the Lark parser
-jsonschema's ``iri`` format checker would build at import (issue #18: peak PSS of ``strata
-serve``); the ``iri`` checker still works, importing it on first use."""
+migration runs in a forked child), nor PostgreSQL's driver or dialects on SQLite, nor the Lark
+parser jsonschema's ``iri`` format checker would build at import, nor the page templates,
+Markdown, the builder and the review checks before a request needs them (issue #18: peak PSS
+of ``strata serve``); the ``iri`` checker still works, importing it on first use."""
 
 from __future__ import annotations
 
@@ -32,7 +33,13 @@ print(json.dumps({"prepared": (Path(sys.argv[1]) / "strata.db").exists(),
                   "lark_after_iri": "lark" in sys.modules}))
 """
 
-NOT_SERVING = ("alembic", "mako", "psycopg", "psycopg_binary", "lark", "rfc3987_syntax.utils")
+NOT_SERVING = ("alembic", "mako", "psycopg", "psycopg_binary", "lark", "rfc3987_syntax.utils",
+               # imported by the first request that needs them (a page, a help file, a
+               # build job, a review's checks): tests/pages, tests/build, tests/auth use them
+               "jinja2", "markdown_it", "nh3", "strata.build.builder", "strata.build.publish",
+               "strata.review.source_checks", "dockerfile_parse",
+               # every PostgreSQL driver's dialect, on SQLite (strata.meta.conflicts)
+               "sqlalchemy.dialects.postgresql")
 
 
 def test_serving_process_skips_migration_driver_and_parser_modules(tmp_path: Path) -> None:

@@ -23,10 +23,18 @@ import tarfile
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import nh3
-import zstandard
-from markdown_it import MarkdownIt
+from strata.lazyimports import LazyModule
+
+if TYPE_CHECKING:  # imported by the first help page rendered (issue #18, peak PSS)
+    import markdown_it
+    import nh3
+    import zstandard
+else:
+    markdown_it = LazyModule("markdown_it")
+    nh3 = LazyModule("nh3")
+    zstandard = LazyModule("zstandard")
 
 MAX_LAYER_BYTES = 8 << 20
 MAX_HELP_BYTES = 256 << 10
@@ -56,8 +64,8 @@ Reader = Callable[[str], Awaitable[AsyncIterator[bytes]]]
 """Opens a blob of the image's repository by digest (the registry's blob read)."""
 
 
-def _markdown() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+def _markdown() -> markdown_it.MarkdownIt:
+    return markdown_it.MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 
 _HEADING = re.compile(r"<(/?)h([1-6])>")

@@ -36,13 +36,8 @@ from typing import Any
 
 import aiohttp
 
-from strata.build.builder import BuildOptions
 from strata.build.errors import BuildError
 from strata.build.jail import JailLimits
-from strata.build.publish import Registry, SourceSpec, run_build
-from strata.build.remote import parse_image_ref
-from strata.client.api import ApiClient
-from strata.client.registry import RegistryClient
 from strata.config import source_refusal
 from strata.meta.build_store import BuildJob, BuildResult, BuildStore
 
@@ -161,6 +156,8 @@ async def clone_source(url: str, branch: str | None, dest: Path, *, seconds: flo
 
 
 def _base_of(data: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    from strata.build.remote import parse_image_ref
+
     base = data.get("base") or None
     if not isinstance(base, dict) or not base.get("reference"):
         return None, None, None
@@ -265,6 +262,14 @@ class BuildRunner:
     async def _build(self, job: BuildJob, work: Path, sink: _Log) -> tuple[BuildResult, bool]:
         """What the job built, and whether it was dropped as an unchanged rebuild (a
         ``rebuild`` job registers its build only if it changed: ``if_changed``)."""
+        # The builder and the clients it pushes with are imported by the first job, not with
+        # the runner: every serving worker runs one, most never build (~3 MiB of modules per
+        # process; issue #18, peak PSS).
+        from strata.build.builder import BuildOptions
+        from strata.build.publish import Registry, SourceSpec, run_build
+        from strata.client.api import ApiClient
+        from strata.client.registry import RegistryClient
+
         url, branch = job.source_url, job.source_branch
         if url is None:
             found = await self.sources(job.repository)

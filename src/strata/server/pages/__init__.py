@@ -19,7 +19,7 @@ def add_pages(app: web.Application, catalog: Catalog) -> None:
     # this package's visibility rule
     from strata.server.pages import handlers
 
-    app[PAGES] = Pages(catalog, environment())
+    app[PAGES] = Pages(catalog, environment)
     app.router.add_static("/-/static", STATIC, append_version=False)
     app.router.add_get("/", handlers.home)
     app.router.add_get("/search", handlers.search)

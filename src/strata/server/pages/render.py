@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from strata.catalog.views import image_path
+from strata.lazyimports import LazyModule
+
+if TYPE_CHECKING:
+    import jinja2
+else:
+    jinja2 = LazyModule("jinja2")  # imported by the first page rendered (issue #18)
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
