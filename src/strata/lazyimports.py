@@ -8,6 +8,12 @@ for the ``iri`` format that strata's own schemas never use. :func:`defer_rfc3987
 puts a stand-in under that name before ``jsonschema`` is imported; its ``is_valid_syntax``
 imports the real module on its first call and hands every call to it, so an ``iri`` check
 (a CycloneDX document validated with format checking) behaves as before.
+
+Another, ``isoduration`` (the ``duration`` format), brings ``arrow`` and ``dateutil``: ~1.6
+MiB per process. :func:`defer_isoduration` puts a stand-in under that name the same way: its
+``parse_duration`` imports the real module on first call and raises the stand-in's
+``DurationParsingException`` (the class jsonschema registered for the format) for the real
+one's; any other attribute is the real module's.
 """
 
 from __future__ import annotations
@@ -72,3 +78,43 @@ class LazyModule(types.ModuleType):
             return self.__dict__[attr]
         except KeyError:
             raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}") from None
+
+
+_ISODURATION = "isoduration"
+
+
+class _DurationParsingException(ValueError):
+    """The stand-in's exception (jsonschema's ``duration`` checker catches this class)."""
+
+
+class _IsodurationStandIn(types.ModuleType):
+    DurationParsingException = _DurationParsingException
+
+    def __init__(self) -> None:
+        super().__init__(_ISODURATION, "stand-in: the real module is imported on first use")
+        self.__dict__["_lock"] = threading.Lock()
+
+    def _real(self) -> types.ModuleType:
+        with self.__dict__["_lock"]:
+            if sys.modules.get(_ISODURATION) is self:
+                del sys.modules[_ISODURATION]
+            return importlib.import_module(_ISODURATION)
+
+    def parse_duration(self, value: str) -> object:
+        real = self._real()
+        try:
+            return real.parse_duration(value)
+        except real.DurationParsingException as exc:
+            raise _DurationParsingException(str(exc)) from exc
+
+    def __getattr__(self, attr: str) -> object:
+        return getattr(self._real(), attr)
+
+
+def defer_isoduration() -> None:
+    """Install the ``isoduration`` stand-in (as :func:`defer_rfc3987_syntax`)."""
+    if _ISODURATION in sys.modules or "jsonschema" in sys.modules:
+        return
+    if importlib.util.find_spec(_ISODURATION) is None:
+        return
+    sys.modules[_ISODURATION] = _IsodurationStandIn()

@@ -28,9 +28,11 @@ loaded = sorted(sys.modules)
 import jsonschema
 checker = jsonschema.FormatChecker()
 iri = [checker.conforms("https://example.com/ä", "iri"), checker.conforms("no iri", "iri")]
+duration = [checker.conforms("P1D", "duration"), checker.conforms("P1X", "duration")]
 print(json.dumps({"prepared": (Path(sys.argv[1]) / "strata.db").exists(),
                   "after_prepare": after_prepare, "loaded": loaded, "iri": iri,
-                  "lark_after_iri": "lark" in sys.modules}))
+                  "lark_after_iri": "lark" in sys.modules, "duration": duration,
+                  "arrow_after_duration": "arrow" in sys.modules}))
 """
 
 NOT_SERVING = ("alembic", "mako", "psycopg", "psycopg_binary", "lark", "rfc3987_syntax.utils",
@@ -39,7 +41,9 @@ NOT_SERVING = ("alembic", "mako", "psycopg", "psycopg_binary", "lark", "rfc3987_
                "jinja2", "markdown_it", "nh3", "strata.build.builder", "strata.build.publish",
                "strata.review.source_checks", "dockerfile_parse",
                # every PostgreSQL driver's dialect, on SQLite (strata.meta.conflicts)
-               "sqlalchemy.dialects.postgresql")
+               "sqlalchemy.dialects.postgresql",
+               # jsonschema's ``duration`` checker's module (strata.lazyimports)
+               "arrow", "dateutil")
 
 
 def test_serving_process_skips_migration_driver_and_parser_modules(tmp_path: Path) -> None:
@@ -54,3 +58,5 @@ def test_serving_process_skips_migration_driver_and_parser_modules(tmp_path: Pat
     assert "jsonschema" in got["loaded"] and "sqlalchemy" in got["loaded"]
     assert got["iri"] == [True, False]  # the deferred checker, imported on first use
     assert got["lark_after_iri"]
+    assert got["duration"] == [True, False]  # the same answers, the module imported then
+    assert got["arrow_after_duration"]
