@@ -31,7 +31,7 @@ from strata.oci import mediatypes as mt
 
 __all__ = ["RECORD_ARTIFACT_TYPE", "RECORD_MEDIA_TYPE", "os_packages", "record_manifest"]
 
-RECORD_ARTIFACT_TYPE = "application/vnd.strata.build-record.v1+json"
+RECORD_ARTIFACT_TYPE = mt.BUILD_RECORD
 RECORD_MEDIA_TYPE = RECORD_ARTIFACT_TYPE
 EMPTY_JSON = b"{}"
 

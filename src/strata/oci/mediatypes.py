@@ -29,4 +29,5 @@ COSIGN_PAYLOAD = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIGNATURE_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
 CYCLONEDX_JSON = "application/vnd.cyclonedx+json"  # the release's SBOM referrers
 IN_TOTO_JSON = "application/vnd.in-toto+json"  # the release's provenance referrers
+BUILD_RECORD = "application/vnd.strata.build-record.v1+json"  # a build's record referrer
 RELEASE_ATTESTATIONS = frozenset({CYCLONEDX_JSON, IN_TOTO_JSON})

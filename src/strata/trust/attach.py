@@ -38,7 +38,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from strata.build.record import RECORD_ARTIFACT_TYPE
 from strata.errors import Code, RegistryError
 from strata.meta.rebuild_store import RebuildStore
 from strata.meta.release_store import ReleaseStore, ReleaseWriter
@@ -224,7 +223,7 @@ class Attestations:
         if named is not None:
             return await self._read_record(repo, build, named)
         page = await self.registry.discovery.referrers(repo, Digest.parse(build.digest),
-                                                       RECORD_ARTIFACT_TYPE)
+                                                       mt.BUILD_RECORD)
         found = []
         for desc in page.index.get("manifests", []):
             record = await self._read_record(repo, build, str(desc["digest"]))
@@ -244,7 +243,7 @@ class Attestations:
             rec = await self.registry.manifests.get(repo, ManifestRef(digest=Digest.parse(digest)))
             manifest = json.loads(rec.content)
             layers = manifest.get("layers") or []
-            if (manifest.get("artifactType") != RECORD_ARTIFACT_TYPE or len(layers) != 1
+            if (manifest.get("artifactType") != mt.BUILD_RECORD or len(layers) != 1
                     or (manifest.get("subject") or {}).get("digest") != build.digest):
                 return None
             record = json.loads(await self._read_blob(repo, layers[0]["digest"],
