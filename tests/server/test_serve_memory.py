@@ -13,12 +13,15 @@ import base64
 import json
 import os
 import signal
+import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from support.server import StrataServer
+from support.server import StrataServer, free_port, strata_command
 
 pytestmark = pytest.mark.server
 
@@ -163,3 +166,53 @@ def _thread_heaps(pid: int) -> list[str]:
         if end == start + _HEAP_MAX:
             heaps.append(hex(start))
     return heaps
+
+
+def test_as_pid_1_a_supervisor_reaps_orphans_and_stops_the_workers(tmp_path: Path) -> None:
+    """In a container strata serve is PID 1, the init that the kernel hands every orphan of
+    the namespace: there the parent forks all its workers and becomes the stdlib-only
+    supervisor, which reaps whatever it is handed (elsewhere the parent is the first worker)."""
+    port = free_port()
+    ns = ["unshare", "--pid", "--fork", "--mount-proc"]
+    if os.geteuid() != 0:
+        ns[1:1] = ["--user", "--map-root-user"]
+    env = {**os.environ, "STRATA_ADMIN_PASSWORD": "pid-one-password"}
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen([*ns, *strata_command(), "serve", "--data", str(tmp_path / "data"),
+                             "--listen", f"127.0.0.1:{port}", "--workers", "2"],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
+                    pass
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            time.sleep(0.1)
+        (init,) = _children(proc.pid)
+        cmdline = Path(f"/proc/{init}/cmdline").read_bytes().split(b"\0")
+        assert any(arg.endswith(b"strata/server/supervise.py") for arg in cmdline), cmdline
+        workers = _children(init)
+        assert len(workers) == 2, workers
+        # An orphan in the namespace: the shell exits at once, its sleep goes to PID 1.
+        subprocess.run(["nsenter", "--target", str(init), "--pid", "--mount", "--",
+                        "sh", "-c", "sleep 0.3 & exit 0"], check=True, timeout=30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and set(_children(init)) - set(workers):
+            time.sleep(0.05)
+        assert set(_children(init)) == set(workers)  # the orphan ran, ended and was reaped
+        os.kill(init, signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert not any(_alive(w) for w in workers)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()

@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 from aiohttp import web
 
@@ -190,11 +191,14 @@ def serve(settings: ServerSettings) -> None:
     # Frozen objects are never visited (peak PSS during the pull storm, bench/storm.py).
     gc.collect()
     gc.freeze()
+    init = os.getpid() == 1  # a container's init must reap orphans: a supervisor does
     procs = [ctx.Process(target=_forked_worker, args=(settings, app, os.getpid()),
                          daemon=False)
-             for _ in range(settings.workers - 1)]
+             for _ in range(settings.workers - (0 if init else 1))]
     for p in procs:
         p.start()
+    if init:
+        supervise([p.pid for p in procs if p.pid is not None])
     serve_beside(settings, app, procs)
 
 
@@ -206,6 +210,18 @@ def _forked_worker(settings: ServerSettings, app: web.Application, parent: int) 
 
 
 _PR_SET_PDEATHSIG = 1
+SUPERVISOR = Path(__file__).with_name("supervise.py")
+
+
+def supervise(pids: list[int]) -> None:
+    """As PID 1: become :mod:`strata.server.supervise` (``execv``: this process's imported
+    memory is released; the workers stay its children), which forwards SIGTERM/SIGINT to
+    ``pids``, reaps every child and waits for them. Never returns."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-I", "-S", str(SUPERVISOR),
+                              *map(str, pids)])
 
 
 def _die_with_parent(parent: int) -> None:
