@@ -39,7 +39,7 @@ NOT_SERVING = ("alembic", "mako", "psycopg", "psycopg_binary", "lark", "rfc3987_
                # imported by the first request that needs them (a page, a help file, a
                # build job, a review's checks): tests/pages, tests/build, tests/auth use them
                "jinja2", "markdown_it", "nh3", "strata.build.builder", "strata.build.publish",
-               "strata.review.source_checks", "dockerfile_parse",
+               "strata.review.source_checks", "dockerfile_parse", "tarfile",
                # every PostgreSQL driver's dialect, on SQLite (strata.meta.conflicts)
                "sqlalchemy.dialects.postgresql",
                # jsonschema's ``duration`` checker's module (strata.lazyimports)

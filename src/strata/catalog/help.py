@@ -19,7 +19,6 @@ import asyncio
 import gzip
 import io
 import re
-import tarfile
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -28,12 +27,15 @@ from typing import TYPE_CHECKING
 from strata.lazyimports import LazyModule
 
 if TYPE_CHECKING:  # imported by the first help page rendered (issue #18, peak PSS)
+    import tarfile
+
     import markdown_it
     import nh3
     import zstandard
 else:
     markdown_it = LazyModule("markdown_it")
     nh3 = LazyModule("nh3")
+    tarfile = LazyModule("tarfile")
     zstandard = LazyModule("zstandard")
 
 MAX_LAYER_BYTES = 8 << 20
