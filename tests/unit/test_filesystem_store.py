@@ -18,6 +18,7 @@ import pytest
 from strata.oci.digest import Digest
 from strata.storage import direct, filesystem
 from strata.storage.filesystem import FilesystemBlobStore
+from support.syncs import record_syncs
 
 
 async def batches(*groups: Sequence[bytes]) -> AsyncIterator[Sequence[bytes]]:
@@ -253,14 +254,7 @@ async def test_every_placed_directory_is_synced(tmp_path: Path,
         digests.append(digest)
     directories = {str(blob_file(store, d).parent) for d in digests}
     assert len(directories) > 1
-    synced: list[str] = []
-    real = os.fsync
-
-    def record(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(filesystem.os, "fsync", record)
+    synced = record_syncs(monkeypatch, filesystem)
     store.persist_placed([str(d) for d in digests])
     assert sorted(synced) == sorted(directories)
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from strata.meta import connection, groupcommit
 from strata.meta.connection import create_engine
 from strata.meta.groupcommit import Batch, GroupWriter, Job
+from support.syncs import record_syncs
 
 items = sa.Table("items", sa.MetaData(), sa.Column("name", sa.String, primary_key=True))
 
@@ -232,14 +233,7 @@ def test_run_sync_and_locked_begin_sync_before_returning(
 
 def test_sync_wal_syncs_the_wal_or_else_the_database(
         engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    synced: list[str] = []
-    real = os.fdatasync
-
-    def record(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(connection.os, "fdatasync", record)
+    synced = record_syncs(monkeypatch, connection, "fdatasync")
     database = str(engine.url.database)
     with engine.connect() as conn:  # a connection open: the WAL file is there
         conn.exec_driver_sql("SELECT 1")
