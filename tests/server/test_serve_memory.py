@@ -15,13 +15,11 @@ import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from support.server import StrataServer, free_port, strata_command
+from support.server import StrataServer
 
 pytestmark = pytest.mark.server
 
@@ -172,30 +170,13 @@ def test_as_pid_1_a_supervisor_reaps_orphans_and_stops_the_workers(tmp_path: Pat
     """In a container strata serve is PID 1, the init that the kernel hands every orphan of
     the namespace: there the parent forks all its workers and becomes the stdlib-only
     supervisor, which reaps whatever it is handed (elsewhere the parent is the first worker)."""
-    port = free_port()
     ns = ["unshare", "--pid", "--fork", "--mount-proc"]
     if os.geteuid() != 0:
         ns[1:1] = ["--user", "--map-root-user"]
-    env = {**os.environ, "STRATA_ADMIN_PASSWORD": "pid-one-password"}
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen([*ns, *strata_command(), "serve", "--data", str(tmp_path / "data"),
-                             "--listen", f"127.0.0.1:{port}", "--workers", "2"],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
+    server = StrataServer(tmp_path, "--workers", "2", wrapper=ns).start()
+    proc = server._proc
+    assert proc is not None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
-                    pass
-            except urllib.error.HTTPError as exc:
-                if exc.code == 401:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.1)
         (init,) = _children(proc.pid)
         cmdline = Path(f"/proc/{init}/cmdline").read_bytes().split(b"\0")
         assert any(arg.endswith(b"strata/server/supervise.py") for arg in cmdline), cmdline
@@ -212,7 +193,4 @@ def test_as_pid_1_a_supervisor_reaps_orphans_and_stops_the_workers(tmp_path: Pat
         assert proc.wait(30) == 0
         assert not any(_alive(w) for w in workers)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        server.kill()

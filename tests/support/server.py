@@ -43,7 +43,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -89,7 +89,10 @@ class StrataServer:
 
     def __init__(self, base_dir: Path, *extra_args: str, env: Mapping[str, str] | None = None,
                  startup_timeout: float = 30.0, tls_context: ssl.SSLContext | None = None,
-                 umask: int | None = None) -> None:
+                 umask: int | None = None, wrapper: Sequence[str] = ()) -> None:
+        """*wrapper*: a command that runs ``strata serve`` (``unshare ...``), whose pid is then
+        :attr:`pid`."""
+        self.wrapper = tuple(wrapper)
         self.base_dir = Path(base_dir)
         self.data_dir = self.base_dir / "data"
         self.log_path = self.base_dir / "server.log"
@@ -134,7 +137,7 @@ class StrataServer:
         if self.running:
             raise RuntimeError(f"server already running (pid {self.pid})")
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [*strata_command(), "serve", "--data", str(self.data_dir),
+        cmd = [*self.wrapper, *strata_command(), "serve", "--data", str(self.data_dir),
                "--listen", self.host_port, *self.extra_args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1",
                "STRATA_ADMIN_PASSWORD": self.admin_password, **self._env}
