@@ -28,7 +28,8 @@ from strata.oci.digest import Digest
 from strata.oci.names import RepositoryName
 from strata.registry.limits import Limits
 from strata.registry.ports import MetaStore
-from strata.storage.base import BlobStore, BlockingUploadSync
+from strata.registry.pump import BlockingBody, BufferPool, TakeableBody, pump_on_thread
+from strata.storage.base import BlobStore, BlockingUploadSync, BlockingUploadWriter
 
 _MAX_CACHED_HASHERS = 4096
 _HASH_BATCH = 1 << 20
@@ -68,6 +69,14 @@ class UploadService:
         self._hashers: OrderedDict[str, tuple[int, Any]] = OrderedDict()
         # checked once: an isinstance against a Protocol costs microseconds
         self._sync_blocking = store if isinstance(store, BlockingUploadSync) else None
+        self._writer_store = store if isinstance(store, BlockingUploadWriter) else None
+        self._buffers = BufferPool()
+
+    @property
+    def takes_blocking_bodies(self) -> bool:
+        """Whether a ``TakeableBody`` is taken (and read on threads) where it can be: the
+        store can write from a thread."""
+        return self._writer_store is not None
 
     async def start(self, repo: RepositoryName, account: str | None = None) -> UploadRecord:
         """Open a session. With an ``account`` (every push once authentication is on) the
@@ -106,7 +115,8 @@ class UploadService:
             raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, "upload session expired")
         return rec
 
-    async def append(self, repo: RepositoryName, upload_id: str, body: AsyncIterable[bytes],
+    async def append(self, repo: RepositoryName, upload_id: str,
+                     body: AsyncIterable[bytes],
                      content_range: ContentRange | None = None,
                      content_length: int | None = None) -> UploadRecord:
         rec = await self.status(repo, upload_id)
@@ -127,6 +137,42 @@ class UploadService:
                      expected: int | None, *, record: bool = True) -> UploadRecord:
         hasher = await self._take_hasher(rec)
         limit = self._limits.max_blob_bytes - rec.size
+        taken = (body.take() if self._writer_store is not None
+                 and isinstance(body, TakeableBody) else None)
+        if taken is None:
+            new_size, received = await self._stream(rec, body, hasher, limit, expected)
+        else:
+            if expected is not None and expected != taken.length:
+                raise RegistryError(Code.SIZE_INVALID,
+                                    "Content-Length does not match Content-Range")
+            new_size = rec.size + await self._pump(rec, taken, hasher, limit)
+            received = taken.length
+        # The last chunk of a finishing upload needs no bookkeeping: the session ends now, and
+        # if the process dies first the next request truncates back to the recorded offset.
+        if received and record and not await self._meta.advance_upload(
+                rec.id, rec.repository, rec.size, new_size, hasher.serialize()):
+            raise RegistryError(Code.BLOB_UPLOAD_INVALID, "upload changed concurrently",
+                                status=416)
+        self._put_hasher(rec.id, new_size, hasher)
+        return UploadRecord(rec.id, rec.repository, new_size, rec.created_at, self._clock())
+
+    async def _pump(self, rec: UploadRecord, body: BlockingBody, hasher: Any,
+                    limit: int) -> int:
+        store = self._writer_store
+        assert store is not None, "a blocking body needs a store that writes from threads"
+        if body.length > limit:
+            raise RegistryError(Code.SIZE_INVALID, "blob exceeds the registry's size limit "
+                                f"of {self._limits.max_blob_bytes} bytes", status=413)
+        try:
+            return await pump_on_thread(
+                body, hasher, functools.partial(store.upload_writer, rec.id, rec.size),
+                rec.size, limit, self._buffers)
+        except FileNotFoundError:
+            raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, "upload data is gone") from None
+
+    async def _stream(self, rec: UploadRecord, body: AsyncIterable[bytes], hasher: Any,
+                      limit: int, expected: int | None) -> tuple[int, int]:
+        """Write a body arriving on the loop; (the upload's new size, bytes received)."""
         received = 0
 
         async def batches() -> AsyncIterator[list[bytes]]:
@@ -180,14 +226,7 @@ class UploadService:
             await self._store.upload_write(rec.id, rec.size, _nothing())
             raise RegistryError(Code.SIZE_INVALID,
                                 f"received {received} bytes, declared {expected}")
-        # The last chunk of a finishing upload needs no bookkeeping: the session ends now, and
-        # if the process dies first the next request truncates back to the recorded offset.
-        if received and record and not await self._meta.advance_upload(
-                rec.id, rec.repository, rec.size, new_size, hasher.serialize()):
-            raise RegistryError(Code.BLOB_UPLOAD_INVALID, "upload changed concurrently",
-                                status=416)
-        self._put_hasher(rec.id, new_size, hasher)
-        return UploadRecord(rec.id, rec.repository, new_size, rec.created_at, self._clock())
+        return new_size, received
 
     async def finish(self, repo: RepositoryName, upload_id: str, digest: Digest,
                      body: AsyncIterable[bytes] | None = None,

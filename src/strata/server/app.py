@@ -23,6 +23,7 @@ from strata.server.inputs import refuse_nul
 from strata.server.keys import DATA_DIR, REGISTRY
 from strata.server.metrics import ACCESS_LOG, METRICS, Metrics, metrics_handler, observe
 from strata.server.pages import add_pages
+from strata.server.rawbody import close_after_taken_body
 from strata.server.routes import dispatch
 from strata.server.urls import PUBLIC_URL, PublicUrl
 
@@ -55,6 +56,7 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
     app.router.add_route("*", "/v2", dispatch_base)
     app.router.add_route("*", "/v2/{tail:.*}", dispatch)
     app.on_response_prepare.append(add_api_version)
+    app.on_response_prepare.append(close_after_taken_body)
 
     async def stop_decoder(_app: web.Application) -> None:
         registry.manifests.close()

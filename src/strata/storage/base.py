@@ -107,3 +107,39 @@ class LocalBlobPaths(Protocol):
     def blob_path(self, digest: Digest) -> str:
         """The blob's file (a plain string: a ``Path`` would intern the digest)."""
         ...
+
+
+class UploadWriter(Protocol):
+    """An upload's body written from a thread, piece by piece, in order (see
+    ``BlockingUploadWriter``). Every method blocks."""
+
+    def first_fill(self, size: int) -> int:
+        """How many bytes the first buffer of ``size`` should hold (fewer where the store
+        wants the later ones to start at an aligned offset)."""
+        ...
+
+    def write(self, data: memoryview, pos: int) -> None:
+        """Write ``data`` at ``pos``; ``data`` lies in a page-aligned buffer."""
+        ...
+
+    def finish(self) -> int:
+        """Everything written; the upload's new size."""
+        ...
+
+    def abort(self) -> None:
+        """Drop what this writer wrote (the upload is back at the offset it started from)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+@runtime_checkable
+class BlockingUploadWriter(Protocol):
+    """Optional power: an upload body written from threads (a body read straight from the
+    connection, see ``strata.registry.pump``) instead of as batches handed over on the loop."""
+
+    def upload_writer(self, upload_id: str, offset: int) -> UploadWriter:
+        """A writer at ``offset`` of the upload, dropping anything after it; blocking (call it
+        on a thread). FileNotFoundError when the upload is gone."""
+        ...

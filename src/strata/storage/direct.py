@@ -64,6 +64,11 @@ def _give(buf: mmap.mmap) -> None:
     # else dropped: unmapped once the last view of it is gone
 
 
+def aligned(n: int) -> int:
+    """*n* rounded down to a multiple of ``ALIGN``."""
+    return n - n % ALIGN
+
+
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
     while data:
         n = os.pwrite(fd, data, offset)

@@ -117,6 +117,67 @@ def _subdirs(path: str) -> list[str]:
         return []
 
 
+class FileUploadWriter:
+    """An upload body written from one thread (``BlockingUploadWriter``): ``pwrite`` through
+    the page cache, its write-back started every ``_SYNC_EVERY`` bytes as it goes; or, for a
+    store writing directly, each aligned buffer with ``O_DIRECT`` (the first buffer, when the
+    body starts off an ``ALIGN`` boundary, and the unaligned tail go through the page cache)."""
+
+    def __init__(self, path: str, offset: int, direct_io: bool) -> None:
+        self._fd = os.open(path, os.O_WRONLY)
+        self._dfd = -1
+        try:
+            os.ftruncate(self._fd, offset)
+            if direct_io:
+                self._dfd = os.open(path, os.O_WRONLY | os.O_DIRECT)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._offset = offset
+        self._end = offset
+        self._synced_to = offset
+
+    def first_fill(self, size: int) -> int:
+        return size - self._offset % direct.ALIGN if self._dfd >= 0 else size
+
+    def write(self, data: memoryview, pos: int) -> None:
+        end = pos + len(data)
+        if self._dfd >= 0 and pos % direct.ALIGN == 0:
+            n = direct.aligned(len(data))
+            _pwrite_all(self._dfd, data[:n], pos)
+            data, pos = data[n:], pos + n
+        _pwrite_all(self._fd, data, pos)
+        self._end = end
+        if self._dfd < 0 and end - self._synced_to >= _SYNC_EVERY:
+            self._start_writeback()
+
+    def _start_writeback(self) -> None:
+        if _START_WRITEBACK is not None:
+            with contextlib.suppress(OSError):  # a head start only (see _writeback_copy)
+                _START_WRITEBACK(self._fd, self._synced_to, self._end - self._synced_to)
+        self._synced_to = self._end
+
+    def finish(self) -> int:
+        if self._dfd < 0 and self._end - self._offset >= _SYNC_TAIL_FROM:
+            self._start_writeback()  # the tail too (see _write_buffered)
+        return self._end
+
+    def abort(self) -> None:
+        os.ftruncate(self._fd, self._offset)
+
+    def close(self) -> None:
+        for fd in (self._fd, self._dfd):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._dfd = -1
+
+
+def _pwrite_all(fd: int, data: memoryview, pos: int) -> None:
+    while data:
+        n = os.pwrite(fd, data, pos)
+        data, pos = data[n:], pos + n
+
+
 class FilesystemBlobStore:
     def __init__(self, root: Path, direct_io: bool = False) -> None:
         """``direct_io``: write upload bodies of ``direct.DIRECT_FROM`` bytes and more with
@@ -217,6 +278,16 @@ class FilesystemBlobStore:
             return await self._write_buffered(fd, offset, batches)
         finally:
             os.close(fd)
+
+    def upload_writer(self, upload_id: str, offset: int) -> FileUploadWriter:
+        """A writer for a body received on threads (``BlockingUploadWriter``). A session with
+        an owner file gets its bytes file here when nothing was written yet (as in
+        ``upload_write``)."""
+        path = self._upload_path(upload_id)
+        if offset == 0 and not os.path.exists(path) and os.path.exists(
+                self._owner_path(upload_id)):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+        return FileUploadWriter(path, offset, self._direct)
 
     async def _write_direct(self, path: str, fd: int, offset: int,
                             batches: AsyncIterable[Sequence[bytes]]) -> int:

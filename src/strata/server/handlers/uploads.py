@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
 
@@ -14,6 +15,7 @@ from strata.registry.uploads import ContentRange
 from strata.server.gate import UPLOAD_GATE
 from strata.server.http import body_chunks, empty, has_body
 from strata.server.keys import PRINCIPAL, REGISTRY
+from strata.server.rawbody import RequestBody
 
 
 def _session_headers(repo: RepositoryName, upload_id: str, size: int) -> dict[str, str]:
@@ -27,8 +29,20 @@ def _account(request: web.Request) -> str | None:
     return principal.name if principal is not None else None
 
 
-def _body(request: web.Request) -> AsyncIterator[bytes]:
-    return body_chunks(request, request.app[REGISTRY].limits.body_timeout_seconds)
+@contextlib.contextmanager
+def _body(request: web.Request) -> Iterator[AsyncIterator[bytes] | RequestBody]:
+    """The request body: one the registry may take and read from the socket on threads
+    where the store can write from threads (see ``server.rawbody``), else as it arrives."""
+    registry = request.app[REGISTRY]
+    idle = registry.limits.body_timeout_seconds
+    if not registry.uploads.takes_blocking_bodies:
+        yield body_chunks(request, idle)
+        return
+    body = RequestBody(request, idle)
+    try:
+        yield body
+    finally:
+        body.release()
 
 
 def _created(repo: RepositoryName, digest: Digest) -> web.Response:
@@ -49,9 +63,10 @@ async def start_upload(request: web.Request, repo: RepositoryName) -> web.Stream
             return _created(repo, digest)
     elif "digest" in query:
         digest = Digest.parse(query["digest"])
-        with request.app[UPLOAD_GATE].enter(request, _account(request)):
+        with request.app[UPLOAD_GATE].enter(request, _account(request)), \
+                _body(request) as body:
             session = await registry.uploads.start(repo)  # ends in this request: not counted
-            await registry.uploads.finish(repo, session.id, digest, _body(request),
+            await registry.uploads.finish(repo, session.id, digest, body,
                                           request.content_length)
         return _created(repo, digest)
     session = await registry.uploads.start(repo, _account(request))
@@ -62,9 +77,9 @@ async def patch_upload(request: web.Request, repo: RepositoryName,
                        upload_id: str) -> web.StreamResponse:
     header = request.headers.get("Content-Range")
     content_range = ContentRange.parse(header) if header else None
-    with request.app[UPLOAD_GATE].enter(request, _account(request)):
+    with request.app[UPLOAD_GATE].enter(request, _account(request)), _body(request) as body:
         rec = await request.app[REGISTRY].uploads.append(
-            repo, upload_id, _body(request), content_range, request.content_length)
+            repo, upload_id, body, content_range, request.content_length)
     return empty(202, _session_headers(repo, rec.id, rec.size))
 
 
@@ -74,10 +89,14 @@ async def finish_upload(request: web.Request, repo: RepositoryName,
     if not text:
         raise RegistryError(Code.DIGEST_INVALID, "the digest query parameter is required")
     digest = Digest.parse(text)
-    body = _body(request) if has_body(request) else None
     with request.app[UPLOAD_GATE].enter(request, _account(request)):
-        await request.app[REGISTRY].uploads.finish(repo, upload_id, digest, body,
-                                                   request.content_length)
+        if not has_body(request):
+            await request.app[REGISTRY].uploads.finish(repo, upload_id, digest, None,
+                                                       request.content_length)
+        else:
+            with _body(request) as body:
+                await request.app[REGISTRY].uploads.finish(repo, upload_id, digest, body,
+                                                           request.content_length)
     return _created(repo, digest)
 
 
