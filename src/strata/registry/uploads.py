@@ -35,6 +35,7 @@ _MAX_CACHED_HASHERS = 4096
 _HASH_BATCH = 1 << 20
 _INLINE_HASH = 128 << 10  # batches up to this size are hashed on the event loop
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+_BUFFERS_IDLE = 1.0  # seconds without a big body before a worker frees its body buffers
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,9 @@ class UploadService:
                 rec.size, limit, self._buffers)
         except FileNotFoundError:
             raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, "upload data is gone") from None
+        finally:
+            asyncio.get_running_loop().call_later(
+                _BUFFERS_IDLE, self._buffers.trim_if_idle, _BUFFERS_IDLE)
 
     async def _stream(self, rec: UploadRecord, body: AsyncIterable[bytes], hasher: Any,
                       limit: int, expected: int | None) -> tuple[int, int]:
