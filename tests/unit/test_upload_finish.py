@@ -30,9 +30,9 @@ class Recording(FilesystemBlobStore):
         self.calls.append(("sync", threading.get_ident()))
         super().upload_sync_blocking(upload_id, digest, size)
 
-    def upload_place(self, upload_id: str, digest: Digest) -> bool:
+    def upload_place(self, upload_id: str, digest: Digest, size: int | None = None) -> bool:
         self.calls.append(("place", threading.get_ident()))
-        return super().upload_place(upload_id, digest)
+        return super().upload_place(upload_id, digest, size)
 
 
 class NoBlockingSync:

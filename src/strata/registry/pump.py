@@ -201,6 +201,7 @@ def pump(body: BlockingBody, hasher: Any, writer: UploadWriter, offset: int,
     if errors:
         writer.abort()
         raise errors[0]
+    writer.finish()
     return expected
 
 

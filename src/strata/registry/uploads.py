@@ -29,7 +29,7 @@ from strata.oci.names import RepositoryName
 from strata.registry.limits import Limits
 from strata.registry.ports import MetaStore
 from strata.registry.pump import BlockingBody, BufferPool, TakeableBody, pump_on_thread
-from strata.storage.base import BlobStore, BlockingUploadSync, BlockingUploadWriter
+from strata.storage.base import BlobStore, BlockingUploadSync, BlockingUploadWriter, UploadBusy
 
 _MAX_CACHED_HASHERS = 4096
 _HASH_BATCH = 1 << 20
@@ -132,7 +132,10 @@ class UploadService:
                 raise RegistryError(Code.SIZE_INVALID,
                                     "Content-Length does not match Content-Range")
             content_length = content_range.length
-        return await self._write(rec, body, content_length)
+        try:
+            return await self._write(rec, body, content_length)
+        except UploadBusy as exc:
+            raise _busy(exc, rec) from None
 
     async def _write(self, rec: UploadRecord, body: AsyncIterable[bytes],
                      expected: int | None, *, record: bool = True) -> UploadRecord:
@@ -237,32 +240,35 @@ class UploadService:
                      content_length: int | None = None) -> int:
         """Complete the upload with an optional last chunk; returns the blob's size."""
         rec = await self.status(repo, upload_id)
-        if body is None and rec.size == 0:
-            body = _no_body()  # the empty blob: no PATCH ever created the upload's data
-        if body is not None:
-            rec = await self._write(rec, body, content_length, record=False)
-        if digest.algorithm == "sha256":
-            hexdigest = (await self._take_hasher(rec)).finalize()
-        else:
-            hexdigest = (await self._hash_stored(rec, digest.hasher(), 0)).hexdigest()
-        if hexdigest != digest.encoded:
-            await self.cancel(repo, upload_id)
-            raise RegistryError(Code.DIGEST_INVALID, {"digest": str(digest)})
-        prepare = None
-        if self._sync_blocking is not None:  # synced on the thread that queues the commit
-            prepare = functools.partial(self._sync_blocking.upload_sync_blocking, rec.id,
-                                        digest, rec.size)
-        else:
-            await self._store.upload_sync(rec.id, digest, rec.size)
-        placed: list[bool] = []
-        await self._meta.finish_upload(
-            rec.id, repo.value, str(digest), rec.size,
-            lambda: placed.append(self._store.upload_place(rec.id, digest)),
-            self._store.persist_placed, prepare)
-        if placed and not placed[0]:
-            # What is left of the upload: the blob was stored already, or the store copied it.
-            await self._store.upload_abort(rec.id)
-        return rec.size
+        try:
+            if body is None and rec.size == 0:
+                body = _no_body()  # the empty blob: no PATCH ever created the upload's data
+            if body is not None:
+                rec = await self._write(rec, body, content_length, record=False)
+            if digest.algorithm == "sha256":
+                hexdigest = (await self._take_hasher(rec)).finalize()
+            else:
+                hexdigest = (await self._hash_stored(rec, digest.hasher(), 0)).hexdigest()
+            if hexdigest != digest.encoded:
+                await self.cancel(repo, upload_id)
+                raise RegistryError(Code.DIGEST_INVALID, {"digest": str(digest)})
+            prepare = None
+            if self._sync_blocking is not None:  # synced on the thread that queues the commit
+                prepare = functools.partial(self._sync_blocking.upload_sync_blocking, rec.id,
+                                            digest, rec.size)
+            else:
+                await self._store.upload_sync(rec.id, digest, rec.size)
+            placed: list[bool] = []
+            await self._meta.finish_upload(
+                rec.id, repo.value, str(digest), rec.size,
+                lambda: placed.append(self._store.upload_place(rec.id, digest, rec.size)),
+                self._store.persist_placed, prepare)
+            if placed and not placed[0]:
+                # What is left of the upload: the blob was stored already, or the store copied it.
+                await self._store.upload_abort(rec.id)
+            return rec.size
+        except UploadBusy as exc:
+            raise _busy(exc, rec) from None
 
     async def cancel(self, repo: RepositoryName, upload_id: str) -> None:
         rec = await self.status(repo, upload_id)
@@ -332,6 +338,15 @@ class UploadService:
         self._hashers[upload_id] = (size, hasher)
         while len(self._hashers) > _MAX_CACHED_HASHERS:
             self._hashers.popitem(last=False)
+
+
+def _busy(exc: UploadBusy, rec: UploadRecord) -> RegistryError:
+    """Another request is writing to the session: this one is refused, nothing it sent is
+    kept, and the session stays where it was recorded."""
+    return RegistryError(Code.BLOB_UPLOAD_INVALID, {"upload": rec.id, "reason": str(exc)},
+                         message="upload busy: another request is writing to this upload "
+                                 "session; retry from the offset in Range",
+                         status=416, headers={"Range": _range(rec.size)})
 
 
 def _range(size: int) -> str:

@@ -18,6 +18,12 @@ class StorageUnavailable(Exception):
     request may succeed later. The server answers 503 UNAVAILABLE with ``Retry-After``."""
 
 
+class UploadBusy(Exception):
+    """Another request is writing to this upload (or the upload changed under the request):
+    a session takes one writer at a time, and a blob is placed only as the bytes its digest
+    was checked against."""
+
+
 class BlobStore(Protocol):
     def read(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of a committed blob."""
@@ -64,13 +70,14 @@ class BlobStore(Protocol):
         upload and copies it under the content address)."""
         ...
 
-    def upload_place(self, upload_id: str, digest: Digest) -> bool:
-        """Make the upload's bytes the blob ``digest``, atomically; synchronous, because it runs
-        inside the metadata transaction that records the blob. The placement may not survive a
-        power loss until ``persist_placed`` has run. True when the upload's bytes were moved
-        into place (nothing of the upload is left); False when something of the upload is left
-        for ``upload_abort`` to delete after the commit: the blob was stored already, or the
-        store copied the bytes (S3)."""
+    def upload_place(self, upload_id: str, digest: Digest, size: int | None = None) -> bool:
+        """Make the upload's bytes (``size`` of them, where given: UploadBusy if the upload holds
+        another count or is being written) the blob ``digest``, atomically; synchronous, because
+        it runs inside the metadata transaction that records the blob. The placement may not
+        survive a power loss until ``persist_placed`` has run. True when the upload's bytes were
+        moved into place (nothing of the upload is left); False when something of the upload is
+        left for ``upload_abort`` to delete after the commit: the blob was stored already, or
+        the store copied the bytes (S3)."""
         ...
 
     def persist_placed(self, digests: list[str]) -> None:

@@ -22,14 +22,16 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from strata.oci.digest import Digest
 from strata.storage import direct
+from strata.storage.base import UploadBusy
 from strata.storage.private import FILE_MODE, fsync_dir, private_dir
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -57,6 +59,17 @@ def _writev_all(fd: int, pieces: Sequence[bytes]) -> int:
     return total
 
 
+def _lock_upload(fd: int) -> None:
+    """Take the upload's one writer lock (``flock`` on its bytes file: across the workers of
+    a data dir and the requests of one), or raise UploadBusy. Without it, two PATCHes at one
+    offset both wrote into the file and the loser's bytes stayed in it, under a digest they do
+    not match; the lock ends with the descriptor."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UploadBusy("another request is writing to this upload") from None
+
+
 def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
     """Linux ``sync_file_range(fd, offset, n, SYNC_FILE_RANGE_WRITE)``: start writing a range
     back without waiting for it and without a journal commit or a disk cache flush (which an
@@ -80,9 +93,16 @@ def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
 _START_WRITEBACK = _load_sync_file_range()
 
 
+def _reopen(path: str) -> int:
+    """A descriptor of its own for the write-back thread (the writer may close its own first):
+    opened anew, not duplicated, since a duplicate would hold the writer's lock (``flock``
+    belongs to the open file) past the request."""
+    return os.open(path, os.O_RDONLY)
+
+
 def _writeback_copy(fd: int, offset: int, nbytes: int) -> None:
-    """Start writing back ``[offset, offset + nbytes)`` of a duplicate descriptor, then close
-    it (the writer may have closed its own). Only a head start: an error here shows again in
+    """Start writing back ``[offset, offset + nbytes)`` of a descriptor of its own, then close
+    it. Only a head start: an error here shows again in
     the fsync before the blob is placed, so it is not raised."""
     try:
         if _START_WRITEBACK is not None:
@@ -127,6 +147,7 @@ class FileUploadWriter:
         self._fd = os.open(path, os.O_WRONLY)
         self._dfd = -1
         try:
+            _lock_upload(self._fd)
             os.ftruncate(self._fd, offset)
             if direct_io:
                 self._dfd = os.open(path, os.O_WRONLY | os.O_DIRECT)
@@ -272,10 +293,11 @@ class FilesystemBlobStore:
                 raise
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
         try:
+            _lock_upload(fd)
             os.ftruncate(fd, offset)
             if self._direct:
                 return await self._write_direct(path, fd, offset, batches)
-            return await self._write_buffered(fd, offset, batches)
+            return await self._write_buffered(path, fd, offset, batches)
         finally:
             os.close(fd)
 
@@ -323,7 +345,7 @@ class FilesystemBlobStore:
             if writer is not None:
                 await writer.close()
 
-    async def _write_buffered(self, fd: int, offset: int,
+    async def _write_buffered(self, path: str, fd: int, offset: int,
                               batches: AsyncIterable[Sequence[bytes]]) -> int:
         loop = asyncio.get_running_loop()
         syncing: asyncio.Future[None] | None = None
@@ -339,7 +361,7 @@ class FilesystemBlobStore:
                 # Write back what has arrived while the rest streams in, so the fsync
                 # before the blob is placed finds little left to do.
                 if unsynced >= _SYNC_EVERY and (syncing is None or syncing.done()):
-                    syncing = loop.run_in_executor(None, _writeback_copy, os.dup(fd),
+                    syncing = loop.run_in_executor(None, _writeback_copy, _reopen(path),
                                                    synced_to, size - synced_to)
                     synced_to, unsynced = size, 0
         except BaseException:
@@ -351,7 +373,7 @@ class FilesystemBlobStore:
             # The chunk's tail too: otherwise each chunk of a chunked upload leaves up to
             # _SYNC_EVERY bytes (more while the disk lags) for the final fsync to write.
             # (A small body is left to that fsync: a thread job would cost more.)
-            loop.run_in_executor(None, _writeback_copy, os.dup(fd), synced_to,
+            loop.run_in_executor(None, _writeback_copy, _reopen(path), synced_to,
                                  size - synced_to)
         return size
 
@@ -384,13 +406,14 @@ class FilesystemBlobStore:
         finally:
             os.close(fd)
 
-    def upload_place(self, upload_id: str, digest: Digest) -> bool:
+    def upload_place(self, upload_id: str, digest: Digest, size: int | None = None) -> bool:
         source = self._upload_path(upload_id)
         target = self.blob_path(digest)
         placed = not os.path.exists(target)
         if placed:
             private_dir(Path(os.path.dirname(target)))
-            os.replace(source, target)
+            with self._held(source, size):
+                os.replace(source, target)
             if self.owner_xattr:  # the blob keeps no trace of its upload
                 with contextlib.suppress(OSError):
                     os.removexattr(target, _OWNER_ATTR)
@@ -401,6 +424,28 @@ class FilesystemBlobStore:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._owner_path(upload_id))  # a session with an owner file
         return placed
+
+    @contextlib.contextmanager
+    def _held(self, path: str, size: int | None) -> Iterator[None]:
+        """The upload's writer lock held, and its size checked, around its placement: no
+        request is writing to it and it holds exactly the bytes that were hashed."""
+        if size is None:
+            yield
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            if size == 0:  # an owner file's session that never wrote: the empty blob
+                yield
+                return
+            raise
+        try:
+            _lock_upload(fd)
+            if os.fstat(fd).st_size != size:
+                raise UploadBusy(f"the upload holds {os.fstat(fd).st_size} bytes, not {size}")
+            yield
+        finally:
+            os.close(fd)
 
     def persist_placed(self, digests: list[str]) -> None:
         """fsync the directory of every blob placed; several at once, on threads: this runs

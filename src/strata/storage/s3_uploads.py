@@ -303,7 +303,7 @@ class S3Uploads(S3Objects):
         if not await self._exists(target):
             await asyncio.to_thread(self._place, source, target, size)
 
-    def upload_place(self, upload_id: str, digest: Digest) -> bool:
+    def upload_place(self, upload_id: str, digest: Digest, size: int | None = None) -> bool:
         """Confirm the blob object is there (``upload_sync`` put it; if a collector removed an
         identical unreferenced copy since, it is copied again, inside the transaction); the
         upload's objects are left for ``upload_abort`` (returns False)."""
