@@ -193,10 +193,12 @@ def _markdown_ab(results: dict[str, Any], args: argparse.Namespace) -> str:
                      f"{_ratio(results['base_ratios'].get(m.key))} | "
                      f"{_ratio(results['strata_vs_base'].get(m.key))} | "
                      f"{_met(m, ratio, vals[0])} |")
+    extra = getattr(args, "base_arg", [])
+    base_args = f" with {' '.join(extra)}" if extra else ""
     notes = [f"Medians over {args.rounds} round(s) (strata and base alternating first, then "
              "distribution); strata "
-             f"--workers {args.workers}; base = strata from {args.base_src}; ratio = strata / "
-             "distribution, base ratio = base / distribution."]
+             f"--workers {args.workers}; base = strata from {args.base_src}{base_args}"
+             "; ratio = strata / distribution, base ratio = base / distribution."]
     loads = results.get("loadavg_per_round") or []
     if loads:
         notes.append("1-min load average at the start of each round: "

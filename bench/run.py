@@ -77,6 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="distribution's storage.cache.blobdescriptor (inmemory is the shipped "
                         "default)")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "latest.json")
+    p.add_argument("--base-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for base's strata serve only (repeatable): with "
+                        "--base-src src, e.g. --base-arg=--direct-io, strata beside itself "
+                        "writing big bodies with O_DIRECT")
     p.add_argument("--base-src", type=Path, default=None,
                    help="A/B: also run 'base', the strata of another checkout's src dir (e.g. "
                         "a 'git worktree add /tmp/base main'), beside strata and "
@@ -457,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     machine_limits = limits.measure(workdir)
     servers = {"strata": strata_server(workdir, args.workers, args.strata_arg)}
     if args.base_src is not None:
-        servers["base"] = strata_server(workdir, args.workers, args.strata_arg, name="base",
+        servers["base"] = strata_server(workdir, args.workers,
+                                        args.strata_arg + args.base_arg, name="base",
                                         src=args.base_src)
     servers["distribution"] = distribution_server(workdir, args.distribution_cache)
 

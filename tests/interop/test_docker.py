@@ -8,6 +8,8 @@ Containers run with ``--network none``.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -94,10 +96,15 @@ def docker(registry: StrataServer) -> Iterator[Docker]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def busybox_rootfs(dest: Path) -> Path:
-    """A tar of a root filesystem with Debian's static busybox as /bin/busybox and /bin/sh."""
+def busybox_rootfs(dest: Path, extra: bytes = b"") -> Path:
+    """A tar of a root filesystem with Debian's static busybox as /bin/busybox and /bin/sh
+    (and ``extra`` as /big.bin where given)."""
     busybox = require_static_busybox()
     with tarfile.open(dest, "w") as tar:
+        if extra:
+            big = tarfile.TarInfo("big.bin")
+            big.size = len(extra)
+            tar.addfile(big, io.BytesIO(extra))
         info = tar.gettarinfo(str(busybox), arcname="bin/busybox")
         info.uid = info.gid = 0
         with busybox.open("rb") as f:
@@ -111,7 +118,9 @@ def busybox_rootfs(dest: Path) -> Path:
 def test_docker_logs_in_pushes_pulls_and_runs(docker: Docker, registry: StrataServer,
                                               tmp_path: Path) -> None:
     ref = f"{registry.host_port}/docker/busybox:v1"
-    docker("import", str(busybox_rootfs(tmp_path / "rootfs.tar")), ref)
+    # 3 MiB that do not compress: the layer's upload body is a big one (see server.rawbody)
+    big = os.urandom(3 << 20)
+    docker("import", str(busybox_rootfs(tmp_path / "rootfs.tar", big)), ref)
     # Anonymous: pushing is refused.
     refused = docker("push", ref, check=False)
     assert refused.returncode != 0
@@ -138,6 +147,9 @@ def test_docker_logs_in_pushes_pulls_and_runs(docker: Docker, registry: StrataSe
     out = docker("run", "--rm", "--network", "none", ref, "/bin/busybox", "echo",
                  "hello from docker").stdout
     assert out.strip() == "hello from docker"
+    summed = docker("run", "--rm", "--network", "none", ref, "/bin/busybox", "sha256sum",
+                    "/big.bin").stdout
+    assert summed.split()[0] == hashlib.sha256(big).hexdigest()
     by_digest = f"{registry.host_port}/docker/busybox@{digest}"
     docker("pull", by_digest)
     repo_digests = docker("image", "inspect", "--format", "{{json .RepoDigests}}", ref).stdout

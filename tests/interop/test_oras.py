@@ -41,7 +41,7 @@ def artifact_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     work = tmp_path / "work"
     work.mkdir()
     (work / "readme.txt").write_text("strata interop artifact\n")
-    (work / "data.bin").write_bytes(os.urandom(50_000) + b"\x00end")
+    (work / "data.bin").write_bytes(os.urandom(3 << 20) + b"\x00end")  # a taken body
     monkeypatch.chdir(work)
     return work
 
