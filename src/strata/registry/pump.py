@@ -31,7 +31,7 @@ from strata.storage.base import UploadWriter
 
 BUFFER = 2 << 20
 _HASH_SLICE = 64 << 10
-BUFFERS = 3  # 6 MiB per body in flight: one receiving, one hashing, one writing
+BUFFERS = 3  # 6 MiB per body in flight: one receiving, one or two hashed and written
 
 
 class BufferPool:
@@ -106,6 +106,23 @@ class TakeableBody(Protocol):
     def take(self) -> BlockingBody | None: ...
 
 
+class _Filled:
+    """A received buffer on its way to the hashing and the writing stage."""
+
+    __slots__ = ("_left", "_lock", "buf", "n", "pos")
+
+    def __init__(self, buf: mmap.mmap, n: int, pos: int) -> None:
+        self.buf, self.n, self.pos = buf, n, pos
+        self._left = 2
+        self._lock = threading.Lock()
+
+    def done(self) -> bool:
+        """One stage is through with it; True for the last one."""
+        with self._lock:
+            self._left -= 1
+            return self._left == 0
+
+
 class _Stopped(Exception):
     """Another stage failed: this one ends quietly."""
 
@@ -121,8 +138,8 @@ def pump(body: BlockingBody, hasher: Any, writer: UploadWriter, offset: int,
     pool = pool or BufferPool(keep=0)
     buffers = pool.take(BUFFERS)
     free: queue.SimpleQueue[mmap.mmap | None] = queue.SimpleQueue()
-    to_hash: queue.SimpleQueue[tuple[mmap.mmap, int, int] | None] = queue.SimpleQueue()
-    to_write: queue.SimpleQueue[tuple[mmap.mmap, int, int] | None] = queue.SimpleQueue()
+    to_hash: queue.SimpleQueue[_Filled | None] = queue.SimpleQueue()
+    to_write: queue.SimpleQueue[_Filled | None] = queue.SimpleQueue()
     for buf in buffers:
         free.put(buf)
     errors: list[BaseException] = []
@@ -133,6 +150,10 @@ def pump(body: BlockingBody, hasher: Any, writer: UploadWriter, offset: int,
         failed.set()
         body.stop()
         free.put(None)  # wake the receiver if it waits for a buffer
+
+    def done(item: _Filled) -> None:
+        if item.done():  # hashed and written: the receiver may fill it again
+            free.put(item.buf)
 
     def receive() -> None:
         pos, received = offset, 0
@@ -148,7 +169,9 @@ def pump(body: BlockingBody, hasher: Any, writer: UploadWriter, offset: int,
                         Code.BLOB_UPLOAD_INVALID,
                         f"incomplete request body: received {received - fill - 1} of "
                         f"{expected} bytes")
-                to_hash.put((buf, fill, pos))
+                item = _Filled(buf, fill, pos)
+                to_hash.put(item)
+                to_write.put(item)
                 pos += fill
                 received += fill
                 want = BUFFER
@@ -158,38 +181,38 @@ def pump(body: BlockingBody, hasher: Any, writer: UploadWriter, offset: int,
             fail(exc)
         finally:
             to_hash.put(None)
+            to_write.put(None)
 
     def digest() -> None:
         try:
             while (item := to_hash.get()) is not None:
                 if not failed.is_set():
-                    buf, n, _ = item
                     # The hasher takes bytes only: a copy, in slices small enough to come
                     # from (and go back to) the heap, hot in the cache, where a whole buffer's
                     # copy would be a fresh mapping each time.
+                    buf, n = item.buf, item.n
                     for start in range(0, n, _HASH_SLICE):
                         hasher.update(buf[start:min(start + _HASH_SLICE, n)])
-                to_write.put(item)
+                done(item)
         except BaseException as exc:
             fail(exc)
             while to_hash.get() is not None:
                 pass
-        finally:
-            to_write.put(None)
 
     def write() -> None:
         try:
             while (item := to_write.get()) is not None:
-                buf, n, pos = item
                 if not failed.is_set():
-                    with memoryview(buf) as view, view[:n] as data:
-                        writer.write(data, pos)
-                free.put(buf)
+                    with memoryview(item.buf) as view, view[:item.n] as data:
+                        writer.write(data, item.pos)
+                done(item)
         except BaseException as exc:
             fail(exc)
             while to_write.get() is not None:
                 pass
 
+    # Hashing and writing both read the received buffer, each on its own thread: the body's
+    # last buffer costs max(hash, write) after it arrives, not their sum (a PATCH's tail).
     stages = [threading.Thread(target=stage, name=f"upload-{stage.__name__}", daemon=True)
               for stage in (receive, digest)]
     for stage in stages:
