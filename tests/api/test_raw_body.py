@@ -325,13 +325,32 @@ async def test_patches_of_odd_sizes_written_directly(
 
 
 # -- broken, silent and oversized bodies ---------------------------------------------------
+async def first_chunk(client: Client, chunk: bytes) -> str:
+    """A new session holding ``chunk``; its location."""
+    location = await start_upload(client, REPO)
+    assert (await patch(client, location, chunk, 0)).status == 202
+    return location
+
+
+async def resume_and_finish(client: Client, data_dir: Path, location: str, data: bytes,
+                            first: int) -> None:
+    """The session is still at ``first`` (recorded and stored); the rest of ``data`` from
+    there and the PUT complete it, byte for byte."""
+    assert await status_range(client, location) == f"0-{first - 1}"
+    assert (data_dir / "uploads" / location.rsplit("/", 1)[1]).stat().st_size == first
+    resp = await patch(client, location, data[first:], first)
+    assert resp.status == 202, await resp.text()
+    resp = await client.put(location, params={"digest": digest(data)})
+    assert resp.status == 201, await resp.text()
+    await assert_blob(client, data)
+
+
 @pytest.mark.parametrize("ending", ["close", "reset"])
 async def test_a_client_gone_mid_body_leaves_the_offset(
         client: Client, data_dir: Path, caplog: pytest.LogCaptureFixture, ending: str) -> None:
     data = blob(MIB + 5 + 3 * MIB, 7)
     first = MIB + 5
-    location = await start_upload(client, REPO)
-    assert (await patch(client, location, data[:first], 0)).status == 202
+    location = await first_chunk(client, data[:first])
     async with raw(client) as conn:
         await conn.send(head("PATCH", location, 3 * MIB,
                              Content_Range=f"{first}-{first + 3 * MIB - 1}")
@@ -340,13 +359,7 @@ async def test_a_client_gone_mid_body_leaves_the_offset(
         if ending == "reset":  # an RST instead of a FIN
             conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     await settled(client)
-    assert await status_range(client, location) == f"0-{first - 1}"
-    assert (data_dir / "uploads" / location.rsplit("/", 1)[1]).stat().st_size == first
-    resp = await patch(client, location, data[first:], first)
-    assert resp.status == 202, await resp.text()
-    resp = await client.put(location, params={"digest": digest(data)})
-    assert resp.status == 201, await resp.text()
-    await assert_blob(client, data)
+    await resume_and_finish(client, data_dir, location, data, first)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
@@ -373,8 +386,7 @@ async def test_a_silent_client_gets_408_and_the_offset_stays(
     client = await aiohttp_client(make_app(Limits(body_timeout_seconds=1.0)))
     data = blob(MIB + 5 + 3 * MIB, 9)
     first = MIB + 5
-    location = await start_upload(client, REPO)
-    assert (await patch(client, location, data[:first], 0)).status == 202
+    location = await first_chunk(client, data[:first])
     loop = asyncio.get_running_loop()
     async with raw(client) as conn:
         await conn.send(head("PATCH", location, 3 * MIB,
@@ -388,13 +400,7 @@ async def test_a_silent_client_gets_408_and_the_offset_stays(
     assert headers["Connection"] == "close"
     assert rest == b""
     assert 0.9 <= waited < 5, waited
-    assert await status_range(client, location) == f"0-{first - 1}"
-    assert (data_dir / "uploads" / location.rsplit("/", 1)[1]).stat().st_size == first
-    resp = await patch(client, location, data[first:], first)
-    assert resp.status == 202, await resp.text()
-    resp = await client.put(location, params={"digest": digest(data)})
-    assert resp.status == 201, await resp.text()
-    await assert_blob(client, data)
+    await resume_and_finish(client, data_dir, location, data, first)
 
 
 async def test_a_patch_over_the_size_limit_is_413(
