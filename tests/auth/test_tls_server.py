@@ -9,6 +9,7 @@ import hashlib
 import io
 import ipaddress
 import json
+import os
 import ssl
 import stat
 import tarfile
@@ -79,14 +80,16 @@ def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def make_layout(root: Path, tag: str = "v1") -> tuple[Path, str]:
-    """A one-layer OCI image layout (no external tools); returns (path, manifest digest)."""
+def make_layout(root: Path, tag: str = "v1") -> tuple[Path, str, str]:
+    """A one-layer OCI image layout (no external tools) whose layer carries 3 MiB that do not
+    compress (a body over TLS is never taken from the socket: ``server.rawbody``); returns
+    (path, manifest digest, layer digest)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        data = b"hello over TLS\n"
-        info = tarfile.TarInfo("etc/motd")
-        info.size, info.mtime, info.mode = len(data), 1_700_000_000, 0o644
-        tar.addfile(info, io.BytesIO(data))
+        for name, data in (("etc/motd", b"hello over TLS\n"), ("big.bin", os.urandom(3 << 20))):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 1_700_000_000, 0o644
+            tar.addfile(info, io.BytesIO(data))
     layer = gzip.compress(raw.getvalue(), mtime=0)
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
                          "rootfs": {"type": "layers",
@@ -106,7 +109,7 @@ def make_layout(root: Path, tag: str = "v1") -> tuple[Path, str]:
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "digest": _sha256(manifest), "size": len(manifest),
         "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
-    return root, _sha256(manifest)
+    return root, _sha256(manifest), _sha256(layer)
 
 
 def skopeo(tmp_path: Path, *args: str, check: bool = True) -> tuple[int, str, str]:
@@ -122,7 +125,7 @@ def skopeo(tmp_path: Path, *args: str, check: bool = True) -> tuple[int, str, st
 def test_skopeo_over_tls_with_token_auth(tmp_path: Path) -> None:
     require_tool("skopeo")
     certs, cert, key = make_pki(tmp_path / "pki")
-    layout, manifest_digest = make_layout(tmp_path / "layout")
+    layout, manifest_digest, layer_digest = make_layout(tmp_path / "layout")
     context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
     with StrataServer(tmp_path / "server", "--tls-cert", str(cert), "--tls-key", str(key),
                       tls_context=context) as server:
@@ -145,6 +148,9 @@ def test_skopeo_over_tls_with_token_auth(tmp_path: Path) -> None:
         _, out, _ = skopeo(tmp_path, "inspect", "--raw", "--cert-dir", str(certs),
                            "--creds", server.admin_creds, ref)
         assert _sha256(out.encode()) == manifest_digest
+        layer = server.request("GET", f"/v2/f25/tls/blobs/{layer_digest}",
+                               headers=server.admin_headers)
+        assert layer.status == 200 and _sha256(layer.body) == layer_digest
         # Without the CA, the server's certificate is not trusted.
         code, _, err = skopeo(tmp_path, "inspect", ref, check=False)
         assert code != 0 and "certificate" in err, err
