@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,23 @@ async def test_a_put_while_a_patch_streams_is_refused_then_succeeds(
     assert resp.status == 201, await resp.text()
     await assert_blob(client, first + second)
     await assert_no_blob(client, digest(first))
+
+
+async def test_a_stalled_big_body_leaves_the_loops_executor_free(client: Client) -> None:
+    # A taken body is pumped on threads of its own: with the loop's executor down to one
+    # thread, that thread still runs other work while a body waits for its client (on the
+    # executor, a few slow pushes would hold up every small request's thread hop).
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+    location = (await client.post(f"/v2/{REPO}/blobs/uploads/")).headers["Location"]
+    data = blob(3 * MIB, seed=9)
+    async with raw(client) as conn:
+        await conn.send(head("PATCH", location, len(data), Content_Range=f"0-{len(data) - 1}")
+                        + data[:MIB])
+        await settled(client, busy=True)
+        await asyncio.sleep(0.2)  # the pump is waiting for the rest
+        assert await asyncio.wait_for(loop.run_in_executor(None, lambda: 42), 5) == 42
+        await conn.send(data[MIB:])
+        status, _, _, _ = response(await conn.until_closed())
+    assert status == 202
+    assert await status_range(client, location) == f"0-{len(data) - 1}"

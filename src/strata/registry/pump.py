@@ -248,19 +248,42 @@ def _fill(body: BlockingBody, buf: mmap.mmap, want: int, failed: threading.Event
 async def pump_on_thread(body: BlockingBody, hasher: Any,
                          open_writer: Callable[[], UploadWriter], offset: int,
                          limit: int, pool: BufferPool | None = None) -> int:
-    """``pump`` on a thread, the writer opened there too; if the caller is cancelled, the
-    body is stopped and the threads are waited for (no write lands after the abort)."""
-    def run() -> int:
-        writer = open_writer()
-        try:
-            return pump(body, hasher, writer, offset, limit, pool)
-        finally:
-            writer.close()
+    """``pump`` on a thread of its own (not the loop's executor, whose few threads the small
+    requests' hops need: a body can take minutes), the writer opened there too; if the caller
+    is cancelled, the body is stopped and the threads are waited for (no write lands after the
+    abort)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[int] = loop.create_future()
 
-    task = asyncio.ensure_future(asyncio.to_thread(run))
+    def settle(result: int | None, exc: BaseException | None) -> None:
+        if done.done():
+            return
+        if exc is not None:
+            done.set_exception(exc)
+        else:
+            assert result is not None
+            done.set_result(result)
+
+    def run() -> None:
+        result: int | None = None
+        error: BaseException | None = None
+        try:
+            writer = open_writer()
+            try:
+                result = pump(body, hasher, writer, offset, limit, pool)
+            finally:
+                writer.close()
+        except BaseException as exc:  # handed to the awaiting coroutine
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="upload-write", daemon=True).start()
     try:
-        return await asyncio.shield(task)
+        return await asyncio.shield(done)
     except asyncio.CancelledError:
         body.stop()
-        await asyncio.wait([task])
+        await asyncio.wait([done])
+        if not done.cancelled():
+            done.exception()  # retrieved: the caller is cancelled
         raise

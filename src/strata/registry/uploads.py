@@ -239,7 +239,7 @@ class UploadService:
                      body: AsyncIterable[bytes] | None = None,
                      content_length: int | None = None) -> int:
         """Complete the upload with an optional last chunk; returns the blob's size."""
-        rec = await self.status(repo, upload_id)
+        rec = recorded = await self.status(repo, upload_id)
         try:
             if body is None and rec.size == 0:
                 body = _no_body()  # the empty blob: no PATCH ever created the upload's data
@@ -268,7 +268,7 @@ class UploadService:
                 await self._store.upload_abort(rec.id)
             return rec.size
         except UploadBusy as exc:
-            raise _busy(exc, rec) from None
+            raise _busy(exc, recorded) from None  # a last chunk in this PUT is not recorded
 
     async def cancel(self, repo: RepositoryName, upload_id: str) -> None:
         rec = await self.status(repo, upload_id)
