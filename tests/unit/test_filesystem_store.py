@@ -17,6 +17,7 @@ import pytest
 
 from strata.oci.digest import Digest
 from strata.storage import direct, filesystem
+from strata.storage.base import UploadBusy
 from strata.storage.filesystem import FilesystemBlobStore
 from support.syncs import record_syncs
 
@@ -288,3 +289,44 @@ async def test_blob_and_upload_paths_intern_no_digest_or_upload_id(tmp_path: Pat
         probe = text[:5] + text[5:]  # an equal string, another object
         assert probe is not text
         assert sys.intern(probe) is probe, f"{text} was interned"
+
+
+async def test_an_upload_has_one_writer_across_processes(tmp_path: Path) -> None:
+    # The writer lock is the kernel's (flock on the upload's file), so it holds between the
+    # workers of a data dir as between the requests of one: another process holding it
+    # makes every write, and the placement, refuse; its end frees them.
+    store = FilesystemBlobStore(tmp_path)
+    await store.upload_start("u9", "r/x")
+    assert await store.upload_write("u9", 0, batches([b"x" * 100])) == 100
+    path = tmp_path / "uploads" / "u9"
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c",
+        "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+        "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
+        str(path), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert holder.stdout is not None and holder.stdin is not None
+    assert (await asyncio.wait_for(holder.stdout.readline(), 30)).strip() == b"locked"
+    digest = Digest.parse("sha256:" + hashlib.sha256(b"x" * 100).hexdigest())
+    try:
+        with pytest.raises(UploadBusy):
+            await store.upload_write("u9", 100, batches([b"y" * 10]))
+        with pytest.raises(UploadBusy):
+            await asyncio.to_thread(store.upload_writer, "u9", 100)
+        with pytest.raises(UploadBusy):
+            store.upload_place("u9", digest, 100)
+        assert path.stat().st_size == 100  # nothing was truncated or appended
+    finally:
+        holder.stdin.close()
+        await holder.wait()
+    assert store.upload_place("u9", digest, 100)
+    assert await asyncio.to_thread(Path(store.blob_path(digest)).read_bytes) == b"x" * 100
+
+
+async def test_a_placement_refuses_an_upload_of_another_size(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    await store.upload_start("u10", "r/x")
+    assert await store.upload_write("u10", 0, batches([b"z" * 50])) == 50
+    digest = Digest.parse("sha256:" + hashlib.sha256(b"z" * 40).hexdigest())
+    with pytest.raises(UploadBusy):  # 50 bytes stored, 40 were hashed
+        store.upload_place("u10", digest, 40)
+    assert not await asyncio.to_thread(Path(store.blob_path(digest)).exists)
