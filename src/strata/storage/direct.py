@@ -69,7 +69,8 @@ def aligned(n: int) -> int:
     return n - n % ALIGN
 
 
-def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """``pwrite`` all of ``data`` at ``offset``, finishing short writes."""
     while data:
         n = os.pwrite(fd, data, offset)
         data, offset = data[n:], offset + n
@@ -98,7 +99,7 @@ class DirectWriter:
             view = memoryview(piece)
             if self._head:
                 n = min(self._head, len(view))
-                _pwrite_all(self._fd, view[:n], self._pos)
+                pwrite_all(self._fd, view[:n], self._pos)
                 self._pos += n
                 self._head -= n
                 view = view[n:]
@@ -114,7 +115,7 @@ class DirectWriter:
         other = 1 - self._cur
         await self._settle(other)  # one write in flight: the previous buffer's
         self._pending[self._cur] = asyncio.get_running_loop().run_in_executor(
-            None, _pwrite_all, self._dfd, data, self._pos)
+            None, pwrite_all, self._dfd, data, self._pos)
         self._pos += len(data)
         self._cur, self._fill = other, 0
 
@@ -132,7 +133,7 @@ class DirectWriter:
         for i in (0, 1):
             await self._settle(i)
         if rest:
-            _pwrite_all(self._fd, rest, self._pos)
+            pwrite_all(self._fd, rest, self._pos)
             self._pos += len(rest)
         return self._pos
 

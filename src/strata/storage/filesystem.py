@@ -32,6 +32,7 @@ from pathlib import Path
 from strata.oci.digest import Digest
 from strata.storage import direct
 from strata.storage.base import UploadBusy
+from strata.storage.direct import pwrite_all as _pwrite_all  # module-level: tests spy on it
 from strata.storage.private import FILE_MODE, fsync_dir, private_dir
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -191,12 +192,6 @@ class FileUploadWriter:
             if fd >= 0:
                 os.close(fd)
         self._fd = self._dfd = -1
-
-
-def _pwrite_all(fd: int, data: memoryview, pos: int) -> None:
-    while data:
-        n = os.pwrite(fd, data, pos)
-        data, pos = data[n:], pos + n
 
 
 class FilesystemBlobStore:
