@@ -267,28 +267,45 @@ async def test_every_placed_directory_is_synced(tmp_path: Path,
         store.persist_placed([str(d) for d in digests])
 
 
-async def test_blob_and_upload_paths_intern_no_digest_or_upload_id(tmp_path: Path) -> None:
+async def test_blob_and_upload_paths_intern_nothing(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """pathlib interns each component it parses: a store building a Path per blob put every
-    digest and upload id into the interpreter's interned-strings table, whose ~2 MiB array is
-    reallocated as it fills (issue #18: heap growth in the soak). The store's paths are strings."""
+    digest, upload id and fan-out directory name into the interpreter's interned-strings
+    table, whose ~2 MiB array is reallocated as entries come and go (issue #18: heap growth
+    in the soak). The store's paths are strings: a push, a read and the listings intern
+    nothing, into a fan-out directory that is new as into one that exists."""
     store = FilesystemBlobStore(tmp_path)
-    data = os.urandom(64)
-    encoded = hashlib.sha256(data).hexdigest()
-    upload_id = hashlib.sha256(encoded.encode()).hexdigest()[:32]
-    digest = Digest.parse(f"sha256:{encoded}")
-    await store.upload_start(upload_id, "r/x")
-    await store.upload_write(upload_id, 0, batches([data]))
-    await store.upload_sync(upload_id, digest, len(data))
-    assert store.upload_place(upload_id, digest)
-    store.persist_placed([str(digest)])
-    held = (store.blob_path(digest), store._upload_path(upload_id),
-            [d async for d in store.digests()], await store.uploads_started_before(1e12))
-    assert held[2] == [(digest, 64, held[2][0][2])]
-    assert b"".join([c async for c in store.read(digest)]) == data
-    for text in (encoded, upload_id):
-        probe = text[:5] + text[5:]  # an equal string, another object
+    interned: list[str] = []
+    real_intern = sys.intern
+
+    def recording(text: str) -> str:
+        interned.append(text)
+        return real_intern(text)
+
+    monkeypatch.setattr(sys, "intern", recording)
+    placed: list[str] = []
+    for _ in range(2):  # the second lands in the fan-out directory the first created
+        data = os.urandom(64)
+        encoded = hashlib.sha256(data).hexdigest()
+        while placed and encoded[:2] != placed[0][7:9]:
+            data = os.urandom(64)
+            encoded = hashlib.sha256(data).hexdigest()
+        upload_id = hashlib.sha256(encoded.encode()).hexdigest()[:32]
+        digest = Digest.parse(f"sha256:{encoded}")
+        await store.upload_start(upload_id, "r/x")
+        await store.upload_write(upload_id, 0, batches([data]))
+        await store.upload_sync(upload_id, digest, len(data))
+        assert store.upload_place(upload_id, digest)
+        store.persist_placed([str(digest)])
+        assert b"".join([c async for c in store.read(digest)]) == data
+        placed.append(f"sha256:{encoded}")
+    assert sorted([str(d[0]) async for d in store.digests()]) == sorted(placed)
+    await store.uploads_started_before(1e12)
+    assert interned == []
+    for text in (encoded, upload_id, encoded[:2]):
+        probe = text[:1] + text[1:]  # an equal string, another object
         assert probe is not text
-        assert sys.intern(probe) is probe, f"{text} was interned"
+        assert real_intern(probe) is probe, f"{text} was interned"
 
 
 async def test_an_upload_has_one_writer_across_processes(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from strata.oci.digest import Digest
 from strata.storage import direct
 from strata.storage.base import UploadBusy
 from strata.storage.direct import pwrite_all as _pwrite_all  # module-level: tests spy on it
-from strata.storage.private import FILE_MODE, fsync_dir, private_dir
+from strata.storage.private import FILE_MODE, fsync_dir, private_dir, private_dirs
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _READ_CHUNK = 1 << 20
@@ -406,7 +406,7 @@ class FilesystemBlobStore:
         target = self.blob_path(digest)
         placed = not os.path.exists(target)
         if placed:
-            private_dir(Path(os.path.dirname(target)))
+            private_dirs(os.path.dirname(target))  # a string: no interned Path parts
             with self._held(source, size):
                 os.replace(source, target)
             if self.owner_xattr:  # the blob keeps no trace of its upload
