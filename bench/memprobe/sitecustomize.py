@@ -107,7 +107,8 @@ def _dump(directory: str, n: int) -> None:
             "tracemalloc_overhead": tracemalloc.get_tracemalloc_memory(),
             "gc_counts": gc.get_count(), "frozen": gc.get_freeze_count(),
             "types": dict(types.most_common(400)), "smaps_rollup": _rollup(),
-            "native": _native(), "pymalloc": _pymalloc()}
+            "native": _native(), "pymalloc": _pymalloc(),
+            "interns": dict(_INTERNS.most_common(30))}
     with open(os.path.join(directory, f"{pid}-{n:03d}.json"), "w") as f:
         json.dump(info, f)
 
@@ -147,7 +148,36 @@ def _no_pathlib_intern() -> None:
     pathlib.sys = shim  # type: ignore[attr-defined]
 
 
+_INTERNS: Counter[str] = Counter()
+
+
+def _record_interns() -> None:
+    """``$STRATA_MEMPROBE_INTERNS=1``: count the Python callers of ``sys.intern`` (pathlib's
+    frames skipped, four frames each) from the fork on; each dump's JSON lists the top 30
+    under ``interns``. A string interned per request churns the interpreter's table (each is
+    dropped again when freed), whose ~2 MiB array is then reallocated every few tens of
+    thousands of them: how the fan-out directory of ``upload_place`` was found (session 10)."""
+    real = sys.intern
+
+    def counting(text: str) -> str:
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename.endswith("pathlib.py"):
+            frame = frame.f_back
+        chain = []
+        for _ in range(4):
+            if frame is None:
+                break
+            chain.append(f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}")
+            frame = frame.f_back
+        _INTERNS[" < ".join(chain)] += 1
+        return real(text)
+
+    sys.intern = counting
+
+
 if _DIR:
     if os.environ.get("STRATA_MEMPROBE_NO_INTERN") == "1":
         _no_pathlib_intern()
     os.register_at_fork(after_in_child=_child)
+    if os.environ.get("STRATA_MEMPROBE_INTERNS") == "1":
+        os.register_at_fork(after_in_child=_record_interns)
