@@ -37,7 +37,7 @@ from urllib.parse import quote, urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from servers import Server, distribution_server, strata_server
-from storm_cpu import cpu_split
+from storm_cpu import cpu_split, keep_best
 
 KINDS = ("head", "post", "post+put", "manifest")
 REPO = "bench/pushcpu"
@@ -159,10 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 measure(server, pusher, kind, 20)
             for _ in range(args.rounds):
                 for server, pusher in zip(servers, pushers, strict=True):
-                    u, s = measure(server, pusher, kind, args.requests)
-                    key = (kind, server.name)
-                    if key not in best or u + s < sum(best[key]):
-                        best[key] = (u, s)
+                    keep_best(best, kind, server.name,
+                              measure(server, pusher, kind, args.requests))
     finally:
         for server in started:
             server.stop()

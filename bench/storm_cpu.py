@@ -63,6 +63,14 @@ def requests_for(kind: str, image: storm.Image, token_path: str | None,
     return f"/v2/{storm.REPO}/blobs/{storm.digest(blob)}", {"Authorization": bearer}
 
 
+def keep_best(best: dict[tuple[str, str], tuple[float, float]], kind: str, server: str,
+              cpu: tuple[float, float]) -> None:
+    """Keep the round with the least user + system CPU of *kind* on *server*."""
+    key = (kind, server)
+    if key not in best or sum(cpu) < sum(best[key]):
+        best[key] = cpu
+
+
 def measure(server: Server, image: storm.Image, kind: str, n: int, token_path: str | None,
             basic: str) -> tuple[float, float]:
     """ms of user and system CPU per request of *kind*, *n* requests on one connection."""
@@ -128,10 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 measure(server, image, kind, 10, token_path, basic)
             for _ in range(args.rounds):
                 for server, token_path in targets:
-                    u, s = measure(server, image, kind, n, token_path, basic)
-                    key = (kind, server.name)
-                    if key not in best or u + s < sum(best[key]):
-                        best[key] = (u, s)
+                    keep_best(best, kind, server.name,
+                              measure(server, image, kind, n, token_path, basic))
     finally:
         for server in started:
             server.stop()

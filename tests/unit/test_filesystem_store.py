@@ -302,7 +302,9 @@ async def test_blob_and_upload_paths_intern_nothing(tmp_path: Path,
     assert sorted([str(d[0]) async for d in store.digests()]) == sorted(placed)
     await store.uploads_started_before(1e12)
     assert interned == []
-    for text in (encoded, upload_id, encoded[:2]):
+    # (a fan-out directory's name, say "e1", may be interned anyway: by any code that has
+    # it as a name or a constant, as the full suite's does)
+    for text in (encoded, upload_id):
         probe = text[:1] + text[1:]  # an equal string, another object
         assert probe is not text
         assert real_intern(probe) is probe, f"{text} was interned"
