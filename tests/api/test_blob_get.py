@@ -1,16 +1,19 @@
-"""Blob GETs from local files (``strata.server.blobfile``): both ways a body leaves (read with
-the headers up to ``INLINE_MAX``, ``sendfile`` above), ranges on each, the digest as the
-validator, a file gone after the lookup, and no descriptor left open."""
+"""Blob GETs from local files (``strata.server.blobfile``): every way a body leaves (read with
+the headers up to ``INLINE_MAX``; above it copied to a lone reader on this host, else
+``sendfile``), ranges on each, the digest as the validator, a file gone after the lookup, and
+no descriptor left open."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 from pathlib import Path
 
 import pytest
 
-from strata.server.blobfile import INLINE_MAX
+from strata.server import blobfile
+from strata.server.blobfile import INLINE_MAX, BlobFileResponse, BlobSends
 
 from .helpers import Client, error_of, push_blob
 from .oci_fixtures import digest, layer
@@ -117,3 +120,88 @@ async def test_no_descriptor_left_open(client: Client) -> None:
     await asyncio.sleep(0.2)
     assert open_fds() <= before + 2  # the client may hold a connection more or less
     assert digest(big_data) == big
+
+
+@pytest.fixture
+def ways(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """How each big body left: "copy" or "sendfile", in the order the sends started."""
+    used: list[str] = []
+    copy, sendfile = BlobFileResponse._copy, BlobFileResponse._sendfile
+
+    async def spy_copy(self: BlobFileResponse, writer: object) -> None:
+        used.append("copy")
+        await copy(self, writer)  # type: ignore[arg-type]
+
+    async def spy_sendfile(self: BlobFileResponse, transport: object) -> None:
+        used.append("sendfile")
+        await sendfile(self, transport)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BlobFileResponse, "_copy", spy_copy)
+    monkeypatch.setattr(BlobFileResponse, "_sendfile", spy_sendfile)
+    return used
+
+
+async def test_a_lone_local_reader_gets_a_copy(client: Client, ways: list[str]) -> None:
+    data = layer("lone", BIG).data
+    d = await push_blob(client, REPO, data)
+    resp = await client.get(f"/v2/{REPO}/blobs/{d}")
+    assert resp.status == 200 and await resp.read() == data
+    resp = await client.get(f"/v2/{REPO}/blobs/{d}", headers={"Range": "bytes=7-600006"})
+    assert resp.status == 206 and await resp.read() == data[7:600007]
+    assert ways == ["copy", "copy"]
+
+
+async def test_a_second_big_send_in_flight_goes_by_sendfile(client: Client,
+                                                            ways: list[str]) -> None:
+    # The first body is left unread, so its send is still in flight (the socket's buffers
+    # full) when the second starts: the worker's CPU is then what runs out, and sendfile
+    # costs it less. Both bodies arrive whole, a range too.
+    data = layer("busy", 32 * 1024 * 1024 + 5).data
+    d = digest(data)
+    resp = await client.post(f"/v2/{REPO}/blobs/uploads/")
+    resp = await client.put(resp.headers["Location"], params={"digest": d},
+                            data=io.BytesIO(data))  # (a bytes body this big: a warning)
+    assert resp.status == 201
+    first = await client.get(f"/v2/{REPO}/blobs/{d}")
+    assert first.status == 200
+    second = await client.get(f"/v2/{REPO}/blobs/{d}", headers={"Range": "bytes=3-2000002"})
+    assert second.status == 206 and await second.read() == data[3:2000003]
+    assert await first.read() == data
+    assert ways == ["copy", "sendfile"]
+    third = await client.get(f"/v2/{REPO}/blobs/{d}")  # alone again
+    assert await third.read() == data and ways[-1] == "copy"
+
+
+class _Transport:
+    def __init__(self, peer: object) -> None:
+        self.peer = peer
+
+    def get_extra_info(self, name: str) -> object:
+        return self.peer if name == "peername" else None
+
+
+class _Request:
+    def __init__(self, peer: object) -> None:
+        self.transport = _Transport(peer)
+
+
+@pytest.mark.parametrize(("peer", "copied"), [
+    (("127.0.0.1", 5000), True),
+    (("127.8.9.10", 5000), True),
+    (("::1", 5000, 0, 0), True),
+    (("::ffff:127.0.0.1", 5000, 0, 0), True),
+    (("10.1.2.3", 5000), False),
+    (("2001:db8::7", 5000, 0, 0), False),
+    (("::ffff:10.1.2.3", 5000, 0, 0), False),
+    (None, False),
+    ("/run/strata.sock", False),
+])
+def test_only_a_reader_on_this_host_is_copied_to(peer: object, copied: bool) -> None:
+    # Over a network the reader's copy does not read the server's pages: sendfile only
+    # saves the server's CPU there.
+    sends = BlobSends()
+    sends.active = 1
+    assert sends.copy_to(_Request(peer)) is copied  # type: ignore[arg-type]
+    sends.active = 2
+    assert sends.copy_to(_Request(peer)) is False  # type: ignore[arg-type]
+    assert blobfile.COPY_PIECE % 4096 == 0

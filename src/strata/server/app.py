@@ -15,12 +15,13 @@ from strata.server.api import ReleaseApi, add_release_api, browse
 from strata.server.api.spec import declare
 from strata.server.auth import TokenAuth
 from strata.server.background import periodic, try_lock
+from strata.server.blobfile import BlobSends
 from strata.server.builds import BuildService, add_builds
 from strata.server.errors import add_api_version, error_middleware
 from strata.server.gate import UPLOAD_GATE, UploadGate
 from strata.server.handlers.health import healthz
 from strata.server.inputs import refuse_nul
-from strata.server.keys import DATA_DIR, REGISTRY
+from strata.server.keys import BLOB_SENDS, DATA_DIR, REGISTRY
 from strata.server.metrics import ACCESS_LOG, METRICS, Metrics, metrics_handler, observe
 from strata.server.pages import add_pages
 from strata.server.rawbody import close_after_taken_body
@@ -45,6 +46,7 @@ def create_app(registry: Registry, *, housekeeping_interval: float = 600.0,
     if public_url is not None:
         app[PUBLIC_URL] = public_url
     app[REGISTRY] = registry
+    app[BLOB_SENDS] = BlobSends()
     if data_dir is not None:
         app[DATA_DIR] = data_dir
     app[UPLOAD_GATE] = UploadGate(registry.limits.max_concurrent_uploads)

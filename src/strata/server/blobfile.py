@@ -15,6 +15,18 @@ page cache to the socket), ``Content-Length`` is the file's size, a single ``Ran
 is the digest (``ETag: "sha256:…"``, as distribution sends): a blob never changes, so an
 ``If-None-Match`` naming it answers 304 and an ``If-Range`` naming another validator gets
 the whole blob.
+
+**Copied, not sendfile'd, to a lone local reader** (:class:`BlobSends`). Over loopback (and
+a veth pair) the receiving process copies the bytes out of the very pages the sender queued:
+with ``sendfile`` those are page-cache pages that no CPU touched lately, so the reader's copy
+runs from memory; with ``pread`` + ``send`` of 256 KiB pieces the server's copy has just
+brought them into the shared cache. A reader that is itself the limit went faster that way:
+``skopeo copy`` of a 256 MiB layer (it hashes and writes what it reads) took 1.12-1.16 s
+against distribution's 1.12-1.15 (which copies too), and 1.30-1.43 s with ``sendfile``,
+while the server's CPU rose from ~0.11 to ~0.19 s. Under load the server's CPU is what runs
+out (the pull storm: same pulls/s, server CPU 15 -> 19 ms per pull and a worse p99 with 200
+clients when every GET copied), so only a GET that is the worker's one big send in flight,
+to a peer on this host, is copied; every other goes out with ``sendfile``.
 """
 
 from __future__ import annotations
@@ -27,14 +39,39 @@ from aiohttp.abc import AbstractStreamWriter
 
 from strata.errors import Code, RegistryError
 
-__all__ = ["INLINE_MAX", "BlobFileResponse", "blob_response", "byte_range", "etag_of",
-           "not_modified", "open_blob_file"]
+__all__ = ["COPY_PIECE", "INLINE_MAX", "BlobFileResponse", "BlobSends", "blob_response",
+           "byte_range", "etag_of", "not_modified", "open_blob_file"]
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 #: Blobs (or ranges) up to this size are read and sent with the headers in one write: the
 #: sendfile machinery (pausing the transport, waiting for its buffer, a writer callback) costs
 #: more than copying a config blob, and the client gets one packet instead of two.
 INLINE_MAX = 64 * 1024
+#: A copied body goes out in pieces of this size (read, then sent while still in the cache).
+COPY_PIECE = 256 * 1024
+
+
+class BlobSends:
+    """The big blob bodies a worker is sending now, and how to send the next one: copied
+    (``pread`` + ``send``) when it is the only one and its reader is on this host, else with
+    ``sendfile`` (module docstring)."""
+
+    def __init__(self) -> None:
+        self.active = 0
+
+    def copy_to(self, request: web.BaseRequest) -> bool:
+        """Whether a send starting now (already counted in :attr:`active`) is copied."""
+        return self.active == 1 and _local_peer(request)
+
+
+def _local_peer(request: web.BaseRequest) -> bool:
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
+        return False
+    host: str = peer[0]
+    return host.startswith("127.") or host in ("::1", "localhost") or host.startswith(
+        "::ffff:127.")
 
 
 def etag_of(digest: str) -> str:
@@ -85,8 +122,8 @@ def open_blob_file(path: str) -> int:
     return os.open(path, _OPEN_FLAGS)
 
 
-def blob_response(fd: int, span: tuple[int, int] | None, *,
-                  headers: dict[str, str]) -> web.StreamResponse:
+def blob_response(fd: int, span: tuple[int, int] | None, *, headers: dict[str, str],
+                  sends: BlobSends | None = None) -> web.StreamResponse:
     """The answer for the open blob file *fd* (taken over: closed once sent or dropped): up to
     :data:`INLINE_MAX` bytes are read at once and sent with the headers in one write, larger
     ones go out with ``sendfile`` (:class:`BlobFileResponse`)."""
@@ -95,7 +132,8 @@ def blob_response(fd: int, span: tuple[int, int] | None, *,
         start, end = span if span is not None else (0, size)
         end = min(end, size)
         if end - start > INLINE_MAX:
-            return BlobFileResponse(fd, size, start, end, span is not None, headers=headers)
+            return BlobFileResponse(fd, size, start, end, span is not None, headers=headers,
+                                    sends=sends)
         body = os.pread(fd, end - start, start) if end > start else b""
     except BaseException:
         os.close(fd)
@@ -117,8 +155,9 @@ class BlobFileResponse(web.StreamResponse):
     segment, is one packet per GET)."""
 
     def __init__(self, fd: int, size: int, start: int, end: int, partial: bool, *,
-                 headers: dict[str, str]) -> None:
+                 headers: dict[str, str], sends: BlobSends | None = None) -> None:
         self._fd = fd  # first: __del__ closes it if __init__ fails
+        self._sends = sends
         super().__init__(status=206 if partial else 200, headers=headers)
         if partial:
             self.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end - 1}/{size}"
@@ -135,14 +174,37 @@ class BlobFileResponse(web.StreamResponse):
             if self._length and request.method != "HEAD":
                 if transport is None:
                     raise ConnectionResetError("connection lost")
-                # a file object over the descriptor (no open(2): closefd=False), for sendfile
-                with open(self._fd, "rb", buffering=0, closefd=False) as file:  # noqa: ASYNC230
-                    await asyncio.get_running_loop().sendfile(transport, file, self._offset,
-                                                              self._length)
+                sends = self._sends
+                if sends is None or writer is None:
+                    await self._sendfile(transport)
+                else:
+                    sends.active += 1
+                    try:
+                        if sends.copy_to(request):
+                            await self._copy(writer)
+                        else:
+                            await self._sendfile(transport)
+                    finally:
+                        sends.active -= 1
             await super().write_eof()
             return writer
         finally:
             self.close_file()
+
+    async def _sendfile(self, transport: asyncio.Transport) -> None:
+        # a file object over the descriptor (no open(2): closefd=False), for sendfile
+        with open(self._fd, "rb", buffering=0, closefd=False) as file:  # noqa: ASYNC230
+            await asyncio.get_running_loop().sendfile(transport, file, self._offset,
+                                                      self._length)
+
+    async def _copy(self, writer: AbstractStreamWriter) -> None:
+        offset, end = self._offset, self._offset + self._length
+        while offset < end:
+            piece = os.pread(self._fd, min(COPY_PIECE, end - offset), offset)
+            if not piece:  # a blob file never shrinks; if one did, the answer cannot be whole
+                raise ConnectionResetError(f"blob file ended at byte {offset} of {end}")
+            offset += len(piece)
+            await writer.write(piece)
 
     def close_file(self) -> None:
         fd, self._fd = self._fd, -1

@@ -8,8 +8,11 @@ from aiohttp import web
 
 from strata.auth.policy import Principal
 from strata.registry.service import Registry
+from strata.server.blobfile import BlobSends
 
 REGISTRY = web.AppKey("registry", Registry)
+# The big blob bodies this worker is sending (copied or sendfile'd: server.blobfile).
+BLOB_SENDS = web.AppKey("blob_sends", BlobSends)
 # The data dir (local files, spool, SQLite): /healthz reports when its disk runs low.
 DATA_DIR = web.AppKey("data_dir", Path)
 # The route a request matched (for metrics and logs); a RequestKey, since string keys warn.

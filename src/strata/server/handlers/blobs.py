@@ -1,6 +1,7 @@
 """GET/HEAD/DELETE ``/v2/<name>/blobs/<digest>`` (distribution-spec "Pulling blobs",
-"Deleting blobs"). GET sends local blob files with sendfile on the event loop
-(:class:`~strata.server.blobfile.BlobFileResponse`); ``Range`` requests answer 206."""
+"Deleting blobs"). GET sends local blob files from the event loop, with sendfile or, to a
+lone reader on this host, copied (:class:`~strata.server.blobfile.BlobFileResponse`);
+``Range`` requests answer 206."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from strata.server.blobfile import (
     open_blob_file,
 )
 from strata.server.http import empty
-from strata.server.keys import REGISTRY
+from strata.server.keys import BLOB_SENDS, REGISTRY
 
 
 def _headers(digest: Digest) -> dict[str, str]:
@@ -44,7 +45,7 @@ async def get_blob(request: web.Request, repo: RepositoryName,
             fd = open_blob_file(handle.path)
         except FileNotFoundError:  # removed since the lookup (gc): as if it never was
             raise RegistryError(Code.BLOB_UNKNOWN, {"digest": str(handle.digest)}) from None
-        return blob_response(fd, span, headers=headers)
+        return blob_response(fd, span, headers=headers, sends=request.app.get(BLOB_SENDS))
     return await _stream(request, registry, handle, span, headers)
 
 
