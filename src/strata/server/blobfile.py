@@ -1,4 +1,4 @@
-"""A blob from a local file, sent with ``sendfile(2)`` and no thread hop.
+"""A blob from a local file, sent with ``sendfile(2)`` (or copied, below) and no thread hop.
 
 ``web.FileResponse`` opens and ``stat``s the file on the default executor and closes it there
 again: two thread round trips per blob GET. Profiled during the pull storm
@@ -125,7 +125,7 @@ def blob_response(fd: int, span: tuple[int, int] | None, *, headers: dict[str, s
                   sends: BlobSends | None = None) -> web.StreamResponse:
     """The answer for the open blob file *fd* (taken over: closed once sent or dropped): up to
     :data:`INLINE_MAX` bytes are read at once and sent with the headers in one write, larger
-    ones go out with ``sendfile`` (:class:`BlobFileResponse`)."""
+    ones go out with ``sendfile`` or, as *sends* decides, copied (:class:`BlobFileResponse`)."""
     try:
         size = os.fstat(fd).st_size
         start, end = span if span is not None else (0, size)
@@ -146,7 +146,8 @@ def blob_response(fd: int, span: tuple[int, int] | None, *, headers: dict[str, s
 
 class BlobFileResponse(web.StreamResponse):
     """The bytes ``[start, end)`` of the open blob file *fd* of *size* bytes, sent with
-    ``sendfile``; the response owns *fd* and closes it once sent (or when dropped unsent).
+    ``sendfile`` or copied (:class:`BlobSends`); the response owns *fd* and closes it once sent
+    (or when dropped unsent).
 
     The socket is not corked (``TCP_CORK``, nginx's ``tcp_nopush``): on a quiet machine, 256
     MiB GETs with curl went at ~1.8 GB/s corked against ~2.5 GB/s uncorked (bench/run.py
