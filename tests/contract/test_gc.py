@@ -230,3 +230,145 @@ async def test_orphan_sweep_keeps_bytes_being_recorded(
                       lambda: garbage.sweep_orphan_files([(digest, 10)], False, removed.append))
     assert gone == [] and removed == []
     assert await meta.blob_size(APP, digest) == 10
+
+
+# -- what a sweep finds, against the walk it replaced ----------------------------------------
+
+def _walked_sweep(engine: sa.Engine, name: str, cutoff: float) -> tuple[list[str], list[str]]:
+    """The sweep as it was computed in Python before the database walked the graph: every
+    manifest, reference, tag and link of the repository read into memory, liveness spread
+    until nothing changes. (dead manifests, unused old links), both sorted."""
+    from strata.meta import schema as t
+    with engine.connect() as conn:
+        rid = conn.execute(sa.select(t.repositories.c.id).where(
+            t.repositories.c.name == name)).scalar_one()
+        manifests = {str(d): (s, float(c)) for d, s, c in conn.execute(sa.select(
+            t.manifests.c.digest, t.manifests.c.subject, t.manifests.c.created_at).where(
+                t.manifests.c.repository_id == rid))}
+        children: dict[str, list[str]] = {}
+        blobs_of: dict[str, list[str]] = {}
+        for parent, child, is_manifest in conn.execute(sa.select(
+                t.manifest_references.c.parent, t.manifest_references.c.child,
+                t.manifest_references.c.is_manifest).where(
+                    t.manifest_references.c.repository_id == rid)):
+            (children if is_manifest else blobs_of).setdefault(parent, []).append(child)
+        live = {str(d) for d in conn.execute(sa.select(t.tags.c.digest).where(
+            t.tags.c.repository_id == rid)).scalars()}
+        live |= {str(d) for d in conn.execute(sa.select(t.candidates.c.digest).where(
+            t.candidates.c.repository == name,
+            t.candidates.c.status.in_(("candidate", "released")))).scalars()}
+        live |= {d for d, (_, created) in manifests.items() if created >= cutoff}
+        changed = True
+        while changed:
+            changed = False
+            for digest, (subject, _) in manifests.items():
+                if digest in live:
+                    for child in children.get(digest, ()):
+                        if child not in live:
+                            live.add(child)
+                            changed = True
+                elif subject is not None and subject in live:
+                    live.add(digest)
+                    changed = True
+        used = {b for d in manifests if d in live for b in blobs_of.get(d, ())}
+        links = [str(d) for d, created, touched in conn.execute(sa.select(
+            t.repository_blobs.c.digest, t.repository_blobs.c.created_at,
+            t.repository_blobs.c.touched_at).where(t.repository_blobs.c.repository_id == rid))
+            if d not in used and max(created, touched) < cutoff]
+    return sorted(d for d in manifests if d not in live), sorted(links)
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_the_sweep_finds_what_walking_the_graph_finds(
+        meta: RegistryStore, garbage: SqlGarbageStore, engine: sa.Engine, clock: Clock,
+        seed: int) -> None:
+    """Random repositories of images, indexes, referrers (of referrers, of index children),
+    tags, release candidates of every status and ages on both sides of the cutoff: the
+    sweep's dead manifests and unused links are exactly those of the in-memory walk, and
+    chains of any length keep (or lose) everything along them."""
+    import random
+
+    from strata.meta import schema as t
+    rng = random.Random(seed)
+    name = f"f/app{seed}"
+    with engine.begin() as conn:
+        conn.execute(sa.insert(t.namespaces).values(name="f", dist_tag="", interval_days=14,
+                                                    anchor="2025-06-10", created_at=0.0))
+        conn.execute(sa.insert(t.images).values(repository=name, namespace="f", name="app",
+                                                status="active", created_at=0.0))
+    cutoff = 10_000.0
+    clock.now = 1_000.0
+    pool = [blob_digest(f"{seed}/{i}") for i in range(12)]
+    for digest in pool:
+        await add_blob(meta, name, digest)
+    made: list[str] = []
+    candidates: list[tuple[str, str]] = []
+    for i in range(40):
+        clock.now = rng.choice([2_000.0 + i, 20_000.0 + i]) if rng.random() < 0.3 else 2_000.0 + i
+        kind = rng.random()
+        subject = rng.choice(made) if made and kind < 0.35 else None
+        children = (rng.sample(made, min(len(made), rng.randint(1, 3)))
+                    if made and 0.35 <= kind < 0.5 else None)
+        layers = rng.sample(pool, rng.randint(0, 2)) if children is None else []
+        record, refs = manifest(name, f"m{i}", layers=layers, children=children,
+                                subject=subject)
+        tags = [f"t{i}"] if rng.random() < 0.15 else []
+        await meta.put_manifest(record, refs, tags)
+        made.append(record.digest)
+        if rng.random() < 0.1:
+            candidates.append((record.digest,
+                               rng.choice(["candidate", "released", "withdrawn"])))
+    with engine.begin() as conn:
+        for n, (digest, status) in enumerate(candidates):
+            conn.execute(sa.insert(t.candidates).values(
+                repository=name, digest=digest, name="app", version="1", release=str(n),
+                status=status, created_at=0.0, created_by="test"))
+    clock.now = 30_000.0
+    for digest in rng.sample(pool, 3):  # young links: kept whatever uses them
+        await add_blob(meta, name, digest)
+    dead, links = _walked_sweep(engine, name, cutoff)
+    assert dead and len(dead) < len(made)  # the random graph has both sides
+    rid = next(r for r, n in await garbage.repositories() if n == name)
+    found = await garbage.sweep_repository(rid, name, cutoff, dry_run=True)
+    assert (found.manifests, sorted(found.links)) == (dead, links)
+    swept = await garbage.sweep_repository(rid, name, cutoff, dry_run=False)
+    assert (swept.manifests, sorted(swept.links)) == (dead, links)
+    after = await garbage.sweep_repository(rid, name, cutoff, dry_run=True)
+    assert (after.manifests, after.links) == ([], [])
+
+
+async def test_orphan_files_are_judged_in_batches(
+        meta: RegistryStore, uploads: UploadService, blob_store: FilesystemBlobStore,
+        garbage: SqlGarbageStore, collector: GarbageCollector, clock: Clock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk over the blob files hands the old ones to the orphan sweep a batch at a time:
+    every orphan goes, every recorded file stays, no step gets more than a batch."""
+    from strata.registry import gc as gc_module
+    monkeypatch.setattr(gc_module, "ORPHAN_BATCH", 2)
+    steps: list[int] = []
+    sweep = garbage.sweep_orphan_files
+
+    async def spy(candidates: list[tuple[str, int]], dry_run: bool,
+                  remove: object) -> list[tuple[str, int]]:
+        steps.append(len(candidates))
+        return await sweep(candidates, dry_run, remove)  # type: ignore[arg-type]
+    monkeypatch.setattr(garbage, "sweep_orphan_files", spy)
+    clock.now = time.time() - GRACE - 1000
+    kept, kept_blobs = await image(meta, uploads, APP, "kept", ["v1"])
+    orphans = []
+    for i in range(5):
+        data = f"orphan {i}".encode()
+        path = blob_file(blob_store, sha(data))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.utime(path, (clock.now, clock.now))
+        orphans.append((sha(data), len(data)))
+    for digest in kept_blobs:
+        os.utime(blob_file(blob_store, digest), (clock.now, clock.now))
+    clock.now = time.time()
+    report = await collector.collect()
+    assert sorted(report.orphan_files) == sorted(orphans)
+    assert sum(steps) == 7 and max(steps) == 2  # 5 orphans + the image's 2 old files
+    assert not any(on_disk(blob_store, d) for d, _ in orphans)
+    assert all(on_disk(blob_store, d) for d in kept_blobs)
+    assert await digest_of(meta.get_manifest(APP, kept)) == kept

@@ -163,46 +163,53 @@ def _chunks(items: list[T], n: int) -> Iterable[list[T]]:
         yield items[i:i + n]
 
 
+def _live(rid: int, name: str, cutoff: float) -> sa.CTE:
+    """The repository's live manifests, as a recursive query: tagged ones, registered builds
+    (release candidates are untagged until released; withdrawn ones go like any untagged
+    manifest) and those younger than the cutoff; then, repeatedly, the children of a live
+    index and the referrers of a live manifest. The database walks the graph: a collection's
+    memory is what it removes, not the repository's size (issue #18: the serving worker's
+    heap grew with every collection as the soak's repositories grew)."""
+    seeds = sa.union(
+        sa.select(t.tags.c.digest.label("digest")).where(t.tags.c.repository_id == rid),
+        sa.select(rt.candidates.c.digest).where(
+            rt.candidates.c.repository == name,
+            rt.candidates.c.status.in_(("candidate", "released"))),
+        sa.select(t.manifests.c.digest).where(t.manifests.c.repository_id == rid,
+                                              t.manifests.c.created_at >= cutoff),
+    ).subquery("seeds")
+    live = sa.select(seeds.c.digest).cte("live", recursive=True)
+    edges = sa.union_all(
+        sa.select(t.manifest_references.c.parent.label("via"),
+                  t.manifest_references.c.child.label("digest")).where(
+            t.manifest_references.c.repository_id == rid,
+            t.manifest_references.c.is_manifest.is_(True)),
+        sa.select(t.manifests.c.subject, t.manifests.c.digest).where(
+            t.manifests.c.repository_id == rid, t.manifests.c.subject.is_not(None)),
+    ).subquery("edges")
+    return live.union(sa.select(edges.c.digest).join_from(
+        live, edges, edges.c.via == live.c.digest))
+
+
 def _sweep(conn: sa.Connection, rid: int, name: str, cutoff: float) -> RepositorySweep:
-    manifests = {str(r[0]): (r[1], float(r[2])) for r in conn.execute(sa.select(
-        t.manifests.c.digest, t.manifests.c.subject, t.manifests.c.created_at).where(
-            t.manifests.c.repository_id == rid))}
-    refs = conn.execute(sa.select(
-        t.manifest_references.c.parent, t.manifest_references.c.child,
-        t.manifest_references.c.is_manifest).where(
-            t.manifest_references.c.repository_id == rid)).all()
-    children: dict[str, list[str]] = {}
-    blobs_of: dict[str, list[str]] = {}
-    for parent, child, is_manifest in refs:
-        (children if is_manifest else blobs_of).setdefault(parent, []).append(child)
-    live = {str(r[0]) for r in conn.execute(sa.select(t.tags.c.digest).where(
-        t.tags.c.repository_id == rid))}
-    # Registered builds (release candidates) are untagged until released: keep them, unless
-    # withdrawn (then they go like any untagged manifest).
-    live |= {str(r[0]) for r in conn.execute(sa.select(rt.candidates.c.digest).where(
-        rt.candidates.c.repository == name,
-        rt.candidates.c.status.in_(("candidate", "released"))))}
-    live |= {d for d, (_, created) in manifests.items() if created >= cutoff}
-    changed = True
-    while changed:
-        changed = False
-        for digest, (subject, _) in manifests.items():
-            if digest in live:
-                for child in children.get(digest, ()):
-                    if child not in live:
-                        live.add(child)
-                        changed = True
-            elif subject is not None and subject in live:
-                live.add(digest)
-                changed = True
-    sweep = RepositorySweep(name, sorted(d for d in manifests if d not in live))
-    used = {b for d in manifests if d in live for b in blobs_of.get(d, ())}
-    for digest, created, touched in conn.execute(sa.select(
-            t.repository_blobs.c.digest, t.repository_blobs.c.created_at,
-            t.repository_blobs.c.touched_at).where(t.repository_blobs.c.repository_id == rid)):
-        if digest not in used and max(created, touched) < cutoff:
-            sweep.links.append(str(digest))
-    return sweep
+    live = _live(rid, name, cutoff)
+    alive = sa.select(live.c.digest)
+    dead = conn.execute(sa.select(t.manifests.c.digest).where(
+        t.manifests.c.repository_id == rid, t.manifests.c.digest.not_in(alive))
+        .order_by(t.manifests.c.digest)).scalars().all()
+    live = _live(rid, name, cutoff)
+    used = sa.select(t.manifest_references.c.child).where(
+        t.manifest_references.c.repository_id == rid,
+        t.manifest_references.c.is_manifest.is_(False),
+        t.manifest_references.c.parent.in_(sa.select(live.c.digest)),
+        t.manifest_references.c.parent.in_(sa.select(t.manifests.c.digest).where(
+            t.manifests.c.repository_id == rid)))
+    links = conn.execute(sa.select(t.repository_blobs.c.digest).where(
+        t.repository_blobs.c.repository_id == rid,
+        t.repository_blobs.c.created_at < cutoff, t.repository_blobs.c.touched_at < cutoff,
+        t.repository_blobs.c.digest.not_in(used))
+        .order_by(t.repository_blobs.c.digest)).scalars().all()
+    return RepositorySweep(name, [str(d) for d in dead], [str(d) for d in links])
 
 
 def _apply(conn: sa.Connection, rid: int, sweep: RepositorySweep, cutoff: float) -> None:

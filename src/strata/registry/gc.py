@@ -16,6 +16,9 @@ from strata.registry.ports import GarbageStore, RepositorySweepResult
 from strata.registry.uploads import UploadService
 from strata.storage.base import BlobStore
 
+#: Old blob files looked up against the blob rows per orphan-sweep step.
+ORPHAN_BATCH = 500
+
 
 @dataclass
 class GcReport:
@@ -71,10 +74,19 @@ class GarbageCollector:
         for sweep in sweeps:
             report.manifests += [(sweep.repository, d) for d in sweep.manifests]
             report.links += len(sweep.links)
-        old_files = [(str(d), size) async for d, size, mtime in self._store.digests()
-                     if mtime < cutoff]
-        report.orphan_files = await self._garbage.sweep_orphan_files(old_files, dry_run,
-                                                                     self._remove)
+        # Files old enough to go, judged ORPHAN_BATCH at a time (a short step each) as the
+        # walk finds them: never a list of every old file in the store.
+        old_files: list[tuple[str, int]] = []
+        async for d, size, mtime in self._store.digests():
+            if mtime < cutoff:
+                old_files.append((str(d), size))
+                if len(old_files) >= ORPHAN_BATCH:
+                    report.orphan_files += await self._garbage.sweep_orphan_files(
+                        old_files, dry_run, self._remove)
+                    old_files = []
+        if old_files:
+            report.orphan_files += await self._garbage.sweep_orphan_files(
+                old_files, dry_run, self._remove)
         if not dry_run:
             report.uploads = await self._uploads.expire()
         report.seconds = time.monotonic() - started
