@@ -114,7 +114,7 @@ def storm_phase(server: Server, image: storm.Image, args: argparse.Namespace, wo
                                      workdir / f"{server.name}-storm.json")
     return {"pulls": res["pulls"], "errors": res["errors"],
             "peak_pss_mib": mem.peak_pss / MIB, "peak_rss_mib": mem.peak_rss / MIB,
-            "samples": mem.samples}
+            "samples": mem.samples, "series": mem.series}
 
 
 def push_phase(server: Server, blob: Path, digest: str, authorization: str | None,
@@ -128,7 +128,7 @@ def push_phase(server: Server, blob: Path, digest: str, authorization: str | Non
     finally:
         client.close()
     return {"mib_s": args.push_mib / secs, "peak_pss_mib": mem.peak_pss / MIB,
-            "peak_rss_mib": mem.peak_rss / MIB, "samples": mem.samples}
+            "peak_rss_mib": mem.peak_rss / MIB, "samples": mem.samples, "series": mem.series}
 
 
 def _pair(phase: dict[str, Any] | None) -> str:

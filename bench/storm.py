@@ -255,8 +255,10 @@ class MemSampler:
     peak_pss: int = 0
     peak_rss: int = 0
     samples: int = 0
+    series: list[tuple[float, float]] = field(default_factory=list)  # (s since start, PSS MiB)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _t0: float = 0.0
 
     def sample(self) -> None:
         pids = procmem.descendants(self.root)
@@ -264,6 +266,10 @@ class MemSampler:
         rss = sum(_kib(f"/proc/{p}/status", "VmRSS") for p in pids) * 1024
         self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
         self.samples += 1
+        now = time.monotonic()
+        if not self.series:
+            self._t0 = now
+        self.series.append((round(now - self._t0, 2), round(pss / (1 << 20), 1)))
 
     def __enter__(self) -> MemSampler:
         def run() -> None:

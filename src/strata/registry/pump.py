@@ -31,14 +31,18 @@ from strata.storage.base import UploadWriter
 
 BUFFER = 2 << 20
 _HASH_SLICE = 64 << 10
-BUFFERS = 3  # 6 MiB per body in flight: one receiving, one or two hashed and written
+#: 4 MiB per body in flight: one receiving while the other is hashed and written. A third
+#: (6 MiB) let the receiver run ahead: 256 MiB monolithic pushes with ``--direct-io`` ran
+#: 2-6% faster with it, chunked ones 2-6% slower (``bench/run.py``, A/B, 4 rounds each,
+#: session 11); the pushing worker's peak PSS is 2 MiB lower without it (issue #18).
+BUFFERS = 2
 
 
 class BufferPool:
     """Page-aligned buffers kept from one body to the next: a fresh mapping's pages are
     faulted in on first touch, which on this VM kind costs about as much as the copy into them
     (16 MiB PATCHes gained ~10% from warm buffers). Keeps one body's worth (``BUFFERS`` of
-    ``BUFFER`` bytes, 6 MiB) while bodies keep coming; more bodies at once get fresh buffers,
+    ``BUFFER`` bytes, 4 MiB) while bodies keep coming; more bodies at once get fresh buffers,
     freed after use, and ``trim_if_idle`` frees the kept ones once no body came for a while
     (an idle worker holds none)."""
 
