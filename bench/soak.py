@@ -68,12 +68,14 @@ def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def tree_memory(root: int) -> tuple[float, float, int]:
-    """Summed PSS and RSS (MiB) of ``root`` and its descendants, and their count."""
+def tree_memory(root: int) -> tuple[float, float, int, float]:
+    """Summed PSS and RSS (MiB) of ``root`` and its descendants, their count, and the part of
+    the PSS that is file-backed (library and module pages, faulted in as code first runs)."""
     pids = procmem.descendants(root)
     pss = sum(storm._kib(f"/proc/{p}/smaps_rollup", "Pss") for p in pids)
     rss = sum(storm._kib(f"/proc/{p}/status", "VmRSS") for p in pids)
-    return pss / 1024, rss / 1024, len(pids)
+    file = sum(storm._kib(f"/proc/{p}/smaps_rollup", "Pss_File") for p in pids)
+    return pss / 1024, rss / 1024, len(pids), file / 1024
 
 
 @dataclass
@@ -81,15 +83,15 @@ class Sampler:
     root: int
     interval: float
     t0: float = field(default_factory=time.monotonic)
-    samples: list[tuple[float, float, float, int]] = field(default_factory=list)
+    samples: list[tuple[float, float, float, int, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
         def run() -> None:
             while True:
-                pss, rss, n = tree_memory(self.root)
-                self.samples.append((time.monotonic() - self.t0, pss, rss, n))
+                pss, rss, n, file = tree_memory(self.root)
+                self.samples.append((time.monotonic() - self.t0, pss, rss, n, file))
                 if self._stop.wait(self.interval):
                     return
         self._thread = threading.Thread(target=run, daemon=True)
@@ -293,8 +295,9 @@ class Workload:
 
 def report(name: str, sampler: Sampler, work: Workload, args: argparse.Namespace) -> dict[str, Any]:
     after = [s for s in sampler.samples if s[0] >= args.warmup * 60]
-    pss_slope = slope([(t / 60, p) for t, p, _, _ in after])
-    rss_slope = slope([(t / 60, r) for t, _, r, _ in after])
+    pss_slope = slope([(t / 60, p) for t, p, _, _, _ in after])
+    rss_slope = slope([(t / 60, r) for t, _, r, _, _ in after])
+    file_slope = slope([(t / 60, f) for t, _, _, _, f in after])
     return {
         "name": name, "samples": len(sampler.samples), "after_warmup": len(after),
         "first_pss": after[0][1] if after else None, "last_pss": after[-1][1] if after else None,
@@ -302,13 +305,17 @@ def report(name: str, sampler: Sampler, work: Workload, args: argparse.Namespace
         "max_rss": max(s[2] for s in sampler.samples),
         "first_rss": after[0][2] if after else None, "last_rss": after[-1][2] if after else None,
         "pss_slope": pss_slope, "rss_slope": rss_slope,
-        "pss_median_slope": median_slope([(t / 60, p) for t, p, _, _ in after]),
+        "pss_median_slope": median_slope([(t / 60, p) for t, p, _, _, _ in after]),
+        "file_pss_slope": file_slope, "anon_pss_slope": pss_slope - file_slope,
+        "first_file_pss": after[0][4] if after else None,
+        "last_file_pss": after[-1][4] if after else None,
         "processes": sorted({s[3] for s in sampler.samples}),
         "requests": sum(v for k, v in work.counts.items() if k != "big_push"),
         "counts": dict(work.counts), "errors": dict(work.errors),
         "error_samples": work.error_samples,
         "passed": abs(pss_slope) < args.threshold,
-        "series": [(round(t, 1), round(p, 1), round(r, 1)) for t, p, r, _ in sampler.samples],
+        "series": [(round(t, 1), round(p, 1), round(r, 1), round(f, 1))
+                   for t, p, r, _, f in sampler.samples],
     }
 
 
@@ -412,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['name']}: {json.dumps(r['counts'], sort_keys=True)}")
         if r["errors"]:
             print(f"{r['name']} errors: {r['errors']} {r['error_samples']}")
+        print(f"{r['name']}: of the PSS slope, file-backed {r['file_pss_slope']:+.3f} MiB/min "
+              f"({r['first_file_pss']:.1f} -> {r['last_file_pss']:.1f} MiB: code first run), "
+              f"anonymous {r['anon_pss_slope']:+.3f}")
         verdict = "no growth" if r["passed"] else "GROWTH"
         print(f"{r['name']}: {verdict} (|PSS slope| {abs(r['pss_slope']):.3f} vs threshold "
               f"{args.threshold} MiB/min)")
