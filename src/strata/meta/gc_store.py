@@ -202,7 +202,6 @@ def _sweep(conn: sa.Connection, rid: int, name: str, cutoff: float) -> Repositor
         m, live, live.c.digest == m.c.digest, isouter=True).where(
         m.c.repository_id == rid, live.c.digest.is_(None))
         .order_by(m.c.digest)).scalars().all()
-    live = _live(rid, name, cutoff)
     refs, rb = t.manifest_references, t.repository_blobs
     used = (sa.select(refs.c.child.label("digest")).distinct()
             .join_from(refs, live, live.c.digest == refs.c.parent)
