@@ -4,6 +4,7 @@ writes that are in the middle of their transactions."""
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from strata.meta import schema as t
 from strata.meta.gc_store import SqlGarbageStore
 from strata.meta.registry_store import RegistryStore
 from strata.oci.digest import Digest
@@ -238,7 +240,6 @@ def _walked_sweep(engine: sa.Engine, name: str, cutoff: float) -> tuple[list[str
     """The sweep as it was computed in Python before the database walked the graph: every
     manifest, reference, tag and link of the repository read into memory, liveness spread
     until nothing changes. (dead manifests, unused old links), both sorted."""
-    from strata.meta import schema as t
     with engine.connect() as conn:
         rid = conn.execute(sa.select(t.repositories.c.id).where(
             t.repositories.c.name == name)).scalar_one()
@@ -286,9 +287,6 @@ async def test_the_sweep_finds_what_walking_the_graph_finds(
     tags, release candidates of every status and ages on both sides of the cutoff: the
     sweep's dead manifests and unused links are exactly those of the in-memory walk, and
     chains of any length keep (or lose) everything along them."""
-    import random
-
-    from strata.meta import schema as t
     rng = random.Random(seed)
     name = f"f/app{seed}"
     with engine.begin() as conn:

@@ -8,7 +8,7 @@ steps are short transactions (see ``strata.meta.gc_store``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from strata.oci.digest import Digest
@@ -60,6 +60,20 @@ class GarbageCollector:
     def _remove(self, digest: str) -> None:
         self._store.remove_now(Digest.parse(digest))
 
+    async def _old_files(self, cutoff: float) -> AsyncIterator[list[tuple[str, int]]]:
+        """The store's files older than ``cutoff`` as (digest, size), ORPHAN_BATCH at a time
+        as the walk finds them (each batch one short orphan-sweep step): never a list of
+        every old file in the store."""
+        batch: list[tuple[str, int]] = []
+        async for d, size, mtime in self._store.digests():
+            if mtime < cutoff:
+                batch.append((str(d), size))
+                if len(batch) >= ORPHAN_BATCH:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
     async def collect(self, *, dry_run: bool = False) -> GcReport:
         started = time.monotonic()
         cutoff = self._clock() - self._grace
@@ -74,17 +88,7 @@ class GarbageCollector:
         for sweep in sweeps:
             report.manifests += [(sweep.repository, d) for d in sweep.manifests]
             report.links += len(sweep.links)
-        # Files old enough to go, judged ORPHAN_BATCH at a time (a short step each) as the
-        # walk finds them: never a list of every old file in the store.
-        old_files: list[tuple[str, int]] = []
-        async for d, size, mtime in self._store.digests():
-            if mtime < cutoff:
-                old_files.append((str(d), size))
-                if len(old_files) >= ORPHAN_BATCH:
-                    report.orphan_files += await self._garbage.sweep_orphan_files(
-                        old_files, dry_run, self._remove)
-                    old_files = []
-        if old_files:
+        async for old_files in self._old_files(cutoff):
             report.orphan_files += await self._garbage.sweep_orphan_files(
                 old_files, dry_run, self._remove)
         if not dry_run:
